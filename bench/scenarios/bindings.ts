@@ -1,0 +1,121 @@
+/**
+ * Scenario 6, bindings: KV put/get ops/s, SQL `SELECT $1` queries/s through the binding and through
+ * the driver directly (the binding's overhead), and queue messages/s end to end (sent → consumer
+ * acked) — on the embedded backends and on the fleet backends (Redis, PostgreSQL, NATS), side by side.
+ * Each figure is N calls made inside one request, C in flight, so the gateway's cost is not in it.
+ */
+import { fileURLToPath } from 'node:url';
+import { type KylixNode, startKylix } from '../lib/kylix.js';
+import type { Metric, Scenario } from '../lib/scenario.js';
+
+const FIXTURE = fileURLToPath(new URL('../fixtures/bindings/', import.meta.url));
+const FLEET = {
+  KYLIX_REDIS_URL: 'redis://127.0.0.1:6379',
+  KYLIX_POSTGRES_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
+  KYLIX_NATS_URL: 'nats://127.0.0.1:4222',
+};
+
+async function timed(node: KylixNode, path: string, n: number, c: number): Promise<number> {
+  const res = await fetch(`${node.gatewayUrl}/b/${path}?n=${n}&c=${c}`);
+  if (res.status !== 200) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
+  const { ops, ms } = (await res.json()) as { ops: number; ms: number };
+  return Math.round((ops / ms) * 1000);
+}
+
+/** Sends n messages and waits until the consumer has acked them all; messages/s. */
+async function queueEndToEnd(node: KylixNode, n: number): Promise<number> {
+  const stats = async () =>
+    (await (
+      await fetch(`${node.apiUrl}/apis/kylix.dev/v1/namespaces/default/queues/bench-q/stats`)
+    ).json()) as { ready: number; inFlight: number; delayed: number };
+  const t = performance.now();
+  const res = await fetch(`${node.gatewayUrl}/b/send?n=${n}&c=4`);
+  if (res.status !== 200) throw new Error(`send: HTTP ${res.status}`);
+  for (;;) {
+    const s = await stats();
+    if (s.ready + s.inFlight + s.delayed === 0) break;
+    if (performance.now() - t > 120_000)
+      throw new Error(`queue not drained after 120 s: ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return Math.round((n / (performance.now() - t)) * 1000);
+}
+
+/** The same SELECT through the driver, in this process: what the binding adds is the difference. */
+async function direct(fleet: boolean, n: number, c: number): Promise<number> {
+  const run = async (query: (i: number) => Promise<unknown>) => {
+    // The same warm-up the binding got, so neither side is measured cold.
+    for (let i = 0; i < 200; i++) await query(i);
+    let next = 0;
+    const t = performance.now();
+    await Promise.all(
+      Array.from({ length: c }, async () => {
+        while (next < n) await query(next++);
+      }),
+    );
+    return Math.round((n / (performance.now() - t)) * 1000);
+  };
+  if (fleet) {
+    const { default: pg } = await import('pg');
+    const pool = new pg.Pool({ connectionString: FLEET.KYLIX_POSTGRES_URL, max: c });
+    try {
+      return await run((i) => pool.query('SELECT $1::int AS n', [i]));
+    } finally {
+      await pool.end();
+    }
+  }
+  const { PGlite } = await import('@electric-sql/pglite');
+  const db = new PGlite();
+  try {
+    return await run((i) => db.query('SELECT $1::int AS n', [i]));
+  } finally {
+    await db.close();
+  }
+}
+
+/** See the file comment. */
+export const bindings: Scenario = {
+  id: 6,
+  name: 'bindings',
+  title: 'Bindings: KV, SQL and queue throughput, embedded and fleet',
+  async run(ctx) {
+    const n = ctx.config.bindingOps;
+    const metrics: Metric[] = [];
+    const details: Record<string, unknown> = {};
+    const notes = [
+      `Each figure: ${n} calls inside one request (sequential, then 16 in flight); the function and the node share core ${ctx.cores.server}.`,
+      'SQL "direct" is the same statement through the driver in the bench process (PGlite in memory; pg against PostgreSQL), not pinned.',
+      'Queue end to end: messages sent in batches of 100 from inside the function, until the consumer has acked all of them (queue stats empty).',
+    ];
+    for (const [config, env] of [
+      ['embedded', {}],
+      ['fleet', FLEET],
+    ] as const) {
+      ctx.log(`bindings on the ${config} backends`);
+      const node = await startKylix({ manifests: [FIXTURE], cpus: ctx.cores.server, env });
+      try {
+        await timed(node, 'kv-put', 200, 1); // warm-up (opens the backends)
+        await timed(node, 'sql', 200, 1);
+        const figures = {
+          'KV put ops/s': await timed(node, 'kv-put', n, 1),
+          'KV put ops/s (16 in flight)': await timed(node, 'kv-put', n, 16),
+          'KV get ops/s': await timed(node, 'kv-get', n, 1),
+          'KV get ops/s (16 in flight)': await timed(node, 'kv-get', n, 16),
+          'SQL queries/s via binding': await timed(node, 'sql', n, 1),
+          'SQL queries/s via binding (16 in flight)': await timed(node, 'sql', n, 16),
+          'SQL queries/s direct driver': await direct(config === 'fleet', n, 1),
+          'SQL queries/s direct driver (16 in flight)': await direct(config === 'fleet', n, 16),
+          'queue msgs/s end to end': await queueEndToEnd(node, Math.max(1000, n)),
+        };
+        details[config] = figures;
+        for (const [name, value] of Object.entries(figures))
+          metrics.push({ name: `${config}: ${name}`, value, unit: '/s' });
+      } catch (err) {
+        notes.push(`${config}: not measured: ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        await node.stop();
+      }
+    }
+    return { metrics, details, notes };
+  },
+};

@@ -1,0 +1,53 @@
+// Compiles src/ to dist/ with esbuild: one output file per source file for the platform,
+// and a self-contained bundle for the code that runs inside the sandbox (it may run on another Node binary).
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+
+const root = new URL('..', import.meta.url).pathname;
+
+/** Every .ts file under dir, except the sandbox folder (built separately). */
+function sources(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return name === 'sandbox' ? [] : sources(path);
+    return path.endsWith('.ts') && !path.endsWith('.d.ts') ? [path] : [];
+  });
+}
+
+rmSync(join(root, 'dist'), { recursive: true, force: true });
+await build({
+  // protocol.ts is shared: the supervisor imports its constants too.
+  entryPoints: [...sources(join(root, 'src')), join(root, 'src/sandbox/protocol.ts')],
+  outdir: join(root, 'dist'),
+  outbase: join(root, 'src'),
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: true,
+  logLevel: 'warning',
+});
+await build({
+  entryPoints: [
+    join(root, 'src/sandbox/host.ts'),
+    join(root, 'src/sandbox/instance.ts'),
+    join(root, 'src/sandbox/loader-hooks.ts'),
+  ],
+  outdir: join(root, 'dist/sandbox'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: true,
+  logLevel: 'warning',
+});
+
+// The sandbox sees only dist/sandbox (not the package.json above it), so it says its own module type.
+writeFileSync(join(root, 'dist/sandbox/package.json'), '{ "type": "module" }\n');
+
+// The JSON Schemas of the kinds, for editors (examples reference ../../schemas/function.json).
+const { allJsonSchemas } = await import(new URL('../dist/resources/json-schema.js', import.meta.url).href);
+mkdirSync(join(root, 'schemas'), { recursive: true });
+for (const [file, schema] of Object.entries(allJsonSchemas())) {
+  writeFileSync(join(root, 'schemas', file), `${JSON.stringify(schema, null, 2)}\n`);
+}

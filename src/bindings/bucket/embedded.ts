@@ -1,0 +1,274 @@
+/**
+ * The embedded Bucket provider: a folder per bucket under the data folder (see embedded-index.ts
+ * for what is inside and why). A put streams its body into a new blob file, hashing it as it goes,
+ * fsyncs it, then commits the key in the bucket's index journal; it resolves once that is durable.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, renameSync } from 'node:fs';
+import { type FileHandle, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KylixError } from '../../errors.js';
+import { checkRef, decodeCursor, encodeCursor, refKey } from '../arguments.js';
+import type { Health, ResourceRef } from '../provider.js';
+import {
+  bodyChunks,
+  checkDeleteKeys,
+  checkListOptions,
+  checkObjectKey,
+  checkPutOptions,
+  checkRange,
+  resolveRange,
+} from './checks.js';
+import { type BucketIndex, type IndexedObject, openBucketIndex } from './embedded-index.js';
+import type { BucketListResult, BucketObject, BucketProvider, ByteRange } from './interface.js';
+
+/** Where the embedded provider keeps its buckets. */
+export interface EmbeddedBucketConfig {
+  dataDir: string;
+}
+
+/** Reads stream in chunks of this size. */
+const READ_CHUNK = 256 * 1024;
+/** Writes are gathered into chunks of this size, so many small body chunks cost few system calls. */
+const WRITE_CHUNK = 1024 * 1024;
+
+/** Opens the embedded Bucket provider under `config.dataDir` (buckets open on first use). */
+export async function openEmbeddedBucket(config: EmbeddedBucketConfig): Promise<EmbeddedBucket> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Purges interrupted by a crash left their folders in the trash; finish them.
+  await rm(join(config.dataDir, '.trash'), { recursive: true, force: true });
+  return new EmbeddedBucket(config);
+}
+
+const toObject = (key: string, o: IndexedObject, include = { http: true, custom: true }): BucketObject => ({
+  key,
+  size: o.size,
+  etag: o.etag,
+  uploaded: o.uploaded,
+  httpMetadata: include.http ? { ...o.httpMetadata } : {},
+  customMetadata: include.custom ? { ...o.customMetadata } : {},
+});
+
+/** The embedded provider; see the file comment. */
+export class EmbeddedBucket implements BucketProvider {
+  readonly name = 'embedded';
+  private readonly buckets = new Map<string, Promise<BucketIndex>>();
+  private closed = false;
+
+  constructor(private readonly config: EmbeddedBucketConfig) {}
+
+  async ensure(ref: ResourceRef): Promise<void> {
+    await this.bucket(ref);
+  }
+
+  /** 1. Close the bucket, 2. move its folder to the trash (atomic), 3. remove it. */
+  async purge(ref: ResourceRef): Promise<void> {
+    checkRef(ref);
+    const opening = this.buckets.get(refKey(ref));
+    this.buckets.delete(refKey(ref));
+    if (opening) await (await opening.catch(() => undefined))?.close();
+    const trash = join(this.config.dataDir, '.trash');
+    mkdirSync(trash, { recursive: true, mode: 0o700 });
+    const doomed = join(trash, randomUUID());
+    try {
+      renameSync(this.folder(ref), doomed);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    await rm(doomed, { recursive: true, force: true });
+  }
+
+  async health(): Promise<Health> {
+    for (const opening of this.buckets.values()) {
+      const broken = (await opening.catch((err: Error) => ({ broken: err }))).broken;
+      if (broken) return { ok: false, message: `a bucket cannot write: ${broken.message}` };
+    }
+    return { ok: !this.closed, message: this.closed ? 'closed' : `embedded, in ${this.config.dataDir}` };
+  }
+
+  async put(
+    ref: ResourceRef,
+    key: string,
+    body: AsyncIterable<Uint8Array> | Uint8Array,
+    options: { httpMetadata?: BucketObject['httpMetadata']; customMetadata?: Record<string, string> } = {},
+  ): Promise<BucketObject> {
+    checkObjectKey(ref, key);
+    const meta = checkPutOptions(options);
+    const bucket = await this.bucket(ref);
+    const id = randomUUID().replace(/-/g, '');
+    const path = await bucket.newBlob(id);
+    let file: FileHandle | undefined;
+    try {
+      file = await open(path, 'wx', 0o600);
+      const hash = createHash('md5');
+      let size = 0;
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      for await (const chunk of bodyChunks(body)) {
+        hash.update(chunk);
+        size += chunk.byteLength;
+        pending.push(chunk);
+        pendingBytes += chunk.byteLength;
+        if (pendingBytes >= WRITE_CHUNK) {
+          await writeAll(file, pending, pendingBytes);
+          pending = [];
+          pendingBytes = 0;
+        }
+      }
+      if (pending.length > 0) await writeAll(file, pending, pendingBytes);
+      await file.sync();
+      await file.close();
+      file = undefined;
+      const object: IndexedObject = {
+        blob: id,
+        size,
+        etag: hash.digest('hex'),
+        uploaded: new Date().toISOString(),
+        ...meta,
+      };
+      await bucket.commit(key, object);
+      return toObject(key, object);
+    } catch (err) {
+      await file?.close().catch(() => {});
+      await bucket.abandon(id);
+      throw err;
+    }
+  }
+
+  async get(
+    ref: ResourceRef,
+    key: string,
+    options: { range?: ByteRange } = {},
+  ): Promise<{
+    object: BucketObject;
+    body: AsyncIterable<Uint8Array>;
+    range?: { offset: number; length: number };
+  } | null> {
+    checkObjectKey(ref, key);
+    checkRange(options.range);
+    const bucket = await this.bucket(ref);
+    // An overwrite may unlink the blob between the lookup and the open: then look the key up again.
+    for (let attempt = 0; ; attempt++) {
+      const indexed = bucket.objects.get(key);
+      if (!indexed) return null;
+      const range = options.range ? resolveRange(options.range, indexed.size) : undefined;
+      let file: FileHandle;
+      try {
+        file = await open(bucket.blobPath(indexed.blob), 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 5) continue;
+        throw err;
+      }
+      const offset = range?.offset ?? 0;
+      const length = range?.length ?? indexed.size;
+      const result = { object: toObject(key, indexed), body: readBlob(file, offset, length) };
+      return range ? { ...result, range } : result;
+    }
+  }
+
+  async head(ref: ResourceRef, key: string): Promise<BucketObject | null> {
+    checkObjectKey(ref, key);
+    const indexed = (await this.bucket(ref)).objects.get(key);
+    return indexed ? toObject(key, indexed) : null;
+  }
+
+  async delete(ref: ResourceRef, keys: string | string[]): Promise<void> {
+    const list = checkDeleteKeys(ref, keys);
+    await (await this.bucket(ref)).delete(list);
+  }
+
+  /**
+   * Walks the sorted keys from the prefix (or the cursor). With a delimiter, keys that hold it past
+   * the prefix roll up into one delimited prefix, and the walk jumps past them all at once.
+   */
+  async list(
+    ref: ResourceRef,
+    options: Parameters<BucketProvider['list']>[1] = {},
+  ): Promise<BucketListResult> {
+    const { prefix, delimiter, limit, includeHttp, includeCustom } = checkListOptions(ref, options);
+    const position = decodeCursor(options.cursor);
+    const { keys, objects } = await this.bucket(ref);
+    const order = keys.order();
+    let i = keys.seek(prefix);
+    // A cursor is "k<key>" (resume after that key) or "p<prefix>" (after everything under it).
+    if (position?.startsWith('k')) i = Math.max(i, keys.seek(position.slice(1), true));
+    else if (position?.startsWith('p')) i = Math.max(i, keys.seekPast(position.slice(1)));
+    else if (position !== undefined) {
+      throw new KylixError('ERR_BINDING_BAD_ARGUMENTS', 'The list cursor is not one this binding returned.');
+    }
+    const result: BucketListResult = { objects: [], delimitedPrefixes: [], truncated: false };
+    let last = '';
+    while (i < order.length) {
+      const key = order[i]!;
+      if (!key.startsWith(prefix)) break;
+      if (result.objects.length + result.delimitedPrefixes.length === limit) {
+        result.truncated = true;
+        result.cursor = encodeCursor(last);
+        break;
+      }
+      const cut = delimiter === undefined ? -1 : key.indexOf(delimiter, prefix.length);
+      if (cut >= 0) {
+        const folder = key.slice(0, cut + delimiter!.length);
+        result.delimitedPrefixes.push(folder);
+        last = `p${folder}`;
+        i = keys.seekPast(folder);
+        continue;
+      }
+      result.objects.push(toObject(key, objects.get(key)!, { http: includeHttp, custom: includeCustom }));
+      last = `k${key}`;
+      i++;
+    }
+    return result;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.buckets.values()];
+    this.buckets.clear();
+    for (const opening of all) await (await opening.catch(() => undefined))?.close();
+  }
+
+  /** The folder of a bucket: names are DNS labels (checked), so the path stays under the data folder. */
+  private folder(ref: ResourceRef): string {
+    return join(this.config.dataDir, ref.namespace, ref.name);
+  }
+
+  private bucket(ref: ResourceRef): Promise<BucketIndex> {
+    checkRef(ref);
+    if (this.closed) throw new KylixError('ERR_INTERNAL', 'The embedded bucket provider is closed.');
+    const id = refKey(ref);
+    let opening = this.buckets.get(id);
+    if (!opening) {
+      opening = openBucketIndex(this.folder(ref));
+      this.buckets.set(id, opening);
+      // A failed open is not cached: the next call tries again.
+      opening.catch(() => this.buckets.get(id) === opening && this.buckets.delete(id));
+    }
+    return opening;
+  }
+}
+
+/** Writes every chunk; a short write (a full disk) fails the put instead of storing less. */
+async function writeAll(file: FileHandle, chunks: Uint8Array[], size: number): Promise<void> {
+  const { bytesWritten } = await file.writev(chunks);
+  if (bytesWritten !== size) throw new Error(`short write (${bytesWritten} of ${size} bytes)`);
+}
+
+/** Streams `length` bytes of an open blob from `offset`, closing the file when done or abandoned. */
+async function* readBlob(file: FileHandle, offset: number, length: number): AsyncGenerator<Uint8Array> {
+  try {
+    let position = offset;
+    const end = offset + length;
+    while (position < end) {
+      const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, end - position));
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0)
+        throw new KylixError('ERR_INTERNAL', 'A bucket object is shorter than its index says.');
+      position += bytesRead;
+      yield new Uint8Array(buffer.buffer, buffer.byteOffset, bytesRead);
+    }
+  } finally {
+    await file.close();
+  }
+}

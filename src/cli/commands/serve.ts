@@ -1,0 +1,146 @@
+/**
+ * `kylix dev` and `kylix server`: start a node. dev applies the manifests under its folders and
+ * re-applies them when a file changes; server is the long-running form and requires a token.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { watch } from 'chokidar';
+import { loadInstallation } from '../../config/installation.js';
+import { describeError, KylixError } from '../../errors.js';
+import { type Platform, startPlatform, VERSION } from '../../platform.js';
+import { applyManifests } from '../apply.js';
+import { ApiClient } from '../client.js';
+
+/** Flags shared by dev and server. */
+export interface ServeFlags {
+  host?: string;
+  port?: string;
+  apiHost?: string;
+  apiPort?: string;
+  dataDir?: string;
+  config?: string;
+  namespace?: string;
+  watch?: boolean;
+}
+
+const isLoopback = (host: string) =>
+  host === '127.0.0.1' || host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+function portOf(flag: string | undefined, env: string | undefined, fallback: number): number {
+  const v = flag ?? env;
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new KylixError('ERR_BAD_REQUEST', `"${v}" is not a port number (0-65535).`);
+  return n;
+}
+
+/** The admin token in the data folder, created (mode 0600) and shown once on first start. */
+function adminToken(dataDir: string): string {
+  const path = join(dataDir, 'admin-token');
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const token = randomBytes(32).toString('base64url');
+  writeFileSync(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  console.log(
+    `Admin token (shown once; stored in ${path}):\n  ${token}\nUse it with: export KYLIX_TOKEN=${token}`,
+  );
+  return token;
+}
+
+async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platform> {
+  const defaultHost = mode === 'dev' ? '127.0.0.1' : '0.0.0.0';
+  const host = flags.host ?? process.env.KYLIX_HOST ?? defaultHost;
+  const apiHost = flags.apiHost ?? process.env.KYLIX_API_HOST ?? host;
+  const dataDir = resolve(flags.dataDir ?? process.env.KYLIX_DATA_DIR ?? '.kylix');
+  // The API is open only in dev mode bound to loopback; anywhere else it needs the admin token.
+  const token = mode === 'dev' && isLoopback(apiHost) ? undefined : adminToken(dataDir);
+  const platform = await startPlatform({
+    dataDir,
+    gatewayHost: host,
+    gatewayPort: portOf(flags.port, process.env.KYLIX_PORT, 8080),
+    apiHost,
+    apiPort: portOf(flags.apiPort, process.env.KYLIX_API_PORT, 8081),
+    token,
+    installation: loadInstallation(flags.config ?? process.env.KYLIX_CONFIG_FILE),
+    // dev opens the gateway once its folders are applied, so the first request finds them deployed.
+    holdGateway: mode === 'dev',
+  });
+  console.log(`Kylix ${VERSION} (${mode}) — data in ${dataDir}`);
+  console.log(`  control API  ${platform.apiUrl}${token ? ' (bearer token required)' : ''}`);
+  console.log(
+    `  sandbox      ${platform.isolation.layers.map((l) => `${l.name} ${l.on ? 'on' : 'OFF'}`).join(', ')} (details: kylix doctor)`,
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping…`);
+    platform.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  return platform;
+}
+
+/** Prints each function's routes as URLs. */
+async function printRoutes(platform: Platform): Promise<void> {
+  for (const fn of await platform.registry.list('Function', undefined)) {
+    const routes = ((fn.spec as { routes?: { path: string; host?: string }[] }).routes ?? []).map((r) =>
+      r.host ? `http://${r.host}${r.path}` : `${platform.gatewayUrl}${r.path}`,
+    );
+    console.log(
+      `  ${fn.metadata.namespace}/${fn.metadata.name}  ${routes.join('  ') || '(no routes; call it with kylix invoke)'}`,
+    );
+  }
+}
+
+/** `kylix dev [DIR…]`. */
+export async function devCommand(dirs: string[], flags: ServeFlags): Promise<void> {
+  const platform = await start(flags, 'dev');
+  const client = new ApiClient({ server: platform.apiUrl, namespace: flags.namespace ?? 'default' });
+  const gatewayLine = async () => console.log(`  gateway      ${await platform.openGateway()}`);
+  const applyAll = async () => {
+    try {
+      await applyManifests(client, dirs, { out: (l) => console.log(`  ${l}`) });
+    } catch (err) {
+      console.error(err instanceof KylixError ? describeError(err) : err);
+    }
+  };
+  if (dirs.length > 0) {
+    console.log(`Applying ${dirs.join(', ')}:`);
+    await applyAll();
+  }
+  await gatewayLine();
+  if (dirs.length > 0) {
+    console.log('Serving:');
+    await printRoutes(platform);
+  }
+  if (dirs.length > 0 && flags.watch !== false) {
+    let timer: NodeJS.Timeout | undefined;
+    const watcher = watch(dirs, {
+      ignoreInitial: true,
+      ignored: (p) => /(^|[/\\])(node_modules|\.kylix|\.git)([/\\]|$)/.test(p),
+    });
+    watcher.on('all', (_event, path) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        console.log(`Changed: ${path}; applying again`);
+        void applyAll();
+      }, 100);
+    });
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    console.log(`Watching ${dirs.join(', ')} for changes. Ctrl-C stops.`);
+  }
+}
+
+/** `kylix server`. */
+export async function serverCommand(flags: ServeFlags): Promise<void> {
+  const platform = await start(flags, 'server');
+  console.log(`  gateway      ${platform.gatewayUrl}`);
+  await printRoutes(platform);
+}

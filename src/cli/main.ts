@@ -1,0 +1,273 @@
+/**
+ * The `kylix` command line: verbs and flags follow kubectl where kubectl has the same verb.
+ */
+import { Command, Option } from 'commander';
+import { describeError, KylixError } from '../errors.js';
+import { VERSION } from '../platform.js';
+import { findKind } from '../resources/kinds.js';
+import { applyManifests, deleteManifests } from './apply.js';
+import { ApiClient, resolveConfig } from './client.js';
+import { bucketCommand, kvCommand, queueCommand, secretSetCommand, sqlCommand } from './commands/data.js';
+import { describeCommand } from './commands/describe.js';
+import { doctorReport } from './commands/doctor.js';
+import { getCommand } from './commands/get.js';
+import { invokeCommand } from './commands/invoke.js';
+import { logsCommand } from './commands/logs.js';
+import { historyCommand, trafficCommand, undoCommand } from './commands/rollout.js';
+import { schemaCommand } from './commands/schema.js';
+import { devCommand, serverCommand } from './commands/serve.js';
+
+const program = new Command('kylix')
+  .description('Kylix: run fetch-handler functions and their resources, on a laptop or a fleet.')
+  .version(VERSION)
+  .option('--server <url>', 'control API address (env KYLIX_SERVER; default http://127.0.0.1:8081)')
+  .option('--token <token>', 'bearer token for the API (env KYLIX_TOKEN)')
+  .option('-n, --namespace <ns>', 'namespace (env KYLIX_NAMESPACE; default "default")')
+  .showHelpAfterError();
+
+function client(): ApiClient {
+  return new ApiClient(resolveConfig(program.opts()));
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+/** Kinds whose data outlives the object unless deleted with --purge. */
+const DATA_KINDS = new Set(['Database', 'KeyValue', 'Queue', 'Bucket']);
+
+const serveOptions = (cmd: Command) =>
+  cmd
+    .option('--host <host>', 'gateway address (env KYLIX_HOST)')
+    .option('--port <port>', 'gateway port (env KYLIX_PORT; default 8080)')
+    .option('--api-host <host>', 'control API address (env KYLIX_API_HOST; default: --host)')
+    .option('--api-port <port>', 'control API port (env KYLIX_API_PORT; default 8081)')
+    .option('--data-dir <dir>', 'data folder (env KYLIX_DATA_DIR; default .kylix)')
+    .option(
+      '--config <file>',
+      'installation config: the backend of each resource kind (env KYLIX_CONFIG_FILE; KYLIX_POSTGRES_URL, KYLIX_REDIS_URL, KYLIX_NATS_URL, KYLIX_S3_ENDPOINT override it)',
+    );
+
+serveOptions(
+  program
+    .command('dev')
+    .argument('[dirs...]', 'folders (or files) of manifests to apply and watch')
+    .description('run an embedded node, apply the manifests and re-apply on change'),
+)
+  .option('--no-watch', 'do not re-apply on file change')
+  .action(async (dirs: string[], flags) =>
+    devCommand(dirs, { ...flags, namespace: program.opts().namespace }),
+  );
+
+serveOptions(
+  program.command('server').description('run a long-lived node; its API requires a bearer token'),
+).action(async (flags) => serverCommand(flags));
+
+program
+  .command('apply')
+  .description('create or update resources from manifests; bundles functions and waits until they are ready')
+  .requiredOption('-f, --filename <path>', 'a manifest file or folder (repeatable)', collect)
+  .option('--no-wait', 'return without waiting for functions to become ready')
+  .action(async (flags: { filename: string[]; wait: boolean }) => {
+    const { ok } = await applyManifests(client(), flags.filename, { wait: flags.wait });
+    if (!ok) process.exitCode = 1;
+  });
+
+program
+  .command('get')
+  .description('list resources (functions, revisions, events, secrets, …)')
+  .argument('<kind>')
+  .argument('[name]')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json', 'wide', 'name']))
+  .option('-l, --selector <selector>', 'label selector, e.g. app=shop')
+  .option('-A, --all-namespaces', 'list across all namespaces')
+  .action(async (kind: string, name: string | undefined, flags) =>
+    console.log(await getCommand(client(), kind, name, flags)),
+  );
+
+program
+  .command('describe')
+  .description('show a resource in detail: spec, status, conditions, revisions, events')
+  .argument('<kind>')
+  .argument('<name>')
+  .action(async (kind: string, name: string) => console.log(await describeCommand(client(), kind, name)));
+
+program
+  .command('delete')
+  .description('delete resources named in manifests (-f) or by kind and name')
+  .argument('[kind]')
+  .argument('[name]')
+  .option('-f, --filename <path>', 'a manifest file or folder (repeatable)', collect)
+  .option('--ignore-not-found', 'do not fail for resources that do not exist')
+  .option('--purge', "also destroy the resource's data (databases, key-values, queues, buckets)")
+  .action(
+    async (
+      kind: string | undefined,
+      name: string | undefined,
+      flags: { filename?: string[]; ignoreNotFound?: boolean; purge?: boolean },
+    ) => {
+      const c = client();
+      if (flags.filename) {
+        if (
+          !(await deleteManifests(
+            c,
+            flags.filename,
+            (l) => console.log(l),
+            flags.ignoreNotFound,
+            flags.purge,
+          ))
+        )
+          process.exitCode = 1;
+        return;
+      }
+      const info = kind ? findKind(kind) : undefined;
+      if (!info || !name)
+        throw new KylixError(
+          'ERR_BAD_REQUEST',
+          'Say what to delete: kylix delete -f <manifests> or kylix delete <kind> <name>.',
+        );
+      try {
+        await c.raw('DELETE', `${c.path(info.plural, name)}${flags.purge ? '?purge=true' : ''}`);
+        const kept = DATA_KINDS.has(info.kind)
+          ? '; its data is kept (delete with --purge to destroy it)'
+          : '';
+        console.log(`${info.singular}/${name} deleted${flags.purge ? ' (data purged)' : kept}`);
+      } catch (err) {
+        if (!(flags.ignoreNotFound && err instanceof KylixError && err.code === 'ERR_NOT_FOUND')) throw err;
+      }
+    },
+  );
+
+program
+  .command('logs')
+  .description("print a function's console output")
+  .argument('<function>')
+  .option('-f, --follow', 'stream new lines as they are written')
+  .option('--tail <n>', 'lines of history to show', '100')
+  .action(async (name: string, flags) => logsCommand(client(), name, flags));
+
+program
+  .command('invoke')
+  .description('call a function without knowing its route')
+  .argument('<function>')
+  .option('--path <path>', 'path to request', '/')
+  .option('-d, --data <body>', 'request body (or @file); makes the default method POST')
+  .option('-X, --method <method>', 'HTTP method')
+  .option('-H, --header <header>', '"Name: value" (repeatable)', collect)
+  .option('-i, --include', 'print the status line and headers')
+  .action(async (name: string, flags) => {
+    process.exitCode = await invokeCommand(client(), name, flags);
+  });
+
+const rollout = program.command('rollout').description("manage a function's revisions");
+rollout
+  .command('history')
+  .description('list the revisions of a function and their traffic')
+  .argument('<function>')
+  .action(async (name: string) => console.log(await historyCommand(client(), name)));
+rollout
+  .command('undo')
+  .description("roll back to the previous revision's code and settings (as a new revision)")
+  .argument('<function>')
+  .option('--to-revision <n>', 'the revision to roll back to')
+  .action(async (name: string, flags: { toRevision?: string }) => {
+    const to = flags.toRevision === undefined ? undefined : Number(flags.toRevision);
+    if (to !== undefined && !Number.isInteger(to))
+      throw new KylixError('ERR_BAD_REQUEST', '--to-revision takes a revision number.');
+    console.log(await undoCommand(client(), name, to));
+  });
+
+program
+  .command('traffic')
+  .description(
+    'split traffic between revisions: kylix traffic orders 3=90 4=10 --tag 4=canary (no split: all to latest)',
+  )
+  .argument('<function>')
+  .argument('[split...]', 'REVISION=PERCENT pairs; "latest" names the newest ready revision')
+  .option(
+    '--tag <rev=tag>',
+    'address a revision by tag (header kylix-revision or host prefix tag--)',
+    collect,
+  )
+  .action(async (name: string, split: string[], flags: { tag?: string[] }) =>
+    console.log(await trafficCommand(client(), name, split, flags.tag ?? [])),
+  );
+
+program
+  .command('kv')
+  .description('read and write a KeyValue: kv get|put|delete|list NAME [KEY] [VALUE|@file]')
+  .argument('<action>')
+  .argument('<name>')
+  .argument('[key]')
+  .argument('[value]')
+  .option('--prefix <prefix>', 'list: only keys starting with this')
+  .option('--ttl <seconds>', 'put: expire after this many seconds')
+  .action(async (action: string, name: string, key: string | undefined, value: string | undefined, flags) =>
+    console.log(await kvCommand(client(), action, name, key, value, flags)),
+  );
+
+program
+  .command('sql')
+  .description('run a statement on a Database (no statement: an interactive prompt; end statements with ";")')
+  .argument('<database>')
+  .argument('[statement]')
+  .action(async (name: string, statement: string | undefined) => {
+    const out = await sqlCommand(client(), name, statement);
+    if (out) console.log(out);
+  });
+
+program
+  .command('queue')
+  .description('queue send QUEUE JSON | stats QUEUE | dlq list DLQ | dlq redrive DLQ --to QUEUE')
+  .argument('<args...>')
+  .option('--delay <seconds>', 'send: deliver after this many seconds')
+  .option('--to <queue>', 'dlq redrive: the queue to put the messages back on')
+  .action(async (args: string[], flags) => console.log(await queueCommand(client(), args, flags)));
+
+program
+  .command('bucket')
+  .description('bucket ls NAME[/prefix] | cp FILE bucket:NAME/key | cp bucket:NAME/key FILE')
+  .argument('<action>')
+  .argument('<a>')
+  .argument('[b]')
+  .action(async (action: string, a: string, b: string | undefined) =>
+    console.log(await bucketCommand(client(), action, a, b)),
+  );
+
+program
+  .command('secret')
+  .description(
+    'secret set NAME --from-literal KEY=VALUE … | --from-file [KEY=]PATH …: the secret gets exactly these keys',
+  )
+  .argument('<action>', 'set')
+  .argument('<name>')
+  .option('--from-literal <key=value>', 'a key and its value (repeatable)', collect)
+  .option('--from-file <[key=]path>', "a key and a file's contents (repeatable)", collect)
+  .action(async (action: string, name: string, flags) => {
+    if (action !== 'set')
+      throw new KylixError('ERR_BAD_REQUEST', 'kylix secret set NAME --from-literal KEY=VALUE');
+    console.log(await secretSetCommand(client(), name, flags));
+  });
+
+program
+  .command('doctor')
+  .description(
+    'show how tenant code is isolated on this machine, layer by layer, and what to do about missing layers',
+  )
+  .option('--strict', 'exit 1 when a layer is off')
+  .action((flags: { strict?: boolean }) => {
+    const { text, ok } = doctorReport();
+    console.log(text);
+    if (flags.strict && !ok) process.exitCode = 1;
+  });
+
+program
+  .command('schema')
+  .description('write the JSON Schema of every kind into a folder, for editors')
+  .argument('[dir]', 'output folder', 'schemas')
+  .action((dir: string) => {
+    for (const f of schemaCommand(dir)) console.log(f);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof KylixError) console.error(describeError(err));
+  else console.error('kylix: unexpected error (a bug; please report it):', err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,190 @@
+/**
+ * Operator access to the data behind resources, for `kylix kv`, `kylix sql`, `kylix queue` and
+ * `kylix bucket`: subresources of the resource objects, each checking the object exists first.
+ */
+import type { HttpBindings } from '@hono/node-server';
+import type { Context, Hono } from 'hono';
+import type { Providers } from '../bindings/broker.js';
+import type { ResourceRef } from '../bindings/provider.js';
+import { KylixError } from '../errors.js';
+import { API_VERSION } from '../resources/meta.js';
+import type { Registry } from './registry.js';
+
+const PREFIX = `/apis/${API_VERSION}/namespaces/:ns`;
+
+async function refOf(registry: Registry, c: Context, kind: string): Promise<ResourceRef> {
+  const { ns, name } = c.req.param() as { ns: string; name: string };
+  await registry.get(kind, ns, name);
+  return { namespace: ns, name };
+}
+
+/** The key or object path after `marker` in the raw URL, decoded ("a/b c" stays one key). */
+function tail(c: Context, marker: string): string {
+  const path = new URL(c.req.url).pathname;
+  const i = path.indexOf(marker);
+  return decodeURIComponent(path.slice(i + marker.length));
+}
+
+async function json<T>(c: Context): Promise<T> {
+  try {
+    return (await c.req.json()) as T;
+  } catch (err) {
+    throw new KylixError('ERR_BAD_REQUEST', `The request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Adds the data routes to the API app. */
+export function addDataRoutes(
+  app: Hono<{ Bindings: HttpBindings }>,
+  registry: Registry,
+  providers: Providers,
+): void {
+  // Health of the backend behind a resource, checked now (for `kylix describe`).
+  const kinds = {
+    databases: ['Database', 'database'],
+    keyvalues: ['KeyValue', 'keyValue'],
+    queues: ['Queue', 'queue'],
+    buckets: ['Bucket', 'bucket'],
+  } as const;
+  for (const [plural, [kind, provider]] of Object.entries(kinds)) {
+    app.get(`${PREFIX}/${plural}/:name/health`, async (c) => {
+      await refOf(registry, c, kind);
+      const p = await providers[provider]();
+      return c.json({ backend: p.name, ...(await p.health()) });
+    });
+  }
+
+  // KeyValue: list, get, put, delete.
+  app.get(`${PREFIX}/keyvalues/:name/keys`, async (c) => {
+    const ref = await refOf(registry, c, 'KeyValue');
+    const limit = c.req.query('limit');
+    return c.json(
+      await (await providers.keyValue()).list(ref, {
+        prefix: c.req.query('prefix'),
+        cursor: c.req.query('cursor'),
+        ...(limit ? { limit: Number(limit) } : {}),
+      }),
+    );
+  });
+  app.get(`${PREFIX}/keyvalues/:name/keys/*`, async (c) => {
+    const ref = await refOf(registry, c, 'KeyValue');
+    const key = tail(c, '/keys/');
+    const entry = await (await providers.keyValue()).get(ref, key);
+    if (!entry) throw new KylixError('ERR_NOT_FOUND', `Key "${key}" not found in KeyValue "${ref.name}".`);
+    return c.body(Buffer.from(entry.value), 200, {
+      'content-type': 'application/octet-stream',
+      ...(entry.expiration ? { 'kylix-expiration': String(entry.expiration) } : {}),
+    });
+  });
+  app.put(`${PREFIX}/keyvalues/:name/keys/*`, async (c) => {
+    const ref = await refOf(registry, c, 'KeyValue');
+    const ttl = c.req.query('ttl');
+    const expiration = ttl ? Math.floor(Date.now() / 1000) + Number(ttl) : undefined;
+    await (await providers.keyValue()).put(
+      ref,
+      tail(c, '/keys/'),
+      new Uint8Array(await c.req.arrayBuffer()),
+      expiration ? { expiration } : {},
+    );
+    return c.body(null, 204);
+  });
+  app.delete(`${PREFIX}/keyvalues/:name/keys/*`, async (c) => {
+    const ref = await refOf(registry, c, 'KeyValue');
+    await (await providers.keyValue()).delete(ref, tail(c, '/keys/'));
+    return c.body(null, 204);
+  });
+
+  // Database: one statement, with parameters.
+  app.post(`${PREFIX}/databases/:name/query`, async (c) => {
+    const ref = await refOf(registry, c, 'Database');
+    const body = await json<{ sql?: string; params?: unknown[] }>(c);
+    if (!body.sql) throw new KylixError('ERR_BAD_REQUEST', 'Send { "sql": "…", "params": [] }.');
+    return c.json(
+      await (await providers.database()).query(ref, { sql: body.sql, params: body.params ?? [] }),
+    );
+  });
+
+  // Queue: send, stats, peek, redrive.
+  app.post(`${PREFIX}/queues/:name/messages`, async (c) => {
+    const ref = await refOf(registry, c, 'Queue');
+    const body = await json<{ body?: unknown; delaySeconds?: number }>(c);
+    await (await providers.queue()).send(ref, [
+      {
+        body: new TextEncoder().encode(JSON.stringify(body.body ?? null)),
+        contentType: 'json',
+        ...(body.delaySeconds ? { delaySeconds: body.delaySeconds } : {}),
+      },
+    ]);
+    return c.body(null, 204);
+  });
+  app.get(`${PREFIX}/queues/:name/stats`, async (c) =>
+    c.json(await (await providers.queue()).stats(await refOf(registry, c, 'Queue'))),
+  );
+  app.get(`${PREFIX}/queues/:name/messages`, async (c) => {
+    const ref = await refOf(registry, c, 'Queue');
+    const messages = await (await providers.queue()).peek(ref, Number(c.req.query('limit') ?? 50));
+    return c.json({ messages: messages.map((m) => ({ ...m, body: Buffer.from(m.body).toString('utf8') })) });
+  });
+  app.post(`${PREFIX}/queues/:name/redrive`, async (c) => {
+    const from = await refOf(registry, c, 'Queue');
+    const { to } = await json<{ to?: string }>(c);
+    if (!to) throw new KylixError('ERR_BAD_REQUEST', 'Send { "to": "<queue name>" }.');
+    await registry.get('Queue', from.namespace, to);
+    const queue = await providers.queue();
+    let moved = 0;
+    // Each message is sent to the target before it is acked here: a crash duplicates, never loses.
+    for (;;) {
+      const batch = await queue.receive(from, { max: 100, leaseMs: 30_000, waitMs: 0 });
+      if (batch.length === 0) break;
+      await queue.send(
+        { namespace: from.namespace, name: to },
+        batch.map((d) => ({ body: d.body, contentType: d.contentType })),
+      );
+      await queue.ack(
+        from,
+        batch.map((d) => d.leaseId),
+      );
+      moved += batch.length;
+    }
+    return c.json({ moved });
+  });
+
+  // Bucket: list, get, put.
+  app.get(`${PREFIX}/buckets/:name/objects`, async (c) => {
+    const ref = await refOf(registry, c, 'Bucket');
+    return c.json(
+      await (await providers.bucket()).list(ref, {
+        prefix: c.req.query('prefix'),
+        delimiter: c.req.query('delimiter'),
+        cursor: c.req.query('cursor'),
+      }),
+    );
+  });
+  app.get(`${PREFIX}/buckets/:name/objects/*`, async (c) => {
+    const ref = await refOf(registry, c, 'Bucket');
+    const key = tail(c, '/objects/');
+    const got = await (await providers.bucket()).get(ref, key);
+    if (!got) throw new KylixError('ERR_NOT_FOUND', `Object "${key}" not found in Bucket "${ref.name}".`);
+    const stream = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        for await (const chunk of got.body) controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    return c.body(stream, 200, {
+      'content-type': got.object.httpMetadata.contentType ?? 'application/octet-stream',
+      etag: `"${got.object.etag}"`,
+    });
+  });
+  app.put(`${PREFIX}/buckets/:name/objects/*`, async (c) => {
+    const ref = await refOf(registry, c, 'Bucket');
+    const contentType = c.req.header('content-type');
+    const object = await (await providers.bucket()).put(
+      ref,
+      tail(c, '/objects/'),
+      new Uint8Array(await c.req.arrayBuffer()),
+      contentType ? { httpMetadata: { contentType } } : {},
+    );
+    return c.json(object, 201);
+  });
+}

@@ -1,0 +1,381 @@
+/**
+ * The control API, shaped like Kubernetes' own so kubectl-style clients work:
+ * /apis/kylix.dev/v1/namespaces/{ns}/{plural}[/{name}] with list, watch, create, get, replace,
+ * apply (PATCH application/apply-patch+yaml), merge patch and delete; errors are Status objects.
+ * Plus what Kylix adds: bundle upload, function logs and a proxy to call a function directly.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { type Context, Hono } from 'hono';
+import { parse as parseYaml } from 'yaml';
+import type { Providers } from '../bindings/broker.js';
+import { KylixError, toKylixError } from '../errors.js';
+import type { Gateway } from '../gateway/gateway.js';
+import { KINDS } from '../resources/kinds.js';
+import { API_GROUP, API_VERSION, type KObject } from '../resources/meta.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { addDataRoutes } from './api-data.js';
+import { type BundleStore, checkBundleSize } from './bundles.js';
+import type { LogStore } from './logs.js';
+import { labelSelector, type Registry } from './registry.js';
+import type { WatchEvent } from './store/interface.js';
+
+/** What the API serves from. */
+export interface ApiDeps {
+  registry: Registry;
+  bundles: BundleStore;
+  logs: LogStore;
+  gateway: Gateway;
+  runtime: Runtime;
+  /** The backends behind resources, for the data subresources (kylix kv, sql, queue, bucket). */
+  providers: Providers;
+  /** When set, every request but health checks needs `Authorization: Bearer <token>`. */
+  token?: string;
+  version: string;
+}
+
+const PREFIX = `/apis/${API_VERSION}`;
+
+/** A Kubernetes Status object for an error. */
+export function statusOf(err: KylixError): Record<string, unknown> {
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: err.message,
+    reason: err.reason,
+    code: err.status,
+    details: {
+      code: err.code,
+      ...(err.causes.length
+        ? {
+            causes: err.causes.map((c) => ({
+              field: c.field,
+              message: c.message,
+              reason: 'FieldValueInvalid',
+            })),
+          }
+        : {}),
+    },
+  };
+}
+
+/** RFC 7386 JSON merge patch. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> =
+    typeof target === 'object' && target !== null && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+async function readBody(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  const type = c.req.header('content-type') ?? '';
+  try {
+    return type.includes('yaml') ? parseYaml(text) : JSON.parse(text);
+  } catch (err) {
+    throw new KylixError(
+      'ERR_BAD_REQUEST',
+      `The request body is not valid ${type.includes('yaml') ? 'YAML' : 'JSON'}: ${(err as Error).message}`,
+    );
+  }
+}
+
+function tokenMatches(given: string | undefined, token: string): boolean {
+  const g = Buffer.from(given ?? '');
+  const t = Buffer.from(`Bearer ${token}`);
+  return g.length === t.length && timingSafeEqual(g, t);
+}
+
+/** Builds the API app. */
+export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
+  const { registry } = deps;
+  const app = new Hono<{ Bindings: HttpBindings }>();
+
+  app.onError((err, c) => {
+    const e = toKylixError(err);
+    if (e.code === 'ERR_INTERNAL') console.error('kylix api: unexpected error:', err);
+    return c.json(statusOf(e), e.status as 400);
+  });
+  app.notFound((c) =>
+    c.json(
+      statusOf(new KylixError('ERR_NOT_FOUND', `There is no API at ${c.req.method} ${c.req.path}.`)),
+      404,
+    ),
+  );
+
+  app.get('/healthz', (c) => c.text('ok'));
+  app.get('/readyz', (c) => c.text('ok'));
+
+  app.use('*', async (c, next) => {
+    if (deps.token && !tokenMatches(c.req.header('authorization'), deps.token)) {
+      throw new KylixError(
+        'ERR_UNAUTHORIZED',
+        'This API needs a bearer token. Pass --token or set KYLIX_TOKEN (kylix server printed it on first start; it is in <data>/admin-token).',
+      );
+    }
+    await next();
+  });
+
+  app.get('/version', (c) =>
+    c.json({
+      gitVersion: `v${deps.version}`,
+      platform: `${process.platform}/${process.arch}`,
+      nodeVersion: process.version,
+    }),
+  );
+  app.get('/apis', (c) =>
+    c.json({
+      kind: 'APIGroupList',
+      apiVersion: 'v1',
+      groups: [
+        {
+          name: API_GROUP,
+          versions: [{ groupVersion: API_VERSION, version: 'v1' }],
+          preferredVersion: { groupVersion: API_VERSION, version: 'v1' },
+        },
+      ],
+    }),
+  );
+  app.get(PREFIX, (c) =>
+    c.json({
+      kind: 'APIResourceList',
+      apiVersion: 'v1',
+      groupVersion: API_VERSION,
+      resources: Object.values(KINDS).map((k) => ({
+        name: k.plural,
+        singularName: k.singular,
+        namespaced: true,
+        kind: k.kind,
+        shortNames: k.shortNames,
+        verbs: k.readOnly
+          ? ['get', 'list', 'watch']
+          : ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+      })),
+    }),
+  );
+
+  // Bundles: content-addressed uploads from `kylix apply`.
+  app.on('HEAD', '/kylix/v1/bundles/:digest', (c) =>
+    c.body(null, deps.bundles.has(c.req.param('digest')) ? 200 : 404),
+  );
+  app.post('/kylix/v1/bundles', async (c) => {
+    // Checked before reading, so an oversized upload is not held in memory.
+    checkBundleSize(Number(c.req.header('content-length') ?? 0));
+    const code = Buffer.from(await c.req.arrayBuffer());
+    checkBundleSize(code.length);
+    const digest = deps.bundles.put(code, c.req.header('kylix-digest'));
+    return c.json({ digest }, 201);
+  });
+
+  // Logs of a function: JSON lines, optionally followed.
+  app.get(`${PREFIX}/namespaces/:ns/functions/:name/log`, async (c) => {
+    const { ns, name } = c.req.param();
+    const tail = Number(c.req.query('tailLines') ?? 100);
+    const follow = c.req.query('follow') === 'true';
+    const past = deps.logs.tail(ns, name, Number.isFinite(tail) ? tail : 100);
+    if (!follow)
+      return c.body(past.map((e) => `${JSON.stringify(e)}\n`).join(''), 200, {
+        'content-type': 'application/x-ndjson',
+      });
+    let stop = () => {};
+    const stream = new ReadableStream<string>({
+      start(controller) {
+        for (const e of past) controller.enqueue(`${JSON.stringify(e)}\n`);
+        stop = deps.logs.follow(ns, name, (e) => controller.enqueue(`${JSON.stringify(e)}\n`));
+      },
+      cancel() {
+        stop();
+      },
+    });
+    return c.body(stream.pipeThrough(new TextEncoderStream()), 200, {
+      'content-type': 'application/x-ndjson',
+      'cache-control': 'no-store',
+    });
+  });
+
+  addDataRoutes(app, registry, deps.providers);
+
+  // Live figures per revision: instances, requests in flight, recent cold starts (p50/p99).
+  app.get(`${PREFIX}/namespaces/:ns/functions/:name/stats`, async (c) => {
+    const { ns, name } = c.req.param();
+    await registry.get('Function', ns, name);
+    const revisions = await registry.list('Revision', ns, `kylix.dev/function=${name}`);
+    const out = revisions.flatMap((r) => {
+      const number = (r.spec as { number: number }).number;
+      const stats = deps.runtime.stats(`${ns}/${name}/${number}`);
+      if (!stats) return [];
+      const sorted = [...stats.coldStarts].sort((a, b) => a - b);
+      const pct = (p: number) =>
+        sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null;
+      return [
+        {
+          revision: number,
+          instances: stats.instances,
+          inFlight: stats.inFlight,
+          coldStarts: sorted.length,
+          coldStartP50Ms: pct(50),
+          coldStartP99Ms: pct(99),
+        },
+      ];
+    });
+    return c.json({ kind: 'FunctionStats', apiVersion: API_VERSION, revisions: out });
+  });
+
+  // Call a function without knowing its route, as Kubernetes' service proxy does.
+  app.all(`${PREFIX}/namespaces/:ns/functions/:name/proxy/*`, async (c) => {
+    const { ns, name } = c.req.param();
+    await registry.get('Function', ns, name);
+    const base = `${PREFIX}/namespaces/${ns}/functions/${name}/proxy`;
+    const raw = c.env.incoming.url ?? '';
+    const path = raw.slice(raw.indexOf(base) + base.length) || '/';
+    await deps.gateway.dispatch(
+      c.env.incoming,
+      c.env.outgoing,
+      `${ns}/${name}`,
+      path.startsWith('/') ? path : `/${path}`,
+    );
+    return RESPONSE_ALREADY_SENT;
+  });
+
+  const list = async (c: Context, namespace: string | undefined) => {
+    const info = registry.kindFor(c.req.param('plural') ?? '');
+    const selector = c.req.query('labelSelector');
+    if (c.req.query('watch') === 'true' || c.req.query('watch') === '1')
+      return watch(c, info.kind, namespace, selector);
+    const version = await registry.store.currentVersion();
+    const items = (await registry.list(info.kind, namespace, selector)).map((o) => registry.present(o));
+    return c.json({
+      apiVersion: API_VERSION,
+      kind: `${info.kind}List`,
+      metadata: { resourceVersion: version },
+      items,
+    });
+  };
+
+  const watch = async (
+    c: Context,
+    kind: string,
+    namespace: string | undefined,
+    selector: string | undefined,
+  ) => {
+    const match = labelSelector(selector);
+    const since = c.req.query('resourceVersion');
+    const initial = since ? [] : await registry.list(kind, namespace, selector);
+    const from = since ?? (await registry.store.currentVersion());
+    let close = () => {};
+    const encode = (e: WatchEvent) =>
+      `${JSON.stringify({ type: e.type, object: registry.present(e.object) })}\n`;
+    // Throws ERR_GONE before the stream starts, so the client gets a proper 410.
+    const events: WatchEvent[] = [];
+    let sink: ((e: WatchEvent) => void) | undefined;
+    const w = registry.store.watch(from, (e) => {
+      if (
+        e.object.kind !== kind ||
+        (namespace && e.object.metadata.namespace !== namespace) ||
+        !match(e.object.metadata.labels)
+      )
+        return;
+      if (sink) sink(e);
+      else events.push(e);
+    });
+    close = () => w.close();
+    const stream = new ReadableStream<string>({
+      start(controller) {
+        for (const o of initial) controller.enqueue(encode({ type: 'ADDED', object: o }));
+        for (const e of events) controller.enqueue(encode(e));
+        sink = (e) => controller.enqueue(encode(e));
+      },
+      cancel() {
+        close();
+      },
+    });
+    c.env.incoming.on('close', () => close());
+    return c.body(stream.pipeThrough(new TextEncoderStream()), 200, {
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+    });
+  };
+
+  app.get(`${PREFIX}/:plural`, (c) => list(c, undefined));
+  app.get(`${PREFIX}/namespaces/:ns/:plural`, (c) => list(c, c.req.param('ns')));
+
+  const writable = (plural: string) => {
+    const info = registry.kindFor(plural);
+    if (info.readOnly)
+      throw new KylixError(
+        'ERR_BAD_REQUEST',
+        `${info.plural} are written by Kylix itself and cannot be changed through the API.`,
+      );
+    return info;
+  };
+
+  app.post(`${PREFIX}/namespaces/:ns/:plural`, async (c) => {
+    const info = writable(c.req.param('plural'));
+    const body = (await readBody(c)) as KObject;
+    if (body && typeof body === 'object' && body.kind === undefined) body.kind = info.kind;
+    const { object } = await registry.write(c.req.param('ns'), body, 'create');
+    return c.json(registry.present(object), 201);
+  });
+
+  app.get(`${PREFIX}/namespaces/:ns/:plural/:name`, async (c) => {
+    const info = registry.kindFor(c.req.param('plural'));
+    return c.json(registry.present(await registry.get(info.kind, c.req.param('ns'), c.req.param('name'))));
+  });
+
+  const nameMustMatch = (body: unknown, name: string) => {
+    const given = (body as { metadata?: { name?: unknown } } | null)?.metadata?.name;
+    if (given !== undefined && given !== name) {
+      throw new KylixError(
+        'ERR_MANIFEST_INVALID',
+        `metadata.name "${String(given)}" does not match the URL's name "${name}".`,
+        [{ field: 'metadata.name', message: `must be "${name}"` }],
+      );
+    }
+  };
+
+  app.put(`${PREFIX}/namespaces/:ns/:plural/:name`, async (c) => {
+    writable(c.req.param('plural'));
+    const body = await readBody(c);
+    nameMustMatch(body, c.req.param('name'));
+    const { object } = await registry.write(c.req.param('ns'), body, 'replace');
+    return c.json(registry.present(object));
+  });
+
+  app.patch(`${PREFIX}/namespaces/:ns/:plural/:name`, async (c) => {
+    const info = writable(c.req.param('plural'));
+    const { ns, name } = c.req.param();
+    const type = c.req.header('content-type') ?? '';
+    const body = await readBody(c);
+    nameMustMatch(body, name);
+    let result: Awaited<ReturnType<Registry['write']>>;
+    if (type.startsWith('application/apply-patch')) {
+      result = await registry.write(ns, body, 'apply');
+    } else {
+      const current = registry.present(await registry.get(info.kind, ns, name));
+      const { status: _status, ...rest } = current;
+      result = await registry.write(ns, mergePatch(rest, body), 'replace');
+    }
+    c.header('kylix-apply-result', result.created ? 'created' : result.changed ? 'configured' : 'unchanged');
+    return c.json(registry.present(result.object), result.created ? 201 : 200);
+  });
+
+  app.delete(`${PREFIX}/namespaces/:ns/:plural/:name`, async (c) => {
+    const info = writable(c.req.param('plural'));
+    const rv = c.req.query('resourceVersion');
+    if (c.req.query('purge') === 'true')
+      await registry.markForPurge(info.kind, c.req.param('ns'), c.req.param('name'));
+    const gone = await registry.delete(info.kind, c.req.param('ns'), c.req.param('name'), rv);
+    return c.json(registry.present(gone));
+  });
+
+  return app;
+}

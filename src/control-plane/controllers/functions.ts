@@ -1,0 +1,491 @@
+/**
+ * The Function reconciler: turns each Function's desired state into running state, as a Kubernetes
+ * controller does. On every change it 1. creates an immutable Revision when the code or template
+ * changed, 2. starts it, 3. resolves spec.traffic to revisions and starts each of them,
+ * 4. points the gateway at them, 5. drains and stops revisions that no longer take traffic, and
+ * 6. writes status (Ready, traffic, observedGeneration) and Events. A revision that fails to start
+ * leaves what served before serving.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { KylixError } from '../../errors.js';
+import type { Gateway } from '../../gateway/gateway.js';
+import type { TrafficShare } from '../../gateway/traffic.js';
+import type { FunctionSpec } from '../../resources/kinds.js';
+import { API_VERSION, type KObject, setCondition } from '../../resources/meta.js';
+import type { RevisionTarget, Runtime } from '../../runtime/runtime.js';
+import type { TriggerHooks } from '../../triggers/triggers.js';
+import type { BundleStore } from '../bundles.js';
+import { recordEvent } from '../events.js';
+import type { Registry } from '../registry.js';
+import type { Watch } from '../store/interface.js';
+
+/** How long a replaced revision may finish its in-flight requests. */
+const DRAIN_MS = 30_000;
+
+/** The label that ties Revisions to their Function. */
+export const FUNCTION_LABEL = 'kylix.dev/function';
+
+/** A revision's spec: the function's template at the time, plus its identity. */
+export interface RevisionSpec extends FunctionSpec {
+  functionName: string;
+  number: number;
+  generation: number;
+  templateHash: string;
+}
+
+/** Fields of a Function's spec that route traffic or keep history; changing them makes no revision. */
+const NOT_TEMPLATE = ['traffic', 'revisionHistoryLimit'] as const;
+
+/** The revision-making part of a spec, hashed: same code and settings, same hash. */
+export function templateHash(spec: FunctionSpec): string {
+  const template: Record<string, unknown> = { ...spec };
+  for (const k of NOT_TEMPLATE) delete template[k];
+  const stable = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(stable)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.entries(v)
+              .sort(([a], [b]) => a.localeCompare(b))
+              .map(([k, x]) => [k, stable(x)]),
+          )
+        : v;
+  return createHash('sha256')
+    .update(JSON.stringify(stable(template)))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/** A revision object's spec, typed. */
+export function revSpec(o: KObject): RevisionSpec {
+  return o.spec as unknown as RevisionSpec;
+}
+
+/** See the file comment. */
+export class FunctionController {
+  private readonly queue = new Map<string, Promise<void>>();
+  private readonly dirty = new Set<string>();
+  /** Revision keys each function currently routes to. */
+  private readonly serving = new Map<string, Set<string>>();
+  private watch?: Watch;
+  private readonly idle = new Set<() => void>();
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly runtime: Runtime,
+    private readonly gateway: Gateway,
+    private readonly bundles: BundleStore,
+    private readonly triggers?: Pick<TriggerHooks, 'serving' | 'removed'>,
+  ) {}
+
+  /** Reconciles every Function, then follows changes. */
+  async start(): Promise<void> {
+    this.watch = this.registry.store.watch(await this.registry.store.currentVersion(), (e) => {
+      if (e.object.kind === 'Function') this.enqueue(e.object.metadata.namespace, e.object.metadata.name);
+      else if (e.object.kind === 'Secret' && e.type !== 'DELETED')
+        void this.secretChanged(e.object.metadata.namespace, e.object.metadata.name);
+    });
+    for (const fn of await this.registry.list('Function', undefined))
+      this.enqueue(fn.metadata.namespace, fn.metadata.name);
+    await this.settled();
+  }
+
+  stop(): void {
+    this.watch?.close();
+  }
+
+  /** Resolves when no reconcile is queued or running (for start-up and tests). */
+  settled(): Promise<void> {
+    if (this.queue.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.add(resolve));
+  }
+
+  /** Reconciles one function; reconciles of the same function never overlap. */
+  enqueue(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    if (this.queue.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.dirty.delete(key);
+        try {
+          await this.reconcile(namespace, name);
+        } catch (err) {
+          console.error(`kylix: reconciling function ${key} failed:`, err);
+        }
+      } while (this.dirty.has(key));
+      this.queue.delete(key);
+      if (this.queue.size === 0) {
+        for (const r of this.idle) r();
+        this.idle.clear();
+      }
+    };
+    this.queue.set(key, run());
+  }
+
+  private async reconcile(namespace: string, name: string): Promise<void> {
+    const key = `${namespace}/${name}`;
+    const fn = await this.registry.store.get('Function', namespace, name);
+    if (!fn) return this.teardown(namespace, name);
+    const spec = fn.spec as FunctionSpec;
+
+    if (!spec.bundle || !this.bundles.has(spec.bundle)) {
+      await this.setStatus(fn, {
+        status: 'False',
+        reason: 'NoBundle',
+        message: `No code uploaded for ${spec.bundle ?? 'this function'}: apply it with \`kylix apply -f\`, which bundles spec.source.`,
+      });
+      return;
+    }
+
+    // 1. The newest revision, made anew when the template changed.
+    const revisions = await this.revisions(namespace, name);
+    const hash = templateHash(spec);
+    let latest = revisions.at(-1);
+    if (!latest || revSpec(latest).templateHash !== hash) {
+      latest = await this.createRevision(fn, spec, hash, (latest ? revSpec(latest).number : 0) + 1);
+      revisions.push(latest);
+    }
+
+    // 2. Start it. If it cannot start, the newest revision that did start keeps the function
+    //    serving (after a restart too), and status says what failed.
+    const failure = await this.ensureStarted(fn, latest);
+    let ready: KObject | undefined = latest;
+    if (failure) {
+      ready = undefined;
+      for (const r of revisions.slice(0, -1).reverse()) {
+        const wasReady = r.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+        if (wasReady && !(await this.ensureStarted(fn, r))) {
+          ready = r;
+          break;
+        }
+      }
+      const failed = `Revision ${revSpec(latest).number} failed to start: ${failure}`;
+      if (!ready) {
+        await this.setStatus(
+          fn,
+          { status: 'False', reason: 'RevisionFailed', message: failed },
+          { latestCreatedRevision: revSpec(latest).number },
+        );
+        return;
+      }
+    }
+    const latestReady = revSpec(ready).number;
+
+    // 3. Traffic: which revisions serve, with what share; each must exist and start.
+    const traffic = spec.traffic ?? [{ latestRevision: true, percent: 100 }];
+    const byNumber = new Map(revisions.map((r) => [revSpec(r).number, r]));
+    const shares: TrafficShare[] = [];
+    const tags: Record<string, TrafficShare> = {};
+    for (const t of traffic) {
+      const number = t.latestRevision ? latestReady : (t.revision ?? latestReady);
+      const revision = byNumber.get(number);
+      if (!revision) {
+        await this.setStatus(
+          fn,
+          {
+            status: 'False',
+            reason: 'RevisionMissing',
+            message: `spec.traffic names revision ${number}, which does not exist (kylix rollout history ${name} lists them).`,
+          },
+          { latestCreatedRevision: latestReady },
+        );
+        return;
+      }
+      const problem = await this.ensureStarted(fn, revision);
+      if (problem) {
+        await this.setStatus(
+          fn,
+          {
+            status: 'False',
+            reason: 'RevisionFailed',
+            message: `Revision ${number}, named in spec.traffic, failed to start: ${problem}`,
+          },
+          { latestCreatedRevision: latestReady },
+        );
+        return;
+      }
+      const share: TrafficShare = {
+        revision: number,
+        revisionKey: this.targetFor(namespace, name, revSpec(revision)).key,
+        percent: t.percent,
+      };
+      if (t.percent > 0) shares.push(share);
+      if (t.tag) tags[t.tag] = share;
+    }
+
+    // 4. Route: the routes of the newest ready revision, to the revisions in the split.
+    const rev = revSpec(ready);
+    const previous = this.serving.get(key) ?? new Set<string>();
+    this.gateway.setFunction(key, rev.routes, {
+      name,
+      shares,
+      tags,
+      limits: {
+        timeoutMs: rev.limits.timeoutMs,
+        maxRequestBytes: rev.limits.maxRequestBytes,
+        maxConcurrency: rev.limits.maxConcurrency,
+      },
+    });
+    const now = new Set([...shares, ...Object.values(tags)].map((s) => s.revisionKey));
+    now.add(this.targetFor(namespace, name, rev).key);
+    this.serving.set(key, now);
+    // Queue batches and scheduled ticks go to the newest ready revision.
+    this.triggers?.serving(namespace, name, rev, this.targetFor(namespace, name, rev).key);
+
+    // 5. Drain and stop what no longer takes traffic (the newest revision stays started while it is warm).
+    for (const old of previous) if (!now.has(old)) void this.drainAndRetire(old);
+
+    await this.collectGarbage(namespace, name, revisions, spec.revisionHistoryLimit, now);
+
+    // 6. Status.
+    const routes = rev.routes.map((r) => `${r.methods ? r.methods.join(',') : '*'} ${r.host ?? ''}${r.path}`);
+    const trafficStatus = traffic.map((t) => ({
+      revision: t.latestRevision ? latestReady : t.revision,
+      percent: t.percent,
+      ...(t.tag ? { tag: t.tag } : {}),
+      ...(t.latestRevision ? { latestRevision: true } : {}),
+    }));
+    const split = trafficStatus.map((t) => `${t.revision}=${t.percent}%`).join(' ');
+    const condition = failure
+      ? {
+          status: 'False' as const,
+          reason: 'RevisionFailed',
+          message: `Revision ${revSpec(latest).number} failed to start: ${failure} Revision ${latestReady} keeps serving (traffic: ${split}).`,
+        }
+      : {
+          status: 'True' as const,
+          reason: 'RevisionReady',
+          message: `Revision ${latestReady} is ready; traffic: ${split}.`,
+        };
+    await this.setStatus(fn, condition, {
+      latestCreatedRevision: revSpec(latest).number,
+      latestReadyRevision: latestReady,
+      routes,
+      traffic: trafficStatus,
+    });
+  }
+
+  private async createRevision(
+    fn: KObject,
+    spec: FunctionSpec,
+    hash: string,
+    number: number,
+  ): Promise<KObject> {
+    const { namespace, name } = fn.metadata;
+    const template: Record<string, unknown> = { ...spec };
+    for (const k of NOT_TEMPLATE) delete template[k];
+    const revision = await this.registry.writeInternal({
+      apiVersion: API_VERSION,
+      kind: 'Revision',
+      metadata: {
+        name: `${name}-${number}`,
+        namespace,
+        labels: { [FUNCTION_LABEL]: name },
+        uid: '',
+        resourceVersion: '',
+        generation: 1,
+        creationTimestamp: new Date().toISOString(),
+        ownerReferences: [
+          { apiVersion: API_VERSION, kind: 'Function', name, uid: fn.metadata.uid, controller: true },
+        ],
+      },
+      spec: {
+        ...template,
+        functionName: name,
+        number,
+        generation: fn.metadata.generation,
+        templateHash: hash,
+      },
+    });
+    await recordEvent(
+      this.registry,
+      fn,
+      'Normal',
+      'RevisionCreated',
+      `Created revision ${number} (${spec.bundle?.slice(7, 19)})`,
+    );
+    return revision;
+  }
+
+  /** Deploys a revision unless it already runs; returns the reason when it cannot start. */
+  private async ensureStarted(fn: KObject, revision: KObject): Promise<string | undefined> {
+    const rev = revSpec(revision);
+    const target = this.targetFor(fn.metadata.namespace, fn.metadata.name, rev);
+    if (this.runtime.has(target.key)) return undefined;
+    const started = performance.now();
+    try {
+      target.env = { ...target.env, ...(await this.secretEnv(fn.metadata.namespace, rev)) };
+      await this.runtime.deploy(target);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      await this.setRevisionReady(revision, 'False', 'StartFailed', message);
+      await recordEvent(
+        this.registry,
+        fn,
+        'Warning',
+        'RevisionFailed',
+        `Revision ${rev.number} failed to start: ${message}`,
+      );
+      return message;
+    }
+    const ms = Math.round(performance.now() - started);
+    await this.setRevisionReady(revision, 'True', 'Started', `Started in ${ms} ms`);
+    await recordEvent(
+      this.registry,
+      fn,
+      'Normal',
+      'RevisionReady',
+      `Revision ${rev.number} is ready (started in ${ms} ms)`,
+    );
+    return undefined;
+  }
+
+  private async setRevisionReady(
+    revision: KObject,
+    status: 'True' | 'False',
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    await this.registry.writeStatus('Revision', revision.metadata.namespace, revision.metadata.name, (r) => ({
+      ...r.status,
+      conditions: setCondition(r.status?.conditions, { type: 'Ready', status, reason, message }),
+    }));
+  }
+
+  private targetFor(namespace: string, name: string, rev: RevisionSpec): RevisionTarget {
+    return {
+      key: `${namespace}/${name}/${rev.number}`,
+      namespace,
+      functionName: name,
+      revision: rev.number,
+      bundlePath: this.bundles.path(rev.bundle ?? ''),
+      env: { ...rev.env },
+      memoryMiB: rev.limits.memoryMiB,
+      scaling: rev.scaling,
+      bindings: rev.bindings,
+    };
+  }
+
+  /**
+   * The values of the revision's secret bindings, as env strings. They are read at start-up and
+   * never stored with the revision; a changed Secret restarts the functions that bind it.
+   */
+  private async secretEnv(namespace: string, rev: RevisionSpec): Promise<Record<string, string>> {
+    const env: Record<string, string> = {};
+    for (const [name, b] of Object.entries(rev.bindings)) {
+      if (!('secret' in b)) continue;
+      let values: Record<string, string>;
+      try {
+        values = await this.registry.secretValues(namespace, b.secret);
+      } catch {
+        throw new KylixError(
+          'ERR_NOT_READY',
+          `Secret "${b.secret}" (bound as ${name}) does not exist in namespace "${namespace}". Apply it, then the function starts.`,
+        );
+      }
+      const keys = Object.keys(values);
+      const key = b.key ?? (keys.length === 1 ? keys[0] : undefined);
+      if (key === undefined || values[key] === undefined) {
+        throw new KylixError(
+          'ERR_NOT_READY',
+          `Secret "${b.secret}" (bound as ${name}) ${b.key ? `has no key "${b.key}"` : `has ${keys.length} keys; say which with bindings.${name}.key`}.`,
+        );
+      }
+      env[name] = values[key];
+    }
+    return env;
+  }
+
+  /** Functions binding a Secret start again with its new value. */
+  async secretChanged(namespace: string, secret: string): Promise<void> {
+    for (const fn of await this.registry.list('Function', namespace)) {
+      const bindings = (fn.spec as FunctionSpec).bindings ?? {};
+      if (!Object.values(bindings).some((b) => 'secret' in b && b.secret === secret)) continue;
+      // Requests in the moment between stop and start get 503 with Retry-After.
+      for (const k of this.serving.get(`${namespace}/${fn.metadata.name}`) ?? [])
+        await this.runtime.retire(k);
+      this.enqueue(namespace, fn.metadata.name);
+    }
+  }
+
+  private async setStatus(
+    fn: KObject,
+    ready: { status: 'True' | 'False'; reason: string; message: string },
+    extra: Record<string, unknown> = {},
+  ): Promise<void> {
+    await this.registry.writeStatus('Function', fn.metadata.namespace, fn.metadata.name, (current) => {
+      // Only act on the generation we looked at; a newer one is queued already.
+      if (current.metadata.generation !== fn.metadata.generation) return current.status;
+      return {
+        ...current.status,
+        ...extra,
+        observedGeneration: fn.metadata.generation,
+        conditions: setCondition(current.status?.conditions, { type: 'Ready', ...ready }),
+      };
+    });
+  }
+
+  private async drainAndRetire(revisionKey: string): Promise<void> {
+    const deadline = Date.now() + DRAIN_MS;
+    while (this.runtime.inFlight(revisionKey) > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    // It may have been put back into service while it drained.
+    for (const keys of this.serving.values()) if (keys.has(revisionKey)) return;
+    await this.runtime.retire(revisionKey);
+  }
+
+  private async revisions(namespace: string, name: string): Promise<KObject[]> {
+    const list = await this.registry.list('Revision', namespace, `${FUNCTION_LABEL}=${name}`);
+    return list.sort((a, b) => revSpec(a).number - revSpec(b).number);
+  }
+
+  /** Deletes revisions beyond the history limit, never one that takes traffic or the newest. */
+  private async collectGarbage(
+    namespace: string,
+    name: string,
+    revisions: KObject[],
+    keep: number,
+    serving: Set<string>,
+  ): Promise<void> {
+    const old = revisions.slice(0, Math.max(0, revisions.length - 1 - keep));
+    for (const r of old) {
+      if (serving.has(`${namespace}/${name}/${revSpec(r).number}`)) continue;
+      await this.registry.delete('Revision', namespace, r.metadata.name).catch(() => undefined);
+    }
+  }
+
+  /** The Function is gone: stop serving it, stop its instances, delete its revisions and events. */
+  private async teardown(namespace: string, name: string): Promise<void> {
+    const key = `${namespace}/${name}`;
+    this.gateway.removeFunction(key);
+    this.triggers?.removed(namespace, name);
+    const serving = this.serving.get(key) ?? new Set<string>();
+    this.serving.delete(key);
+    const revisions = await this.revisions(namespace, name);
+    for (const r of revisions) serving.add(`${key}/${revSpec(r).number}`);
+    for (const k of serving) await this.runtime.retire(k);
+    for (const r of revisions)
+      await this.registry.delete('Revision', namespace, r.metadata.name).catch(() => undefined);
+    for (const e of await this.registry.list(
+      'Event',
+      namespace,
+      `kylix.dev/kind=Function,kylix.dev/name=${name}`,
+    )) {
+      await this.registry.delete('Event', namespace, e.metadata.name).catch(() => undefined);
+    }
+  }
+}
+
+/** Where a function's logs and bundles sit under the data folder. */
+export function dataPaths(dataDir: string) {
+  return {
+    state: join(dataDir, 'state'),
+    bundles: join(dataDir, 'bundles'),
+    logs: join(dataDir, 'logs'),
+    keys: join(dataDir, 'keys'),
+  };
+}

@@ -1,0 +1,283 @@
+/**
+ * HTTP ingress: gives every request an id, enforces URL and body limits, finds the function by host,
+ * path and method, picks a revision (traffic split, or a tag named by header or host prefix), and
+ * proxies to an instance of it. On shutdown it stops accepting and drains what is in flight.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KylixError } from '../errors.js';
+import type { RouteSpec } from '../resources/kinds.js';
+import type { Lease, Runtime } from '../runtime/runtime.js';
+import { Admission } from './concurrency.js';
+import { REQUEST_ID, sendError } from './errors.js';
+import { type ProxyLimits, proxy } from './proxy.js';
+import { Router } from './router.js';
+import { splitTaggedHost, type TrafficShare, TrafficSplit } from './traffic.js';
+
+/** Where a function's traffic goes right now. */
+export interface ServingTarget {
+  /** The function's name, for messages. */
+  name: string;
+  /** Revisions taking traffic; percents add up to 100. */
+  shares: TrafficShare[];
+  /** Revisions addressable by tag (header kylix-revision, or host prefix "tag--"). */
+  tags: Record<string, TrafficShare>;
+  limits: ProxyLimits;
+}
+
+/** One finished invocation, for the function's log. */
+export interface Invocation {
+  functionKey: string;
+  revision: number;
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  durationMs: number;
+  cold: boolean;
+  startupMs: number;
+}
+
+/** The header that picks a tagged revision (or a revision number). */
+export const REVISION_HEADER = 'kylix-revision';
+/** The longest URL the gateway accepts. */
+const MAX_URL_BYTES = 16 * 1024;
+/** The largest header block Node will parse; beyond it Node answers 431. */
+const MAX_HEADER_BYTES = 32 * 1024;
+
+interface Served {
+  target: ServingTarget;
+  split: TrafficSplit;
+}
+
+/** See the file comment. */
+export class Gateway {
+  readonly router = new Router();
+  private readonly serving = new Map<string, Served>();
+  private readonly admission = new Admission();
+  private server?: Server;
+  private readonly bootId = randomBytes(4).toString('hex');
+  private counter = 0;
+  private active = 0;
+  private draining = false;
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly onInvocation: (i: Invocation) => void = () => {},
+  ) {}
+
+  /** Points a function ("namespace/name") at routes and the revisions that serve it. */
+  setFunction(functionKey: string, routes: RouteSpec[], target: ServingTarget): void {
+    this.router.setRoutes(functionKey, routes);
+    this.serving.set(functionKey, { target, split: new TrafficSplit(target.shares) });
+  }
+
+  /** Removes a function: its routes answer 404 from now on. */
+  removeFunction(functionKey: string): void {
+    this.router.remove(functionKey);
+    this.serving.delete(functionKey);
+  }
+
+  /** A new request id: unique per gateway process, cheap to make. */
+  nextRequestId(): string {
+    return `${this.bootId}-${(++this.counter).toString(36)}`;
+  }
+
+  /** Starts listening; resolves with the bound address. */
+  listen(port: number, host: string): Promise<AddressInfo> {
+    const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, keepAliveTimeout: 65_000 }, (req, res) => {
+      void this.handle(req, res);
+    });
+    // Requests Node rejects before they reach us (headers too large, malformed) still get a JSON error and an id.
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const status = tooLarge ? 431 : 400;
+      const body = JSON.stringify({
+        error: {
+          code: tooLarge ? 'ERR_HEADERS_TOO_LARGE' : 'ERR_BAD_REQUEST',
+          message: tooLarge
+            ? `The request headers are larger than ${MAX_HEADER_BYTES} bytes.`
+            : 'The request is not valid HTTP.',
+          requestId: this.nextRequestId(),
+        },
+      });
+      socket.end(
+        `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve(server.address() as AddressInfo));
+    });
+  }
+
+  /**
+   * Stops accepting connections, lets in-flight requests finish (each response closes its
+   * connection) for at most `graceMs`, then closes what is left.
+   */
+  async close(graceMs = 30_000): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const deadline = Date.now() + graceMs;
+    while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    server.closeAllConnections();
+    await closed;
+  }
+
+  /** Requests being served right now, over all functions. */
+  activeRequests(): number {
+    return this.active;
+  }
+
+  /** Serves one request from a client. */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = this.nextRequestId();
+    if (this.draining) res.setHeader('connection', 'close');
+    const url = req.url ?? '/';
+    if (Buffer.byteLength(url) > MAX_URL_BYTES) {
+      return sendError(
+        res,
+        new KylixError('ERR_URL_TOO_LONG', `The URL is longer than ${MAX_URL_BYTES} bytes.`),
+        requestId,
+      );
+    }
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const method = req.method ?? 'GET';
+    let host = req.headers.host ?? '';
+    let tag = req.headers[REVISION_HEADER] as string | undefined;
+    const tagged = splitTaggedHost(host);
+    if (tagged) {
+      const m = this.router.match(tagged.host, method, path);
+      if (m.found && this.serving.get(m.functionKey)?.target.tags[tagged.tag]) {
+        host = tagged.host;
+        tag = tagged.tag;
+        // The function sees the host its routes are written for, as with the untagged address.
+        req.headers.host = host;
+      }
+    }
+    const match = this.router.match(host, method, path);
+    if (!match.found) {
+      const err = match.methodNotAllowed
+        ? new KylixError('ERR_METHOD_NOT_ALLOWED', `No function accepts ${method} ${path}.`)
+        : new KylixError(
+            'ERR_NO_ROUTE',
+            `No function is routed at ${host}${path}. See the routes with: kylix get functions`,
+          );
+      req.resume();
+      return sendError(res, err, requestId);
+    }
+    await this.dispatch(req, res, match.functionKey, url, requestId, tag);
+  }
+
+  /** Sends a request to one of a function's revisions, whatever the routes say (also for `kylix invoke`). */
+  async dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    functionKey: string,
+    path: string,
+    requestId = this.nextRequestId(),
+    tag = req.headers[REVISION_HEADER] as string | undefined,
+  ): Promise<void> {
+    const served = this.serving.get(functionKey);
+    const name = functionKey.split('/')[1] ?? functionKey;
+    const fail = (err: KylixError, headers?: Record<string, string>) => {
+      req.resume();
+      sendError(res, err, requestId, headers);
+    };
+    if (!served) {
+      return fail(
+        new KylixError(
+          'ERR_NOT_READY',
+          `${name} has no ready revision yet. See why with: kylix describe function ${name}`,
+        ),
+        { 'retry-after': '1' },
+      );
+    }
+    const { target } = served;
+    let share: TrafficShare | undefined;
+    if (tag) {
+      share = target.tags[tag] ?? target.shares.find((s) => String(s.revision) === tag);
+      if (!share)
+        return fail(
+          new KylixError(
+            'ERR_NOT_FOUND',
+            `${name} has no revision tagged "${tag}". See its traffic with: kylix describe function ${name}`,
+          ),
+        );
+    } else {
+      share = served.split.pick();
+    }
+    if (!share || !this.runtime.has(share.revisionKey)) {
+      return fail(
+        new KylixError(
+          'ERR_NOT_READY',
+          `${name} has no ready revision yet. See why with: kylix describe function ${name}`,
+        ),
+        { 'retry-after': '1' },
+      );
+    }
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (length > target.limits.maxRequestBytes) {
+      return fail(
+        new KylixError(
+          'ERR_BODY_TOO_LARGE',
+          `The request body is over ${target.limits.maxRequestBytes} bytes, the limit of ${name} (spec.limits.maxRequestBytes).`,
+        ),
+        { connection: 'close' },
+      );
+    }
+
+    // Past the function's or the node's concurrency: refuse now rather than queue without bound.
+    const refused = this.admission.enter(functionKey, name, target.limits.maxConcurrency);
+    if (refused) return fail(refused, { 'retry-after': '1' });
+    res.once('close', () => this.admission.leave(functionKey));
+
+    const started = performance.now();
+    this.active++;
+    let lease: Lease | undefined;
+    try {
+      try {
+        lease = await this.runtime.acquire(share.revisionKey);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        return fail(new KylixError('ERR_NOT_READY', `${name} could not start: ${message}`), {
+          'retry-after': '1',
+        });
+      }
+      const instance = lease.instance;
+      res.setHeader(REQUEST_ID, requestId);
+      await proxy({
+        req,
+        res,
+        socketPath: instance.socketPath,
+        agent: instance.agent,
+        requestId,
+        path,
+        functionName: name,
+        limits: target.limits,
+        onInstanceFailure: () => this.runtime.instanceFailed(instance.id),
+      });
+    } finally {
+      lease?.release();
+      this.active--;
+      this.onInvocation({
+        functionKey,
+        revision: share.revision,
+        requestId,
+        method: req.method ?? 'GET',
+        path,
+        status: res.statusCode,
+        durationMs: performance.now() - started,
+        cold: lease?.cold ?? false,
+        startupMs: lease?.waitedMs ?? 0,
+      });
+    }
+  }
+}

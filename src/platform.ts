@@ -1,0 +1,217 @@
+/**
+ * One Kylix node: state store, control API, Function controller, runtime and gateway, wired
+ * together. `kylix dev` and `kylix server` start one; tests start one on port 0.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAdaptorServer } from '@hono/node-server';
+import { BindingBroker } from './bindings/broker.js';
+import { createProviders } from './bindings/providers.js';
+import { type Installation, loadInstallation } from './config/installation.js';
+import { checkRouteConflicts } from './control-plane/admission.js';
+import { createApi } from './control-plane/api.js';
+import { BundleStore } from './control-plane/bundles.js';
+import { dataPaths, FunctionController } from './control-plane/controllers/functions.js';
+import { ResourceController } from './control-plane/controllers/resources.js';
+import { LogStore } from './control-plane/logs.js';
+import { Registry } from './control-plane/registry.js';
+import { SecretBox } from './control-plane/secrets.js';
+import { openEmbeddedStore } from './control-plane/store/embedded.js';
+import { Gateway } from './gateway/gateway.js';
+import { Isolation, type IsolationOptions } from './runtime/isolation/isolation.js';
+import { ProcessSandbox } from './runtime/process-sandbox.js';
+import { Runtime } from './runtime/runtime.js';
+import type { ConsumerOptions } from './triggers/queue-consumer.js';
+import { startTriggers } from './triggers/triggers.js';
+
+/** Where and how a node runs. */
+export interface PlatformOptions {
+  dataDir: string;
+  gatewayHost: string;
+  gatewayPort: number;
+  apiHost: string;
+  apiPort: number;
+  /** When set, the control API requires it as a bearer token. */
+  token?: string;
+  /** Where the platform's own diagnostics go (not functions' logs). */
+  log?: (message: string) => void;
+  /** How tenant code is isolated (bubblewrap, cgroups, runtime Node, egress exceptions). */
+  isolation?: IsolationOptions;
+  /** Start with the gateway closed (openGateway() opens it): `kylix dev` deploys first, then takes requests. */
+  holdGateway?: boolean;
+  /** Which backend serves each resource kind; embedded for all when absent. */
+  installation?: Installation;
+  /** Queue consumer tunables (lease, backoff); the defaults suit production. */
+  consumer?: Partial<ConsumerOptions>;
+}
+
+/** A running node. */
+export interface Platform {
+  /** The gateway's address once it listens ('' while held). */
+  readonly gatewayUrl: string;
+  /** Starts the gateway listening, if it was held; resolves with its address. */
+  openGateway(): Promise<string>;
+  apiUrl: string;
+  registry: Registry;
+  controller: FunctionController;
+  logs: LogStore;
+  /** The isolation layers in force (for start-up output and doctor). */
+  isolation: Isolation;
+  runtime: Runtime;
+  gateway: Gateway;
+  /**
+   * 1. stops accepting requests, 2. lets in-flight ones finish (at most `graceMs`), 3. stops every
+   * instance, 4. closes the store.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** The version in package.json. */
+export const VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+function urlOf(addr: AddressInfo): string {
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
+}
+
+/** 1. open the store, 2. build the runtime and gateway, 3. reconcile, 4. listen. */
+export async function startPlatform(options: PlatformOptions): Promise<Platform> {
+  const log = options.log ?? ((m: string) => console.error(m));
+  const paths = dataPaths(options.dataDir);
+  const store = await openEmbeddedStore(paths.state);
+  const registry = new Registry(store, SecretBox.open(join(paths.keys, 'secrets.key')));
+  registry.addAdmission(checkRouteConflicts);
+  const bundles = new BundleStore(paths.bundles);
+  const logs = new LogStore(paths.logs);
+  const socketDir = mkdtempSync(join(tmpdir(), 'kylix-'));
+  const isolation = Isolation.detect(options.isolation);
+  const missing = isolation.missing();
+  if (missing.length > 0)
+    log(
+      `kylix: sandbox layers off: ${missing.map((l) => `${l.name} (${l.detail})`).join('; ')}. See: kylix doctor`,
+    );
+
+  const providers = createProviders(options.installation ?? loadInstallation(undefined, {}), options.dataDir);
+  const broker = new BindingBroker(registry, providers);
+  const runtime = new Runtime({
+    socketDir,
+    makeSandbox: (namespace, events) =>
+      new ProcessSandbox(namespace, events, {
+        isolation,
+        revisionLimits: async (key) => {
+          // key is "<namespace>/<function>/<revision>"; the Revision object holds its spec.
+          const [ns = '', fn = '', rev = ''] = key.split('/');
+          const spec = (await store.get('Revision', ns, `${fn}-${rev}`))?.spec as
+            | { limits?: { cpuMs?: number }; egress?: { allow?: string[] } }
+            | undefined;
+          if (!spec) return undefined;
+          return { cpuMs: spec.limits?.cpuMs ?? 1000, egressAllow: spec.egress?.allow ?? [] };
+        },
+        onStderr: (ns, text) => log(`[sandbox ${ns}] ${text.trimEnd()}`),
+      }),
+    logSink: (target, record) =>
+      logs.append(target.namespace, target.functionName, {
+        ...record,
+        revision: target.revision,
+        source: 'function',
+      }),
+    onCrash: (target, reason) =>
+      logs.append(target.namespace, target.functionName, {
+        time: new Date().toISOString(),
+        level: 'error',
+        message: `Instance of revision ${target.revision} stopped unexpectedly (${reason}); the next request starts a new one.`,
+        revision: target.revision,
+        source: 'platform',
+      }),
+    rpc: (target, call) =>
+      broker.call(
+        { namespace: target.namespace, functionName: target.functionName, bindings: target.bindings },
+        call,
+      ),
+  });
+  const gateway = new Gateway(runtime, (i) => {
+    const [namespace = '', name = ''] = i.functionKey.split('/');
+    const ms = Math.round(i.durationMs);
+    logs.append(namespace, name, {
+      time: new Date().toISOString(),
+      level: 'info',
+      message: `${i.method} ${i.path} ${i.status} ${ms}ms ${i.cold ? `cold (waited ${i.startupMs}ms for an instance)` : 'warm'}`,
+      revision: i.revision,
+      requestId: i.requestId,
+      source: 'platform',
+      invocation: { status: i.status, durationMs: ms, cold: i.cold, startupMs: i.startupMs },
+    });
+  });
+  const resources = new ResourceController(registry, providers, log);
+  await resources.start();
+  const triggers = startTriggers({
+    store,
+    runtime,
+    queue: providers.queue,
+    logs,
+    consumer: options.consumer,
+  });
+  const controller = new FunctionController(registry, runtime, gateway, bundles, triggers);
+  await controller.start();
+
+  const app = createApi({
+    registry,
+    bundles,
+    logs,
+    gateway,
+    runtime,
+    providers,
+    token: options.token,
+    version: VERSION,
+  });
+  const apiServer = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const apiAddr = await new Promise<AddressInfo>((resolve, reject) => {
+    apiServer.once('error', reject);
+    apiServer.listen(options.apiPort, options.apiHost, () => resolve(apiServer.address() as AddressInfo));
+  });
+
+  let gatewayUrl = '';
+  const openGateway = async () => {
+    gatewayUrl ||= urlOf(await gateway.listen(options.gatewayPort, options.gatewayHost));
+    return gatewayUrl;
+  };
+  if (!options.holdGateway) await openGateway();
+
+  let closing: Promise<void> | undefined;
+  return {
+    get gatewayUrl() {
+      return gatewayUrl;
+    },
+    openGateway,
+    apiUrl: urlOf(apiAddr),
+    registry,
+    controller,
+    logs,
+    isolation,
+    runtime,
+    gateway,
+    close(graceMs = 30_000) {
+      closing ??= (async () => {
+        controller.stop();
+        resources.stop();
+        apiServer.close();
+        apiServer.closeAllConnections();
+        await gateway.close(graceMs);
+        await triggers.close();
+        await runtime.close();
+        await resources.settled();
+        await providers.close();
+        await logs.close();
+        await store.close();
+        isolation.close();
+        rmSync(socketDir, { recursive: true, force: true });
+      })();
+      return closing;
+    },
+  };
+}

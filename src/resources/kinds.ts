@@ -1,0 +1,260 @@
+/**
+ * The kylix.dev/v1 kinds: one zod schema per kind's spec, with defaults, in one place. Validation,
+ * the JSON Schemas for editors and (later) the Kubernetes CRDs are all derived from these.
+ */
+import { z } from 'zod';
+import { dnsLabel } from './meta.js';
+
+const envName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name (letters, digits, "_")');
+
+const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+/** A route pattern: "/exact", "/users/:id" or "/static/*" (a trailing "*" only). */
+export const routePath = z
+  .string()
+  .refine((p) => p.startsWith('/'), 'must start with "/"')
+  .refine(
+    (p) => !p.includes('*') || (p.endsWith('/*') && !p.slice(0, -1).includes('*')),
+    'may contain "*" only as its whole last segment ("/path/*")',
+  )
+  .refine(
+    (p) => p.split('/').every((s) => !s.startsWith(':') || /^:[A-Za-z_][A-Za-z0-9_]*$/.test(s)),
+    'a parameter segment must look like ":name"',
+  );
+
+const routeSchema = z.strictObject({
+  path: routePath,
+  methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
+  host: z
+    .string()
+    .regex(
+      /^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?$/,
+      'must be a host name such as "shop.example.com" or "*.example.com"',
+    )
+    .optional(),
+});
+
+const isTimeZone = (tz: string): boolean => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const bindingSchema = z.union(
+  [
+    z.strictObject({ database: dnsLabel }),
+    z.strictObject({ keyValue: dnsLabel }),
+    z.strictObject({ queue: dnsLabel }),
+    z.strictObject({ bucket: dnsLabel }),
+    z.strictObject({ secret: dnsLabel, key: z.string().optional() }),
+  ],
+  { error: 'must name exactly one resource: { database | keyValue | queue | bucket | secret: <name> }' },
+);
+
+/** spec of a Function: its code, routes, bindings, limits, scaling and triggers. */
+export const functionSpec = z.strictObject({
+  /** A file or folder, relative to the manifest; bundled by `kylix apply`. */
+  source: z.string().min(1, 'must name a file or folder'),
+  /** The content address of the bundle, written by `kylix apply` (sha256:<hex>). */
+  bundle: z
+    .string()
+    .regex(/^sha256:[a-f0-9]{64}$/, 'must be "sha256:" and 64 hex digits (kylix apply writes it)')
+    .optional(),
+  routes: z.array(routeSchema).default([]),
+  env: z.record(envName, z.string()).default({}),
+  bindings: z.record(envName, bindingSchema).default({}),
+  limits: z
+    .strictObject({
+      cpuMs: z.number().int().min(10).max(300_000).default(1000),
+      timeoutMs: z.number().int().min(10).max(900_000).default(30_000),
+      memoryMiB: z.number().int().min(16).max(4096).default(128),
+      maxRequestBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(1024 ** 3)
+        .default(10 * 1024 * 1024),
+      maxConcurrency: z.number().int().min(1).max(100_000).default(1000),
+    })
+    .prefault({}),
+  scaling: z
+    .strictObject({
+      minInstances: z.number().int().min(0).default(0),
+      maxInstances: z.number().int().min(1).default(10),
+      targetConcurrency: z.number().int().min(1).default(100),
+      idleSeconds: z.number().int().min(1).default(300),
+    })
+    .prefault({}),
+  egress: z.strictObject({ allow: z.array(z.string()).default([]) }).prefault({}),
+  triggers: z
+    .strictObject({
+      queue: z
+        .strictObject({
+          name: dnsLabel,
+          batchSize: z.number().int().min(1).max(1000).default(10),
+          maxRetries: z.number().int().min(0).max(100).default(3),
+          deadLetter: dnsLabel.optional(),
+        })
+        .optional(),
+      schedule: z
+        .strictObject({
+          cron: z
+            .string()
+            .refine((c) => c.trim().split(/\s+/).length === 5, 'must have five fields ("*/5 * * * *")'),
+          timezone: z
+            .string()
+            .refine(isTimeZone, 'must be an IANA time zone such as "Europe/Berlin"')
+            .default('UTC'),
+        })
+        .optional(),
+    })
+    .default({}),
+  traffic: z
+    .array(
+      z
+        .strictObject({
+          revision: z.number().int().min(1).optional(),
+          latestRevision: z.boolean().optional(),
+          percent: z.number().int().min(0).max(100),
+          tag: dnsLabel
+            .refine((t) => !t.includes('--'), 'must not contain "--" (it separates the tag in host names)')
+            .optional(),
+        })
+        .refine(
+          (t) => (t.revision === undefined) !== (t.latestRevision !== true),
+          'must name either a revision number or latestRevision: true',
+        ),
+    )
+    .refine((list) => list.reduce((n, t) => n + t.percent, 0) === 100, 'the percents must add up to 100')
+    .refine(
+      (list) =>
+        new Set(list.flatMap((t) => (t.tag ? [t.tag] : []))).size === list.filter((t) => t.tag).length,
+      'tags must be unique',
+    )
+    .optional(),
+  /** How many old revisions to keep (besides those taking traffic). */
+  revisionHistoryLimit: z.number().int().min(0).max(1000).default(10),
+});
+
+/** spec of a Database: a PostgreSQL-dialect SQL database. */
+export const databaseSpec = z.strictObject({
+  /** A folder of .sql files, relative to the manifest, applied once each, in name order. */
+  migrations: z.string().optional(),
+  /** The files of that folder, read by `kylix apply` (the server cannot see the user's disk). */
+  migrationFiles: z
+    .array(z.strictObject({ name: z.string().regex(/\.sql$/, 'must be a .sql file name'), sql: z.string() }))
+    .optional(),
+});
+
+/** spec of a KeyValue namespace. */
+export const keyValueSpec = z.strictObject({
+  defaultTtlSeconds: z.number().int().min(60).optional(),
+});
+
+/** spec of a Queue. */
+export const queueSpec = z.strictObject({
+  retentionHours: z
+    .number()
+    .int()
+    .min(1)
+    .default(24 * 7),
+});
+
+/** spec of a Bucket. */
+export const bucketSpec = z.strictObject({});
+
+/** spec of a Secret: values are write-only; the API never returns them. */
+export const secretSpec = z.strictObject({
+  stringData: z.record(z.string(), z.string()).optional(),
+  data: z.record(z.string(), z.base64()).optional(),
+});
+
+/** How the API and CLI know a kind: its names and whether users may write it. */
+export interface KindInfo {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  /** The spec schema; absent for server-written kinds. */
+  spec?: z.ZodType;
+  /** Server-written kinds (Revision, Event) are read-only through the API. */
+  readOnly: boolean;
+}
+
+/** Every kind the API serves, keyed by kind name. */
+export const KINDS: Record<string, KindInfo> = {
+  Function: {
+    kind: 'Function',
+    plural: 'functions',
+    singular: 'function',
+    shortNames: ['fn', 'func'],
+    spec: functionSpec,
+    readOnly: false,
+  },
+  Database: {
+    kind: 'Database',
+    plural: 'databases',
+    singular: 'database',
+    shortNames: ['db'],
+    spec: databaseSpec,
+    readOnly: false,
+  },
+  KeyValue: {
+    kind: 'KeyValue',
+    plural: 'keyvalues',
+    singular: 'keyvalue',
+    shortNames: ['kv'],
+    spec: keyValueSpec,
+    readOnly: false,
+  },
+  Queue: {
+    kind: 'Queue',
+    plural: 'queues',
+    singular: 'queue',
+    shortNames: ['q'],
+    spec: queueSpec,
+    readOnly: false,
+  },
+  Bucket: {
+    kind: 'Bucket',
+    plural: 'buckets',
+    singular: 'bucket',
+    shortNames: [],
+    spec: bucketSpec,
+    readOnly: false,
+  },
+  Secret: {
+    kind: 'Secret',
+    plural: 'secrets',
+    singular: 'secret',
+    shortNames: [],
+    spec: secretSpec,
+    readOnly: false,
+  },
+  Revision: {
+    kind: 'Revision',
+    plural: 'revisions',
+    singular: 'revision',
+    shortNames: ['rev'],
+    readOnly: true,
+  },
+  Event: { kind: 'Event', plural: 'events', singular: 'event', shortNames: ['ev'], readOnly: true },
+};
+
+/** Finds a kind by its kind name, plural, singular or short name (case-insensitive), as kubectl does. */
+export function findKind(name: string): KindInfo | undefined {
+  const n = name.toLowerCase();
+  return Object.values(KINDS).find(
+    (k) => k.kind.toLowerCase() === n || k.plural === n || k.singular === n || k.shortNames.includes(n),
+  );
+}
+
+/** A Function's spec after defaults. */
+export type FunctionSpec = z.output<typeof functionSpec>;
+/** One route of a Function. */
+export type RouteSpec = FunctionSpec['routes'][number];

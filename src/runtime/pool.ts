@@ -1,0 +1,183 @@
+/**
+ * The instances of one revision and the scaling decisions about them: requests go to the least
+ * busy instance; a new instance is started when every instance is at its target concurrency (up
+ * to maxInstances); instances idle for idleSeconds are stopped, down to minInstances (zero by
+ * default: an idle function holds no instance at all).
+ */
+import { Agent } from 'node:http';
+import type { Lease, RevisionTarget } from './runtime.js';
+
+/** spec.scaling of the revision. */
+export interface ScalingPolicy {
+  minInstances: number;
+  maxInstances: number;
+  targetConcurrency: number;
+  idleSeconds: number;
+}
+
+/** One running instance and its load. */
+export interface Instance {
+  id: string;
+  socketPath: string;
+  agent: Agent;
+  inFlight: number;
+  lastUsed: number;
+  startupMs: number;
+  /** Requests served so far. */
+  served: number;
+}
+
+interface Waiter {
+  since: number;
+  resolve(lease: Lease): void;
+  reject(err: Error): void;
+}
+
+type StartFn = (pool: RevisionPool) => Promise<{ id: string; socketPath: string; startupMs: number }>;
+type StopFn = (id: string) => Promise<void>;
+
+/**
+ * An instance that has never served a request (the one a deploy starts to prove the module loads)
+ * is released after this long even when idleSeconds is longer, so a thousand deployed but unused
+ * functions do not hold a thousand instances.
+ */
+const UNUSED_IDLE_MS = 30_000;
+
+/** Cold-start durations kept for p50/p99. */
+const COLD_SAMPLES = 200;
+
+/** See the file comment. */
+export class RevisionPool {
+  private instances: Instance[] = [];
+  private starting = 0;
+  private waiters: Waiter[] = [];
+  private coldStarts: number[] = [];
+  private closed = false;
+
+  constructor(
+    readonly owner: RevisionTarget,
+    private policy: ScalingPolicy,
+    private readonly start: StartFn,
+    private readonly stop: StopFn,
+    private readonly now: () => number,
+  ) {}
+
+  setPolicy(policy: ScalingPolicy): void {
+    this.policy = policy;
+  }
+
+  /** Starts one instance if none runs (so a broken module fails here), then fills up to minInstances. */
+  async warmUp(): Promise<{ startupMs: number }> {
+    const first = this.instances[0] ?? (await this.spawn());
+    for (let n = this.instances.length + this.starting; n < this.policy.minInstances; n++)
+      void this.spawn().catch(() => undefined);
+    return { startupMs: first.startupMs };
+  }
+
+  /** Lends the least busy instance; see the file comment for when instances are added. */
+  acquire(): Promise<Lease> {
+    if (this.closed) return Promise.reject(new Error('the revision was retired'));
+    let best: Instance | undefined;
+    for (const i of this.instances) if (!best || i.inFlight < best.inFlight) best = i;
+    if (best && best.inFlight < this.policy.targetConcurrency) return Promise.resolve(this.lease(best, 0));
+    if (this.instances.length + this.starting < this.policy.maxInstances)
+      void this.spawn().catch(() => undefined);
+    // Busy but running: serve now rather than queue behind a start.
+    if (best) return Promise.resolve(this.lease(best, 0));
+    return new Promise((resolve, reject) => this.waiters.push({ since: this.now(), resolve, reject }));
+  }
+
+  inFlight(): number {
+    return this.instances.reduce((n, i) => n + i.inFlight, 0);
+  }
+
+  stats(): { instances: number; inFlight: number; coldStarts: number[] } {
+    return { instances: this.instances.length, inFlight: this.inFlight(), coldStarts: [...this.coldStarts] };
+  }
+
+  /** Forgets an instance (it died or failed); `stop` also asks the sandbox to end it. */
+  remove(id: string, stop: boolean): void {
+    const i = this.instances.findIndex((x) => x.id === id);
+    if (i === -1) return;
+    const [gone] = this.instances.splice(i, 1);
+    gone?.agent.destroy();
+    if (stop) void this.stop(id).catch(() => undefined);
+  }
+
+  /** Stops instances idle for longer than idleSeconds, keeping minInstances. */
+  reap(): void {
+    const now = this.now();
+    const idleMs = this.policy.idleSeconds * 1000;
+    const isIdle = (i: Instance) =>
+      i.inFlight === 0 && now - i.lastUsed > (i.served === 0 ? Math.min(idleMs, UNUSED_IDLE_MS) : idleMs);
+    const idle = this.instances.filter(isIdle).sort((a, b) => a.lastUsed - b.lastUsed);
+    let surplus = this.instances.length - this.policy.minInstances;
+    for (const i of idle) {
+      if (surplus-- <= 0) break;
+      this.remove(i.id, true);
+    }
+  }
+
+  /** Stops every instance; waiting requests are refused. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w.reject(new Error('the revision was retired'));
+    const all = this.instances.splice(0);
+    for (const i of all) i.agent.destroy();
+    await Promise.all(all.map((i) => this.stop(i.id).catch(() => undefined)));
+  }
+
+  private lease(instance: Instance, waitedMs: number): Lease {
+    instance.inFlight++;
+    instance.served++;
+    let released = false;
+    return {
+      instance,
+      cold: waitedMs > 0,
+      waitedMs,
+      release: () => {
+        if (released) return;
+        released = true;
+        instance.inFlight--;
+        instance.lastUsed = this.now();
+      },
+    };
+  }
+
+  /** Starts one instance, then hands it to the requests waiting for one. */
+  private async spawn(): Promise<Instance> {
+    this.starting++;
+    let started: Awaited<ReturnType<StartFn>>;
+    try {
+      started = await this.start(this);
+    } catch (err) {
+      this.starting--;
+      if (this.instances.length === 0 && this.starting === 0)
+        for (const w of this.waiters.splice(0)) w.reject(err as Error);
+      throw err;
+    }
+    this.starting--;
+    const instance: Instance = {
+      ...started,
+      agent: new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 }),
+      inFlight: 0,
+      lastUsed: this.now(),
+      served: 0,
+    };
+    if (this.closed) {
+      instance.agent.destroy();
+      await this.stop(instance.id).catch(() => undefined);
+      throw new Error('the revision was retired');
+    }
+    this.instances.push(instance);
+    const now = this.now();
+    for (const w of this.waiters.splice(0)) {
+      const waited = Math.max(1, now - w.since);
+      this.coldStarts.push(waited);
+      w.resolve(this.lease(instance, waited));
+    }
+    if (this.coldStarts.length > COLD_SAMPLES)
+      this.coldStarts.splice(0, this.coldStarts.length - COLD_SAMPLES);
+    return instance;
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * The Sandbox of one namespace: one sandbox process per function revision (see sandbox-process.ts),
+ * so a revision that blows its memory cap or is killed takes no other function down with it. Once a
+ * namespace is in use it keeps one spare process started, so a new revision starts warm.
+ */
+import { join } from 'node:path';
+import { KylixError } from '../errors.js';
+import type { InstanceSpec } from '../sandbox/protocol.js';
+import type { Isolation } from './isolation/isolation.js';
+import type { Sandbox, SandboxEvents, SandboxInstance } from './sandbox.js';
+import { type RevisionLimits, SandboxProcess } from './sandbox-process.js';
+
+export { SANDBOX_HOST } from './sandbox-process.js';
+
+/** Options for process sandboxes. */
+export interface ProcessSandboxOptions {
+  isolation: Isolation;
+  /** The limits of a revision ("namespace/function/revision"); defaults apply when unknown. */
+  revisionLimits?: (revisionKey: string) => Promise<RevisionLimits | undefined>;
+  /** Where the sandbox's own stderr goes (the platform log). */
+  onStderr?: (namespace: string, text: string) => void;
+}
+
+let processCounter = 0;
+/** How long a revision's process stays up with no instances, so a restart after a limit is a warm start. */
+const IDLE_PROCESS_MS = 30_000;
+
+/** See the file comment. */
+export class ProcessSandbox implements Sandbox {
+  readonly kind: string;
+  private readonly processes = new Map<string, Promise<SandboxProcess>>();
+  private readonly byInstance = new Map<string, string>();
+  private readonly idleTimers = new Map<string, NodeJS.Timeout>();
+  private spare?: SandboxProcess;
+  private closed = false;
+  /** The events its processes report, with idle-process clean-up added to exits. */
+  private readonly events: SandboxEvents;
+
+  constructor(
+    private readonly namespace: string,
+    events: SandboxEvents,
+    private readonly options: ProcessSandboxOptions,
+  ) {
+    // An instance that ends on its own (a crash, a limit) may leave its revision's process idle.
+    this.events = {
+      ...events,
+      exit: (id, reason) => {
+        events.exit(id, reason);
+        const key = this.byInstance.get(id);
+        this.byInstance.delete(id);
+        if (key) void this.releaseIfIdle(key);
+      },
+    };
+    const layers = options.isolation.layers.filter((l) => l.on).map((l) => l.name);
+    this.kind = `process (${layers.join(', ')})`;
+  }
+
+  async startInstance(spec: InstanceSpec): Promise<SandboxInstance> {
+    if (this.closed) throw new KylixError('ERR_NOT_READY', 'The platform is shutting down.');
+    // "<namespace>/<function>/<revision>/<n>": one process per revision.
+    const revisionKey = spec.id.split('/').slice(0, 3).join('/');
+    clearTimeout(this.idleTimers.get(revisionKey));
+    this.idleTimers.delete(revisionKey);
+    const proc = await this.process(revisionKey);
+    this.byInstance.set(spec.id, revisionKey);
+    try {
+      return await proc.startInstance(spec);
+    } catch (err) {
+      this.byInstance.delete(spec.id);
+      // A revision whose module fails to start must not keep its process forever.
+      void this.releaseIfIdle(revisionKey);
+      throw err;
+    }
+  }
+
+  async stopInstance(id: string): Promise<void> {
+    const key = this.byInstance.get(id);
+    this.byInstance.delete(id);
+    const p = key ? this.processes.get(key) : undefined;
+    if (!key || !p) return;
+    const proc = await p;
+    await proc.stopInstance(id);
+    await this.releaseIfIdle(key);
+  }
+
+  /** A revision with no instances left needs no process, unless one starts again soon. */
+  private async releaseIfIdle(key: string): Promise<void> {
+    const p = this.processes.get(key);
+    if (!p) return;
+    const proc = await p.catch(() => undefined);
+    if (!proc) return;
+    if (proc.size === 0 && this.processes.get(key) === p && !this.idleTimers.has(key)) {
+      const timer = setTimeout(() => {
+        this.idleTimers.delete(key);
+        if (proc.size > 0 || this.processes.get(key) !== p) return;
+        this.processes.delete(key);
+        void proc.close();
+      }, IDLE_PROCESS_MS);
+      timer.unref();
+      this.idleTimers.set(key, timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.idleTimers.values()) clearTimeout(t);
+    this.idleTimers.clear();
+    await this.spare?.close();
+    this.spare = undefined;
+    const all = [...this.processes.values()];
+    this.processes.clear();
+    await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.close()));
+  }
+
+  private process(revisionKey: string): Promise<SandboxProcess> {
+    let p = this.processes.get(revisionKey);
+    if (!p) {
+      p = (async () => {
+        const limits = (await this.options.revisionLimits?.(revisionKey).catch(() => undefined)) ?? {
+          cpuMs: 1000,
+          egressAllow: [],
+        };
+        const spare = this.spare;
+        this.spare = undefined;
+        const proc = spare?.alive ? spare : this.newProcess(limits);
+        if (spare && proc !== spare) void spare.close();
+        proc.assign(limits);
+        this.prestartSpare();
+        return proc;
+      })();
+      this.processes.set(revisionKey, p);
+    }
+    return p;
+  }
+
+  private newProcess(limits: RevisionLimits): SandboxProcess {
+    return new SandboxProcess(
+      this.namespace,
+      join(this.options.isolation.root, `p${++processCounter}`),
+      this.options.isolation,
+      limits,
+      this.events,
+      this.options.onStderr,
+    );
+  }
+
+  /** Starts the next spare in the background, after the current start has had the CPU. */
+  private prestartSpare(): void {
+    if (this.closed || this.spare) return;
+    const spare = this.newProcess({ cpuMs: 1000, egressAllow: [] });
+    this.spare = spare;
+    setTimeout(() => {
+      if (this.spare === spare && !this.closed) spare.prestart().catch(() => undefined);
+    }, 200).unref();
+  }
+}

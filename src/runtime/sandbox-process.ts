@@ -1,0 +1,338 @@
+/**
+ * One sandbox process: the tenant code of one function revision (so never two namespaces), started
+ * under bubblewrap and in its own cgroup where the host allows, with Node's permission flags, and
+ * with its own egress proxy. The supervisor only exchanges IPC messages and HTTP with it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KylixError } from '../errors.js';
+import type { FromSandbox, InstanceSpec, ToSandbox, WorkerSpec } from '../sandbox/protocol.js';
+import { recordFate } from './instance-fates.js';
+import { bubblewrapArgs } from './isolation/bubblewrap.js';
+import type { SandboxCgroup } from './isolation/cgroups.js';
+import { startEgressProxy } from './isolation/egress-proxy.js';
+import type { Isolation } from './isolation/isolation.js';
+import { fsScope, permissionFlag } from './isolation/node-runtime.js';
+import type { SandboxEvents, SandboxInstance } from './sandbox.js';
+
+/**
+ * The sandbox entry point, a self-contained bundle that `npm run build` writes to dist/sandbox/
+ * (this file lives two levels below the package root both as src/ and as dist/).
+ */
+export const SANDBOX_HOST = fileURLToPath(new URL('../../dist/sandbox/host.js', import.meta.url));
+
+/** Memory a sandbox process needs besides its instances' heaps (Node itself, code, buffers). */
+const BASE_MEMORY_MIB = 64;
+/** Per instance, beyond its heap cap: the worker's young generation, stack and native state. */
+const INSTANCE_OVERHEAD_MIB = 32;
+/** Unassigned workers each sandbox process keeps started (KYLIX_WARM_WORKERS; 0 turns it off). */
+const WARM_WORKERS = Math.max(0, Number(process.env.KYLIX_WARM_WORKERS ?? 1) || 0);
+/** The heap cap warm workers start with: spec.limits.memoryMiB's default, so most instances can use one. */
+const DEFAULT_MEMORY_MIB = 128;
+/** How long loading a module may take before the revision is refused. */
+export const STARTUP_LIMIT_MS = 1000;
+
+/** The limits of a revision that the sandbox enforces (read from its spec). */
+export interface RevisionLimits {
+  cpuMs: number;
+  egressAllow: string[];
+}
+
+interface Waiter {
+  resolve(instance: SandboxInstance): void;
+  reject(err: Error): void;
+  spec: WorkerSpec;
+}
+
+/** See the file comment. */
+export class SandboxProcess {
+  private child?: ChildProcess;
+  private cgroup?: SandboxCgroup;
+  private egress?: Server;
+  private readonly starting = new Map<string, Waiter>();
+  private readonly stopping = new Map<string, () => void>();
+  /** Running instance id → socket path. */
+  private readonly running = new Map<string, string>();
+  /** Memory each running or starting instance needs (its heap cap plus overhead), by id. */
+  private readonly memory = new Map<string, number>();
+  private counter = 0;
+  /** The cap last applied: lowering it under a live process could OOM-kill it for memory it holds legitimately. */
+  private appliedMiB = 0;
+  private stderrTail = '';
+  private readonly sockDir: string;
+  /** The egress proxy reads this on every request, so assign() can change the allow-list. */
+  private readonly egressPolicy: { allow: readonly string[] } = { allow: [] };
+  private readonly codeDir: string;
+
+  constructor(
+    private readonly namespace: string,
+    private readonly dir: string,
+    private readonly isolation: Isolation,
+    private limits: RevisionLimits,
+    private readonly events: SandboxEvents,
+    private readonly onStderr?: (namespace: string, text: string) => void,
+  ) {
+    this.sockDir = join(dir, 'sock');
+    this.codeDir = join(dir, 'code');
+    mkdirSync(this.sockDir, { recursive: true });
+    mkdirSync(this.codeDir, { recursive: true });
+    // The sandbox runs as nobody: it must create its sockets here, and read its code.
+    chmodSync(this.sockDir, 0o777);
+    chmodSync(this.codeDir, 0o755);
+  }
+
+  /** Starts the process ahead of need, so the first instance of a revision starts warm. */
+  async prestart(): Promise<void> {
+    await this.ensureProcess();
+  }
+
+  /** Gives a pre-started process to a revision: its CPU limit and egress allow-list. */
+  assign(limits: RevisionLimits): void {
+    this.limits = limits;
+    this.egressPolicy.allow = limits.egressAllow;
+  }
+
+  /** True while the process runs (a spare that died is not handed out). */
+  get alive(): boolean {
+    return (
+      !!this.child && this.child.exitCode === null && this.child.signalCode === null && this.child.connected
+    );
+  }
+
+  /** Instances running or starting here. */
+  get size(): number {
+    return this.running.size + this.starting.size;
+  }
+
+  /** Loads the bundle in a new worker of this process. */
+  async startInstance(spec: InstanceSpec): Promise<SandboxInstance> {
+    // Only this revision's code is visible inside: a copy in the process's own read-only folder.
+    const bundlePath = join(this.codeDir, basename(spec.bundlePath));
+    if (!existsSync(bundlePath)) copyFileSync(spec.bundlePath, bundlePath);
+    const full: WorkerSpec = {
+      ...spec,
+      bundlePath,
+      socketPath: join(this.sockDir, `i${++this.counter}.sock`),
+      cpuMs: this.limits.cpuMs,
+      startupLimitMs: STARTUP_LIMIT_MS,
+      egressSocket: join(this.sockDir, 'egress.sock'),
+    };
+    this.memory.set(spec.id, spec.memoryMiB + INSTANCE_OVERHEAD_MIB);
+    const child = await this.ensureProcess();
+    this.applyMemoryLimit();
+    return new Promise((resolve, reject) => {
+      this.starting.set(spec.id, { resolve, reject, spec: full });
+      this.send(child, { type: 'start', instance: full });
+    });
+  }
+
+  stopInstance(id: string): Promise<void> {
+    if (!this.running.has(id) && !this.starting.has(id)) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.stopping.set(id, resolve);
+      if (this.child) this.send(this.child, { type: 'stop', id });
+      else resolve();
+    });
+  }
+
+  async close(): Promise<void> {
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 2000).unref();
+      });
+    }
+    this.egress?.close();
+    this.cgroup?.remove();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private send(child: ChildProcess, message: ToSandbox): void {
+    if (child.connected) child.send(message);
+  }
+
+  /** The memory cap of the process: Node itself plus what its instances need. */
+  private limitMiB(): number {
+    let total = BASE_MEMORY_MIB;
+    for (const m of this.memory.values()) total += m;
+    return total;
+  }
+
+  /** Sets the cgroup's (or, without one, the in-process) memory cap; it only grows while the process lives. */
+  private applyMemoryLimit(): void {
+    this.appliedMiB = Math.max(this.appliedMiB, this.limitMiB());
+    const bytes = this.appliedMiB * 2 ** 20;
+    if (this.cgroup)
+      this.cgroup.setLimits({ memoryBytes: bytes, pids: 256, cpus: this.isolation.cpusPerSandbox });
+    else if (this.child) this.send(this.child, { type: 'budget', memoryBytes: bytes });
+  }
+
+  /** The command line: Node with its permission flags, inside bwrap when available. */
+  private command(): { file: string; args: string[] } {
+    const rt = this.isolation.runtime;
+    const hostDir = dirname(SANDBOX_HOST);
+    const reads = [hostDir, this.codeDir];
+    const flags = ['--no-warnings', '--enable-source-maps', permissionFlag(rt.major), '--allow-worker'];
+    // Node 20-21 take one comma-separated list; later versions take the flag once per path.
+    if (rt.major >= 22) for (const r of reads) flags.push(`--allow-fs-read=${fsScope(rt.major, r)}`);
+    else flags.push(`--allow-fs-read=${reads.map((r) => fsScope(rt.major, r)).join(',')}`);
+    flags.push(`--allow-fs-write=${fsScope(rt.major, this.sockDir)}`);
+    const node = [rt.path, ...flags, SANDBOX_HOST];
+    const env = {
+      KYLIX_NAMESPACE: this.namespace,
+      // The IPC channel is fd 3 (stdio below); bwrap clears the environment that tells Node so.
+      NODE_CHANNEL_FD: '3',
+      NODE_CHANNEL_SERIALIZATION_MODE: 'advanced',
+    };
+    let file = rt.path;
+    let args = node.slice(1);
+    if (this.isolation.bubblewrap) {
+      file = this.isolation.bubblewrap;
+      args = bubblewrapArgs(
+        { nodePath: rt.path, readOnly: reads, readWrite: [this.sockDir], tmpBytes: 16 * 2 ** 20, env },
+        node,
+      );
+    }
+    if (this.cgroup) {
+      // Join the cgroup before anything starts: a shell writes its own pid, then becomes the sandbox.
+      const writes = this.cgroup.procsFiles.map((f) => `echo $$ > '${f}'`).join(' && ');
+      args = ['-c', `${writes} && exec "$@"`, 'kylix-sandbox', file, ...args];
+      file = '/bin/sh';
+    }
+    return { file, args };
+  }
+
+  /** Starts the process (and its egress proxy) on first use, and again after it died. */
+  private async ensureProcess(): Promise<ChildProcess> {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null && this.child.connected)
+      return this.child;
+    if (!this.egress) {
+      const policy = this.egressPolicy;
+      this.egressPolicy.allow = this.limits.egressAllow;
+      this.egress = await startEgressProxy(join(this.sockDir, 'egress.sock'), {
+        get allow() {
+          return policy.allow;
+        },
+        installationAllows: this.isolation.egressAllows,
+      });
+    }
+    this.cgroup?.remove();
+    this.cgroup = this.isolation.cgroups.create(`${this.namespace}-${basename(this.dir)}`);
+    this.appliedMiB = 0;
+    const { file, args } = this.command();
+    const child = spawn(file, args, {
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      env: { TZ: 'UTC', KYLIX_NAMESPACE: this.namespace },
+      serialization: 'advanced',
+    });
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-2000);
+      this.onStderr?.(this.namespace, text);
+    });
+    child.on('message', (m: FromSandbox) => this.onMessage(m));
+    child.on('exit', (code, signal) => this.onProcessExit(child, code, signal));
+    child.on('error', () => undefined);
+    this.child = child;
+    this.applyMemoryLimit();
+    // Workers started ahead of need: a new instance then only loads its module (issue: cold starts).
+    if (WARM_WORKERS > 0)
+      this.send(child, {
+        type: 'warm',
+        count: WARM_WORKERS,
+        egressSocket: join(this.sockDir, 'egress.sock'),
+        memoryMiB: DEFAULT_MEMORY_MIB,
+      });
+    return child;
+  }
+
+  private onMessage(m: FromSandbox): void {
+    switch (m.type) {
+      case 'hello':
+        return;
+      case 'ready': {
+        const w = this.starting.get(m.id);
+        this.starting.delete(m.id);
+        if (!w) return;
+        this.running.set(m.id, w.spec.socketPath);
+        w.resolve({ id: m.id, socketPath: w.spec.socketPath, startupMs: m.startupMs });
+        return;
+      }
+      case 'failed': {
+        const w = this.starting.get(m.id);
+        this.starting.delete(m.id);
+        this.memory.delete(m.id);
+        w?.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${m.message}`));
+        return;
+      }
+      case 'limit': {
+        const socketPath = this.running.get(m.id);
+        if (socketPath) recordFate(socketPath, m.code, m.message);
+        this.events.log(m.id, {
+          level: 'error',
+          message: `Instance stopped: ${m.message}.`,
+          time: new Date().toISOString(),
+        });
+        return;
+      }
+      case 'log':
+        this.events.log(m.id, m.record);
+        return;
+      case 'rpc': {
+        const reply = (r: { ok: boolean; value?: unknown; error?: string }) => {
+          if (this.child?.connected)
+            this.child.send({ type: 'rpc-result', id: m.id, callId: m.callId, ...r });
+        };
+        this.events.rpc(m.id, m.call).then(
+          (value) => reply({ ok: true, value }),
+          (err: unknown) => reply({ ok: false, error: err instanceof Error ? err.message : String(err) }),
+        );
+        return;
+      }
+      case 'exited': {
+        this.running.delete(m.id);
+        this.memory.delete(m.id);
+        const stopped = this.stopping.get(m.id);
+        this.stopping.delete(m.id);
+        if (stopped) stopped();
+        else this.events.exit(m.id, m.message ?? `exit code ${m.code}`);
+        return;
+      }
+    }
+  }
+
+  /** The whole process died: every instance in it is gone. */
+  private onProcessExit(child: ChildProcess, code: number | null, signal: string | null): void {
+    if (this.child === child) this.child = undefined;
+    const oom = this.cgroup?.oomKilled() ?? false;
+    const last = this.stderrTail.trim().split('\n').slice(-3).join(' | ');
+    const peak = oom ? this.cgroup?.peakBytes() : undefined;
+    const reason = oom
+      ? `the sandbox process used more than its memory limit (${this.appliedMiB} MiB) and was killed${peak ? ` (peak ${Math.round(peak / 2 ** 20)} MiB)` : ''}`
+      : `sandbox process exited (${signal ?? `code ${code}`})${last ? `: ${last}` : ''}`;
+    this.stderrTail = '';
+    for (const w of this.starting.values())
+      w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${reason}`));
+    this.starting.clear();
+    for (const [, resolve] of this.stopping) resolve();
+    this.stopping.clear();
+    for (const [id, socketPath] of this.running) {
+      if (oom) {
+        recordFate(socketPath, 'ERR_MEMORY_LIMIT', reason);
+        this.events.log(id, {
+          level: 'error',
+          message: `Instance stopped: ${reason}.`,
+          time: new Date().toISOString(),
+        });
+      }
+      this.events.exit(id, reason);
+    }
+    this.running.clear();
+    this.memory.clear();
+  }
+}

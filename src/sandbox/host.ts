@@ -1,0 +1,226 @@
+/**
+ * The sandbox process: started by the supervisor (one per function revision, never shared between
+ * namespaces, under bubblewrap and a cgroup where the host allows), it runs each function instance in
+ * a worker thread with heap and stack caps, enforces the start-up, CPU and (without a cgroup) memory
+ * limits from outside the worker, and relays readiness, logs and limit breaches over IPC.
+ * Tenant code never runs in the supervisor; it runs here.
+ */
+import { Worker } from 'node:worker_threads';
+import type { FromInstance, FromSandbox, LimitCode, LogRecord, ToSandbox, WorkerSpec } from './protocol.js';
+import { USAGE_SLOTS } from './protocol.js';
+import { CpuWatchdog } from './watchdog.js';
+
+const workers = new Map<string, Worker>();
+const watchdog = new CpuWatchdog();
+let memoryBudget = 0;
+let budgetTimer: NodeJS.Timeout | undefined;
+
+function send(message: FromSandbox): void {
+  process.send?.(message);
+}
+
+/** Log records one instance may send per second; more are dropped and counted, so a log flood cannot swamp the supervisor. */
+const LOGS_PER_SECOND = 1000;
+/** The longest log message kept, in characters. */
+const MAX_LOG_CHARS = 16 * 1024;
+
+/** Relays an instance's log records within the rate above; flush() reports what was dropped. */
+function logRelay(id: string): { log(record: LogRecord): void; flush(): void } {
+  let windowStart = 0;
+  let count = 0;
+  let dropped = 0;
+  const flush = () => {
+    if (dropped > 0)
+      send({
+        type: 'log',
+        id,
+        record: {
+          level: 'warn',
+          message: `${dropped} log lines dropped: an instance may write ${LOGS_PER_SECOND} a second.`,
+          time: new Date().toISOString(),
+        },
+      });
+    dropped = 0;
+  };
+  const log = (record: LogRecord) => {
+    const now = Date.now();
+    if (now - windowStart >= 1000) {
+      flush();
+      windowStart = now;
+      count = 0;
+      dropped = 0;
+    }
+    if (++count > LOGS_PER_SECOND) {
+      dropped++;
+      return;
+    }
+    if (record.message.length > MAX_LOG_CHARS)
+      record.message = `${record.message.slice(0, MAX_LOG_CHARS)}… (${record.message.length - MAX_LOG_CHARS} more characters)`;
+    send({ type: 'log', id, record });
+  };
+  return { log, flush };
+}
+
+/** Stops an instance for a limit; the supervisor hears why before the sockets close. */
+function stopFor(id: string, code: LimitCode, message: string): void {
+  const worker = workers.get(id);
+  if (!worker) return;
+  send({ type: 'limit', id, code, message });
+  void worker.terminate();
+}
+
+/** A worker started ahead of need, not yet given a module. */
+interface WarmWorker {
+  worker: Worker;
+  usage: Int32Array;
+  memoryMiB: number;
+  egressSocket: string;
+}
+
+const warm: WarmWorker[] = [];
+let warmTarget: { count: number; egressSocket: string; memoryMiB: number } | undefined;
+
+function newWorker(workerData: Record<string, unknown>, memoryMiB: number): Worker {
+  return new Worker(new URL('./instance.js', import.meta.url), {
+    workerData,
+    resourceLimits: { maxOldGenerationSizeMb: memoryMiB, stackSizeMb: 4 },
+    env: {},
+    execArgv: [],
+    stdout: false,
+    stderr: false,
+  });
+}
+
+/** Starts warm workers up to the target; one that dies unassigned just leaves the pool. */
+function fillWarm(): void {
+  if (!warmTarget) return;
+  while (warm.length < warmTarget.count) {
+    const usage = new Int32Array(new SharedArrayBuffer(4 * (USAGE_SLOTS + 1)));
+    const { egressSocket, memoryMiB } = warmTarget;
+    const entry: WarmWorker = {
+      worker: newWorker({ usage, prestart: { egressSocket } }, memoryMiB),
+      usage,
+      memoryMiB,
+      egressSocket,
+    };
+    entry.worker.once('exit', () => {
+      const i = warm.indexOf(entry);
+      if (i >= 0) warm.splice(i, 1);
+    });
+    warm.push(entry);
+  }
+}
+
+/** A warm worker that fits the instance (same heap cap and egress socket), or a new one. */
+function workerFor(spec: WorkerSpec): { worker: Worker; usage: Int32Array } {
+  const i = warm.findIndex((w) => w.memoryMiB === spec.memoryMiB && w.egressSocket === spec.egressSocket);
+  if (i >= 0) {
+    const [w] = warm.splice(i, 1);
+    w!.worker.postMessage({ type: 'assign', spec });
+    // Only a process still waiting for its revision keeps warm workers: once it serves one, an idle
+    // worker per revision would double the memory of every deployed function (density).
+    warmTarget = undefined;
+    return w!;
+  }
+  const usage = new Int32Array(new SharedArrayBuffer(4 * (USAGE_SLOTS + 1)));
+  return { worker: newWorker({ spec, usage }, spec.memoryMiB), usage };
+}
+
+/** 1. start (or take a warm) worker, 2. bound its start-up, 3. relay its first ready/failed message and logs, 4. watch its CPU, 5. report its exit. */
+function start(spec: WorkerSpec): void {
+  const { worker, usage } = workerFor(spec);
+  workers.set(spec.id, worker);
+  let settled = false;
+  let exitReported = false;
+  const logs = logRelay(spec.id);
+  const fail = (message: string) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(startupTimer);
+    send({ type: 'failed', id: spec.id, message });
+    void worker.terminate();
+  };
+  // The limit covers evaluating the module, not booting the worker (which a busy host slows down).
+  let startupTimer: NodeJS.Timeout | undefined;
+  const startClock = () => {
+    startupTimer = setTimeout(
+      () =>
+        fail(
+          `loading the module took more than ${spec.startupLimitMs} ms. Move slow start-up work out of the module's global scope (into fetch(), lazily).`,
+        ),
+      spec.startupLimitMs,
+    );
+  };
+  worker.on('message', (m: FromInstance) => {
+    if (m.type === 'log') logs.log(m.record);
+    else if (m.type === 'rpc') send({ type: 'rpc', id: spec.id, callId: m.callId, call: m.call });
+    else if (m.type === 'loading') startClock();
+    else if (m.type === 'ready') {
+      if (settled) return;
+      settled = true;
+      clearTimeout(startupTimer);
+      watchdog.watch(spec.id, worker, usage, spec.cpuMs, (why) =>
+        stopFor(spec.id, 'ERR_CPU_LIMIT', `${why} (spec.limits.cpuMs is ${spec.cpuMs})`),
+      );
+      send({ type: 'ready', id: spec.id, startupMs: m.startupMs });
+    } else if (m.type === 'failed') fail(m.message);
+  });
+  worker.on('error', (err: Error & { code?: string }) => {
+    const oom = err.code === 'ERR_WORKER_OUT_OF_MEMORY';
+    const message = oom
+      ? `the instance used more than its ${spec.memoryMiB} MiB heap (spec.limits.memoryMiB)`
+      : err.message;
+    if (!settled) return fail(oom ? `while loading, ${message}` : message);
+    if (oom) send({ type: 'limit', id: spec.id, code: 'ERR_MEMORY_LIMIT', message });
+    send({ type: 'exited', id: spec.id, code: 1, message });
+    exitReported = true;
+  });
+  worker.on('exit', (code) => {
+    logs.flush();
+    clearTimeout(startupTimer);
+    watchdog.unwatch(spec.id);
+    workers.delete(spec.id);
+    if (exitReported) return;
+    if (settled) send({ type: 'exited', id: spec.id, code });
+    else
+      fail(
+        code === 13
+          ? "the module's top-level await never settled"
+          : `the instance exited while loading the module (code ${code})`,
+      );
+  });
+}
+
+/** Without a cgroup, the process's resident memory is checked instead: coarser, but it catches ArrayBuffer and Wasm bombs too. */
+function checkBudget(): void {
+  if (memoryBudget <= 0 || process.memoryUsage.rss() <= memoryBudget) return;
+  for (const id of [...workers.keys()])
+    stopFor(
+      id,
+      'ERR_MEMORY_LIMIT',
+      `the sandbox process used more than ${Math.round(memoryBudget / 2 ** 20)} MiB`,
+    );
+}
+
+process.on('message', (m: ToSandbox) => {
+  if (m.type === 'start') start(m.instance);
+  else if (m.type === 'warm') {
+    warmTarget = m;
+    fillWarm();
+  } else if (m.type === 'rpc-result') {
+    const { id, type: _type, ...result } = m;
+    workers.get(id)?.postMessage({ type: 'rpc-result', ...result });
+  } else if (m.type === 'budget') {
+    memoryBudget = m.memoryBytes;
+    clearInterval(budgetTimer);
+    budgetTimer = setInterval(checkBudget, 20);
+    budgetTimer.unref();
+  } else if (m.type === 'stop') {
+    const w = workers.get(m.id);
+    if (w) void w.terminate();
+    else send({ type: 'exited', id: m.id, code: 0 });
+  }
+});
+// The supervisor is gone: nothing here may outlive it.
+process.on('disconnect', () => process.exit(0));
+send({ type: 'hello', pid: process.pid, nodeVersion: process.version });

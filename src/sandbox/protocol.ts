@@ -1,0 +1,104 @@
+/**
+ * Messages between the supervisor and a sandbox process (over the child's IPC channel), and between
+ * the sandbox process and its instance threads. Shared by both sides, so it holds types only.
+ */
+
+/** What an instance needs to start: the bundle to load and where to listen. */
+export interface InstanceSpec {
+  /** Unique per instance: "<namespace>/<function>/<revision>/<n>". */
+  id: string;
+  bundlePath: string;
+  /** Plain env vars and secret values, passed to the handler as `env`. */
+  env: Record<string, string>;
+  /** Bound resources by env name and kind; each becomes a binding object whose calls go to the supervisor. */
+  bindings: Record<string, 'keyValue' | 'database' | 'queue' | 'bucket'>;
+  /** The Unix socket the instance serves HTTP on. */
+  socketPath: string;
+  /** V8 heap cap for the instance thread. */
+  memoryMiB: number;
+}
+
+/** What the sandbox process needs beyond InstanceSpec: the limits it enforces from outside the worker. */
+export interface WorkerSpec extends InstanceSpec {
+  /** CPU (event-loop busy) time one request may use before the instance is stopped. */
+  cpuMs: number;
+  /** How long loading the module (its global scope) may take. */
+  startupLimitMs: number;
+  /** The egress proxy's socket, the only way out of the sandbox. */
+  egressSocket: string;
+}
+
+/** Supervisor → sandbox process. */
+export type ToSandbox =
+  | { type: 'start'; instance: WorkerSpec }
+  | { type: 'stop'; id: string }
+  /** Keep this many workers started but unassigned, so a new instance skips the worker's boot. */
+  | { type: 'warm'; count: number; egressSocket: string; memoryMiB: number }
+  /** The answer to an instance's binding call. */
+  | { type: 'rpc-result'; id: string; callId: number; ok: boolean; value?: unknown; error?: string }
+  /** How much memory all instances of the process may use together (the in-process fallback when there is no cgroup). */
+  | { type: 'budget'; memoryBytes: number };
+
+/** Why the sandbox process stopped an instance itself. */
+export type LimitCode = 'ERR_CPU_LIMIT' | 'ERR_MEMORY_LIMIT';
+
+/** One captured console call. */
+export interface LogRecord {
+  level: 'debug' | 'info' | 'log' | 'warn' | 'error';
+  message: string;
+  requestId?: string;
+  time: string;
+}
+
+/** Sandbox process → supervisor. */
+export type FromSandbox =
+  | { type: 'hello'; pid: number; nodeVersion: string }
+  | { type: 'ready'; id: string; startupMs: number }
+  | { type: 'failed'; id: string; message: string }
+  | { type: 'exited'; id: string; code: number; message?: string }
+  /** Sent before the process stops an instance for a limit, so in-flight requests get that error. */
+  | { type: 'limit'; id: string; code: LimitCode; message: string }
+  | { type: 'log'; id: string; record: LogRecord }
+  /** A binding call (env.X.op(...)) of the instance, for the supervisor's broker to check and run. */
+  | { type: 'rpc'; id: string; callId: number; call: BindingCall };
+
+/** One call of a binding object. */
+export interface BindingCall {
+  binding: string;
+  op: string;
+  args: unknown[];
+}
+
+/** Instance thread → sandbox process. */
+export type FromInstance =
+  /** The worker is up and is about to evaluate the module: the start-up limit counts from here. */
+  | { type: 'loading' }
+  | { type: 'ready'; startupMs: number }
+  | { type: 'failed'; message: string }
+  | { type: 'log'; record: LogRecord }
+  | { type: 'rpc'; callId: number; call: BindingCall };
+
+/** Sandbox process → instance thread. */
+export type ToInstance =
+  | { type: 'rpc-result'; callId: number; ok: boolean; value?: unknown; error?: string }
+  /** A pre-started worker becomes this instance. */
+  | { type: 'assign'; spec: WorkerSpec };
+
+/** The request header the supervisor sets to deliver an event (queue, scheduled) instead of a request. */
+export const EVENT_HEADER = 'kylix-event';
+
+/** The response header an instance sets when the handler threw instead of answering. */
+export const ERROR_HEADER = 'kylix-error';
+/** The request header that carries the gateway's request id into the instance. */
+export const REQUEST_ID_HEADER = 'kylix-request-id';
+/** The header a guest fetch() uses to tell the egress proxy where it wants to go. */
+export const EGRESS_URL_HEADER = 'kylix-egress-url';
+/** The response header the egress proxy sets when it refused or failed a connection. */
+export const EGRESS_ERROR_HEADER = 'kylix-egress-error';
+
+/**
+ * Layout of the Int32Array an instance shares with its sandbox process, so the process can account
+ * CPU per request even while the instance's thread is stuck: [0] requests finished, [1..] one slot per
+ * in-flight request holding its sequence number (0 = free).
+ */
+export const USAGE_SLOTS = 512;

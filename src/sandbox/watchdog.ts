@@ -1,0 +1,119 @@
+/**
+ * CPU accounting for the instances of a sandbox process, from outside their threads (a stuck thread
+ * cannot report on itself). Each tick reads every worker's event-loop busy time
+ * (worker.performance.eventLoopUtilization) and the requests it has in flight (a shared Int32Array
+ * the instance updates), and splits the busy time equally among those requests. An instance is
+ * stopped when one request's share passes cpuMs, or when its thread has been busy without a break
+ * and without finishing any request for longer than cpuMs (a synchronous or microtask loop, even one
+ * started outside a request). Busy time is wall time on a thread that did not yield; on an
+ * overloaded host it over-counts a little, which errs on the side of the neighbours.
+ */
+import type { EventLoopUtilization } from 'node:perf_hooks';
+import type { Worker } from 'node:worker_threads';
+import { USAGE_SLOTS } from './protocol.js';
+
+interface Watched {
+  worker: Worker;
+  usage: Int32Array;
+  cpuMs: number;
+  elu?: EventLoopUtilization;
+  /** When the last tick read it: busy time can never exceed the wall time between two reads. */
+  readAt: number;
+  /** CPU ms charged so far, per in-flight request sequence number. */
+  charged: Map<number, number>;
+  finished: number;
+  busyStreakMs: number;
+  onExceeded(message: string): void;
+}
+
+/** See the file comment. */
+export class CpuWatchdog {
+  private readonly watched = new Map<string, Watched>();
+  private timer?: NodeJS.Timeout;
+  private tickMs = 50;
+
+  /** Starts watching an instance; `usage` is its shared Int32Array (see USAGE_SLOTS). */
+  watch(
+    id: string,
+    worker: Worker,
+    usage: Int32Array,
+    cpuMs: number,
+    onExceeded: (message: string) => void,
+  ): void {
+    this.watched.set(id, {
+      worker,
+      usage,
+      cpuMs,
+      charged: new Map(),
+      readAt: 0,
+      finished: 0,
+      busyStreakMs: 0,
+      onExceeded,
+    });
+    // Tick often enough to stop a loop within max(2 x cpuMs, cpuMs + 50 ms).
+    this.tickMs = Math.min(
+      ...[...this.watched.values()].map((w) => Math.max(5, Math.min(50, Math.floor(w.cpuMs / 4)))),
+    );
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.tick(), this.tickMs);
+    this.timer.unref();
+  }
+
+  unwatch(id: string): void {
+    this.watched.delete(id);
+    if (this.watched.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private tick(): void {
+    for (const [id, w] of this.watched) {
+      // A worker that is exiting (out of memory, say) reports meaningless figures: its own events decide.
+      if (w.worker.threadId === -1) continue;
+      let now: EventLoopUtilization;
+      try {
+        now = w.worker.performance.eventLoopUtilization();
+      } catch {
+        continue;
+      }
+      const readAt = performance.now();
+      if (!w.elu) {
+        w.elu = now;
+        w.readAt = readAt;
+        continue;
+      }
+      const raw = w.worker.performance.eventLoopUtilization(now, w.elu);
+      const d = { idle: raw.idle, active: Math.max(0, Math.min(raw.active, readAt - w.readAt)) };
+      w.elu = now;
+      w.readAt = readAt;
+      const live: number[] = [];
+      for (let i = 1; i <= USAGE_SLOTS; i++) {
+        const seq = Atomics.load(w.usage, i);
+        if (seq !== 0) live.push(seq);
+      }
+      const share = live.length > 0 ? d.active / live.length : 0;
+      const next = new Map<number, number>();
+      let worst = 0;
+      for (const seq of live) {
+        const total = (w.charged.get(seq) ?? 0) + share;
+        next.set(seq, total);
+        worst = Math.max(worst, total);
+      }
+      w.charged = next;
+      const finished = Atomics.load(w.usage, 0);
+      // A thread that never went idle and finished nothing this tick is stuck in one task.
+      if (d.idle < 0.5 && finished === w.finished && d.active > 0) w.busyStreakMs += d.active;
+      else w.busyStreakMs = 0;
+      w.finished = finished;
+      if (worst > w.cpuMs || w.busyStreakMs > w.cpuMs) {
+        this.unwatch(id);
+        w.onExceeded(
+          worst > w.cpuMs
+            ? `a request used more than ${w.cpuMs} ms of CPU time`
+            : `the instance ran for more than ${w.cpuMs} ms without yielding`,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * A durable journal of JSON records, shared by the embedded state store and the embedded binding
+ * providers (KeyValue, Bucket index). The state lives in the caller's memory; every change is a
+ * record appended to a file and fdatasynced before the caller's write is acknowledged, so an
+ * acknowledged write survives `kill -9`. Records that arrive while a sync is under way share the
+ * next one (group commit). Once the journal outgrows the last snapshot, the state is written as a
+ * new snapshot and the journal starts over.
+ */
+import { existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
+import { type FileHandle, open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KylixError } from '../errors.js';
+
+/** How a journal finds, loads and snapshots its caller's state. */
+export interface JournalOptions {
+  /** Folder holding the journal and its snapshot (created if missing). */
+  dir: string;
+  /** Names the state in error messages: "the state store", "the KeyValue store". */
+  label: string;
+  /** Default "journal.log". */
+  journalFile?: string;
+  /** Default "snapshot.json". */
+  snapshotFile?: string;
+  /** Compact once the journal holds this many bytes and more than the last snapshot (default 16 MiB). */
+  compactBytes?: number;
+  /** Loads the snapshot's bytes, when there is one, before any record is replayed. */
+  restore?: (snapshot: Buffer) => void;
+  /**
+   * Applies one record while loading. After a crash during compaction, records already in the
+   * snapshot are replayed again: callers make them skippable (a sequence number) or idempotent.
+   */
+  replay: (record: unknown) => void;
+  /**
+   * Captures the whole state as snapshot chunks. It is called synchronously, so it sees one
+   * consistent state; the chunks may be produced lazily, from values captured at the call.
+   */
+  snapshot: () => Iterable<string | Uint8Array>;
+}
+
+interface Pending {
+  data: Buffer;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+const DEFAULT_COMPACT_BYTES = 16 * 1024 * 1024;
+
+/** Opens the journal in `options.dir`: restores the snapshot, replays the records, opens for append. */
+export async function openJournal(options: JournalOptions): Promise<Journal> {
+  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  const journal = new Journal(options);
+  journal.load();
+  await journal.openForAppend();
+  return journal;
+}
+
+/** Splits a buffer into its non-empty lines without making one string of it (snapshots can be large). */
+export function* splitLines(buffer: Buffer): Generator<{ line: string; last: boolean }> {
+  let start = 0;
+  while (start < buffer.length) {
+    let end = buffer.indexOf(0x0a, start);
+    const last = end === -1;
+    if (last) end = buffer.length;
+    if (end > start)
+      yield { line: buffer.toString('utf8', start, end), last: last || end + 1 >= buffer.length };
+    start = end + 1;
+  }
+}
+
+/** fsyncs a folder, so a file created or renamed in it is still there after a crash. */
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes every buffer; a short write (a full disk) is an error, never a silently shorter file. */
+async function writeAll(file: FileHandle, buffers: Buffer[], size: number): Promise<void> {
+  const { bytesWritten } = await file.writev(buffers);
+  if (bytesWritten !== size) throw new Error(`short write (${bytesWritten} of ${size} bytes)`);
+}
+
+/** The journal; see the file comment. */
+export class Journal {
+  private handle?: FileHandle;
+  private bytes = 0;
+  private snapshotBytes = 0;
+  private pending: Pending[] = [];
+  private flushing = false;
+  private idle: Promise<void> = Promise.resolve();
+  private failure?: Error;
+  private readonly journalPath: string;
+  private readonly snapshotPath: string;
+  private readonly compactBytes: number;
+
+  constructor(private readonly options: JournalOptions) {
+    this.journalPath = join(options.dir, options.journalFile ?? 'journal.log');
+    this.snapshotPath = join(options.dir, options.snapshotFile ?? 'snapshot.json');
+    this.compactBytes = options.compactBytes ?? DEFAULT_COMPACT_BYTES;
+  }
+
+  /** Set once a write or sync failed: the file is then in an unknown state, so nothing more is written. */
+  get broken(): Error | undefined {
+    return this.failure;
+  }
+
+  /**
+   * 1. Restore the snapshot, 2. replay every record after it, 3. cut a torn last line off the
+   * file (it was never acknowledged), so that new records do not get glued to it.
+   */
+  load(): void {
+    if (existsSync(this.snapshotPath)) {
+      const snapshot = readFileSync(this.snapshotPath);
+      this.snapshotBytes = snapshot.length;
+      this.options.restore?.(snapshot);
+    }
+    if (!existsSync(this.journalPath)) return;
+    const data = readFileSync(this.journalPath);
+    let lineNo = 0;
+    for (const { line, last } of splitLines(data)) {
+      lineNo++;
+      let record: unknown;
+      try {
+        record = JSON.parse(line);
+      } catch {
+        // Only the last line can be torn by a crash mid-write; it was never acknowledged.
+        if (last) break;
+        throw new Error(
+          `${this.journalPath} is corrupt at line ${lineNo}; restore the data folder from a backup.`,
+        );
+      }
+      this.options.replay(record);
+    }
+    const complete = data.lastIndexOf(0x0a) + 1;
+    if (complete < data.length) truncateSync(this.journalPath, complete);
+  }
+
+  async openForAppend(): Promise<void> {
+    this.handle = await open(this.journalPath, 'a', 0o600);
+    this.bytes = (await this.handle.stat()).size;
+  }
+
+  /** Appends one record; resolves once it is on disk. Records resolve in the order they were appended. */
+  append(record: unknown): Promise<void> {
+    if (this.failure) return Promise.reject(this.unwritable(this.failure));
+    if (!this.handle) return Promise.reject(this.unwritable(new Error('it is closed')));
+    const data = Buffer.from(`${JSON.stringify(record)}\n`);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ data, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        this.idle = this.flush();
+      }
+    });
+  }
+
+  /** Resolves once every record appended so far is on disk (at once when none is waiting). */
+  barrier(): Promise<void> {
+    if (!this.flushing) return Promise.resolve();
+    return new Promise((resolve, reject) => this.pending.push({ data: Buffer.alloc(0), resolve, reject }));
+  }
+
+  /** Waits for queued records to be written, then closes the file. */
+  async close(): Promise<void> {
+    while (this.flushing) await this.idle;
+    await this.handle?.close();
+    this.handle = undefined;
+  }
+
+  private unwritable(err: Error): KylixError {
+    return new KylixError('ERR_INTERNAL', `${this.options.label} cannot write: ${err.message}`);
+  }
+
+  /** Writes batches until none is queued; `flushing` drops in the same tick as the last check. */
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      try {
+        if (!this.handle) throw new Error('it is closed');
+        if (this.failure) throw this.failure;
+        const buffers = batch.map((p) => p.data);
+        const size = buffers.reduce((n, b) => n + b.length, 0);
+        await writeAll(this.handle, buffers, size);
+        await this.handle.datasync();
+        this.bytes += size;
+      } catch (err) {
+        // A failed write or fsync leaves the file in an unknown state: stop writing rather than guess.
+        this.failure ??= err as Error;
+        for (const p of batch) p.reject(this.unwritable(err as Error));
+        continue;
+      }
+      for (const p of batch) p.resolve();
+      if (this.bytes > Math.max(this.compactBytes, this.snapshotBytes)) {
+        try {
+          await this.compact();
+        } catch (err) {
+          // The journal still holds every record, so nothing is lost; try again after the next batch.
+          this.snapshotBytes = this.bytes;
+          process.emitWarning(
+            `${this.options.label} could not compact its journal: ${(err as Error).message}`,
+          );
+        }
+      }
+    }
+    this.flushing = false;
+  }
+
+  /**
+   * 1. Capture the state, 2. write it to a temp file and fsync it, 3. rename it over the snapshot
+   * and fsync the folder, 4. empty the journal. A crash before 3 leaves the old snapshot and the full
+   * journal; a crash between 3 and 4 replays records the snapshot already holds (see `replay`).
+   */
+  private async compact(): Promise<void> {
+    const chunks = this.options.snapshot();
+    const tmp = `${this.snapshotPath}.tmp`;
+    const file = await open(tmp, 'w', 0o600);
+    let written = 0;
+    try {
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
+      for (const chunk of chunks) {
+        const b =
+          typeof chunk === 'string'
+            ? Buffer.from(chunk)
+            : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        batch.push(b);
+        batchBytes += b.length;
+        if (batchBytes >= 1024 * 1024) {
+          await writeAll(file, batch, batchBytes);
+          written += batchBytes;
+          batch = [];
+          batchBytes = 0;
+        }
+      }
+      if (batch.length > 0) await writeAll(file, batch, batchBytes);
+      written += batchBytes;
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, this.snapshotPath);
+    await syncDir(this.options.dir);
+    await this.handle?.truncate(0);
+    this.bytes = 0;
+    this.snapshotBytes = written;
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Queue triggers: for each Function with spec.triggers.queue, a loop receives leased batches and
+ * hands them to the function's queue(batch) handler. As on Workers, a message the handler neither
+ * acks nor retries is acked when the handler returns and retried when it throws. Retries back off
+ * exponentially; a message that failed maxRetries + 1 deliveries moves to the dead-letter queue.
+ * Leases are extended while the handler runs, so a slow handler is never redelivered under itself.
+ */
+import type { ResourceRef } from '../bindings/provider.js';
+import type { Delivery, QueueProvider } from '../bindings/queue/interface.js';
+
+/** A function consuming a queue. */
+export interface ConsumerTarget {
+  namespace: string;
+  functionName: string;
+  queue: string;
+  batchSize: number;
+  maxRetries: number;
+  deadLetter?: string;
+}
+
+/** What the handler decided, per lease id. */
+export interface BatchOutcome {
+  acked: string[];
+  retried: { leaseId: string; delaySeconds?: number }[];
+  /** The handler threw: what it did not decide is retried. */
+  failed: boolean;
+  error?: string;
+}
+
+/** Runs the function's queue handler on a batch. */
+export type DeliverFn = (target: ConsumerTarget, batch: Delivery[]) => Promise<BatchOutcome>;
+/** Writes a note to the function's log. */
+export type ConsumerNote = (
+  target: ConsumerTarget,
+  level: 'info' | 'warn' | 'error',
+  message: string,
+) => void;
+
+/** Tunables; the defaults suit production, tests shorten them. */
+export interface ConsumerOptions {
+  leaseMs: number;
+  waitMs: number;
+  backoffBaseSeconds: number;
+  backoffMaxSeconds: number;
+}
+
+const DEFAULTS: ConsumerOptions = {
+  leaseMs: 30_000,
+  waitMs: 1000,
+  backoffBaseSeconds: 1,
+  backoffMaxSeconds: 300,
+};
+
+/** The delay before delivery number `attempts + 1`: base × 2^(attempts − 1), capped. */
+export function backoffSeconds(attempts: number, base: number, max: number): number {
+  return Math.min(max, base * 2 ** Math.max(0, attempts - 1));
+}
+
+interface Loop {
+  target: ConsumerTarget;
+  stopped: boolean;
+  done: Promise<void>;
+}
+
+/** See the file comment. */
+export class QueueConsumer {
+  private readonly loops = new Map<string, Loop>();
+  private readonly options: ConsumerOptions;
+
+  constructor(
+    private readonly provider: () => Promise<QueueProvider>,
+    private readonly deliver: DeliverFn,
+    private readonly note: ConsumerNote,
+    options: Partial<ConsumerOptions> = {},
+  ) {
+    this.options = { ...DEFAULTS, ...options };
+  }
+
+  /** Starts (or restarts with new settings) a function's consumer. */
+  set(target: ConsumerTarget): void {
+    const key = `${target.namespace}/${target.functionName}`;
+    const existing = this.loops.get(key);
+    if (existing && JSON.stringify(existing.target) === JSON.stringify(target)) return;
+    if (existing) existing.stopped = true;
+    const loop: Loop = { target, stopped: false, done: Promise.resolve() };
+    loop.done = this.run(loop);
+    this.loops.set(key, loop);
+  }
+
+  /** Stops a function's consumer (its leased messages return to the queue when their leases end). */
+  remove(namespace: string, functionName: string): void {
+    const key = `${namespace}/${functionName}`;
+    const loop = this.loops.get(key);
+    if (loop) loop.stopped = true;
+    this.loops.delete(key);
+  }
+
+  /** Stops every consumer and waits for the batches in hand. */
+  async close(): Promise<void> {
+    const all = [...this.loops.values()];
+    this.loops.clear();
+    for (const l of all) l.stopped = true;
+    await Promise.all(all.map((l) => l.done));
+  }
+
+  private async run(loop: Loop): Promise<void> {
+    const { target } = loop;
+    const ref: ResourceRef = { namespace: target.namespace, name: target.queue };
+    while (!loop.stopped) {
+      try {
+        const queue = await this.provider();
+        const batch = await queue.receive(ref, {
+          max: target.batchSize,
+          leaseMs: this.options.leaseMs,
+          waitMs: this.options.waitMs,
+        });
+        if (loop.stopped || batch.length === 0) continue;
+        await this.handle(queue, ref, target, batch);
+      } catch (err) {
+        this.note(
+          target,
+          'error',
+          `Queue consumer for ${target.queue}: ${err instanceof Error ? err.message : String(err)}; retrying in 1 s.`,
+        );
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  /** 1. keep leases alive, 2. run the handler, 3. ack / retry / dead-letter each message. */
+  private async handle(
+    queue: QueueProvider,
+    ref: ResourceRef,
+    target: ConsumerTarget,
+    batch: Delivery[],
+  ): Promise<void> {
+    const leaseIds = batch.map((d) => d.leaseId);
+    const heartbeat = setInterval(
+      () => void queue.extend(ref, leaseIds, this.options.leaseMs).catch(() => undefined),
+      Math.max(10, this.options.leaseMs / 3),
+    );
+    let outcome: BatchOutcome;
+    try {
+      outcome = await this.deliver(target, batch);
+    } catch (err) {
+      outcome = {
+        acked: [],
+        retried: [],
+        failed: true,
+        error: err instanceof Error ? err.message : String(err),
+      };
+    } finally {
+      clearInterval(heartbeat);
+    }
+    if (outcome.failed)
+      this.note(
+        target,
+        'warn',
+        `queue() failed for a batch of ${batch.length}: ${outcome.error ?? 'unknown error'}`,
+      );
+    const retried = new Map(outcome.retried.map((r) => [r.leaseId, r.delaySeconds]));
+    const acked = new Set(outcome.acked);
+    const toAck: string[] = [];
+    for (const d of batch) {
+      const wantsRetry = retried.has(d.leaseId) || (outcome.failed && !acked.has(d.leaseId));
+      if (!wantsRetry) {
+        toAck.push(d.leaseId);
+        continue;
+      }
+      if (d.attempts > target.maxRetries) {
+        await this.deadLetter(queue, target, d);
+        toAck.push(d.leaseId);
+        continue;
+      }
+      const delay =
+        retried.get(d.leaseId) ??
+        backoffSeconds(d.attempts, this.options.backoffBaseSeconds, this.options.backoffMaxSeconds);
+      await queue.retry(ref, d.leaseId, delay);
+    }
+    if (toAck.length > 0) await queue.ack(ref, toAck);
+  }
+
+  private async deadLetter(queue: QueueProvider, target: ConsumerTarget, d: Delivery): Promise<void> {
+    if (!target.deadLetter) {
+      this.note(
+        target,
+        'error',
+        `Message ${d.id} failed ${d.attempts} deliveries and was dropped (no deadLetter queue configured).`,
+      );
+      return;
+    }
+    await queue.send({ namespace: target.namespace, name: target.deadLetter }, [
+      { body: d.body, contentType: d.contentType },
+    ]);
+    this.note(
+      target,
+      'warn',
+      `Message ${d.id} failed ${d.attempts} deliveries; moved to ${target.deadLetter}.`,
+    );
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * Cron triggers: each Function with spec.triggers.schedule fires scheduled(event) once per tick per
+ * cluster, however many nodes run. Every node computes the same ticks; before firing, a node claims
+ * the tick with a compare-and-set on a ScheduleState object in the shared state store, so exactly
+ * one node wins. After downtime, at most one catch-up run happens and the rest are logged as missed.
+ */
+import { Cron } from 'croner';
+import type { Store } from '../control-plane/store/interface.js';
+import { KylixError } from '../errors.js';
+import { API_VERSION, type KObject } from '../resources/meta.js';
+
+/** A function's schedule. */
+export interface ScheduleTarget {
+  namespace: string;
+  functionName: string;
+  cron: string;
+  timezone: string;
+}
+
+/** What scheduled(event) receives, as on Workers. */
+export interface ScheduledEvent {
+  cron: string;
+  /** The tick this run is for, ms since the epoch. */
+  scheduledTime: number;
+  /** True for the one run made up after downtime. */
+  catchUp: boolean;
+}
+
+/** Runs the function's scheduled handler. */
+export type FireFn = (target: ScheduleTarget, event: ScheduledEvent) => Promise<void>;
+/** Writes a note to the function's log. */
+export type NoteFn = (target: ScheduleTarget, level: 'info' | 'warn' | 'error', message: string) => void;
+
+/** The internal kind that records each schedule's last claimed tick. */
+export const SCHEDULE_STATE = 'ScheduleState';
+
+interface Entry {
+  target: ScheduleTarget;
+  cron: Cron;
+  timer?: NodeJS.Timeout;
+}
+
+/** See the file comment. */
+export class Scheduler {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly fire: FireFn,
+    private readonly note: NoteFn,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Starts (or replaces) a function's schedule, making up for downtime first. */
+  async set(target: ScheduleTarget): Promise<void> {
+    const key = `${target.namespace}/${target.functionName}`;
+    const existing = this.entries.get(key);
+    if (existing && existing.target.cron === target.cron && existing.target.timezone === target.timezone)
+      return;
+    this.remove(target.namespace, target.functionName);
+    const entry: Entry = { target, cron: new Cron(target.cron, { timezone: target.timezone, paused: true }) };
+    this.entries.set(key, entry);
+    await this.catchUp(entry);
+    this.arm(entry);
+  }
+
+  /** Stops a function's schedule. */
+  remove(namespace: string, functionName: string): void {
+    const key = `${namespace}/${functionName}`;
+    const e = this.entries.get(key);
+    if (e?.timer) clearTimeout(e.timer);
+    this.entries.delete(key);
+  }
+
+  /** Stops every schedule. */
+  close(): void {
+    for (const e of this.entries.values()) if (e.timer) clearTimeout(e.timer);
+    this.entries.clear();
+  }
+
+  /** Claims and fires every tick that is due now (the timer calls this; tests call it with a fake clock). */
+  async runDue(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => this.runEntry(e)));
+  }
+
+  private async runEntry(entry: Entry): Promise<void> {
+    const state = await this.state(entry.target);
+    const last = state ? Number((state.spec as { lastTick: number }).lastTick) : this.now() - 1;
+    const due = this.ticksBetween(entry, last, this.now());
+    const tick = due.at(-1);
+    if (tick !== undefined && (await this.claim(entry.target, tick, state))) {
+      await this.run(entry.target, { cron: entry.target.cron, scheduledTime: tick, catchUp: false });
+    }
+  }
+
+  /** 1. find ticks missed since the last claimed one, 2. run the newest once, 3. log the rest. */
+  private async catchUp(entry: Entry): Promise<void> {
+    const state = await this.state(entry.target);
+    if (!state) {
+      // First start of this schedule: nothing was missed; start counting from now.
+      await this.claim(entry.target, this.now(), undefined);
+      return;
+    }
+    const missed = this.ticksBetween(
+      entry,
+      Number((state.spec as { lastTick: number }).lastTick),
+      this.now(),
+    );
+    const newest = missed.at(-1);
+    if (newest === undefined) return;
+    if (!(await this.claim(entry.target, newest, state))) return;
+    if (missed.length > 1)
+      this.note(
+        entry.target,
+        'warn',
+        `Missed ${missed.length - 1} scheduled run(s) while down (${new Date(missed[0]!).toISOString()} to ${new Date(missed.at(-2)!).toISOString()}); running one catch-up for ${new Date(newest).toISOString()}.`,
+      );
+    await this.run(entry.target, { cron: entry.target.cron, scheduledTime: newest, catchUp: true });
+  }
+
+  private async run(target: ScheduleTarget, event: ScheduledEvent): Promise<void> {
+    try {
+      await this.fire(target, event);
+    } catch (err) {
+      this.note(
+        target,
+        'error',
+        `scheduled() for ${new Date(event.scheduledTime).toISOString()} failed: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+
+  /** Ticks t with after < t <= until (at most 1000, newest last). */
+  private ticksBetween(entry: Entry, after: number, until: number): number[] {
+    const out: number[] = [];
+    let next = entry.cron.nextRun(new Date(after));
+    while (next && next.getTime() <= until && out.length < 1000) {
+      out.push(next.getTime());
+      next = entry.cron.nextRun(next);
+    }
+    return out;
+  }
+
+  private arm(entry: Entry): void {
+    const next = entry.cron.nextRun(new Date(this.now()));
+    if (!next) return;
+    // Timers longer than ~24 days overflow; wake up daily and re-check instead.
+    const wait = Math.min(Math.max(0, next.getTime() - this.now()), 86_400_000);
+    entry.timer = setTimeout(() => {
+      void this.runEntry(entry).finally(() => {
+        if (this.entries.get(`${entry.target.namespace}/${entry.target.functionName}`) === entry)
+          this.arm(entry);
+      });
+    }, wait + 5);
+    entry.timer.unref();
+  }
+
+  private state(target: ScheduleTarget): Promise<KObject | undefined> {
+    return this.store.get(SCHEDULE_STATE, target.namespace, target.functionName);
+  }
+
+  /** Compare-and-set of lastTick: true for exactly one caller per tick across the cluster. */
+  private async claim(target: ScheduleTarget, tick: number, seen: KObject | undefined): Promise<boolean> {
+    if (seen && Number((seen.spec as { lastTick: number }).lastTick) >= tick) return false;
+    const object: KObject = {
+      apiVersion: API_VERSION,
+      kind: SCHEDULE_STATE,
+      metadata: {
+        name: target.functionName,
+        namespace: target.namespace,
+        uid: seen?.metadata.uid ?? `${target.namespace}/${target.functionName}`,
+        resourceVersion: '',
+        generation: 1,
+        creationTimestamp: seen?.metadata.creationTimestamp ?? new Date().toISOString(),
+      },
+      spec: { lastTick: tick },
+    };
+    try {
+      await this.store.put(
+        object,
+        seen ? { resourceVersion: seen.metadata.resourceVersion } : { mustNotExist: true },
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof KylixError && (err.code === 'ERR_CONFLICT' || err.code === 'ERR_ALREADY_EXISTS'))
+        return false;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The Database conformance suite against every provider, plus what differs between them: how far
+ * one resource can see another, and that PGlite's work never stalls the caller's event loop.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { identifierFor } from '../../src/bindings/database/common.js';
+import { type EmbeddedDatabaseProvider, openEmbeddedDatabase } from '../../src/bindings/database/embedded.js';
+import { createDatabaseProvider } from '../../src/bindings/database/index.js';
+import { openPostgresDatabase, type PostgresDatabaseProvider } from '../../src/bindings/database/postgres.js';
+import { KylixError } from '../../src/errors.js';
+import { databaseConformance, isError } from './database-conformance.js';
+import { reachable } from './reachable.js';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'kylix-db-'));
+after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+databaseConformance({ name: 'embedded (PGlite)', open: () => openEmbeddedDatabase({ dataDir }) });
+
+const pgUrl = process.env.KYLIX_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const pgDown = await reachable(pgUrl);
+if (pgDown) console.log(`# skipping the PostgreSQL database suite: ${pgDown}`);
+databaseConformance({ name: 'postgres', skip: pgDown, open: () => openPostgresDatabase({ url: pgUrl }) });
+
+const a = { namespace: 'iso', name: 'a' };
+const b = { namespace: 'iso', name: 'b' };
+
+describe('embedded database specifics', () => {
+  let p: EmbeddedDatabaseProvider;
+  before(async () => {
+    p = await openEmbeddedDatabase({ dataDir });
+  });
+  after(async () => {
+    await p.close();
+  });
+
+  it('keeps data across a close and reopen', async () => {
+    await p.ensure(a);
+    await p.query(a, { sql: 'CREATE TABLE kept (v text)' });
+    await p.query(a, { sql: "INSERT INTO kept VALUES ('still here')" });
+    await p.close();
+    p = await openEmbeddedDatabase({ dataDir });
+    assert.deepEqual((await p.query(a, { sql: 'SELECT v FROM kept' })).rows, [{ v: 'still here' }]);
+  });
+
+  it('isolates resources by schema name only: another schema is readable when named (documented limit)', async () => {
+    await p.ensure(b);
+    await p.query(b, { sql: 'CREATE TABLE kept (v text)' });
+    // Unqualified names resolve to the resource's own schema...
+    assert.deepEqual((await p.query(b, { sql: 'SELECT v FROM kept' })).rows, []);
+    // ...and a tenant's own SET search_path does not leak into the next statement.
+    await p.query(b, { sql: `SET search_path TO ${identifierFor(a)}` });
+    assert.deepEqual((await p.query(b, { sql: 'SELECT v FROM kept' })).rows, []);
+    // But naming the other schema reads it: embedded mode is for one developer, not for hostile tenants.
+    const other = await p.query(b, { sql: `SELECT v FROM ${identifierFor(a)}.kept` });
+    assert.deepEqual(other.rows, [{ v: 'still here' }]);
+  });
+
+  it('runs PGlite off the caller’s thread: timers fire while a slow query runs', async () => {
+    await p.ensure(a);
+    let done = false;
+    const slow = p
+      .query(a, { sql: 'SELECT count(*) AS n FROM generate_series(1, 3000000) s' })
+      .finally(() => {
+        done = true;
+      });
+    const tickedWhileRunning = await new Promise((r) => setTimeout(() => r(!done), 20));
+    const result = await slow;
+    assert.equal(tickedWhileRunning, true, 'a timer fired before the query finished');
+    assert.equal(result.rows[0]?.n, '3000000');
+  });
+});
+
+describe('postgres database specifics', { skip: pgDown }, () => {
+  let p: PostgresDatabaseProvider;
+  before(async () => {
+    p = await openPostgresDatabase({ url: pgUrl });
+    await p.ensure(a);
+    await p.ensure(b);
+  });
+  after(async () => {
+    await p.purge(a);
+    await p.purge(b);
+    await p.close();
+  });
+
+  it('gives each resource its own database: another resource’s tables cannot be named at all', async () => {
+    await p.query(a, { sql: 'CREATE TABLE IF NOT EXISTS secret (v text)' });
+    await assert.rejects(
+      p.query(b, { sql: `SELECT * FROM ${identifierFor(a)}.public.secret` }),
+      isError('ERR_SQL', '0A000', /cross-database references are not implemented/),
+    );
+    const dbs = await p.query(b, { sql: 'SELECT current_database() AS db' });
+    assert.equal(dbs.rows[0]?.db, identifierFor(b));
+  });
+});
+
+describe('database provider config', () => {
+  it('rejects a bad config with every field named', async () => {
+    await assert.rejects(
+      createDatabaseProvider({ provider: 'postgres', url: 'mysql://x', pool: 2 }),
+      (err) => {
+        assert.ok(err instanceof KylixError && err.code === 'ERR_CONFIG_INVALID');
+        assert.deepEqual(err.causes.map((c) => c.field).sort(), ['database.pool', 'database.url']);
+        return true;
+      },
+    );
+    await assert.rejects(createDatabaseProvider({ provider: 'sqlite' }), isError('ERR_CONFIG_INVALID'));
+  });
+
+  it('says clearly when PostgreSQL cannot be reached', async () => {
+    await assert.rejects(
+      createDatabaseProvider({ provider: 'postgres', url: 'postgres://postgres@127.0.0.1:1/postgres' }),
+      isError('ERR_BACKEND_UNAVAILABLE', undefined, /Cannot reach PostgreSQL/),
+    );
+  });
+
+  it('opens the postgres provider from a valid config', { skip: pgDown }, async () => {
+    const p = await createDatabaseProvider({ provider: 'postgres', url: pgUrl, poolSize: 2 });
+    assert.equal(p.name, 'postgres');
+    await p.close();
+  });
+});

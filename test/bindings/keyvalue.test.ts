@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { openEmbeddedKeyValue } from '../../src/bindings/keyvalue/embedded.js';
+import { createKeyValueProvider } from '../../src/bindings/keyvalue/index.js';
+import type { KylixError } from '../../src/errors.js';
+import { ackedBeforeKill } from '../helpers/crash.js';
+import { keyValueConformance } from './keyvalue-conformance.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'kylix-kv-'));
+  dirs.push(d);
+  return d;
+}
+
+/** Resolves with a reason when nothing accepts TCP connections at host:port, undefined when something does. */
+function unreachable(host: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 1000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve('timed out');
+    });
+    socket.once('error', (err) => resolve(err.message));
+  });
+}
+
+const embeddedDir = tempDir();
+keyValueConformance({
+  name: 'embedded',
+  // A tiny compaction threshold, so the suite also runs through snapshots.
+  open: () => openEmbeddedKeyValue({ dataDir: embeddedDir, compactBytes: 64 * 1024 }),
+  async reopen(provider) {
+    await provider.close();
+    return openEmbeddedKeyValue({ dataDir: embeddedDir, compactBytes: 64 * 1024 });
+  },
+});
+
+const redisUrl = process.env.KYLIX_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redisTarget = new URL(redisUrl);
+const redisDown = await unreachable(redisTarget.hostname, Number(redisTarget.port || 6379));
+if (redisDown)
+  console.log(`# skipping the Redis KeyValue suite: Redis not reachable at ${redisUrl}: ${redisDown}`);
+keyValueConformance({
+  name: 'redis',
+  skip: redisDown && `Redis not reachable at ${redisUrl}: ${redisDown}`,
+  // A prefix per run, so the suite never meets another run's (or anyone's) keys.
+  open: () =>
+    createKeyValueProvider({ provider: 'redis', url: redisUrl, keyPrefix: `kylix-test-${randomUUID()}:` }),
+});
+
+describe('KeyValue providers', () => {
+  it('refuses a bad config, naming every field', async () => {
+    await assert.rejects(
+      createKeyValueProvider({ provider: 'redis', url: 'localhost:6379' }),
+      (e: KylixError) => e.code === 'ERR_CONFIG_INVALID' && e.causes.some((c) => c.field === 'keyValue.url'),
+    );
+    await assert.rejects(
+      createKeyValueProvider({ provider: 'memcached' } as never),
+      (e: KylixError) => e.code === 'ERR_CONFIG_INVALID' && e.causes[0]?.field === 'keyValue.provider',
+    );
+    await assert.rejects(
+      createKeyValueProvider({ provider: 'embedded', dataDir: '/x', extra: 1 } as never),
+      (e: KylixError) => e.code === 'ERR_CONFIG_INVALID' && e.causes[0]?.field === 'keyValue.extra',
+    );
+  });
+
+  it('reports an unreachable Redis as a backend error that names it, without the password', async () => {
+    const kv = await createKeyValueProvider({ provider: 'redis', url: 'redis://:s3cret@127.0.0.1:1' });
+    const ref = { namespace: 'default', name: 'x' };
+    await assert.rejects(
+      kv.get(ref, 'k'),
+      (e: KylixError) =>
+        e.code === 'ERR_BACKEND_UNAVAILABLE' &&
+        e.message.includes('127.0.0.1:1') &&
+        !e.message.includes('s3cret'),
+    );
+    assert.equal((await kv.health()).ok, false);
+    await kv.close();
+  });
+
+  it('embedded: loses no acknowledged write when the process is killed with SIGKILL', async () => {
+    const dir = tempDir();
+    // A child puts as fast as it can and prints each acknowledged key; we kill it mid-stream.
+    const script = `
+      import { openEmbeddedKeyValue } from ${JSON.stringify(new URL('../../src/bindings/keyvalue/embedded.ts', import.meta.url).href)};
+      const kv = await openEmbeddedKeyValue({ dataDir: ${JSON.stringify(dir)}, compactBytes: 32 * 1024 });
+      const ref = { namespace: 'default', name: 'crash' };
+      for (let i = 0; ; i++) {
+        const key = 'k' + i;
+        const p = kv.put(ref, key, new TextEncoder().encode('value ' + i), { metadata: { i } });
+        if (i % 4 === 3) { await p; process.stdout.write(key + '\\n'); }
+        else p.then(() => process.stdout.write(key + '\\n'));
+      }`;
+    const acked = await ackedBeforeKill(script, 2000);
+    assert.ok(acked.length >= 2000, `the child acknowledged only ${acked.length} writes`);
+    const kv = await openEmbeddedKeyValue({ dataDir: dir });
+    const ref = { namespace: 'default', name: 'crash' };
+    const lost: string[] = [];
+    for (const key of acked) {
+      const entry = await kv.get(ref, key);
+      if (!entry || (entry.metadata as { i: number }).i !== Number(key.slice(1))) lost.push(key);
+    }
+    assert.deepEqual(lost.slice(0, 5), [], `${lost.length} acknowledged writes lost after kill -9`);
+    await kv.close();
+  });
+});

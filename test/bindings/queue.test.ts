@@ -1,0 +1,149 @@
+/**
+ * The Queue conformance suite against every provider, plus what only the embedded queue promises:
+ * an acknowledged send survives kill -9, and acked messages are compacted out of the journal.
+ */
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { openEmbeddedQueue } from '../../src/bindings/queue/embedded.js';
+import { createQueueProvider } from '../../src/bindings/queue/index.js';
+import { openNatsQueue } from '../../src/bindings/queue/nats.js';
+import { KylixError } from '../../src/errors.js';
+import { ackedBeforeKill } from '../helpers/crash.js';
+import { isCode, queueConformance } from './queue-conformance.js';
+import { reachable } from './reachable.js';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kylix-queue-'));
+  dirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const embeddedDir = tempDir();
+queueConformance({
+  name: 'embedded',
+  open: () => openEmbeddedQueue({ dataDir: embeddedDir }),
+  async reopen(p) {
+    await p.close();
+    return openEmbeddedQueue({ dataDir: embeddedDir });
+  },
+});
+
+const natsUrl = process.env.KYLIX_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+const natsDown = await reachable(natsUrl);
+if (natsDown) console.log(`# skipping the NATS queue suite: ${natsDown}`);
+queueConformance({
+  name: 'nats',
+  skip: natsDown,
+  open: () => openNatsQueue({ url: natsUrl }),
+  async reopen(p) {
+    await p.close();
+    return openNatsQueue({ url: natsUrl });
+  },
+});
+
+describe('embedded queue durability', () => {
+  const ref = { namespace: 'crash', name: 'q' };
+
+  it('keeps every acknowledged send after kill -9 of the process that sent it', async () => {
+    const dir = tempDir();
+    const module = fileURLToPath(new URL('../../src/bindings/queue/embedded.ts', import.meta.url));
+    // Eight producers at once, so acknowledgements come out of shared (group) commits.
+    const script = `
+      import { openEmbeddedQueue } from ${JSON.stringify(module)};
+      const p = await openEmbeddedQueue({ dataDir: process.env.QDIR });
+      const ref = { namespace: 'crash', name: 'q' };
+      await p.ensure(ref);
+      let next = 0;
+      const producer = async () => {
+        for (;;) {
+          const i = next++;
+          await p.send(ref, [{ body: new TextEncoder().encode(String(i)), contentType: 'text' }]);
+          process.stdout.write(i + '\\n');
+        }
+      };
+      for (let k = 0; k < 8; k++) void producer();
+    `;
+    const acked = new Set((await ackedBeforeKill(script, 1000, { QDIR: dir })).map(Number));
+    assert.ok(acked.size >= 1000, `the child acknowledged ${acked.size} sends before it was killed`);
+
+    const p = await openEmbeddedQueue({ dataDir: dir });
+    const present = new Set<number>();
+    for (;;) {
+      const got = await p.receive(ref, { max: 500, leaseMs: 30_000, waitMs: 0 });
+      if (got.length === 0) break;
+      for (const d of got) present.add(Number(new TextDecoder().decode(d.body)));
+    }
+    await p.close();
+    const lost = [...acked].filter((i) => !present.has(i));
+    assert.deepEqual(lost, [], 'acknowledged messages lost');
+  });
+
+  it('compacts acked messages out of the journal, and the compacted journal reopens', async () => {
+    const dir = tempDir();
+    let p = await openEmbeddedQueue({ dataDir: dir, compactMinBytes: 64 * 1024 });
+    await p.ensure(ref);
+    const body = new Uint8Array(200).fill(65);
+    for (let round = 0; round < 20; round++) {
+      await p.send(
+        ref,
+        Array.from({ length: 100 }, () => ({ body, contentType: 'bytes' as const })),
+      );
+      const got = await p.receive(ref, { max: 100, leaseMs: 30_000, waitMs: 0 });
+      await p.ack(
+        ref,
+        got.map((d) => d.leaseId),
+      );
+    }
+    await p.send(ref, [{ body: new TextEncoder().encode('survivor'), contentType: 'text' }]);
+    // 2000 messages of ~300 journal bytes each were written; what is left is small.
+    assert.ok(p.journalBytes < 200 * 1024, `journal is ${p.journalBytes} bytes`);
+    await p.close();
+    p = await openEmbeddedQueue({ dataDir: dir, compactMinBytes: 64 * 1024 });
+    const got = await p.receive(ref, { max: 10, leaseMs: 30_000, waitMs: 0 });
+    assert.deepEqual(
+      got.map((d) => new TextDecoder().decode(d.body)),
+      ['survivor'],
+    );
+    await p.close();
+  });
+});
+
+describe('queue provider config', () => {
+  it('rejects a bad config with every field named', async () => {
+    await assert.rejects(createQueueProvider({ provider: 'nats', url: 'http://x', replica: 3 }), (err) => {
+      assert.ok(err instanceof KylixError && err.code === 'ERR_CONFIG_INVALID');
+      assert.deepEqual(err.causes.map((c) => c.field).sort(), ['queue.replica', 'queue.url']);
+      return true;
+    });
+    await assert.rejects(createQueueProvider({ provider: 'kafka' }), isCode('ERR_CONFIG_INVALID'));
+    await assert.rejects(createQueueProvider({ provider: 'embedded' }), isCode('ERR_CONFIG_INVALID'));
+  });
+
+  it('opens the embedded provider, and says clearly when a NATS server cannot be reached', async () => {
+    const p = await createQueueProvider({ provider: 'embedded', dataDir: tempDir() });
+    assert.equal(p.name, 'embedded');
+    assert.equal((await p.health()).ok, true);
+    await p.close();
+    await assert.rejects(
+      createQueueProvider({ provider: 'nats', url: 'nats://127.0.0.1:1' }),
+      isCode('ERR_BACKEND_UNAVAILABLE'),
+    );
+  });
+
+  it('NATS health says whether the server fsyncs each write', { skip: natsDown }, async () => {
+    const p = await createQueueProvider({ provider: 'nats', url: natsUrl });
+    const h = await p.health();
+    await p.close();
+    assert.equal(h.ok, true, h.message);
+    assert.match(h.message, /fsync/);
+  });
+});

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { openJournal, splitLines } from '../src/storage/journal.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'kylix-journal-'));
+  dirs.push(d);
+  return d;
+}
+
+/** A tiny state (a counter map) kept by a journal, the way the stores use it. */
+async function openCounter(dir: string, compactBytes?: number) {
+  const state = new Map<string, number>();
+  let seq = 0;
+  let snapshotSeq = 0;
+  const journal = await openJournal({
+    dir,
+    label: 'The test state',
+    compactBytes,
+    restore: (data) => {
+      for (const { line } of splitLines(data)) {
+        const r = JSON.parse(line) as { seq?: number; k?: string; v?: number };
+        if (r.seq !== undefined) snapshotSeq = seq = r.seq;
+        else state.set(r.k!, r.v!);
+      }
+    },
+    replay: (record) => {
+      const r = record as { s: number; k: string; v: number };
+      if (r.s <= snapshotSeq) return;
+      seq = r.s;
+      state.set(r.k, r.v);
+    },
+    snapshot: () => {
+      const rows = [...state];
+      const at = seq;
+      return (function* () {
+        yield `${JSON.stringify({ seq: at })}\n`;
+        for (const [k, v] of rows) yield `${JSON.stringify({ k, v })}\n`;
+      })();
+    },
+  });
+  return {
+    state,
+    journal,
+    set(k: string, v: number) {
+      state.set(k, v);
+      return journal.append({ s: ++seq, k, v });
+    },
+  };
+}
+
+describe('journal', () => {
+  it('shares one sync among records appended together, and replays them in order', async () => {
+    const dir = tempDir();
+    const c = await openCounter(dir);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => c.set(`k${i % 10}`, i)));
+    await c.journal.close();
+    const again = await openCounter(dir);
+    assert.equal(again.state.size, 10);
+    assert.equal(again.state.get('k9'), 199);
+    await again.journal.close();
+  });
+
+  it('cuts a torn last line off, so records appended after a crash are not glued to it', async () => {
+    const dir = tempDir();
+    let c = await openCounter(dir);
+    await c.set('a', 1);
+    await c.journal.close();
+    appendFileSync(join(dir, 'journal.log'), '{"s":2,"k":"b","v":');
+    c = await openCounter(dir);
+    await c.set('c', 3);
+    await c.journal.close();
+    assert.ok(readFileSync(join(dir, 'journal.log'), 'utf8').endsWith('"v":3}\n'));
+    c = await openCounter(dir);
+    assert.deepEqual(
+      [...c.state],
+      [
+        ['a', 1],
+        ['c', 3],
+      ],
+    );
+    await c.journal.close();
+  });
+
+  it('compacts into a snapshot as it grows, losing nothing', async () => {
+    const dir = tempDir();
+    const c = await openCounter(dir, 4096);
+    for (let i = 0; i < 500; i++) await c.set(`key-${i % 50}`, i);
+    await c.journal.close();
+    assert.ok(readFileSync(join(dir, 'journal.log')).length < 8192, 'the journal was never compacted');
+    const again = await openCounter(dir, 4096);
+    assert.equal(again.state.size, 50);
+    assert.equal(again.state.get('key-49'), 499);
+    await again.journal.close();
+  });
+
+  it('refuses records once closed', async () => {
+    const c = await openCounter(tempDir());
+    await c.journal.close();
+    await assert.rejects(c.set('a', 1), /closed/);
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * Scaling decisions of one revision's pool, with a fake sandbox and an injected clock.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RevisionPool, type ScalingPolicy } from '../src/runtime/pool.js';
+import type { RevisionTarget } from '../src/runtime/runtime.js';
+
+function fakePool(policy: Partial<ScalingPolicy>) {
+  let clock = 1_000_000;
+  let n = 0;
+  const stopped: string[] = [];
+  const pending: (() => void)[] = [];
+  const owner = {} as RevisionTarget;
+  const pool = new RevisionPool(
+    owner,
+    { minInstances: 0, maxInstances: 3, targetConcurrency: 1, idleSeconds: 10, ...policy },
+    // Instance starts complete when the test says so, to observe requests waiting for them.
+    () =>
+      new Promise((resolve) =>
+        pending.push(() => resolve({ id: `i${++n}`, socketPath: `/tmp/i${n}`, startupMs: 3 })),
+      ),
+    async (id) => {
+      stopped.push(id);
+    },
+    () => clock,
+  );
+  return {
+    pool,
+    stopped,
+    finishStarts: () => {
+      for (const f of pending.splice(0)) f();
+    },
+    advance: (ms: number) => {
+      clock += ms;
+    },
+  };
+}
+
+describe('revision pool', () => {
+  it('starts an instance for the first request, which waits for it and counts as cold', async () => {
+    const f = fakePool({});
+    const lease = f.pool.acquire();
+    f.advance(40);
+    f.finishStarts();
+    const l = await lease;
+    assert.equal(l.cold, true);
+    assert.equal(l.waitedMs, 40);
+    assert.equal(f.pool.stats().instances, 1);
+  });
+
+  it('adds instances while all are at target concurrency, up to maxInstances, serving meanwhile', async () => {
+    const f = fakePool({ maxInstances: 2 });
+    const first = f.pool.acquire();
+    f.finishStarts();
+    await first;
+    // Busy: a second instance starts, but this request is served by the busy one rather than queued.
+    const second = await f.pool.acquire();
+    assert.equal(second.cold, false);
+    f.finishStarts();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(f.pool.stats().instances, 2);
+    await f.pool.acquire();
+    await f.pool.acquire();
+    f.finishStarts();
+    assert.equal(f.pool.stats().instances, 2, 'never above maxInstances');
+    assert.equal(f.pool.inFlight(), 4);
+  });
+
+  it('stops instances idle for idleSeconds, down to minInstances', async () => {
+    const f = fakePool({ minInstances: 1, maxInstances: 3, idleSeconds: 10 });
+    const leases = [f.pool.acquire()];
+    f.finishStarts();
+    await leases[0];
+    leases.push(f.pool.acquire(), f.pool.acquire());
+    f.finishStarts();
+    await new Promise((r) => setImmediate(r));
+    for (const l of await Promise.all(leases)) l.release();
+    assert.equal(f.pool.stats().instances, 3);
+    f.advance(9_000);
+    f.pool.reap();
+    assert.equal(f.pool.stats().instances, 3, 'not idle long enough yet');
+    f.advance(2_000);
+    f.pool.reap();
+    assert.equal(f.pool.stats().instances, 1);
+    assert.equal(f.stopped.length, 2);
+  });
+
+  it('scales to zero by default, and never stops an instance with requests in flight', async () => {
+    const f = fakePool({ idleSeconds: 1 });
+    const lease = f.pool.acquire();
+    f.finishStarts();
+    const l = await lease;
+    f.advance(5_000);
+    f.pool.reap();
+    assert.equal(f.pool.stats().instances, 1, 'busy instance kept');
+    l.release();
+    f.advance(1_001);
+    f.pool.reap();
+    assert.equal(f.pool.stats().instances, 0);
+  });
+
+  it('releases an instance that never served (the one a deploy starts) after 30 s, even with a longer idleSeconds', async () => {
+    const f = fakePool({ idleSeconds: 300 });
+    const warm = f.pool.warmUp();
+    f.finishStarts();
+    await warm;
+    f.advance(29_000);
+    f.pool.reap();
+    assert.equal(f.pool.stats().instances, 1);
+    f.advance(2_000);
+    f.pool.reap();
+    assert.equal(f.pool.stats().instances, 0);
+  });
+
+  it('refuses waiting requests when the instance cannot start', async () => {
+    const owner = {} as RevisionTarget;
+    const pool = new RevisionPool(
+      owner,
+      { minInstances: 0, maxInstances: 1, targetConcurrency: 1, idleSeconds: 1 },
+      () => Promise.reject(new Error('module threw')),
+      async () => {},
+      Date.now,
+    );
+    await assert.rejects(pool.acquire(), /module threw/);
+  });
+});
