@@ -16,6 +16,20 @@ import {
   writeProject,
 } from '../helpers/platform.js';
 
+type WatchEvent = { type: string; object: { metadata: { name: string } } };
+
+/** The events of a watch response, one per JSON line, however the chunks fall. */
+async function* watchEvents(res: Response): AsyncGenerator<WatchEvent> {
+  const decoder = new TextDecoder();
+  let pending = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    pending += decoder.decode(chunk, { stream: true });
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) yield JSON.parse(line) as WatchEvent;
+  }
+}
+
 const handler = (body: string) => `export default { fetch(req, env) { return new Response(${body}); } };\n`;
 
 describe('platform', () => {
@@ -336,16 +350,20 @@ describe('platform', () => {
       `${node.client.path('buckets')}?watch=true&resourceVersion=${listRes.data.metadata.resourceVersion}`,
       { signal: controller.signal },
     );
-    const reader = res.body!.getReader();
     await node.client.raw('DELETE', node.client.path('buckets', 'logs'));
-    const { value } = await reader.read();
-    const event = JSON.parse(new TextDecoder().decode(value).split('\n')[0]!) as {
-      type: string;
-      object: { metadata: { name: string } };
-    };
-    assert.equal(event.type, 'DELETED');
-    assert.equal(event.object.metadata.name, 'logs');
+    // Controllers may still write status (MODIFIED) after the list; the watch
+    // must deliver every change in order, ending with the deletion.
+    const seen: string[] = [];
+    for await (const event of watchEvents(res)) {
+      seen.push(`${event.type} ${event.object.metadata.name}`);
+      if (event.type === 'DELETED') break;
+    }
     controller.abort();
+    assert.equal(seen.at(-1), 'DELETED logs', `watch events: ${seen.join(', ')}`);
+    assert.ok(
+      seen.slice(0, -1).every((e) => e.startsWith('MODIFIED ')),
+      `only status updates may precede the deletion: ${seen.join(', ')}`,
+    );
   });
 
   it('calls a function through the API proxy without knowing its route', async () => {
