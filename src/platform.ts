@@ -19,7 +19,7 @@ import { ResourceController } from './control-plane/controllers/resources.js';
 import { LogStore } from './control-plane/logs.js';
 import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
-import { openEmbeddedStore } from './control-plane/store/embedded.js';
+import { openStateStore } from './control-plane/store/open.js';
 import { Gateway } from './gateway/gateway.js';
 import { Isolation, type IsolationOptions } from './runtime/isolation/isolation.js';
 import { ProcessSandbox } from './runtime/process-sandbox.js';
@@ -83,10 +83,11 @@ function urlOf(addr: AddressInfo): string {
 export async function startPlatform(options: PlatformOptions): Promise<Platform> {
   const log = options.log ?? ((m: string) => console.error(m));
   const paths = dataPaths(options.dataDir);
-  const store = await openEmbeddedStore(paths.state);
+  const installation = options.installation ?? loadInstallation(undefined, {});
+  const { store, sharedBundles } = await openStateStore(installation.backends.state, paths.state);
   const registry = new Registry(store, SecretBox.open(join(paths.keys, 'secrets.key')));
   registry.addAdmission(checkRouteConflicts);
-  const bundles = new BundleStore(paths.bundles);
+  const bundles = new BundleStore(paths.bundles, sharedBundles);
   const logs = new LogStore(paths.logs);
   const socketDir = mkdtempSync(join(tmpdir(), 'kylix-'));
   const isolation = Isolation.detect(options.isolation);
@@ -96,7 +97,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       `kylix: sandbox layers off: ${missing.map((l) => `${l.name} (${l.detail})`).join('; ')}. See: kylix doctor`,
     );
 
-  const providers = createProviders(options.installation ?? loadInstallation(undefined, {}), options.dataDir);
+  const providers = createProviders(installation, options.dataDir);
   const broker = new BindingBroker(registry, providers);
   const runtime = new Runtime({
     socketDir,

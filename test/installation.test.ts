@@ -11,7 +11,7 @@ describe('installation config', () => {
     const c = loadInstallation(undefined, {});
     assert.deepEqual(
       Object.values(c.backends).map((b) => b.provider),
-      ['embedded', 'embedded', 'embedded', 'embedded'],
+      ['embedded', 'embedded', 'embedded', 'embedded', 'embedded'],
     );
   });
 
@@ -27,6 +27,34 @@ describe('installation config', () => {
     assert.deepEqual(c.backends.database, { provider: 'postgres', url: 'postgres://127.0.0.1/test' });
     assert.equal(c.backends.queue.provider, 'nats');
     assert.equal(c.backends.bucket.provider, 'embedded');
+  });
+
+  it('puts the control plane state in a PostgreSQL schema for a fleet', () => {
+    const dir = writeProject({
+      'kylix.yaml': 'backends:\n  state: { provider: postgres, url: "postgres://db/kylix" }\n',
+    });
+    assert.deepEqual(loadInstallation(join(dir, 'kylix.yaml'), {}).backends.state, {
+      provider: 'postgres',
+      url: 'postgres://db/kylix',
+      schema: 'kylix',
+    });
+    const fromEnv = loadInstallation(undefined, {
+      KYLIX_STATE_URL: 'postgres://db/kylix',
+      KYLIX_STATE_SCHEMA: 'shop_prod',
+    });
+    assert.deepEqual(fromEnv.backends.state, {
+      provider: 'postgres',
+      url: 'postgres://db/kylix',
+      schema: 'shop_prod',
+    });
+    assert.throws(
+      () =>
+        loadInstallation(undefined, {
+          KYLIX_STATE_URL: 'postgres://db/kylix',
+          KYLIX_STATE_SCHEMA: 'Bad-Name',
+        }),
+      (e: KylixError) => e.causes.some((c) => c.field === 'backends.state.schema'),
+    );
   });
 
   it('names every bad field', () => {

@@ -23,6 +23,24 @@ const embedded = z.strictObject({ provider: z.literal('embedded') });
 export const installationSchema = z.strictObject({
   backends: z
     .strictObject({
+      /** The control plane's own store: resources, revisions, status, sealed secrets, bundles. */
+      state: z
+        .discriminatedUnion('provider', [
+          embedded,
+          z.strictObject({
+            provider: z.literal('postgres'),
+            url: url(['postgres', 'postgresql']),
+            /** One installation per schema; every node of it names the same one. */
+            schema: z
+              .string()
+              .regex(
+                /^[a-z_][a-z0-9_]{0,62}$/,
+                'must be a lower-case PostgreSQL identifier (letters, digits, _)',
+              )
+              .default('kylix'),
+          }),
+        ])
+        .default({ provider: 'embedded' }),
       keyValue: z
         .discriminatedUnion('provider', [
           embedded,
@@ -69,6 +87,13 @@ const ENV_OVERRIDES: Record<
   string,
   (value: string, c: Record<string, Record<string, unknown>>, env: NodeJS.ProcessEnv) => void
 > = {
+  KYLIX_STATE_URL: (v, c, env) => {
+    c.state = {
+      provider: 'postgres',
+      url: v,
+      ...(env.KYLIX_STATE_SCHEMA ? { schema: env.KYLIX_STATE_SCHEMA } : {}),
+    };
+  },
   KYLIX_REDIS_URL: (v, c) => {
     c.keyValue = { provider: 'redis', url: v };
   },

@@ -164,15 +164,15 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   );
 
   // Bundles: content-addressed uploads from `kylix apply`.
-  app.on('HEAD', '/kylix/v1/bundles/:digest', (c) =>
-    c.body(null, deps.bundles.has(c.req.param('digest')) ? 200 : 404),
+  app.on('HEAD', '/kylix/v1/bundles/:digest', async (c) =>
+    c.body(null, (await deps.bundles.has(c.req.param('digest'))) ? 200 : 404),
   );
   app.post('/kylix/v1/bundles', async (c) => {
     // Checked before reading, so an oversized upload is not held in memory.
     checkBundleSize(Number(c.req.header('content-length') ?? 0));
     const code = Buffer.from(await c.req.arrayBuffer());
     checkBundleSize(code.length);
-    const digest = deps.bundles.put(code, c.req.header('kylix-digest'));
+    const digest = await deps.bundles.put(code, c.req.header('kylix-digest'));
     return c.json({ digest }, 201);
   });
 

@@ -1,6 +1,7 @@
 /**
  * Content-addressed function bundles: stored once under their sha256, so a revision names its exact
- * code and re-applying unchanged code uploads and changes nothing.
+ * code and re-applying unchanged code uploads and changes nothing. On a fleet the bundles live in
+ * the shared state store and each node keeps a copy in its data folder.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -24,9 +25,18 @@ export function digestOf(code: Uint8Array | string): string {
   return `sha256:${createHash('sha256').update(code).digest('hex')}`;
 }
 
-/** See the file comment. */
+/** Where a fleet keeps bundles so that every node can run what any node was given. */
+export interface SharedBundles {
+  getBundle(digest: string): Promise<Buffer | undefined>;
+  putBundle(digest: string, code: Buffer): Promise<void>;
+}
+
+/** See the file comment. With `shared`, this folder is a node's cache of the fleet's bundles. */
 export class BundleStore {
-  constructor(private readonly dir: string) {
+  constructor(
+    private readonly dir: string,
+    private readonly shared?: SharedBundles,
+  ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
@@ -38,12 +48,17 @@ export class BundleStore {
     return join(this.dir, `${hex}.mjs`);
   }
 
-  has(digest: string): boolean {
-    return existsSync(this.path(digest));
+  /** Whether the bundle is here, fetching it from the fleet's store into this node's folder if needed. */
+  async has(digest: string): Promise<boolean> {
+    if (existsSync(this.path(digest))) return true;
+    const code = await this.shared?.getBundle(digest);
+    if (!code || digestOf(code) !== digest) return false;
+    this.write(digest, code);
+    return true;
   }
 
-  /** Stores a bundle and returns its digest; `expected`, when given, must match. */
-  put(code: Buffer, expected?: string): string {
+  /** Stores a bundle (for every node, when shared) and returns its digest; `expected`, when given, must match. */
+  async put(code: Buffer, expected?: string): Promise<string> {
     const digest = digestOf(code);
     if (expected && expected !== digest) {
       throw new KylixError(
@@ -51,12 +66,16 @@ export class BundleStore {
         `The bundle's digest is ${digest}, not ${expected} as declared; the upload was damaged. Apply again.`,
       );
     }
-    const file = this.path(digest);
-    if (!existsSync(file)) {
-      const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(tmp, code, { mode: 0o600 });
-      renameSync(tmp, file);
-    }
+    await this.shared?.putBundle(digest, code);
+    this.write(digest, code);
     return digest;
+  }
+
+  private write(digest: string, code: Buffer): void {
+    const file = this.path(digest);
+    if (existsSync(file)) return;
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, code, { mode: 0o600 });
+    renameSync(tmp, file);
   }
 }

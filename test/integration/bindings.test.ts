@@ -23,6 +23,7 @@ import {
   type TestNode,
   writeProject,
 } from '../helpers/platform.js';
+import { scratchSchema } from '../helpers/postgres.js';
 import { startS3rver } from '../helpers/s3rver.js';
 
 const SHOP = fileURLToPath(new URL('../../examples/shop/', import.meta.url));
@@ -52,6 +53,8 @@ async function fleet(): Promise<{ installation?: Installation; skip?: string }> 
     installation: loadInstallation(undefined, {
       KYLIX_REDIS_URL: urls.redis,
       KYLIX_POSTGRES_URL: urls.postgres,
+      KYLIX_STATE_URL: urls.postgres,
+      KYLIX_STATE_SCHEMA: scratchSchema('kylix_e2e'),
       KYLIX_NATS_URL: urls.nats,
       KYLIX_S3_ENDPOINT: s3.endpoint,
       KYLIX_S3_BUCKET: 'kylix-e2e',

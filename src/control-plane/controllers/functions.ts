@@ -70,6 +70,10 @@ export class FunctionController {
   private readonly serving = new Map<string, Set<string>>();
   private watch?: Watch;
   private readonly idle = new Set<() => void>();
+  /** The generation of each function this node last reconciled. */
+  private readonly reconciled = new Map<string, number>();
+  /** Retries of failed reconciles, with their backoff. */
+  private readonly retries = new Map<string, { attempt: number; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly registry: Registry,
@@ -82,8 +86,13 @@ export class FunctionController {
   /** Reconciles every Function, then follows changes. */
   async start(): Promise<void> {
     this.watch = this.registry.store.watch(await this.registry.store.currentVersion(), (e) => {
-      if (e.object.kind === 'Function') this.enqueue(e.object.metadata.namespace, e.object.metadata.name);
-      else if (e.object.kind === 'Secret' && e.type !== 'DELETED')
+      if (e.object.kind === 'Function') {
+        const { namespace, name, generation } = e.object.metadata;
+        // Status writes (this node's, or another node's on a fleet) come back as MODIFIED events:
+        // only a new generation needs a reconcile, or nodes would answer each other's writes forever.
+        if (e.type === 'MODIFIED' && this.reconciled.get(`${namespace}/${name}`) === generation) return;
+        this.enqueue(namespace, name);
+      } else if (e.object.kind === 'Secret' && e.type !== 'DELETED')
         void this.secretChanged(e.object.metadata.namespace, e.object.metadata.name);
     });
     for (const fn of await this.registry.list('Function', undefined))
@@ -93,6 +102,8 @@ export class FunctionController {
 
   stop(): void {
     this.watch?.close();
+    for (const { timer } of this.retries.values()) clearTimeout(timer);
+    this.retries.clear();
   }
 
   /** Resolves when no reconcile is queued or running (for start-up and tests). */
@@ -113,8 +124,10 @@ export class FunctionController {
         this.dirty.delete(key);
         try {
           await this.reconcile(namespace, name);
+          this.clearRetry(key);
         } catch (err) {
-          console.error(`kylix: reconciling function ${key} failed:`, err);
+          console.error(`kylix: reconciling function ${key} failed (retrying):`, err);
+          this.retryLater(namespace, name);
         }
       } while (this.dirty.has(key));
       this.queue.delete(key);
@@ -126,13 +139,35 @@ export class FunctionController {
     this.queue.set(key, run());
   }
 
+  /** A failed reconcile (a backend down, another node's write in between) runs again: 0.5 s, 1 s, … 30 s. */
+  private retryLater(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    const previous = this.retries.get(key);
+    if (previous) clearTimeout(previous.timer);
+    const attempt = (previous?.attempt ?? 0) + 1;
+    const timer = setTimeout(() => this.enqueue(namespace, name), Math.min(30_000, 250 * 2 ** attempt));
+    timer.unref();
+    this.retries.set(key, { attempt, timer });
+  }
+
+  private clearRetry(key: string): void {
+    const pending = this.retries.get(key);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    this.retries.delete(key);
+  }
+
   private async reconcile(namespace: string, name: string): Promise<void> {
     const key = `${namespace}/${name}`;
     const fn = await this.registry.store.get('Function', namespace, name);
-    if (!fn) return this.teardown(namespace, name);
+    if (!fn) {
+      this.reconciled.delete(key);
+      return this.teardown(namespace, name);
+    }
+    this.reconciled.set(key, fn.metadata.generation);
     const spec = fn.spec as FunctionSpec;
 
-    if (!spec.bundle || !this.bundles.has(spec.bundle)) {
+    if (!spec.bundle || !(await this.bundles.has(spec.bundle))) {
       await this.setStatus(fn, {
         status: 'False',
         reason: 'NoBundle',
@@ -278,6 +313,9 @@ export class FunctionController {
     const { namespace, name } = fn.metadata;
     const template: Record<string, unknown> = { ...spec };
     for (const k of NOT_TEMPLATE) delete template[k];
+    // On a fleet another node may be making the same revision at this moment: then use theirs.
+    const made = await this.registry.store.get('Revision', namespace, `${name}-${number}`);
+    if (made && revSpec(made).templateHash === hash) return made;
     const revision = await this.registry.writeInternal({
       apiVersion: API_VERSION,
       kind: 'Revision',
@@ -381,10 +419,16 @@ export class FunctionController {
       let values: Record<string, string>;
       try {
         values = await this.registry.secretValues(namespace, b.secret);
-      } catch {
+      } catch (err) {
+        if (err instanceof KylixError && err.code === 'ERR_NOT_FOUND')
+          throw new KylixError(
+            'ERR_NOT_READY',
+            `Secret "${b.secret}" (bound as ${name}) does not exist in namespace "${namespace}". Apply it, then the function starts.`,
+          );
+        // A value this node cannot open: on a fleet, every node needs the same secret keys.
         throw new KylixError(
           'ERR_NOT_READY',
-          `Secret "${b.secret}" (bound as ${name}) does not exist in namespace "${namespace}". Apply it, then the function starts.`,
+          `Secret "${b.secret}" (bound as ${name}) cannot be opened on this node: ${(err as Error).message}.`,
         );
       }
       const keys = Object.keys(values);

@@ -9,6 +9,7 @@ import { KylixError } from '../../errors.js';
 import type { KObject } from '../../resources/meta.js';
 import { type Journal, openJournal } from '../../storage/journal.js';
 import type { Precondition, Store, Watch, WatchEvent } from './interface.js';
+import { checkPrecondition } from './precondition.js';
 
 interface JournalEntry {
   rv: number;
@@ -140,18 +141,7 @@ export class EmbeddedStore implements Store {
   private check(kind: string, name: string, existing: KObject | undefined, pre: Precondition): void {
     const broken = this.journal?.broken;
     if (broken) throw new KylixError('ERR_INTERNAL', `The state store cannot write: ${broken.message}`);
-    if (pre.mustNotExist && existing) {
-      throw new KylixError('ERR_ALREADY_EXISTS', `${kind} "${name}" already exists. Use apply to update it.`);
-    }
-    if (pre.resourceVersion !== undefined) {
-      if (!existing) throw new KylixError('ERR_NOT_FOUND', `${kind} "${name}" not found.`);
-      if (existing.metadata.resourceVersion !== pre.resourceVersion) {
-        throw new KylixError(
-          'ERR_CONFLICT',
-          `${kind} "${name}" was changed by someone else (resourceVersion ${pre.resourceVersion} is stale, now ${existing.metadata.resourceVersion}). Get it again and reapply your change.`,
-        );
-      }
-    }
+    checkPrecondition(kind, name, existing, pre);
   }
 
   /** Journals the change; once it is durable, hands the event to watchers (in journal order). */

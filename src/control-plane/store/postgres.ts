@@ -1,0 +1,377 @@
+/**
+ * The fleet state store: every node of an installation keeps its resources, revisions, status,
+ * sealed secrets and function bundles in one PostgreSQL schema, so they all see the same
+ * platform.
+ *
+ * Writes are serialised by one row (`meta.version`, bumped in every write transaction and
+ * locked until it commits), so resourceVersions are handed out in commit order with no gaps.
+ * Every write also appends its event to `events` and NOTIFYs the other nodes; each node reads
+ * new events in order (on a notification, and every second in case one was missed) and hands
+ * them to its watchers. A write resolves only after this node's watchers have seen it, as with
+ * the embedded store. Reads go to PostgreSQL, so every node reads what was last committed.
+ *
+ * Objects are stored as `json`, not `jsonb`: jsonb reorders keys, and revisions are keyed by a
+ * hash of the spec's JSON text. The `pg` driver is imported only when this store is opened.
+ */
+import type { Client, Pool, PoolClient } from 'pg';
+import { KylixError } from '../../errors.js';
+import type { KObject } from '../../resources/meta.js';
+import type { SharedBundles } from '../bundles.js';
+import type { Precondition, Store, Watch, WatchEvent } from './interface.js';
+import { checkPrecondition } from './precondition.js';
+
+/** Options of the PostgreSQL store. */
+export interface PostgresStoreOptions {
+  /** postgres://user@host:port/database */
+  url: string;
+  /** The schema holding Kylix's tables (default "kylix"); one installation per schema. */
+  schema?: string;
+  /** How many events watches may resume from (default 10,000). */
+  history?: number;
+}
+
+type PgModule = typeof import('pg');
+
+/** How often a node looks for events it was not notified of (a dropped LISTEN connection). */
+const POLL_MS = 1000;
+
+const byNamespaceAndName = (a: KObject, b: KObject) =>
+  a.metadata.namespace.localeCompare(b.metadata.namespace) || a.metadata.name.localeCompare(b.metadata.name);
+
+/** Connects, creates the schema if needed, and starts following changes. */
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+  const pg = ((await import('pg')) as unknown as { default: PgModule }).default;
+  const schema = options.schema ?? 'kylix';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema))
+    throw new KylixError(
+      'ERR_MANIFEST_INVALID',
+      `The state store schema "${schema}" must be a lower-case PostgreSQL identifier (letters, digits, _).`,
+    );
+  const store = new PostgresStore(pg, options.url, schema, options.history ?? 10_000);
+  try {
+    await store.open();
+  } catch (err) {
+    await store.close();
+    throw unavailable(options.url, err);
+  }
+  return store;
+}
+
+/** The error for a state store that cannot be reached, naming where it was looked for. */
+function unavailable(url: string, err: unknown): KylixError {
+  if (err instanceof KylixError) return err;
+  const u = new URL(url);
+  return new KylixError(
+    'ERR_BACKEND_UNAVAILABLE',
+    `The state store (PostgreSQL at ${u.hostname}:${u.port || 5432}${u.pathname}) failed: ${(err as Error).message}. Check that the server runs and the installation's state URL is right.`,
+  );
+}
+
+/** The PostgreSQL store; see the file comment. */
+export class PostgresStore implements Store, SharedBundles {
+  readonly name = 'postgres';
+  private readonly pool: Pool;
+  private listener?: Client;
+  private readonly channel: string;
+  private readonly t: { meta: string; objects: string; events: string; bundles: string };
+  private readonly history: { rv: number; event: WatchEvent }[] = [];
+  private readonly listeners = new Set<{ since: number; deliver: (e: WatchEvent) => void }>();
+  /** The newest event handed to watchers. */
+  private delivered = 0;
+  /** The running catch-up read, if any, and whether another must follow it. */
+  private pumping?: Promise<void>;
+  private pumpAgain = false;
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly pg: PgModule,
+    private readonly url: string,
+    private readonly schema: string,
+    private readonly historySize: number,
+  ) {
+    this.pool = new pg.Pool({ connectionString: url, max: 4, idleTimeoutMillis: 30_000 });
+    // An idle connection that dies (a server restart) must not crash the node; the next query reconnects.
+    this.pool.on('error', () => {});
+    const q = (table: string) => `"${schema}"."${table}"`;
+    this.t = { meta: q('meta'), objects: q('objects'), events: q('events'), bundles: q('bundles') };
+    this.channel = `${schema}_events`;
+  }
+
+  /** 1. create the tables (once per installation), 2. load recent history, 3. LISTEN. */
+  async open(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      // Two nodes starting together must not both create the schema.
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [this.schema]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.t.meta} (id int PRIMARY KEY CHECK (id = 1), version bigint NOT NULL)`,
+      );
+      await client.query(`INSERT INTO ${this.t.meta} VALUES (1, 0) ON CONFLICT DO NOTHING`);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${this.t.objects} (
+        kind text NOT NULL, namespace text NOT NULL, name text NOT NULL,
+        object json NOT NULL, PRIMARY KEY (kind, namespace, name))`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.t.events} (rv bigint PRIMARY KEY, type text NOT NULL, object json NOT NULL)`,
+      );
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.t.bundles} (digest text PRIMARY KEY, code bytea NOT NULL)`,
+      );
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [this.schema]).catch(() => {});
+      client.release();
+    }
+    const recent = await this.pool.query<{ rv: string; type: WatchEvent['type']; object: KObject }>(
+      `SELECT rv, type, object FROM ${this.t.events} ORDER BY rv DESC LIMIT $1`,
+      [this.historySize],
+    );
+    for (const row of recent.rows.reverse())
+      this.remember(Number(row.rv), { type: row.type, object: row.object });
+    this.delivered = Number(await this.currentVersion());
+    await this.listen();
+    this.timer = setInterval(() => void this.pump().catch(() => {}), POLL_MS);
+    this.timer.unref();
+  }
+
+  async currentVersion(): Promise<string> {
+    const r = await this.query<{ version: string }>(`SELECT version FROM ${this.t.meta} WHERE id = 1`);
+    return String(r.rows[0]?.version ?? 0);
+  }
+
+  async get(kind: string, namespace: string, name: string): Promise<KObject | undefined> {
+    const r = await this.query<{ object: KObject }>(
+      `SELECT object FROM ${this.t.objects} WHERE kind = $1 AND namespace = $2 AND name = $3`,
+      [kind, namespace, name],
+    );
+    return r.rows[0]?.object;
+  }
+
+  async list(kind: string, namespace?: string): Promise<KObject[]> {
+    const r =
+      namespace === undefined
+        ? await this.query<{ object: KObject }>(`SELECT object FROM ${this.t.objects} WHERE kind = $1`, [
+            kind,
+          ])
+        : await this.query<{ object: KObject }>(
+            `SELECT object FROM ${this.t.objects} WHERE kind = $1 AND namespace = $2`,
+            [kind, namespace],
+          );
+    return r.rows.map((row) => row.object).sort(byNamespaceAndName);
+  }
+
+  async put(object: KObject, precondition: Precondition = {}): Promise<KObject> {
+    const { kind } = object;
+    const { namespace, name } = object.metadata;
+    const stored = await this.write(kind, namespace, name, precondition, async (client, existing, rv) => {
+      const next = structuredClone(object);
+      next.metadata.resourceVersion = String(rv);
+      await client.query(
+        `INSERT INTO ${this.t.objects} (kind, namespace, name, object) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (kind, namespace, name) DO UPDATE SET object = EXCLUDED.object`,
+        [kind, namespace, name, JSON.stringify(next)],
+      );
+      return { type: existing ? 'MODIFIED' : 'ADDED', object: next };
+    });
+    return stored;
+  }
+
+  async delete(
+    kind: string,
+    namespace: string,
+    name: string,
+    precondition: Precondition = {},
+  ): Promise<KObject> {
+    return this.write(kind, namespace, name, precondition, async (client, existing, rv) => {
+      if (!existing)
+        throw new KylixError('ERR_NOT_FOUND', `${kind} "${name}" not found in namespace "${namespace}".`);
+      await client.query(`DELETE FROM ${this.t.objects} WHERE kind = $1 AND namespace = $2 AND name = $3`, [
+        kind,
+        namespace,
+        name,
+      ]);
+      const gone = { ...existing, metadata: { ...existing.metadata, resourceVersion: String(rv) } };
+      return { type: 'DELETED', object: gone };
+    });
+  }
+
+  watch(sinceVersion: string | undefined, listener: (event: WatchEvent) => void): Watch {
+    let since = this.delivered;
+    if (sinceVersion !== undefined && sinceVersion !== '' && sinceVersion !== '0') {
+      since = Number(sinceVersion);
+      const oldest = this.history[0]?.rv;
+      if (
+        !Number.isFinite(since) ||
+        (since < this.delivered && (oldest === undefined || since < oldest - 1))
+      ) {
+        throw new KylixError(
+          'ERR_GONE',
+          `resourceVersion ${sinceVersion} is too old; list again and watch from the list's resourceVersion.`,
+        );
+      }
+      for (const h of this.history) if (h.rv > since) listener(h.event);
+    }
+    // Events this node has not read yet but the caller has already seen are skipped by rv.
+    const entry = { since: Math.max(since, this.delivered), deliver: listener };
+    this.listeners.add(entry);
+    return { close: () => this.listeners.delete(entry) };
+  }
+
+  /** A bundle's bytes, if any node stored it. */
+  async getBundle(digest: string): Promise<Buffer | undefined> {
+    const r = await this.query<{ code: Buffer }>(`SELECT code FROM ${this.t.bundles} WHERE digest = $1`, [
+      digest,
+    ]);
+    return r.rows[0]?.code;
+  }
+
+  /** Stores a bundle for every node (a no-op when it is there already). */
+  async putBundle(digest: string, code: Buffer): Promise<void> {
+    await this.query(`INSERT INTO ${this.t.bundles} (digest, code) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [
+      digest,
+      code,
+    ]);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.listeners.clear();
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => {});
+    await this.pumping?.catch(() => {});
+    await this.pool.end().catch(() => {});
+  }
+
+  /**
+   * One write transaction: 1. take the next version (locking the version row, which serialises
+   * writers), 2. read the object and check the precondition, 3. change it, 4. record the event and
+   * notify, 5. commit, 6. hand the event to this node's watchers.
+   */
+  private async write(
+    kind: string,
+    namespace: string,
+    name: string,
+    pre: Precondition,
+    change: (client: PoolClient, existing: KObject | undefined, rv: number) => Promise<WatchEvent>,
+  ): Promise<KObject> {
+    const client = await this.connect();
+    let event: WatchEvent;
+    let rv: number;
+    try {
+      await client.query('BEGIN');
+      const v = await client.query<{ version: string }>(
+        `UPDATE ${this.t.meta} SET version = version + 1 WHERE id = 1 RETURNING version`,
+      );
+      rv = Number(v.rows[0]?.version);
+      const found = await client.query<{ object: KObject }>(
+        `SELECT object FROM ${this.t.objects} WHERE kind = $1 AND namespace = $2 AND name = $3`,
+        [kind, namespace, name],
+      );
+      const existing = found.rows[0]?.object;
+      checkPrecondition(kind, name, existing, pre);
+      event = await change(client, existing, rv);
+      await client.query(`INSERT INTO ${this.t.events} (rv, type, object) VALUES ($1, $2, $3)`, [
+        rv,
+        event.type,
+        JSON.stringify(event.object),
+      ]);
+      if (rv % 1000 === 0)
+        await client.query(`DELETE FROM ${this.t.events} WHERE rv <= $1`, [rv - this.historySize]);
+      await client.query('SELECT pg_notify($1, $2)', [this.channel, String(rv)]);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err instanceof KylixError ? err : unavailable(this.url, err);
+    } finally {
+      client.release();
+    }
+    await this.pump().catch(() => {});
+    return structuredClone(event.object);
+  }
+
+  private async connect(): Promise<PoolClient> {
+    if (this.closed) throw new KylixError('ERR_INTERNAL', 'The state store cannot write: it is closed');
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw unavailable(this.url, err);
+    }
+  }
+
+  private async query<R extends object>(sql: string, params: unknown[] = []) {
+    if (this.closed) throw new KylixError('ERR_INTERNAL', 'The state store is closed');
+    try {
+      return await this.pool.query<R>(sql, params);
+    } catch (err) {
+      throw unavailable(this.url, err);
+    }
+  }
+
+  /** A dedicated connection LISTENs for other nodes' writes; it reconnects if it drops. */
+  private async listen(): Promise<void> {
+    if (this.closed) return;
+    const client = new this.pg.Client({ connectionString: this.url });
+    client.on('notification', () => void this.pump().catch(() => {}));
+    client.on('error', () => {
+      if (this.listener !== client) return;
+      this.listener = undefined;
+      void client.end().catch(() => {});
+      setTimeout(() => void this.listen().catch(() => {}), POLL_MS).unref();
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${this.channel}"`);
+      this.listener = client;
+    } catch {
+      void client.end().catch(() => {});
+      setTimeout(() => void this.listen().catch(() => {}), POLL_MS).unref();
+    }
+    // Writes made while it was down are read now.
+    void this.pump().catch(() => {});
+  }
+
+  /** Reads events after the last delivered one, in order; one read at a time, repeated if asked again. */
+  private pump(): Promise<void> {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return this.pumping;
+    }
+    this.pumping = (async () => {
+      try {
+        do {
+          this.pumpAgain = false;
+          await this.readEvents();
+        } while (this.pumpAgain && !this.closed);
+      } finally {
+        this.pumping = undefined;
+      }
+    })();
+    return this.pumping;
+  }
+
+  private async readEvents(): Promise<void> {
+    for (;;) {
+      if (this.closed) return;
+      const r = await this.pool.query<{ rv: string; type: WatchEvent['type']; object: KObject }>(
+        `SELECT rv, type, object FROM ${this.t.events} WHERE rv > $1 ORDER BY rv LIMIT 500`,
+        [this.delivered],
+      );
+      for (const row of r.rows) {
+        const rv = Number(row.rv);
+        const event: WatchEvent = { type: row.type, object: row.object };
+        this.delivered = rv;
+        this.remember(rv, event);
+        for (const l of this.listeners) if (rv > l.since) l.deliver(structuredClone(event));
+      }
+      if (r.rows.length < 500) return;
+    }
+  }
+
+  private remember(rv: number, event: WatchEvent): void {
+    this.history.push({ rv, event });
+    if (this.history.length > this.historySize)
+      this.history.splice(0, this.history.length - this.historySize);
+  }
+}
