@@ -1,6 +1,7 @@
 /**
- * Cron triggers: once per tick per cluster, one catch-up after downtime. Two schedulers sharing
- * one state store stand in for two nodes sharing the fleet store; the clock is injected.
+ * Cron triggers: once per tick per cluster, one catch-up after downtime. Two schedulers stand in
+ * for two nodes: on one embedded store, and each with its own connection to one PostgreSQL
+ * schema, as nodes of a fleet are. The clock is injected.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,30 +9,73 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openEmbeddedStore } from '../src/control-plane/store/embedded.js';
+import type { Store } from '../src/control-plane/store/interface.js';
+import { openPostgresStore } from '../src/control-plane/store/postgres.js';
 import { type ScheduledEvent, Scheduler, type ScheduleTarget } from '../src/triggers/scheduler.js';
+import { reachable } from './bindings/reachable.js';
+import { scratchSchema, TEST_POSTGRES_URL } from './helpers/postgres.js';
 
 const dirs: string[] = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function setup() {
+const pgDown = await reachable(TEST_POSTGRES_URL);
+if (pgDown) console.log(`# skipping the cron-on-PostgreSQL test: ${pgDown}`);
+
+/**
+ * Schedulers on an injected clock. `storeFor` gives each node its store: by default they share
+ * one embedded store; on PostgreSQL each node has its own connection to one schema, as a fleet does.
+ */
+async function setup(storeFor?: (node: string) => Promise<Store>) {
   const dir = mkdtempSync(join(tmpdir(), 'kylix-cron-'));
   dirs.push(dir);
   const store = await openEmbeddedStore(dir);
+  const stores: Store[] = [];
   let clock = Date.parse('2026-11-24T10:00:30Z');
   const fired: { node: string; event: ScheduledEvent }[] = [];
   const notes: string[] = [];
-  const node = (name: string) =>
-    new Scheduler(
-      store,
+  const node = async (name: string) => {
+    const own = storeFor ? await storeFor(name) : store;
+    if (own !== store) stores.push(own);
+    return new Scheduler(
+      own,
       async (_t, event) => {
         fired.push({ node: name, event });
       },
       (_t, _level, message) => notes.push(message),
       () => clock,
     );
-  return { store, fired, notes, node, advance: (ms: number) => (clock += ms), now: () => clock };
+  };
+  const close = async () => {
+    await store.close();
+    for (const st of stores) await st.close();
+  };
+  return { store, fired, notes, node, close, advance: (ms: number) => (clock += ms), now: () => clock };
+}
+
+/** Two nodes wake for every tick of an hour, in either order or at once; each tick must fire once. */
+async function hourOnTwoNodes(s: Awaited<ReturnType<typeof setup>>): Promise<void> {
+  const a = await s.node('a');
+  const b = await s.node('b');
+  await a.set(target);
+  await b.set(target);
+  for (let minute = 0; minute < 60; minute++) {
+    s.advance(60_000);
+    if (minute % 3 === 0) await Promise.all([a.runDue(), b.runDue()]);
+    else if (minute % 3 === 1) await b.runDue().then(() => a.runDue());
+    else await a.runDue().then(() => b.runDue());
+  }
+  const ticks = s.fired.map((f) => f.event.scheduledTime);
+  assert.equal(ticks.length, 60);
+  assert.equal(new Set(ticks).size, 60, 'no tick fired twice');
+  assert.ok(
+    s.fired.some((f) => f.node === 'a') && s.fired.some((f) => f.node === 'b'),
+    'either node may win',
+  );
+  a.close();
+  b.close();
+  await s.close();
 }
 
 const target: ScheduleTarget = {
@@ -43,37 +87,21 @@ const target: ScheduleTarget = {
 
 describe('scheduler', () => {
   it('fires each tick exactly once across two nodes', async () => {
-    const s = await setup();
-    const a = s.node('a');
-    const b = s.node('b');
-    await a.set(target);
-    await b.set(target);
-    for (let minute = 0; minute < 60; minute++) {
-      s.advance(60_000);
-      // Both nodes wake for the same tick, in either order or at once.
-      if (minute % 3 === 0) await Promise.all([a.runDue(), b.runDue()]);
-      else if (minute % 3 === 1) await b.runDue().then(() => a.runDue());
-      else await a.runDue().then(() => b.runDue());
-    }
-    const ticks = s.fired.map((f) => f.event.scheduledTime);
-    assert.equal(ticks.length, 60);
-    assert.equal(new Set(ticks).size, 60, 'no tick fired twice');
-    assert.ok(
-      s.fired.some((f) => f.node === 'a') && s.fired.some((f) => f.node === 'b'),
-      'either node may win',
-    );
-    a.close();
-    b.close();
-    await s.store.close();
+    await hourOnTwoNodes(await setup());
+  });
+
+  it('fires each tick exactly once across two nodes sharing PostgreSQL', { skip: pgDown }, async () => {
+    const schema = scratchSchema('kylix_cron');
+    await hourOnTwoNodes(await setup(() => openPostgresStore({ url: TEST_POSTGRES_URL, schema })));
   });
 
   it('after downtime runs one catch-up and logs the rest as missed', async () => {
     const s = await setup();
-    const a = s.node('a');
+    const a = await s.node('a');
     await a.set(target);
     a.close();
     s.advance(10 * 60_000); // ten ticks pass while no node runs
-    const again = s.node('a');
+    const again = await s.node('a');
     await again.set(target);
     assert.equal(s.fired.length, 1);
     assert.equal(s.fired[0]?.event.catchUp, true);
@@ -85,7 +113,7 @@ describe('scheduler', () => {
 
   it('follows the time zone of the schedule', async () => {
     const s = await setup();
-    const daily = s.node('a');
+    const daily = await s.node('a');
     // 09:00 in Berlin is 08:00 UTC in November.
     await daily.set({ ...target, cron: '0 9 * * *' });
     s.advance(24 * 3_600_000);
