@@ -22,15 +22,12 @@ export interface ProcessSandboxOptions {
 }
 
 let processCounter = 0;
-/** How long a revision's process stays up with no instances, so a restart after a limit is a warm start. */
-const IDLE_PROCESS_MS = 30_000;
 
 /** See the file comment. */
 export class ProcessSandbox implements Sandbox {
   readonly kind: string;
   private readonly processes = new Map<string, Promise<SandboxProcess>>();
   private readonly byInstance = new Map<string, string>();
-  private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private spare?: SandboxProcess;
   private closed = false;
   /** The events its processes report, with idle-process clean-up added to exits. */
@@ -59,11 +56,10 @@ export class ProcessSandbox implements Sandbox {
     if (this.closed) throw new KylixError('ERR_NOT_READY', 'The platform is shutting down.');
     // "<namespace>/<function>/<revision>/<n>": one process per revision.
     const revisionKey = spec.id.split('/').slice(0, 3).join('/');
-    clearTimeout(this.idleTimers.get(revisionKey));
-    this.idleTimers.delete(revisionKey);
-    const proc = await this.process(revisionKey);
+    // Claimed before any await, so releaseIfIdle cannot close the process under this start.
     this.byInstance.set(spec.id, revisionKey);
     try {
+      const proc = await this.process(revisionKey);
       return await proc.startInstance(spec);
     } catch (err) {
       this.byInstance.delete(spec.id);
@@ -83,28 +79,23 @@ export class ProcessSandbox implements Sandbox {
     await this.releaseIfIdle(key);
   }
 
-  /** A revision with no instances left needs no process, unless one starts again soon. */
+  /**
+   * A revision with no instances left needs no process. It is closed at once: the next start takes
+   * the namespace's spare, whose worker is already booted, which is faster than booting a worker
+   * in this process again (and a thousand idle functions hold no processes).
+   */
   private async releaseIfIdle(key: string): Promise<void> {
     const p = this.processes.get(key);
     if (!p) return;
     const proc = await p.catch(() => undefined);
-    if (!proc) return;
-    if (proc.size === 0 && this.processes.get(key) === p && !this.idleTimers.has(key)) {
-      const timer = setTimeout(() => {
-        this.idleTimers.delete(key);
-        if (proc.size > 0 || this.processes.get(key) !== p) return;
-        this.processes.delete(key);
-        void proc.close();
-      }, IDLE_PROCESS_MS);
-      timer.unref();
-      this.idleTimers.set(key, timer);
-    }
+    if (!proc || proc.size > 0 || this.processes.get(key) !== p) return;
+    for (const k of this.byInstance.values()) if (k === key) return;
+    this.processes.delete(key);
+    await proc.close();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const t of this.idleTimers.values()) clearTimeout(t);
-    this.idleTimers.clear();
     await this.spare?.close();
     this.spare = undefined;
     const all = [...this.processes.values()];

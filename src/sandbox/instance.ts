@@ -7,6 +7,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { register } from 'node:module';
+import nodeProcess from 'node:process';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -21,6 +22,7 @@ import {
   type FromInstance,
   type LogRecord,
   REQUEST_ID_HEADER,
+  startupTooSlow,
   type ToInstance,
   USAGE_SLOTS,
   type WorkerSpec,
@@ -248,6 +250,19 @@ function serve(handler: Handler, env: Record<string, unknown>) {
   };
 }
 
+/**
+ * CPU time this thread has used, in ms (Node ≥ 23.9; the sandbox runs Node 24). Captured before the
+ * guest's globals are stripped. Falls back to wall time on an older Node.
+ */
+const threadCpuMs: () => number = (() => {
+  const usage = (nodeProcess as { threadCpuUsage?: () => { user: number; system: number } }).threadCpuUsage;
+  if (!usage) return () => performance.now();
+  return () => {
+    const u = usage.call(nodeProcess);
+    return (u.user + u.system) / 1000;
+  };
+})();
+
 async function main(): Promise<void> {
   // 1. Only this file may import: the bundle and anything it evaluates may not.
   register(new URL('./loader-hooks.js', import.meta.url), { data: { trusted: import.meta.url } });
@@ -263,11 +278,18 @@ async function main(): Promise<void> {
   if (data.prestart) started = performance.now();
   // 4. Load the function.
   post({ type: 'loading' });
+  const cpuBefore = threadCpuMs();
   let handler: Handler;
   try {
     handler = await load();
   } catch (err) {
     post({ type: 'failed', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    return;
+  }
+  // The start-up limit is CPU time, so a busy host (many deploys at once) does not fail a module.
+  const loadCpuMs = threadCpuMs() - cpuBefore;
+  if (loadCpuMs > spec.startupLimitMs) {
+    post({ type: 'failed', message: startupTooSlow(spec.startupLimitMs) });
     return;
   }
   const env = buildEnv(rpc, spec.env, spec.bindings ?? {});

@@ -102,3 +102,11 @@ export const EGRESS_ERROR_HEADER = 'kylix-egress-error';
  * in-flight request holding its sequence number (0 = free).
  */
 export const USAGE_SLOTS = 512;
+
+/** Loading a module may take startupLimitMs of CPU, and this many times that in wall time. */
+export const STARTUP_WALL_FACTOR = 10;
+
+/** The error for a module whose evaluation used more CPU than the start-up limit. */
+export function startupTooSlow(limitMs: number): string {
+  return `loading the module took more than ${limitMs} ms of CPU. Move slow start-up work out of the module's global scope (into fetch(), lazily).`;
+}
