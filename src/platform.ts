@@ -84,7 +84,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const log = options.log ?? ((m: string) => console.error(m));
   const paths = dataPaths(options.dataDir);
   const store = await openEmbeddedStore(paths.state);
-  const registry = new Registry(store, SecretBox.open(join(paths.keys, 'secrets.key')));
+  const secretBox = SecretBox.load(join(paths.keys, 'secrets.key'), options.installation?.secrets?.keys);
+  const registry = new Registry(store, secretBox);
   registry.addAdmission(checkRouteConflicts);
   const bundles = new BundleStore(paths.bundles);
   const logs = new LogStore(paths.logs);
