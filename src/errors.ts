@@ -47,6 +47,8 @@ export const ERROR_CODES = {
   ERR_BACKEND_UNAVAILABLE: { status: 503, user: false, reason: 'ServiceUnavailable' },
   /** The installation's config (a provider's settings) is invalid; `causes` lists every field. */
   ERR_CONFIG_INVALID: { status: 500, user: false, reason: 'InternalError' },
+  /** A stored secret value cannot be opened: its key is not in this node's keyring, or it was altered. */
+  ERR_SECRET_UNREADABLE: { status: 500, user: false, reason: 'InternalError' },
   /** The function threw (or rejected) instead of returning a Response. */
   ERR_FUNCTION_THREW: { status: 502, user: true, reason: 'BadGateway' },
   /** The function's instance died while serving the request. */

@@ -85,7 +85,12 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const paths = dataPaths(options.dataDir);
   const installation = options.installation ?? loadInstallation(undefined, {});
   const { store, sharedBundles } = await openStateStore(installation.backends.state, paths.state);
-  const registry = new Registry(store, SecretBox.open(join(paths.keys, 'secrets.key')));
+  const secretBox = SecretBox.load(join(paths.keys, 'secrets.key'), installation.secrets?.keys);
+  const registry = new Registry(store, secretBox);
+  if (installation.backends.state.provider === 'postgres' && !installation.secrets?.keys?.length)
+    log(
+      "kylix: the state store is shared (PostgreSQL), but the secret key is this node's own file; other nodes cannot open the secrets it seals. Give every node the same keys (KYLIX_SECRET_KEYS or secrets.keys; see docs/operations.md).",
+    );
   registry.addAdmission(checkRouteConflicts);
   const bundles = new BundleStore(paths.bundles, sharedBundles);
   const logs = new LogStore(paths.logs);

@@ -101,6 +101,23 @@ describe('journal', () => {
     await again.journal.close();
   });
 
+  it('compacts on demand, so superseded records leave the disk', async () => {
+    const dir = tempDir();
+    const c = await openCounter(dir);
+    await c.set('token', 1111);
+    const pending = c.set('token', 2222);
+    await c.journal.compactNow();
+    await pending;
+    assert.equal(readFileSync(join(dir, 'journal.log'), 'utf8'), '');
+    assert.doesNotMatch(readFileSync(join(dir, 'snapshot.json'), 'utf8'), /1111/);
+    await c.set('other', 3);
+    await c.journal.close();
+    const again = await openCounter(dir);
+    assert.equal(again.state.get('token'), 2222);
+    assert.equal(again.state.get('other'), 3);
+    await again.journal.close();
+  });
+
   it('refuses records once closed', async () => {
     const c = await openCounter(tempDir());
     await c.journal.close();

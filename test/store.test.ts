@@ -249,6 +249,31 @@ describe('postgres state store across nodes', { skip: pgDown }, () => {
     await store.close();
   });
 
+  it('compacts: superseded secret payloads leave the event history', async () => {
+    const schema = newSchema();
+    const store = await openPostgresStore({ url: pgUrl, schema });
+    const secret = { ...obj('s'), kind: 'Secret', spec: { sealed: { key: 'v1:old-ciphertext' } } };
+    const first = await store.put(secret);
+    await store.put(
+      { ...first, spec: { sealed: { key: 'v1:new-ciphertext' } } },
+      { resourceVersion: first.metadata.resourceVersion },
+    );
+    await store.put(obj('other'));
+    await store.compact();
+    const pg = (await import('pg')).default;
+    const client = new pg.Client({ connectionString: pgUrl });
+    await client.connect();
+    const dump = await client.query<{ t: string }>(
+      `SELECT e::text AS t FROM "${schema}".events e ORDER BY rv`,
+    );
+    await client.end();
+    const text = dump.rows.map((r) => r.t).join('\n');
+    assert.doesNotMatch(text, /old-ciphertext/);
+    assert.match(text, /new-ciphertext/);
+    assert.equal(dump.rows.length, 3, 'the history keeps every event');
+    await store.close();
+  });
+
   it('shares bundles between nodes', async () => {
     const schema = newSchema();
     const a = await openPostgresStore({ url: pgUrl, schema });

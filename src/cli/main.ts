@@ -15,6 +15,7 @@ import { invokeCommand } from './commands/invoke.js';
 import { logsCommand } from './commands/logs.js';
 import { historyCommand, trafficCommand, undoCommand } from './commands/rollout.js';
 import { schemaCommand } from './commands/schema.js';
+import { secretResealCommand, secretRotateKeyCommand } from './commands/secret.js';
 import { devCommand, serverCommand } from './commands/serve.js';
 
 const program = new Command('kylix')
@@ -42,7 +43,7 @@ const serveOptions = (cmd: Command) =>
     .option('--data-dir <dir>', 'data folder (env KYLIX_DATA_DIR; default .kylix)')
     .option(
       '--config <file>',
-      'installation config: the backend of each resource kind (env KYLIX_CONFIG_FILE; KYLIX_POSTGRES_URL, KYLIX_REDIS_URL, KYLIX_NATS_URL, KYLIX_S3_ENDPOINT override it)',
+      'installation config: the backend of each resource kind, the secret keys (env KYLIX_CONFIG_FILE; KYLIX_POSTGRES_URL, KYLIX_REDIS_URL, KYLIX_NATS_URL, KYLIX_S3_ENDPOINT, KYLIX_SECRET_KEYS override it)',
     );
 
 serveOptions(
@@ -231,19 +232,35 @@ program
     console.log(await bucketCommand(client(), action, a, b)),
   );
 
-program
+const secret = program
   .command('secret')
+  .description('set secrets, and re-seal their values or rotate the key that seals them');
+secret
+  .command('set')
   .description(
     'secret set NAME --from-literal KEY=VALUE … | --from-file [KEY=]PATH …: the secret gets exactly these keys',
   )
-  .argument('<action>', 'set')
   .argument('<name>')
   .option('--from-literal <key=value>', 'a key and its value (repeatable)', collect)
   .option('--from-file <[key=]path>', "a key and a file's contents (repeatable)", collect)
-  .action(async (action: string, name: string, flags) => {
-    if (action !== 'set')
-      throw new KylixError('ERR_BAD_REQUEST', 'kylix secret set NAME --from-literal KEY=VALUE');
-    console.log(await secretSetCommand(client(), name, flags));
+  .action(async (name: string, flags) => console.log(await secretSetCommand(client(), name, flags)));
+secret
+  .command('reseal')
+  .description('seal every secret value, in every namespace, under the current key (after a key change)')
+  .action(async () => {
+    const { text, ok } = await secretResealCommand(client());
+    console.log(text);
+    if (!ok) process.exitCode = 1;
+  });
+secret
+  .command('rotate-key')
+  .description(
+    'make a new key for the key file in the data folder, re-seal every value under it, drop the old key',
+  )
+  .action(async () => {
+    const { text, ok } = await secretRotateKeyCommand(client());
+    console.log(text);
+    if (!ok) process.exitCode = 1;
   });
 
 program

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { decodeKey } from '../control-plane/secret-key-file.js';
 import { KylixError } from '../errors.js';
 import { issuesToCauses } from '../resources/validate.js';
 
@@ -77,6 +78,19 @@ export const installationSchema = z.strictObject({
         .default({ provider: 'embedded' }),
     })
     .prefault({}),
+  /** Secret values at rest: the keyring, current key first (KYLIX_SECRET_KEYS overrides it). */
+  secrets: z
+    .strictObject({
+      keys: z
+        .array(
+          z.string().superRefine((k, ctx) => {
+            const key = decodeKey(k);
+            if (typeof key === 'string') ctx.addIssue({ code: 'custom', message: key });
+          }),
+        )
+        .min(1, 'list at least one key (base64 of 32 bytes), the current one first'),
+    })
+    .optional(),
 });
 
 /** A validated installation config. */
@@ -135,12 +149,21 @@ export function loadInstallation(
     const value = env[name];
     if (value) apply(value, backends, env);
   }
+  // KYLIX_SECRET_KEYS: comma-separated base64 keys, current first; for a fleet, the same on every node.
+  const secretKeys = env.KYLIX_SECRET_KEYS?.split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
+  if (secretKeys?.length) raw = { ...raw, secrets: { ...(raw.secrets as object), keys: secretKeys } };
   const result = installationSchema.safeParse({ ...raw, backends });
   if (!result.success) {
     throw new KylixError(
       'ERR_MANIFEST_INVALID',
       `The installation config${path ? ` (${path})` : ''} is not valid.`,
-      issuesToCauses(result.error.issues),
+      issuesToCauses(result.error.issues).map((c) =>
+        secretKeys?.length && c.field.startsWith('secrets.keys')
+          ? { ...c, field: `KYLIX_SECRET_KEYS${c.field.slice('secrets.keys'.length)}` }
+          : c,
+      ),
     );
   }
   return result.data;

@@ -2,7 +2,8 @@
  * The control API, shaped like Kubernetes' own so kubectl-style clients work:
  * /apis/kylix.dev/v1/namespaces/{ns}/{plural}[/{name}] with list, watch, create, get, replace,
  * apply (PATCH application/apply-patch+yaml), merge patch and delete; errors are Status objects.
- * Plus what Kylix adds: bundle upload, function logs and a proxy to call a function directly.
+ * Plus what Kylix adds: bundle upload, function logs, a proxy to call a function directly, and
+ * re-sealing secret values / rotating their key.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { HttpBindings } from '@hono/node-server';
@@ -16,6 +17,7 @@ import { KINDS } from '../resources/kinds.js';
 import { API_GROUP, API_VERSION, type KObject } from '../resources/meta.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { addDataRoutes } from './api-data.js';
+import { addSecretKeyRoutes } from './api-secrets.js';
 import { type BundleStore, checkBundleSize } from './bundles.js';
 import type { LogStore } from './logs.js';
 import { labelSelector, type Registry } from './registry.js';
@@ -203,6 +205,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   });
 
   addDataRoutes(app, registry, deps.providers);
+  addSecretKeyRoutes(app, registry);
 
   // Live figures per revision: instances, requests in flight, recent cold starts (p50/p99).
   app.get(`${PREFIX}/namespaces/:ns/functions/:name/stats`, async (c) => {

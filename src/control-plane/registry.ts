@@ -49,10 +49,13 @@ export function labelSelector(
 /** See the file comment. */
 export class Registry {
   private readonly admissions: Admission[] = [];
+  /** User writes under way (a Secret write seals its values before it reaches the store). */
+  private readonly writes = new Set<Promise<unknown>>();
 
   constructor(
     readonly store: Store,
-    private readonly secrets: SecretBox,
+    /** The keyring that seals Secret values (key rotation works on it; see secret-rotation.ts). */
+    readonly secrets: SecretBox,
   ) {}
 
   /** Adds a check that every user write must pass. */
@@ -87,6 +90,26 @@ export class Registry {
    * resourceVersion must be current) or apply (upsert). The generation moves only when spec changes.
    */
   async write(
+    namespace: string,
+    body: unknown,
+    mode: 'create' | 'replace' | 'apply',
+    where?: string,
+  ): Promise<{ object: KObject; changed: boolean; created: boolean }> {
+    // Tracked whatever the kind: the body's kind is only trusted after validation.
+    const done = this.writeObject(namespace, body, mode, where);
+    this.writes.add(done);
+    return done.finally(() => this.writes.delete(done));
+  }
+
+  /**
+   * Resolves once every write that had begun has landed or failed. Key rotation waits for this
+   * after switching keys, so no value sealed under the old key reaches the store unseen.
+   */
+  async writesSettled(): Promise<void> {
+    await Promise.allSettled([...this.writes]);
+  }
+
+  private async writeObject(
     namespace: string,
     body: unknown,
     mode: 'create' | 'replace' | 'apply',
@@ -224,8 +247,9 @@ export class Registry {
   }
 
   /**
-   * Seals a Secret's values. A value equal to what is already stored keeps its old ciphertext, so
-   * re-applying an unchanged Secret changes nothing.
+   * Seals a Secret's values. A value equal to what is already stored under the current key keeps
+   * its old ciphertext, so re-applying an unchanged Secret changes nothing; one sealed under an
+   * older key is sealed again (a re-write re-seals, as in Kubernetes).
    */
   private sealSecretSpec(
     spec: Record<string, unknown>,
@@ -240,7 +264,7 @@ export class Registry {
     for (const [k, v] of Object.entries(values)) {
       const previous = old[k];
       let same = false;
-      if (previous) {
+      if (previous && this.secrets.isCurrent(previous)) {
         try {
           same = this.secrets.open(previous) === v;
         } catch {

@@ -89,6 +89,8 @@ export class Journal {
   private bytes = 0;
   private snapshotBytes = 0;
   private pending: Pending[] = [];
+  /** Callers of compactNow() waiting for the next compaction. */
+  private compactWaiters: Pending[] = [];
   private flushing = false;
   private idle: Promise<void> = Promise.resolve();
   private failure?: Error;
@@ -163,6 +165,24 @@ export class Journal {
     return new Promise((resolve, reject) => this.pending.push({ data: Buffer.alloc(0), resolve, reject }));
   }
 
+  /**
+   * Writes a snapshot now and empties the journal, so superseded records leave the disk (after
+   * secret values were re-sealed, say). Resolves once done, after every record appended before it.
+   */
+  compactNow(): Promise<void> {
+    if (this.failure) return Promise.reject(this.unwritable(this.failure));
+    if (!this.handle) return Promise.reject(this.unwritable(new Error('it is closed')));
+    return new Promise((resolve, reject) => {
+      this.compactWaiters.push({ data: Buffer.alloc(0), resolve, reject });
+      // An empty record makes the flush loop run, and compaction runs only there.
+      this.pending.push({ data: Buffer.alloc(0), resolve: () => {}, reject: () => {} });
+      if (!this.flushing) {
+        this.flushing = true;
+        this.idle = this.flush();
+      }
+    });
+  }
+
   /** Waits for queued records to be written, then closes the file. */
   async close(): Promise<void> {
     while (this.flushing) await this.idle;
@@ -191,18 +211,25 @@ export class Journal {
         // A failed write or fsync leaves the file in an unknown state: stop writing rather than guess.
         this.failure ??= err as Error;
         for (const p of batch) p.reject(this.unwritable(err as Error));
+        const waiters = this.compactWaiters;
+        this.compactWaiters = [];
+        for (const w of waiters) w.reject(this.unwritable(err as Error));
         continue;
       }
       for (const p of batch) p.resolve();
-      if (this.bytes > Math.max(this.compactBytes, this.snapshotBytes)) {
+      const waiters = this.compactWaiters;
+      if (waiters.length > 0 || this.bytes > Math.max(this.compactBytes, this.snapshotBytes)) {
+        this.compactWaiters = [];
         try {
           await this.compact();
+          for (const w of waiters) w.resolve();
         } catch (err) {
           // The journal still holds every record, so nothing is lost; try again after the next batch.
           this.snapshotBytes = this.bytes;
           process.emitWarning(
             `${this.options.label} could not compact its journal: ${(err as Error).message}`,
           );
+          for (const w of waiters) w.reject(this.unwritable(err as Error));
         }
       }
     }

@@ -4,6 +4,7 @@
  * serves everything at once, and secrets stay sealed in the shared tables.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -47,6 +48,8 @@ describe('two nodes sharing the PostgreSQL state store', { skip: pgDown }, () =>
     installation = loadInstallation(undefined, {
       KYLIX_STATE_URL: TEST_POSTGRES_URL,
       KYLIX_STATE_SCHEMA: scratchSchema('kylix_fleet'),
+      // Every node of a fleet holds the same secret keys.
+      KYLIX_SECRET_KEYS: randomBytes(32).toString('base64'),
     });
     nodes.push(await startNode({ installation }), await startNode({ installation }));
     dir = writeProject({ 'kylix.yaml': manifest, 'greet.ts': code('v1') });

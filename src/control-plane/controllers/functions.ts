@@ -6,7 +6,7 @@
  * 6. writes status (Ready, traffic, observedGeneration) and Events. A revision that fails to start
  * leaves what served before serving.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { KylixError } from '../../errors.js';
 import type { Gateway } from '../../gateway/gateway.js';
@@ -74,6 +74,14 @@ export class FunctionController {
   private readonly reconciled = new Map<string, number>();
   /** Retries of failed reconciles, with their backoff. */
   private readonly retries = new Map<string, { attempt: number; timer: NodeJS.Timeout }>();
+  /**
+   * A digest of the secret values each running revision started with, by revision key, so that a
+   * Secret event restarts only revisions whose values changed (a re-seal under a new key changes
+   * the stored ciphertext, never the values). Keyed by a per-process random key, so the digests
+   * say nothing about the values.
+   */
+  private readonly secretDigests = new Map<string, string>();
+  private readonly digestKey = randomBytes(32);
 
   constructor(
     private readonly registry: Registry,
@@ -356,8 +364,10 @@ export class FunctionController {
     if (this.runtime.has(target.key)) return undefined;
     const started = performance.now();
     try {
-      target.env = { ...target.env, ...(await this.secretEnv(fn.metadata.namespace, rev)) };
+      const secrets = await this.secretEnv(fn.metadata.namespace, rev);
+      target.env = { ...target.env, ...secrets };
       await this.runtime.deploy(target);
+      this.secretDigests.set(target.key, this.digestOf(secrets));
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       await this.setRevisionReady(revision, 'False', 'StartFailed', message);
@@ -420,15 +430,11 @@ export class FunctionController {
       try {
         values = await this.registry.secretValues(namespace, b.secret);
       } catch (err) {
-        if (err instanceof KylixError && err.code === 'ERR_NOT_FOUND')
-          throw new KylixError(
-            'ERR_NOT_READY',
-            `Secret "${b.secret}" (bound as ${name}) does not exist in namespace "${namespace}". Apply it, then the function starts.`,
-          );
-        // A value this node cannot open: on a fleet, every node needs the same secret keys.
+        // A value this node cannot open says so itself (which key is missing, what to do).
+        if (!(err instanceof KylixError && err.code === 'ERR_NOT_FOUND')) throw err;
         throw new KylixError(
           'ERR_NOT_READY',
-          `Secret "${b.secret}" (bound as ${name}) cannot be opened on this node: ${(err as Error).message}.`,
+          `Secret "${b.secret}" (bound as ${name}) does not exist in namespace "${namespace}". Apply it, then the function starts.`,
         );
       }
       const keys = Object.keys(values);
@@ -444,16 +450,53 @@ export class FunctionController {
     return env;
   }
 
-  /** Functions binding a Secret start again with its new value. */
+  /**
+   * Functions binding a Secret start again with its new values: each running revision whose bound
+   * values differ from those it started with is stopped, then the function is reconciled (which
+   * also starts a revision that was waiting for the Secret). A Secret written with the same values
+   * (re-sealed under a new key, labels changed) restarts nothing.
+   */
   async secretChanged(namespace: string, secret: string): Promise<void> {
     for (const fn of await this.registry.list('Function', namespace)) {
       const bindings = (fn.spec as FunctionSpec).bindings ?? {};
       if (!Object.values(bindings).some((b) => 'secret' in b && b.secret === secret)) continue;
-      // Requests in the moment between stop and start get 503 with Retry-After.
-      for (const k of this.serving.get(`${namespace}/${fn.metadata.name}`) ?? [])
+      for (const k of this.serving.get(`${namespace}/${fn.metadata.name}`) ?? []) {
+        const number = k.slice(k.lastIndexOf('/') + 1);
+        const revision = await this.registry.store.get(
+          'Revision',
+          namespace,
+          `${fn.metadata.name}-${number}`,
+        );
+        let digest: string | undefined;
+        try {
+          digest = revision && this.digestOf(await this.secretEnv(namespace, revSpec(revision)));
+        } catch (err) {
+          if (err instanceof KylixError && err.code === 'ERR_SECRET_UNREADABLE') {
+            // Stopping it would not help: it could not start again on this node.
+            await recordEvent(
+              this.registry,
+              fn,
+              'Warning',
+              'SecretUnreadable',
+              `Secret "${secret}" changed, but this node cannot open it, so revision ${number} keeps the values it started with: ${err.message}`,
+            );
+            continue;
+          }
+          digest = undefined;
+        }
+        if (digest !== undefined && digest === this.secretDigests.get(k)) continue;
+        // Requests in the moment between stop and start get 503 with Retry-After.
+        this.secretDigests.delete(k);
         await this.runtime.retire(k);
+      }
       this.enqueue(namespace, fn.metadata.name);
     }
+  }
+
+  /** A keyed digest of a revision's secret env (see secretDigests). */
+  private digestOf(env: Record<string, string>): string {
+    const entries = Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return createHmac('sha256', this.digestKey).update(JSON.stringify(entries)).digest('hex');
   }
 
   private async setStatus(
@@ -479,6 +522,7 @@ export class FunctionController {
       await new Promise((r) => setTimeout(r, 20));
     // It may have been put back into service while it drained.
     for (const keys of this.serving.values()) if (keys.has(revisionKey)) return;
+    this.secretDigests.delete(revisionKey);
     await this.runtime.retire(revisionKey);
   }
 
@@ -511,7 +555,10 @@ export class FunctionController {
     this.serving.delete(key);
     const revisions = await this.revisions(namespace, name);
     for (const r of revisions) serving.add(`${key}/${revSpec(r).number}`);
-    for (const k of serving) await this.runtime.retire(k);
+    for (const k of serving) {
+      this.secretDigests.delete(k);
+      await this.runtime.retire(k);
+    }
     for (const r of revisions)
       await this.registry.delete('Revision', namespace, r.metadata.name).catch(() => undefined);
     for (const e of await this.registry.list(

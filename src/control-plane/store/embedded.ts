@@ -132,6 +132,12 @@ export class EmbeddedStore implements Store {
     return { close: () => this.listeners.delete(listener) };
   }
 
+  /** Writes the snapshot now and empties the journal; see Store.compact. */
+  async compact(): Promise<void> {
+    if (!this.journal) throw new KylixError('ERR_INTERNAL', 'The state store cannot write: it is closed');
+    await this.journal.compactNow();
+  }
+
   async close(): Promise<void> {
     await this.journal?.close();
     this.listeners.clear();

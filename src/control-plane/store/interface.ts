@@ -40,5 +40,10 @@ export interface Store {
    * Throws ERR_GONE when `sinceVersion` is older than the store still remembers.
    */
   watch(sinceVersion: string | undefined, listener: (event: WatchEvent) => void): Watch;
+  /**
+   * Drops superseded versions of objects from disk, where the store keeps them (a journal), so that
+   * secret values re-sealed under a new key leave no old ciphertext behind.
+   */
+  compact?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -233,6 +233,24 @@ export class PostgresStore implements Store, SharedBundles {
     ]);
   }
 
+  /**
+   * The events table keeps past versions of objects for watches; for Secrets that means old
+   * ciphertext. After a re-seal, every Secret event but the newest of each Secret loses its sealed
+   * values (watchers never see them anyway: the API strips them).
+   */
+  async compact(): Promise<void> {
+    await this.query(
+      `UPDATE ${this.t.events} e SET object = json_build_object(
+         'apiVersion', e.object->'apiVersion', 'kind', e.object->'kind', 'metadata', e.object->'metadata',
+         'spec', json_build_object(), 'status', e.object->'status')
+       WHERE e.object->>'kind' = 'Secret' AND e.rv < (
+         SELECT max(rv) FROM ${this.t.events} l
+         WHERE l.object->>'kind' = 'Secret'
+           AND l.object->'metadata'->>'namespace' = e.object->'metadata'->>'namespace'
+           AND l.object->'metadata'->>'name' = e.object->'metadata'->>'name')`,
+    );
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
