@@ -2,8 +2,9 @@
  * Scenario 3, cold start, measured three ways (A2 added once each revision got its own process):
  *  A. scale from zero: K probe functions with spec.scaling.idleSeconds = 1; the bench waits until
  *     the platform has stopped every instance (its stats API says 0), then times one request to
- *     each, in turn. Each of those requests finds no instance: the runtime starts a worker in the
- *     revision's sandbox process (still up), loads the bundle, and serves. Repeated N times.
+ *     each, in turn. Each of those requests finds no instance: the revision's sandbox process is
+ *     still up with a warm (pre-started, pre-warmed) worker, which loads the bundle and serves.
+ *     Repeated N times.
  *  A2. after a long idle: N functions left until their sandbox processes closed as well, then one
  *     request each: a process is taken (the spare) or started, then the worker, then the bundle.
  *  B. apply → first 200 for N distinct new functions (admission, revision, instance start, routing).
@@ -28,8 +29,8 @@ const PROBE = join(ROOT, 'bench', 'fixtures', 'cold', 'cold.ts');
 const BODY = 'cold ok\n';
 /** Probe functions cycled through in scenario A. */
 const PROBES = 10;
-/** A revision's sandbox process stays up 30 s after its last instance; wait that out, with margin. */
-const PROCESS_IDLE_WAIT_MS = 35_000;
+/** A revision's sandbox process stays up 10 s after its last instance; wait that out, with margin. */
+const PROCESS_IDLE_WAIT_MS = 15_000;
 /** Pause between the long-idle cold starts. */
 const SPACING_MS = 1000;
 
@@ -193,7 +194,7 @@ export const coldStart: Scenario = {
         },
         notes: [
           `A: ${probes.length} probe functions with spec.scaling.idleSeconds: 1; the bench waits until the stats API (GET …/functions/<name>/stats) shows 0 instances for all of them, then sends one GET to each in turn from the bench process over a keep-alive connection to the gateway, timing it as a client. ${n} cold starts in all (the platform counted ${platformColdStarts}). "Recorded by Kylix" is the platform's own figure: how long the request waited for its instance (per probe p50/p99 from the stats API).`,
-          `A2: ${n} more functions (idleSeconds: 1), each called once, then left until their instances were stopped and ${PROCESS_IDLE_WAIT_MS / 1000} s more, past the 30 s a revision's sandbox process outlives its last instance; then one GET each, ${SPACING_MS} ms apart so the platform can prepare its next spare process. This is a function idle for a while: the request takes a sandbox process (the namespace's spare, if ready), starts a worker and loads the bundle.`,
+          `A2: ${n} more functions (idleSeconds: 1), each called once, then left until their instances were stopped and ${PROCESS_IDLE_WAIT_MS / 1000} s more, past the 10 s a revision's sandbox process outlives its last instance; then one GET each, ${SPACING_MS} ms apart so the platform can prepare its next spare process. This is a function idle for a while: the request takes a sandbox process (the namespace's spare, if ready), whose worker is already started and warmed, and loads the bundle.`,
           `B: ${n} distinct functions (the same small bundle, uploaded once), timed from the apply PATCH to the first 200 on their route, polling the gateway in a tight loop; it includes admission, the revision write and the proof-of-start instance the deploy starts.`,
         ],
       };

@@ -8,7 +8,7 @@ import { KylixError } from '../errors.js';
 import type { InstanceSpec } from '../sandbox/protocol.js';
 import type { Isolation } from './isolation/isolation.js';
 import type { Sandbox, SandboxEvents, SandboxInstance } from './sandbox.js';
-import { type RevisionLimits, SandboxProcess } from './sandbox-process.js';
+import { DEFAULT_MEMORY_MIB, type RevisionLimits, SandboxProcess } from './sandbox-process.js';
 
 export { SANDBOX_HOST } from './sandbox-process.js';
 
@@ -22,12 +22,21 @@ export interface ProcessSandboxOptions {
 }
 
 let processCounter = 0;
+/**
+ * How long a revision's process stays up with no instances, with a warm worker, so the next
+ * instance (a burst of requests after scale to zero, a restart after a limit) starts in a few ms.
+ * After that a new start takes the namespace's spare, which is about as fast.
+ */
+const IDLE_PROCESS_MS = 10_000;
 
 /** See the file comment. */
 export class ProcessSandbox implements Sandbox {
   readonly kind: string;
   private readonly processes = new Map<string, Promise<SandboxProcess>>();
   private readonly byInstance = new Map<string, string>();
+  /** The heap cap of each instance, for the warm worker its process keeps once idle. */
+  private readonly memoryOf = new Map<string, number>();
+  private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private spare?: SandboxProcess;
   private closed = false;
   /** The events its processes report, with idle-process clean-up added to exits. */
@@ -58,6 +67,9 @@ export class ProcessSandbox implements Sandbox {
     const revisionKey = spec.id.split('/').slice(0, 3).join('/');
     // Claimed before any await, so releaseIfIdle cannot close the process under this start.
     this.byInstance.set(spec.id, revisionKey);
+    this.memoryOf.set(revisionKey, spec.memoryMiB);
+    clearTimeout(this.idleTimers.get(revisionKey));
+    this.idleTimers.delete(revisionKey);
     try {
       const proc = await this.process(revisionKey);
       return await proc.startInstance(spec);
@@ -79,23 +91,35 @@ export class ProcessSandbox implements Sandbox {
     await this.releaseIfIdle(key);
   }
 
-  /**
-   * A revision with no instances left needs no process. It is closed at once: the next start takes
-   * the namespace's spare, whose worker is already booted, which is faster than booting a worker
-   * in this process again (and a thousand idle functions hold no processes).
-   */
+  /** A revision with no instances left keeps its process a while, with a warm worker, then closes it. */
   private async releaseIfIdle(key: string): Promise<void> {
     const p = this.processes.get(key);
     if (!p) return;
     const proc = await p.catch(() => undefined);
-    if (!proc || proc.size > 0 || this.processes.get(key) !== p) return;
-    for (const k of this.byInstance.values()) if (k === key) return;
-    this.processes.delete(key);
-    await proc.close();
+    if (!proc || !this.idle(key, p, proc) || this.idleTimers.has(key)) return;
+    proc.keepWarm(this.memoryOf.get(key) ?? DEFAULT_MEMORY_MIB);
+    const timer = setTimeout(() => {
+      this.idleTimers.delete(key);
+      if (!this.idle(key, p, proc)) return;
+      this.processes.delete(key);
+      this.memoryOf.delete(key);
+      void proc.close();
+    }, IDLE_PROCESS_MS);
+    timer.unref();
+    this.idleTimers.set(key, timer);
+  }
+
+  /** No instance of the revision runs or is being started. */
+  private idle(key: string, p: Promise<SandboxProcess>, proc: SandboxProcess): boolean {
+    if (proc.size > 0 || this.processes.get(key) !== p) return false;
+    for (const k of this.byInstance.values()) if (k === key) return false;
+    return true;
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const t of this.idleTimers.values()) clearTimeout(t);
+    this.idleTimers.clear();
     await this.spare?.close();
     this.spare = undefined;
     const all = [...this.processes.values()];

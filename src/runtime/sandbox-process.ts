@@ -31,7 +31,7 @@ const INSTANCE_OVERHEAD_MIB = 32;
 /** Unassigned workers each sandbox process keeps started (KYLIX_WARM_WORKERS; 0 turns it off). */
 const WARM_WORKERS = Math.max(0, Number(process.env.KYLIX_WARM_WORKERS ?? 1) || 0);
 /** The heap cap warm workers start with: spec.limits.memoryMiB's default, so most instances can use one. */
-const DEFAULT_MEMORY_MIB = 128;
+export const DEFAULT_MEMORY_MIB = 128;
 /** How long loading a module may take before the revision is refused. */
 export const STARTUP_LIMIT_MS = 1000;
 
@@ -241,14 +241,22 @@ export class SandboxProcess {
     this.child = child;
     this.applyMemoryLimit();
     // Workers started ahead of need: a new instance then only loads its module (issue: cold starts).
-    if (WARM_WORKERS > 0)
-      this.send(child, {
+    this.keepWarm(DEFAULT_MEMORY_MIB);
+    return child;
+  }
+
+  /**
+   * Keeps KYLIX_WARM_WORKERS workers started but unassigned, with this heap cap. A spare does from
+   * its start; a revision's process does while it has no instance, so its next one starts warm.
+   */
+  keepWarm(memoryMiB: number): void {
+    if (WARM_WORKERS > 0 && this.child)
+      this.send(this.child, {
         type: 'warm',
         count: WARM_WORKERS,
         egressSocket: join(this.sockDir, 'egress.sock'),
-        memoryMiB: DEFAULT_MEMORY_MIB,
+        memoryMiB,
       });
-    return child;
   }
 
   private onMessage(m: FromSandbox): void {
