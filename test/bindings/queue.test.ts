@@ -115,6 +115,55 @@ describe('embedded queue durability', () => {
     );
     await p.close();
   });
+
+  it('never hands out the id of an acked message again, even after compaction and a restart', async () => {
+    const dir = tempDir();
+    let p = await openEmbeddedQueue({ dataDir: dir, compactMinBytes: 4096 });
+    await p.ensure(ref);
+    const used = new Set<string>();
+    // One message at a time, until an ack's write compacts the journal while the queue is empty.
+    for (let i = 0; ; i++) {
+      assert.ok(i < 1000, 'no ack compacted the journal');
+      await p.send(ref, [{ body: new TextEncoder().encode(String(i)), contentType: 'text' }]);
+      const got = await p.receive(ref, { max: 1, leaseMs: 30_000, waitMs: 0 });
+      for (const d of got) used.add(d.id);
+      const before = p.journalBytes;
+      await p.ack(
+        ref,
+        got.map((d) => d.leaseId),
+      );
+      if (p.journalBytes < before) break;
+    }
+    await p.close();
+    p = await openEmbeddedQueue({ dataDir: dir, compactMinBytes: 4096 });
+    await p.send(ref, [{ body: new TextEncoder().encode('new'), contentType: 'text' }]);
+    const [fresh] = await p.receive(ref, { max: 1, leaseMs: 30_000, waitMs: 0 });
+    await p.close();
+    assert.ok(fresh && !used.has(fresh.id), `the new message got id ${fresh?.id}, an acked message's id`);
+  });
+
+  it('compacts a journal that is reopened before it doubles, so restarts do not let it grow without bound', async () => {
+    const dir = tempDir();
+    const body = new Uint8Array(200).fill(66);
+    let bytes = 0;
+    for (let start = 0; start < 12; start++) {
+      const p = await openEmbeddedQueue({ dataDir: dir, compactMinBytes: 64 * 1024 });
+      await p.ensure(ref);
+      await p.send(
+        ref,
+        Array.from({ length: 50 }, () => ({ body, contentType: 'bytes' as const })),
+      );
+      const got = await p.receive(ref, { max: 50, leaseMs: 30_000, waitMs: 0 });
+      await p.ack(
+        ref,
+        got.map((d) => d.leaseId),
+      );
+      bytes = p.journalBytes;
+      await p.close();
+    }
+    // Each start writes ~21 KiB of records, all acked: ~250 KiB in all, of which nothing is live.
+    assert.ok(bytes <= 96 * 1024, `the journal holds ${bytes} bytes after 12 starts`);
+  });
 });
 
 describe('queue provider config', () => {

@@ -17,6 +17,8 @@ type ContentType = OutgoingMessage['contentType'];
 
 /** One journal record. Each states an absolute value, so replaying one twice is harmless. */
 type QueueRecord =
+  /** Message ids below `next` have been used (compaction writes it, since acked messages leave no record). */
+  | { t: 'i'; next: number }
   /** The queue exists (ensure). */
   | { t: 'q'; q: string }
   /** The queue and its messages are gone (purge). */
@@ -89,7 +91,8 @@ export class EmbeddedQueueProvider implements QueueProvider {
   load(journal: Journal<QueueRecord>, records: QueueRecord[]): void {
     this.journal = journal;
     for (const r of records) {
-      if (r.t === 'q') this.state(r.q, true);
+      if (r.t === 'i') this.nextId = Math.max(this.nextId, r.next);
+      else if (r.t === 'q') this.state(r.q, true);
       else if (r.t === 'p') this.queues.delete(r.q);
       else if (r.t === 's') {
         const body = new Uint8Array(Buffer.from(r.b, 'base64'));
@@ -108,6 +111,9 @@ export class EmbeddedQueueProvider implements QueueProvider {
 
   /** The live state as journal records, for compaction. */
   *snapshot(): Generator<QueueRecord> {
+    // Without it, ids of messages acked before the compaction would be handed out again after a
+    // restart, and a consumer that deduplicates by message id would drop new messages.
+    yield { t: 'i', next: this.nextId };
     for (const [q, state] of this.queues) {
       yield { t: 'q', q };
       for (const m of state.messages.values()) {

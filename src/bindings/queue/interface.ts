@@ -24,7 +24,7 @@ export interface OutgoingMessage {
 export interface Delivery {
   /** Identifies this lease for ack/retry/extend. */
   leaseId: string;
-  /** The message's id, the same on every delivery of it. */
+  /** The message's id: the same on every delivery of it, never reused for another message of its queue. */
   id: string;
   body: Uint8Array;
   contentType: OutgoingMessage['contentType'];

@@ -1,8 +1,9 @@
 /**
  * A durable journal: JSON records appended to one file and fdatasync'ed before a durable append
  * resolves, so what was acknowledged survives `kill -9`. Appends that arrive together share one
- * fdatasync (group commit). When the file has doubled since its last compaction, it is rewritten
- * from the owner's live state (temp file, fsync, rename, fsync folder), so acked data goes for good.
+ * fdatasync (group commit). When the file has doubled since its last compaction (or, after a start,
+ * once it passes compactMinBytes), it is rewritten from the owner's live state (temp file, fsync,
+ * rename, fsync folder), so acked data goes for good.
  *
  * The embedded queue's own copy of the pattern in src/control-plane/store/embedded.ts; the two
  * should be merged into one shared module.
@@ -90,7 +91,11 @@ export class Journal<R> {
     private bytes: number,
     private readonly options: JournalOptions<R>,
   ) {
-    this.compactedBytes = bytes;
+    // How much of an existing file is live is unknown until a compaction measures it. Counting it
+    // all as live would move the next compaction past twice the file's size at every start, so a
+    // node restarted more often than its journal doubles would never compact: once past
+    // compactMinBytes, the first flush compacts.
+    this.compactedBytes = 0;
   }
 
   /** The file's size now, for tests and stats. */
