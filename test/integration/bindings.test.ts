@@ -153,6 +153,14 @@ function shopSuite(config: string, setup: () => Promise<{ installation?: Install
         { to: 'order-events' },
       );
       assert.equal(data.moved, 1);
+      // Back in the queue, it is delivered again (and, still poison, dead-lettered again).
+      await eventually(
+        () =>
+          node!.platform.logs
+            .tail(ns, 'orders', 1000)
+            .filter((e) => /failed 4 deliveries; moved to order-events-dlq/.test(e.message)).length === 2,
+        20_000,
+      );
     });
 
     it('runs scheduled() with the bindings of its revision', async (t) => {
