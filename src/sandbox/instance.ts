@@ -7,7 +7,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { rmSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import { register } from 'node:module';
+import * as nodeModule from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
@@ -17,6 +17,7 @@ import { messageBatch, scheduledEvent, type WireDelivery } from './events.js';
 import { guestFetch } from './guest-fetch.js';
 import { hardenGlobals } from './guest-realm.js';
 import { toRequest, writeResponse } from './http-bridge.js';
+import { refuseUntrusted } from './loader-hooks.js';
 import {
   ERROR_HEADER,
   EVENT_HEADER,
@@ -264,6 +265,28 @@ const threadCpuMs: () => number = (() => {
   };
 })();
 
+/** Only this file may import (see loader-hooks.ts): in this thread where Node allows, else off-thread. */
+function installImportHooks(): void {
+  const trusted = import.meta.url;
+  const inThread = (
+    nodeModule as {
+      registerHooks?: (hooks: {
+        resolve: (s: string, c: { parentURL?: string }, next: (s: string, c: unknown) => unknown) => unknown;
+      }) => unknown;
+    }
+  ).registerHooks;
+  if (inThread) {
+    inThread({
+      resolve(specifier, context, next) {
+        refuseUntrusted(specifier, context.parentURL, trusted);
+        return next(specifier, context);
+      },
+    });
+    return;
+  }
+  nodeModule.register(new URL('./loader-hooks.js', import.meta.url), { data: { trusted } });
+}
+
 /**
  * Runs what a cold start runs, once, before the worker is assigned: a module import through the
  * loader hooks, and one request through a server on a scratch socket and the whole serving path.
@@ -297,7 +320,7 @@ async function prewarm(egressSocket: string): Promise<void> {
 
 async function main(): Promise<void> {
   // 1. Only this file may import: the bundle and anything it evaluates may not.
-  register(new URL('./loader-hooks.js', import.meta.url), { data: { trusted: import.meta.url } });
+  installImportHooks();
   // 2. Strip the host's globals, install the fast Request/Response, route fetch() through the egress proxy.
   installWebObjects();
   hardenGlobals(
