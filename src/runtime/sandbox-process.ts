@@ -122,6 +122,7 @@ export class SandboxProcess {
     };
     this.memory.set(spec.id, spec.memoryMiB + INSTANCE_OVERHEAD_MIB);
     const child = await this.ensureProcess();
+    this.cgroup?.setCpuPriority('normal');
     this.applyMemoryLimit();
     return new Promise((resolve, reject) => {
       this.starting.set(spec.id, { resolve, reject, spec: full });
@@ -250,6 +251,8 @@ export class SandboxProcess {
    * its start; a revision's process does while it has no instance, so its next one starts warm.
    */
   keepWarm(memoryMiB: number): void {
+    // Warming is background work: it must not slow down processes serving requests.
+    this.cgroup?.setCpuPriority('background');
     if (WARM_WORKERS > 0 && this.child)
       this.send(this.child, {
         type: 'warm',

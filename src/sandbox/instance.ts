@@ -6,8 +6,9 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { rmSync } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import * as nodeModule from 'node:module';
+import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
@@ -303,13 +304,14 @@ async function prewarm(egressSocket: string): Promise<void> {
     server.listen(socketPath, () => resolve());
   });
   try {
+    // A raw request: the client side of node:http would be compiled for nothing.
     await new Promise<void>((resolve, reject) => {
-      const req = httpRequest({ socketPath, path: '/prewarm', method: 'GET' }, (res) => {
-        res.resume();
-        res.once('end', () => resolve());
-      });
-      req.once('error', reject);
-      req.end();
+      const socket = createConnection(socketPath, () =>
+        socket.end('GET /prewarm HTTP/1.1\r\nHost: prewarm\r\nConnection: close\r\n\r\n'),
+      );
+      socket.once('error', reject);
+      socket.once('close', () => resolve());
+      socket.resume();
     });
   } finally {
     server.closeAllConnections();

@@ -31,6 +31,11 @@ export interface SandboxCgroup {
   /** The cgroup.procs files a new process must write its pid to (one per v1 hierarchy). */
   procsFiles: string[];
   setLimits(limits: CgroupLimits): void;
+  /**
+   * The group's share of a busy CPU: 'background' for a process only warming workers ahead of need,
+   * so that it yields to processes serving requests; 'normal' once it serves.
+   */
+  setCpuPriority(priority: 'normal' | 'background'): void;
   /** True when the kernel OOM-killed a process of this group. */
   oomKilled(): boolean;
   /** The most memory the group used, in bytes (when the kernel reports it). */
@@ -201,6 +206,11 @@ export class CgroupManager {
           tryWrite(file('cpu', 'cpu.cfs_period_us'), String(period));
           tryWrite(file('cpu', 'cpu.cfs_quota_us'), quota);
         }
+      },
+      setCpuPriority(priority) {
+        const background = priority === 'background';
+        if (v2) tryWrite(file('cpu', 'cpu.weight'), background ? '1' : '100');
+        else tryWrite(file('cpu', 'cpu.shares'), background ? '2' : '1024');
       },
       oomKilled() {
         if (v2) return /oom_kill [1-9]/.test(read(file('memory', 'memory.events')));
