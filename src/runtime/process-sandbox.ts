@@ -38,6 +38,8 @@ export class ProcessSandbox implements Sandbox {
   private readonly memoryOf = new Map<string, number>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private spare?: SandboxProcess;
+  /** The next spare starts when this fires (not on the path of the start that used the last one). */
+  private spareTimer?: NodeJS.Timeout;
   private closed = false;
   /** The events its processes report, with idle-process clean-up added to exits. */
   private readonly events: SandboxEvents;
@@ -118,6 +120,7 @@ export class ProcessSandbox implements Sandbox {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.spareTimer);
     for (const t of this.idleTimers.values()) clearTimeout(t);
     this.idleTimers.clear();
     await this.spare?.close();
@@ -161,11 +164,14 @@ export class ProcessSandbox implements Sandbox {
 
   /** Starts the next spare in the background, after the current start has had the CPU. */
   private prestartSpare(): void {
-    if (this.closed || this.spare) return;
-    const spare = this.newProcess({ cpuMs: 1000, egressAllow: [] });
-    this.spare = spare;
-    setTimeout(() => {
-      if (this.spare === spare && !this.closed) spare.prestart().catch(() => undefined);
-    }, 200).unref();
+    if (this.closed || this.spareTimer) return;
+    this.spareTimer = setTimeout(() => {
+      this.spareTimer = undefined;
+      if (this.closed || this.spare) return;
+      const spare = this.newProcess({ cpuMs: 1000, egressAllow: [] });
+      this.spare = spare;
+      spare.prestart().catch(() => undefined);
+    }, 200);
+    this.spareTimer.unref();
   }
 }
