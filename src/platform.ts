@@ -14,7 +14,7 @@ import { type Installation, loadInstallation } from './config/installation.js';
 import { checkRouteConflicts } from './control-plane/admission.js';
 import { createApi } from './control-plane/api.js';
 import { BundleStore } from './control-plane/bundles.js';
-import { dataPaths, FunctionController } from './control-plane/controllers/functions.js';
+import { FunctionController } from './control-plane/controllers/functions.js';
 import { ResourceController } from './control-plane/controllers/resources.js';
 import { LogStore } from './control-plane/logs.js';
 import { Registry } from './control-plane/registry.js';
@@ -67,6 +67,16 @@ export interface Platform {
    * instance, 4. closes the store.
    */
   close(graceMs?: number): Promise<void>;
+}
+
+/** Where a function's logs and bundles sit under the data folder. */
+export function dataPaths(dataDir: string) {
+  return {
+    state: join(dataDir, 'state'),
+    bundles: join(dataDir, 'bundles'),
+    logs: join(dataDir, 'logs'),
+    keys: join(dataDir, 'keys'),
+  };
 }
 
 /** The version in package.json. */

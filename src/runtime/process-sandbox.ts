@@ -140,7 +140,7 @@ export class ProcessSandbox implements Sandbox {
         };
         const spare = this.spare;
         this.spare = undefined;
-        const proc = spare?.alive ? spare : this.newProcess(limits);
+        const proc = spare?.usable ? spare : this.newProcess(limits);
         if (spare && proc !== spare) void spare.close();
         proc.assign(limits);
         this.prestartSpare();

@@ -50,6 +50,9 @@ interface Waiter {
 /** See the file comment. */
 export class SandboxProcess {
   private child?: ChildProcess;
+  /** The start under way, shared by everyone who needs the process meanwhile. */
+  private spawning?: Promise<ChildProcess>;
+  private closed = false;
   private cgroup?: SandboxCgroup;
   private egress?: Server;
   private readonly starting = new Map<string, Waiter>();
@@ -102,6 +105,11 @@ export class SandboxProcess {
     );
   }
 
+  /** Running, or on its way up: a spare still starting is worth waiting for rather than starting another. */
+  get usable(): boolean {
+    return !this.closed && (this.alive || this.spawning !== undefined);
+  }
+
   /** Instances running or starting here. */
   get size(): number {
     return this.running.size + this.starting.size;
@@ -140,6 +148,9 @@ export class SandboxProcess {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    // A start under way finishes (or fails) first, so its process is stopped too.
+    await this.spawning?.catch(() => undefined);
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
       await new Promise<void>((resolve) => {
@@ -209,9 +220,17 @@ export class SandboxProcess {
   }
 
   /** Starts the process (and its egress proxy) on first use, and again after it died. */
-  private async ensureProcess(): Promise<ChildProcess> {
-    if (this.child && this.child.exitCode === null && this.child.signalCode === null && this.child.connected)
-      return this.child;
+  /** The running process, started if needed; concurrent callers share one start. */
+  private ensureProcess(): Promise<ChildProcess> {
+    if (this.closed) return Promise.reject(new Error('the sandbox process was closed'));
+    if (this.alive) return Promise.resolve(this.child as ChildProcess);
+    this.spawning ??= this.spawnProcess().finally(() => {
+      this.spawning = undefined;
+    });
+    return this.spawning;
+  }
+
+  private async spawnProcess(): Promise<ChildProcess> {
     if (!this.egress) {
       const policy = this.egressPolicy;
       this.egressPolicy.allow = this.limits.egressAllow;
@@ -225,6 +244,8 @@ export class SandboxProcess {
     this.cgroup?.remove();
     this.cgroup = this.isolation.cgroups.create(`${this.namespace}-${basename(this.dir)}`);
     this.appliedMiB = 0;
+    // Closed while the egress proxy started: spawn nothing that close() would not stop.
+    if (this.closed) throw new Error('the sandbox process was closed');
     const { file, args } = this.command();
     const child = spawn(file, args, {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],

@@ -6,82 +6,37 @@
  * 6. writes status (Ready, traffic, observedGeneration) and Events. A revision that fails to start
  * leaves what served before serving.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { KylixError } from '../../errors.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import type { TrafficShare } from '../../gateway/traffic.js';
 import type { FunctionSpec } from '../../resources/kinds.js';
-import { API_VERSION, type KObject, setCondition } from '../../resources/meta.js';
+import { type KObject, setCondition } from '../../resources/meta.js';
 import type { RevisionTarget, Runtime } from '../../runtime/runtime.js';
 import type { TriggerHooks } from '../../triggers/triggers.js';
 import type { BundleStore } from '../bundles.js';
 import { recordEvent } from '../events.js';
 import type { Registry } from '../registry.js';
 import type { Watch } from '../store/interface.js';
+import { RevisionSecrets } from './revision-secrets.js';
+import { FUNCTION_LABEL, type RevisionSpec, revisionObject, revSpec, templateHash } from './revisions.js';
+import { WorkQueue } from './work-queue.js';
 
 /** How long a replaced revision may finish its in-flight requests. */
 const DRAIN_MS = 30_000;
 
-/** The label that ties Revisions to their Function. */
-export const FUNCTION_LABEL = 'kylix.dev/function';
-
-/** A revision's spec: the function's template at the time, plus its identity. */
-export interface RevisionSpec extends FunctionSpec {
-  functionName: string;
-  number: number;
-  generation: number;
-  templateHash: string;
-}
-
-/** Fields of a Function's spec that route traffic or keep history; changing them makes no revision. */
-const NOT_TEMPLATE = ['traffic', 'revisionHistoryLimit'] as const;
-
-/** The revision-making part of a spec, hashed: same code and settings, same hash. */
-export function templateHash(spec: FunctionSpec): string {
-  const template: Record<string, unknown> = { ...spec };
-  for (const k of NOT_TEMPLATE) delete template[k];
-  const stable = (v: unknown): unknown =>
-    Array.isArray(v)
-      ? v.map(stable)
-      : v && typeof v === 'object'
-        ? Object.fromEntries(
-            Object.entries(v)
-              .sort(([a], [b]) => a.localeCompare(b))
-              .map(([k, x]) => [k, stable(x)]),
-          )
-        : v;
-  return createHash('sha256')
-    .update(JSON.stringify(stable(template)))
-    .digest('hex')
-    .slice(0, 16);
-}
-
-/** A revision object's spec, typed. */
-export function revSpec(o: KObject): RevisionSpec {
-  return o.spec as unknown as RevisionSpec;
-}
-
 /** See the file comment. */
 export class FunctionController {
-  private readonly queue = new Map<string, Promise<void>>();
-  private readonly dirty = new Set<string>();
+  private readonly work = new WorkQueue(
+    (key) => this.reconcile(key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)),
+    (key, err) => console.error(`kylix: reconciling function ${key} failed (retrying):`, err),
+  );
   /** Revision keys each function currently routes to. */
   private readonly serving = new Map<string, Set<string>>();
   private watch?: Watch;
-  private readonly idle = new Set<() => void>();
   /** The generation of each function this node last reconciled. */
   private readonly reconciled = new Map<string, number>();
-  /** Retries of failed reconciles, with their backoff. */
-  private readonly retries = new Map<string, { attempt: number; timer: NodeJS.Timeout }>();
-  /**
-   * A digest of the secret values each running revision started with, by revision key, so that a
-   * Secret event restarts only revisions whose values changed (a re-seal under a new key changes
-   * the stored ciphertext, never the values). Keyed by a per-process random key, so the digests
-   * say nothing about the values.
-   */
-  private readonly secretDigests = new Map<string, string>();
-  private readonly digestKey = randomBytes(32);
+  /** What each running revision's secret bindings held when it started. */
+  private readonly secrets: RevisionSecrets;
 
   constructor(
     private readonly registry: Registry,
@@ -89,7 +44,9 @@ export class FunctionController {
     private readonly gateway: Gateway,
     private readonly bundles: BundleStore,
     private readonly triggers?: Pick<TriggerHooks, 'serving' | 'removed'>,
-  ) {}
+  ) {
+    this.secrets = new RevisionSecrets(registry);
+  }
 
   /** Reconciles every Function, then follows changes. */
   async start(): Promise<void> {
@@ -110,59 +67,17 @@ export class FunctionController {
 
   stop(): void {
     this.watch?.close();
-    for (const { timer } of this.retries.values()) clearTimeout(timer);
-    this.retries.clear();
+    this.work.stop();
   }
 
   /** Resolves when no reconcile is queued or running (for start-up and tests). */
   settled(): Promise<void> {
-    if (this.queue.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idle.add(resolve));
+    return this.work.settled();
   }
 
-  /** Reconciles one function; reconciles of the same function never overlap. */
+  /** Reconciles one function; reconciles of the same function never overlap, and failed ones are retried. */
   enqueue(namespace: string, name: string): void {
-    const key = `${namespace}/${name}`;
-    if (this.queue.has(key)) {
-      this.dirty.add(key);
-      return;
-    }
-    const run = async (): Promise<void> => {
-      do {
-        this.dirty.delete(key);
-        try {
-          await this.reconcile(namespace, name);
-          this.clearRetry(key);
-        } catch (err) {
-          console.error(`kylix: reconciling function ${key} failed (retrying):`, err);
-          this.retryLater(namespace, name);
-        }
-      } while (this.dirty.has(key));
-      this.queue.delete(key);
-      if (this.queue.size === 0) {
-        for (const r of this.idle) r();
-        this.idle.clear();
-      }
-    };
-    this.queue.set(key, run());
-  }
-
-  /** A failed reconcile (a backend down, another node's write in between) runs again: 0.5 s, 1 s, … 30 s. */
-  private retryLater(namespace: string, name: string): void {
-    const key = `${namespace}/${name}`;
-    const previous = this.retries.get(key);
-    if (previous) clearTimeout(previous.timer);
-    const attempt = (previous?.attempt ?? 0) + 1;
-    const timer = setTimeout(() => this.enqueue(namespace, name), Math.min(30_000, 250 * 2 ** attempt));
-    timer.unref();
-    this.retries.set(key, { attempt, timer });
-  }
-
-  private clearRetry(key: string): void {
-    const pending = this.retries.get(key);
-    if (!pending) return;
-    clearTimeout(pending.timer);
-    this.retries.delete(key);
+    this.work.add(`${namespace}/${name}`);
   }
 
   private async reconcile(namespace: string, name: string): Promise<void> {
@@ -319,34 +234,10 @@ export class FunctionController {
     number: number,
   ): Promise<KObject> {
     const { namespace, name } = fn.metadata;
-    const template: Record<string, unknown> = { ...spec };
-    for (const k of NOT_TEMPLATE) delete template[k];
     // On a fleet another node may be making the same revision at this moment: then use theirs.
     const made = await this.registry.store.get('Revision', namespace, `${name}-${number}`);
     if (made && revSpec(made).templateHash === hash) return made;
-    const revision = await this.registry.writeInternal({
-      apiVersion: API_VERSION,
-      kind: 'Revision',
-      metadata: {
-        name: `${name}-${number}`,
-        namespace,
-        labels: { [FUNCTION_LABEL]: name },
-        uid: '',
-        resourceVersion: '',
-        generation: 1,
-        creationTimestamp: new Date().toISOString(),
-        ownerReferences: [
-          { apiVersion: API_VERSION, kind: 'Function', name, uid: fn.metadata.uid, controller: true },
-        ],
-      },
-      spec: {
-        ...template,
-        functionName: name,
-        number,
-        generation: fn.metadata.generation,
-        templateHash: hash,
-      },
-    });
+    const revision = await this.registry.writeInternal(revisionObject(fn, spec, hash, number));
     await recordEvent(
       this.registry,
       fn,
@@ -364,10 +255,10 @@ export class FunctionController {
     if (this.runtime.has(target.key)) return undefined;
     const started = performance.now();
     try {
-      const secrets = await this.secretEnv(fn.metadata.namespace, rev);
+      const secrets = await this.secrets.env(fn.metadata.namespace, rev);
       target.env = { ...target.env, ...secrets };
       await this.runtime.deploy(target);
-      this.secretDigests.set(target.key, this.digestOf(secrets));
+      this.secrets.remember(target.key, secrets);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       await this.setRevisionReady(revision, 'False', 'StartFailed', message);
@@ -419,38 +310,6 @@ export class FunctionController {
   }
 
   /**
-   * The values of the revision's secret bindings, as env strings. They are read at start-up and
-   * never stored with the revision; a changed Secret restarts the functions that bind it.
-   */
-  private async secretEnv(namespace: string, rev: RevisionSpec): Promise<Record<string, string>> {
-    const env: Record<string, string> = {};
-    for (const [name, b] of Object.entries(rev.bindings)) {
-      if (!('secret' in b)) continue;
-      let values: Record<string, string>;
-      try {
-        values = await this.registry.secretValues(namespace, b.secret);
-      } catch (err) {
-        // A value this node cannot open says so itself (which key is missing, what to do).
-        if (!(err instanceof KylixError && err.code === 'ERR_NOT_FOUND')) throw err;
-        throw new KylixError(
-          'ERR_NOT_READY',
-          `Secret "${b.secret}" (bound as ${name}) does not exist in namespace "${namespace}". Apply it, then the function starts.`,
-        );
-      }
-      const keys = Object.keys(values);
-      const key = b.key ?? (keys.length === 1 ? keys[0] : undefined);
-      if (key === undefined || values[key] === undefined) {
-        throw new KylixError(
-          'ERR_NOT_READY',
-          `Secret "${b.secret}" (bound as ${name}) ${b.key ? `has no key "${b.key}"` : `has ${keys.length} keys; say which with bindings.${name}.key`}.`,
-        );
-      }
-      env[name] = values[key];
-    }
-    return env;
-  }
-
-  /**
    * Functions binding a Secret start again with its new values: each running revision whose bound
    * values differ from those it started with is stopped, then the function is reconciled (which
    * also starts a revision that was waiting for the Secret). A Secret written with the same values
@@ -467,36 +326,28 @@ export class FunctionController {
           namespace,
           `${fn.metadata.name}-${number}`,
         );
-        let digest: string | undefined;
+        let changed = true;
         try {
-          digest = revision && this.digestOf(await this.secretEnv(namespace, revSpec(revision)));
+          if (revision) changed = await this.secrets.changed(k, namespace, revSpec(revision));
         } catch (err) {
-          if (err instanceof KylixError && err.code === 'ERR_SECRET_UNREADABLE') {
-            // Stopping it would not help: it could not start again on this node.
-            await recordEvent(
-              this.registry,
-              fn,
-              'Warning',
-              'SecretUnreadable',
-              `Secret "${secret}" changed, but this node cannot open it, so revision ${number} keeps the values it started with: ${err.message}`,
-            );
-            continue;
-          }
-          digest = undefined;
+          if (!(err instanceof KylixError && err.code === 'ERR_SECRET_UNREADABLE')) throw err;
+          // Stopping it would not help: it could not start again on this node.
+          await recordEvent(
+            this.registry,
+            fn,
+            'Warning',
+            'SecretUnreadable',
+            `Secret "${secret}" changed, but this node cannot open it, so revision ${number} keeps the values it started with: ${err.message}`,
+          );
+          continue;
         }
-        if (digest !== undefined && digest === this.secretDigests.get(k)) continue;
+        if (!changed) continue;
         // Requests in the moment between stop and start get 503 with Retry-After.
-        this.secretDigests.delete(k);
+        this.secrets.forget(k);
         await this.runtime.retire(k);
       }
       this.enqueue(namespace, fn.metadata.name);
     }
-  }
-
-  /** A keyed digest of a revision's secret env (see secretDigests). */
-  private digestOf(env: Record<string, string>): string {
-    const entries = Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return createHmac('sha256', this.digestKey).update(JSON.stringify(entries)).digest('hex');
   }
 
   private async setStatus(
@@ -522,7 +373,7 @@ export class FunctionController {
       await new Promise((r) => setTimeout(r, 20));
     // It may have been put back into service while it drained.
     for (const keys of this.serving.values()) if (keys.has(revisionKey)) return;
-    this.secretDigests.delete(revisionKey);
+    this.secrets.forget(revisionKey);
     await this.runtime.retire(revisionKey);
   }
 
@@ -556,7 +407,7 @@ export class FunctionController {
     const revisions = await this.revisions(namespace, name);
     for (const r of revisions) serving.add(`${key}/${revSpec(r).number}`);
     for (const k of serving) {
-      this.secretDigests.delete(k);
+      this.secrets.forget(k);
       await this.runtime.retire(k);
     }
     for (const r of revisions)
@@ -569,14 +420,4 @@ export class FunctionController {
       await this.registry.delete('Event', namespace, e.metadata.name).catch(() => undefined);
     }
   }
-}
-
-/** Where a function's logs and bundles sit under the data folder. */
-export function dataPaths(dataDir: string) {
-  return {
-    state: join(dataDir, 'state'),
-    bundles: join(dataDir, 'bundles'),
-    logs: join(dataDir, 'logs'),
-    keys: join(dataDir, 'keys'),
-  };
 }
