@@ -30,7 +30,6 @@ interface Watched {
 export class CpuWatchdog {
   private readonly watched = new Map<string, Watched>();
   private timer?: NodeJS.Timeout;
-  private tickMs = 50;
 
   /** Starts watching an instance; `usage` is its shared Int32Array (see USAGE_SLOTS). */
   watch(
@@ -50,24 +49,42 @@ export class CpuWatchdog {
       busyStreakMs: 0,
       onExceeded,
     });
-    // Tick often enough to stop a loop within max(2 x cpuMs, cpuMs + 50 ms).
-    this.tickMs = Math.min(
-      ...[...this.watched.values()].map((w) => Math.max(5, Math.min(50, Math.floor(w.cpuMs / 4)))),
+    this.schedule(true);
+  }
+
+  /**
+   * Ticks often enough to stop a loop within max(2 x cpuMs, cpuMs + 50 ms): every cpuMs / 4 (5 to
+   * 50 ms) while an instance is busy or has requests in flight. While every instance is quiet it
+   * ticks every min(250, cpuMs / 2) ms instead, so a loop that starts then is seen at most that
+   * much later and still stopped in time (cpuMs 100: 50 + 100 + 25 ms; 1000: 250 + 1000 + 50 ms);
+   * and two hundred idle instances do not wake the machine twenty times a second each (density).
+   */
+  private schedule(busy: boolean): void {
+    const all = [...this.watched.values()];
+    if (all.length === 0) return;
+    const ms = Math.min(
+      ...all.map((w) =>
+        busy
+          ? Math.max(5, Math.min(50, Math.floor(w.cpuMs / 4)))
+          : Math.max(5, Math.min(250, Math.floor(w.cpuMs / 2))),
+      ),
     );
-    clearInterval(this.timer);
-    this.timer = setInterval(() => this.tick(), this.tickMs);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.schedule(this.tick()), ms);
     this.timer.unref();
   }
 
   unwatch(id: string): void {
     this.watched.delete(id);
     if (this.watched.size === 0) {
-      clearInterval(this.timer);
+      clearTimeout(this.timer);
       this.timer = undefined;
     }
   }
 
-  private tick(): void {
+  /** Charges CPU to requests and stops what went over; true when any instance was busy or serving. */
+  private tick(): boolean {
+    let busy = false;
     for (const [id, w] of this.watched) {
       // A worker that is exiting (out of memory, say) reports meaningless figures: its own events decide.
       if (w.worker.threadId === -1) continue;
@@ -81,6 +98,7 @@ export class CpuWatchdog {
       if (!w.elu) {
         w.elu = now;
         w.readAt = readAt;
+        busy = true;
         continue;
       }
       const raw = w.worker.performance.eventLoopUtilization(now, w.elu);
@@ -92,6 +110,7 @@ export class CpuWatchdog {
         const seq = Atomics.load(w.usage, i);
         if (seq !== 0) live.push(seq);
       }
+      if (live.length > 0 || d.active > 1) busy = true;
       const share = live.length > 0 ? d.active / live.length : 0;
       const next = new Map<number, number>();
       let worst = 0;
@@ -115,5 +134,6 @@ export class CpuWatchdog {
         );
       }
     }
+    return busy;
   }
 }
