@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KylixError } from '../errors.js';
@@ -45,6 +46,28 @@ interface Waiter {
   resolve(instance: SandboxInstance): void;
   reject(err: Error): void;
   spec: WorkerSpec;
+}
+
+/**
+ * Sandbox processes booting at once, at most: a thousand functions applied together would
+ * otherwise start a thousand processes at once, and on a small machine none of them would get far.
+ */
+const MAX_BOOTING = Math.max(2, availableParallelism());
+let booting = 0;
+const waitingToBoot: (() => void)[] = [];
+
+/** Waits for a boot slot; the returned function gives it back (to the next waiter, if any). */
+async function bootSlot(): Promise<() => void> {
+  if (booting < MAX_BOOTING) booting++;
+  else await new Promise<void>((resolve) => waitingToBoot.push(resolve));
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const next = waitingToBoot.shift();
+    if (next) next();
+    else booting--;
+  };
 }
 
 /** See the file comment. */
@@ -244,8 +267,12 @@ export class SandboxProcess {
     this.cgroup?.remove();
     this.cgroup = this.isolation.cgroups.create(`${this.namespace}-${basename(this.dir)}`);
     this.appliedMiB = 0;
-    // Closed while the egress proxy started: spawn nothing that close() would not stop.
-    if (this.closed) throw new Error('the sandbox process was closed');
+    const release = await bootSlot();
+    // Closed while the egress proxy started or it waited: spawn nothing that close() would not stop.
+    if (this.closed) {
+      release();
+      throw new Error('the sandbox process was closed');
+    }
     const { file, args } = this.command();
     const child = spawn(file, args, {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -257,6 +284,10 @@ export class SandboxProcess {
       this.stderrTail = (this.stderrTail + text).slice(-2000);
       this.onStderr?.(this.namespace, text);
     });
+    // The slot is held until the process has booted (its first message), or is gone.
+    child.once('message', release);
+    child.once('exit', release);
+    setTimeout(release, 10_000).unref();
     child.on('message', (m: FromSandbox) => this.onMessage(m));
     child.on('exit', (code, signal) => this.onProcessExit(child, code, signal));
     child.on('error', () => undefined);
