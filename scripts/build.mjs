@@ -32,6 +32,7 @@ await build({
     join(root, 'src/sandbox/host.ts'),
     join(root, 'src/sandbox/instance.ts'),
     join(root, 'src/sandbox/loader-hooks.ts'),
+    join(root, 'src/sandbox/prewarm-module.ts'),
   ],
   outdir: join(root, 'dist/sandbox'),
   bundle: true,

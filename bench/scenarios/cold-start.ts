@@ -31,8 +31,11 @@ const BODY = 'cold ok\n';
 const PROBES = 10;
 /** A revision's sandbox process stays up 10 s after its last instance; wait that out, with margin. */
 const PROCESS_IDLE_WAIT_MS = 15_000;
-/** How long after the last scale-down scenario A waits before its requests (background warm-ups). */
-const SETTLE_MS = 1000;
+/**
+ * How long after the last scale-down scenario A waits before its requests: each idle revision's
+ * process warms a worker in the background (~100 ms of CPU; ten at once take ~1 s of the core).
+ */
+const SETTLE_MS = 2000;
 /** Pause between the long-idle cold starts. */
 const SPACING_MS = 1000;
 

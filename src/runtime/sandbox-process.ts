@@ -242,8 +242,10 @@ export class SandboxProcess {
     return { file, args };
   }
 
-  /** Starts the process (and its egress proxy) on first use, and again after it died. */
-  /** The running process, started if needed; concurrent callers share one start. */
+  /**
+   * The running process, started (with its egress proxy) on first use and again after it died;
+   * concurrent callers share one start.
+   */
   private ensureProcess(): Promise<ChildProcess> {
     if (this.closed) return Promise.reject(new Error('the sandbox process was closed'));
     if (this.alive) return Promise.resolve(this.child as ChildProcess);

@@ -295,8 +295,7 @@ function installImportHooks(): void {
  * out of the first real request.
  */
 async function prewarm(egressSocket: string): Promise<void> {
-  const source = 'data:text/javascript,export default { fetch(r) { return new Response(r.url); } };';
-  const mod = (await import(source)) as { default: Handler };
+  const mod = (await import(new URL('./prewarm-module.js', import.meta.url).href)) as { default: Handler };
   const socketPath = join(dirname(egressSocket), `prewarm-${threadId}.sock`);
   const server = createServer({ keepAliveTimeout: 60_000 }, serve(mod.default, {}));
   await new Promise<void>((resolve, reject) => {
