@@ -5,8 +5,8 @@
  * once it passes compactMinBytes), it is rewritten from the owner's live state (temp file, fsync,
  * rename, fsync folder), so acked data goes for good.
  *
- * The embedded queue's own copy of the pattern in src/control-plane/store/embedded.ts; the two
- * should be merged into one shared module.
+ * The embedded queue's own copy of the pattern in src/storage/journal.ts (which keeps a snapshot
+ * beside the journal); the two should become one module.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, truncateSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
@@ -140,10 +140,13 @@ export class Journal<R> {
       this.pending = [];
       try {
         if (this.broken) throw this.broken;
-        const data = batch.map((p) => p.line).join('');
-        await this.handle.write(data);
+        const data = Buffer.from(batch.map((p) => p.line).join(''));
+        const { bytesWritten } = await this.handle.write(data);
+        // A short write (a full disk) would leave a torn record in the middle of the file.
+        if (bytesWritten !== data.length)
+          throw new Error(`only ${bytesWritten} of ${data.length} bytes were written (is the disk full?)`);
         await this.handle.datasync();
-        this.bytes += Buffer.byteLength(data);
+        this.bytes += data.length;
         if (this.bytes > Math.max(this.options.compactMinBytes, 2 * this.compactedBytes))
           await this.compact();
       } catch (err) {
