@@ -114,27 +114,19 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
 
   const providers = createProviders(installation, options.dataDir);
   const broker = new BindingBroker(registry, providers);
-  const revisionLimits = new Map<string, { cpuMs: number; egressAllow: string[] }>();
   const runtime = new Runtime({
     socketDir,
     makeSandbox: (namespace, events) =>
       new ProcessSandbox(namespace, events, {
         isolation,
         revisionLimits: async (key) => {
-          // Revisions never change, so their limits are read from the store once (a cold start
-          // through the spare then waits for no store round trip, which on a fleet is PostgreSQL).
-          const known = revisionLimits.get(key);
-          if (known) return known;
           // key is "<namespace>/<function>/<revision>"; the Revision object holds its spec.
           const [ns = '', fn = '', rev = ''] = key.split('/');
           const spec = (await store.get('Revision', ns, `${fn}-${rev}`))?.spec as
             | { limits?: { cpuMs?: number }; egress?: { allow?: string[] } }
             | undefined;
           if (!spec) return undefined;
-          const limits = { cpuMs: spec.limits?.cpuMs ?? 1000, egressAllow: spec.egress?.allow ?? [] };
-          if (revisionLimits.size >= 10_000) revisionLimits.clear();
-          revisionLimits.set(key, limits);
-          return limits;
+          return { cpuMs: spec.limits?.cpuMs ?? 1000, egressAllow: spec.egress?.allow ?? [] };
         },
         onStderr: (ns, text) => log(`[sandbox ${ns}] ${text.trimEnd()}`),
       }),

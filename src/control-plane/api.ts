@@ -272,8 +272,9 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   ) => {
     const match = labelSelector(selector);
     const since = c.req.query('resourceVersion');
-    const initial = since ? [] : await registry.list(kind, namespace, selector);
+    // The version first, then the list: a write in between is then in both (harmless), never in neither.
     const from = since ?? (await registry.store.currentVersion());
+    const initial = since ? [] : await registry.list(kind, namespace, selector);
     let close = () => {};
     const encode = (e: WatchEvent) =>
       `${JSON.stringify({ type: e.type, object: registry.present(e.object) })}\n`;

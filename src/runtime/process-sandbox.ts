@@ -134,10 +134,9 @@ export class ProcessSandbox implements Sandbox {
     let p = this.processes.get(revisionKey);
     if (!p) {
       p = (async () => {
-        const limits = (await this.options.revisionLimits?.(revisionKey).catch(() => undefined)) ?? {
-          cpuMs: 1000,
-          egressAllow: [],
-        };
+        // A revision the store does not know gets the defaults; a store that cannot answer fails
+        // the start, rather than starting it with limits that may be too loose.
+        const limits = (await this.options.revisionLimits?.(revisionKey)) ?? { cpuMs: 1000, egressAllow: [] };
         const spare = this.spare;
         this.spare = undefined;
         const proc = spare?.usable ? spare : this.newProcess(limits);
@@ -147,6 +146,11 @@ export class ProcessSandbox implements Sandbox {
         return proc;
       })();
       this.processes.set(revisionKey, p);
+      // A start that failed here is tried afresh next time.
+      const started = p;
+      started.catch(() => {
+        if (this.processes.get(revisionKey) === started) this.processes.delete(revisionKey);
+      });
     }
     return p;
   }

@@ -275,12 +275,18 @@ export class SandboxProcess {
       release();
       throw new Error('the sandbox process was closed');
     }
-    const { file, args } = this.command();
-    const child = spawn(file, args, {
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      env: { TZ: 'UTC', KYLIX_NAMESPACE: this.namespace },
-      serialization: 'advanced',
-    });
+    let child: ChildProcess;
+    try {
+      const { file, args } = this.command();
+      child = spawn(file, args, {
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        env: { TZ: 'UTC', KYLIX_NAMESPACE: this.namespace },
+        serialization: 'advanced',
+      });
+    } catch (err) {
+      release();
+      throw err;
+    }
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (text: string) => {
       this.stderrTail = (this.stderrTail + text).slice(-2000);

@@ -122,6 +122,9 @@ function workerFor(spec: WorkerSpec): { worker: Worker; usage: Int32Array } {
     warmTarget = undefined;
     return w!;
   }
+  // None fits (another heap cap): those waiting would never be used by this revision's process.
+  for (const w of warm.splice(0)) void w.worker.terminate();
+  warmTarget = undefined;
   const usage = new Int32Array(new SharedArrayBuffer(4 * (USAGE_SLOTS + 1)));
   return { worker: newWorker({ spec, usage }, spec.memoryMiB), usage };
 }
@@ -209,6 +212,11 @@ process.on('message', (m: ToSandbox) => {
   if (m.type === 'start') start(m.instance);
   else if (m.type === 'warm') {
     warmTarget = m;
+    // Workers warmed for another heap cap or socket would never be taken: replace them.
+    for (const w of warm.filter((x) => x.memoryMiB !== m.memoryMiB || x.egressSocket !== m.egressSocket)) {
+      warm.splice(warm.indexOf(w), 1);
+      void w.worker.terminate();
+    }
     fillWarm();
   } else if (m.type === 'rpc-result') {
     const { id, type: _type, ...result } = m;

@@ -297,6 +297,8 @@ function installImportHooks(): void {
 async function prewarm(egressSocket: string): Promise<void> {
   const mod = (await import(new URL('./prewarm-module.js', import.meta.url).href)) as { default: Handler };
   const socketPath = join(dirname(egressSocket), `prewarm-${threadId}.sock`);
+  // One left by a process that was killed (the folder outlives it) would make listen() fail.
+  rmSync(socketPath, { force: true });
   const server = createServer({ keepAliveTimeout: 60_000 }, serve(mod.default, {}));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -58,7 +58,12 @@ export class FunctionController {
         if (e.type === 'MODIFIED' && this.reconciled.get(`${namespace}/${name}`) === generation) return;
         this.enqueue(namespace, name);
       } else if (e.object.kind === 'Secret' && e.type !== 'DELETED')
-        void this.secretChanged(e.object.metadata.namespace, e.object.metadata.name);
+        this.secretChanged(e.object.metadata.namespace, e.object.metadata.name).catch((err) =>
+          console.error(
+            `kylix: restarting the functions bound to Secret ${e.object.metadata.name} failed:`,
+            err,
+          ),
+        );
     });
     for (const fn of await this.registry.list('Function', undefined))
       this.enqueue(fn.metadata.namespace, fn.metadata.name);
@@ -235,9 +240,13 @@ export class FunctionController {
   ): Promise<KObject> {
     const { namespace, name } = fn.metadata;
     // On a fleet another node may be making the same revision at this moment: then use theirs.
+    // A revision is never overwritten: if another node made this number with other code (a newer
+    // generation), creating it fails and the reconcile runs again, seeing it, with the next number.
     const made = await this.registry.store.get('Revision', namespace, `${name}-${number}`);
     if (made && revSpec(made).templateHash === hash) return made;
-    const revision = await this.registry.writeInternal(revisionObject(fn, spec, hash, number));
+    const revision = await this.registry.store.put(revisionObject(fn, spec, hash, number), {
+      mustNotExist: true,
+    });
     await recordEvent(
       this.registry,
       fn,
@@ -255,6 +264,12 @@ export class FunctionController {
     if (this.runtime.has(target.key)) return undefined;
     const started = performance.now();
     try {
+      // Any revision may be started here (traffic split, fallback), so its code is fetched too.
+      if (!rev.bundle || !(await this.bundles.has(rev.bundle)))
+        throw new KylixError(
+          'ERR_NOT_READY',
+          `The code of revision ${rev.number} (${rev.bundle ?? 'no bundle'}) is in no bundle store this node can reach. Apply the function again.`,
+        );
       const secrets = await this.secrets.env(fn.metadata.namespace, rev);
       target.env = { ...target.env, ...secrets };
       await this.runtime.deploy(target);

@@ -60,7 +60,8 @@ export class RevisionSecrets {
 
   /**
    * Whether the revision's bound values now differ from those it started with (true when unknown,
-   * or when a bound Secret is gone). Throws ERR_SECRET_UNREADABLE when this node cannot open them.
+   * or when a bound Secret is gone). Throws when the values cannot be read now (ERR_SECRET_UNREADABLE
+   * when this node lacks their key), so nothing is restarted on a guess.
    */
   async changed(revisionKey: string, namespace: string, rev: RevisionSpec): Promise<boolean> {
     const started = this.digests.get(revisionKey);
@@ -68,8 +69,10 @@ export class RevisionSecrets {
     try {
       return this.digestOf(await this.env(namespace, rev)) !== started;
     } catch (err) {
-      if (err instanceof KylixError && err.code === 'ERR_SECRET_UNREADABLE') throw err;
-      return true;
+      // Gone or incomplete now: the revision must restart (and will wait for the Secret). Anything
+      // else (a backend that is briefly down, a key this node lacks) changes nothing here.
+      if (err instanceof KylixError && err.code === 'ERR_NOT_READY') return true;
+      throw err;
     }
   }
 

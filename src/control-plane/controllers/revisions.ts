@@ -2,7 +2,7 @@
  * Revisions: the immutable, numbered snapshots of a Function's template that the Function
  * controller makes (one per change of code or settings, named "<function>-<number>").
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FunctionSpec } from '../../resources/kinds.js';
 import { API_VERSION, type KObject } from '../../resources/meta.js';
 
@@ -57,7 +57,7 @@ export function revisionObject(fn: KObject, spec: FunctionSpec, hash: string, nu
       name: `${name}-${number}`,
       namespace,
       labels: { [FUNCTION_LABEL]: name },
-      uid: '',
+      uid: randomUUID(),
       resourceVersion: '',
       generation: 1,
       creationTimestamp: new Date().toISOString(),

@@ -90,7 +90,14 @@ export class PostgresStore implements Store, SharedBundles {
     private readonly schema: string,
     private readonly historySize: number,
   ) {
-    this.pool = new pg.Pool({ connectionString: url, max: 4, idleTimeoutMillis: 30_000 });
+    // A server that stops answering must fail writes (which are retried) rather than hang them.
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: 4,
+      idleTimeoutMillis: 30_000,
+      connectionTimeoutMillis: 10_000,
+      query_timeout: 30_000,
+    });
     // An idle connection that dies (a server restart) must not crash the node; the next query reconnects.
     this.pool.on('error', () => {});
     const q = (table: string) => `"${schema}"."${table}"`;
@@ -128,8 +135,10 @@ export class PostgresStore implements Store, SharedBundles {
     );
     for (const row of recent.rows.reverse())
       this.remember(Number(row.rv), { type: row.type, object: row.object });
-    this.delivered = Number(await this.currentVersion());
+    // From the newest event loaded; what was written since is read by the pump, so none is skipped.
+    this.delivered = Number(recent.rows.at(-1)?.rv ?? 0);
     await this.listen();
+    await this.pump();
     this.timer = setInterval(() => void this.pump().catch(() => {}), POLL_MS);
     this.timer.unref();
   }
@@ -235,20 +244,26 @@ export class PostgresStore implements Store, SharedBundles {
 
   /**
    * The events table keeps past versions of objects for watches; for Secrets that means old
-   * ciphertext. After a re-seal, every Secret event but the newest of each Secret loses its sealed
-   * values (watchers never see them anyway: the API strips them).
+   * ciphertext. After a re-seal, every Secret event but the one of its current version loses its
+   * sealed values (a deleted Secret's, too), in this node's memory as well, and the tables are
+   * vacuumed so the old row versions go. PostgreSQL's WAL and backups taken before still hold
+   * them: see docs/operations.md. Watchers never see sealed values (the API strips them).
    */
   async compact(): Promise<void> {
     await this.query(
       `UPDATE ${this.t.events} e SET object = json_build_object(
          'apiVersion', e.object->'apiVersion', 'kind', e.object->'kind', 'metadata', e.object->'metadata',
          'spec', json_build_object(), 'status', e.object->'status')
-       WHERE e.object->>'kind' = 'Secret' AND e.rv < (
-         SELECT max(rv) FROM ${this.t.events} l
-         WHERE l.object->>'kind' = 'Secret'
-           AND l.object->'metadata'->>'namespace' = e.object->'metadata'->>'namespace'
-           AND l.object->'metadata'->>'name' = e.object->'metadata'->>'name')`,
+       WHERE e.object->>'kind' = 'Secret' AND NOT EXISTS (
+         SELECT 1 FROM ${this.t.objects} o
+         WHERE o.kind = 'Secret'
+           AND o.namespace = e.object->'metadata'->>'namespace'
+           AND o.name = e.object->'metadata'->>'name'
+           AND o.object->'metadata'->>'resourceVersion' = e.rv::text)`,
     );
+    for (const h of this.history)
+      if (h.event.object.kind === 'Secret') h.event = { ...h.event, object: { ...h.event.object, spec: {} } };
+    await this.query(`VACUUM ${this.t.events}, ${this.t.objects}`);
   }
 
   async close(): Promise<void> {
@@ -278,7 +293,8 @@ export class PostgresStore implements Store, SharedBundles {
     let event: WatchEvent;
     let rv: number;
     try {
-      await client.query('BEGIN');
+      // The version row serialises writers only under READ COMMITTED, whatever the server's default.
+      await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
       const v = await client.query<{ version: string }>(
         `UPDATE ${this.t.meta} SET version = version + 1 WHERE id = 1 RETURNING version`,
       );
@@ -341,6 +357,10 @@ export class PostgresStore implements Store, SharedBundles {
     try {
       await client.connect();
       await client.query(`LISTEN "${this.channel}"`);
+      if (this.closed) {
+        await client.end().catch(() => {});
+        return;
+      }
       this.listener = client;
     } catch {
       void client.end().catch(() => {});
