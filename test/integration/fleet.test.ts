@@ -62,14 +62,13 @@ describe('two nodes sharing the PostgreSQL state store', { skip: pgDown }, () =>
     const [a, b] = nodes as [TestNode, TestNode];
     const { ok } = await apply(a, dir);
     assert.ok(ok);
-    assert.equal(await body(a, '/greet'), '200 v1 secret=true');
-    await eventually(async () => (await body(b, '/greet')) === '200 v1 secret=true');
+    // Ready means a node serves it (status is shared); every node follows within moments.
+    for (const n of [a, b]) await eventually(async () => (await body(n, '/greet')) === '200 v1 secret=true');
 
     // A change applied to the other node reaches both, as one new revision.
     writeFileSync(join(dir, 'greet.ts'), code('v2'));
     assert.ok((await apply(b, dir)).ok);
-    await eventually(async () => (await body(a, '/greet')) === '200 v2 secret=true');
-    assert.equal(await body(b, '/greet'), '200 v2 secret=true');
+    for (const n of [a, b]) await eventually(async () => (await body(n, '/greet')) === '200 v2 secret=true');
     const revisions = await a.client.list('revisions');
     assert.deepEqual(
       revisions.map((r) => r.metadata.name),

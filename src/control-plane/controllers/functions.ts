@@ -242,11 +242,24 @@ export class FunctionController {
     // On a fleet another node may be making the same revision at this moment: then use theirs.
     // A revision is never overwritten: if another node made this number with other code (a newer
     // generation), creating it fails and the reconcile runs again, seeing it, with the next number.
-    const made = await this.registry.store.get('Revision', namespace, `${name}-${number}`);
-    if (made && revSpec(made).templateHash === hash) return made;
-    const revision = await this.registry.store.put(revisionObject(fn, spec, hash, number), {
-      mustNotExist: true,
-    });
+    const theirs = async () => {
+      const made = await this.registry.store.get('Revision', namespace, `${name}-${number}`);
+      return made && revSpec(made).templateHash === hash ? made : undefined;
+    };
+    const already = await theirs();
+    if (already) return already;
+    let revision: KObject;
+    try {
+      revision = await this.registry.store.put(revisionObject(fn, spec, hash, number), {
+        mustNotExist: true,
+      });
+    } catch (err) {
+      // Made by another node between our read and write: the same code is the same revision.
+      const same =
+        err instanceof KylixError && err.code === 'ERR_ALREADY_EXISTS' ? await theirs() : undefined;
+      if (same) return same;
+      throw err;
+    }
     await recordEvent(
       this.registry,
       fn,
