@@ -9,7 +9,7 @@ import { KylixError } from '../../errors.js';
 import type { KObject } from '../../resources/meta.js';
 import { type Journal, openJournal } from '../../storage/journal.js';
 import type { Precondition, Store, Watch, WatchEvent } from './interface.js';
-import { checkPrecondition } from './precondition.js';
+import { byNamespaceAndName, checkPrecondition, notFound, WatchHistory } from './shared.js';
 
 interface JournalEntry {
   rv: number;
@@ -35,7 +35,7 @@ export async function openEmbeddedStore(dir: string): Promise<EmbeddedStore> {
 export class EmbeddedStore implements Store {
   readonly name = 'embedded';
   private readonly objects = new Map<string, KObject>();
-  private readonly history: { rv: number; event: WatchEvent }[] = [];
+  private readonly history = new WatchHistory(HISTORY);
   private readonly listeners = new Set<(e: WatchEvent) => void>();
   private version = 0;
   private snapshotVersion = 0;
@@ -81,11 +81,7 @@ export class EmbeddedStore implements Store {
       if (o.kind === kind && (namespace === undefined || o.metadata.namespace === namespace))
         out.push(structuredClone(o));
     }
-    return out.sort(
-      (a, b) =>
-        a.metadata.namespace.localeCompare(b.metadata.namespace) ||
-        a.metadata.name.localeCompare(b.metadata.name),
-    );
+    return out.sort(byNamespaceAndName);
   }
 
   async put(object: KObject, precondition: Precondition = {}): Promise<KObject> {
@@ -107,8 +103,7 @@ export class EmbeddedStore implements Store {
   ): Promise<KObject> {
     const key = keyOf(kind, namespace, name);
     const existing = this.objects.get(key);
-    if (!existing)
-      throw new KylixError('ERR_NOT_FOUND', `${kind} "${name}" not found in namespace "${namespace}".`);
+    if (!existing) throw notFound(kind, namespace, name);
     this.check(kind, name, existing, precondition);
     this.objects.delete(key);
     const gone = { ...existing, metadata: { ...existing.metadata, resourceVersion: String(++this.version) } };
@@ -117,17 +112,7 @@ export class EmbeddedStore implements Store {
   }
 
   watch(sinceVersion: string | undefined, listener: (event: WatchEvent) => void): Watch {
-    if (sinceVersion !== undefined && sinceVersion !== '' && sinceVersion !== '0') {
-      const since = Number(sinceVersion);
-      const oldest = this.history[0]?.rv;
-      if (!Number.isFinite(since) || (since < this.version && (oldest === undefined || since < oldest - 1))) {
-        throw new KylixError(
-          'ERR_GONE',
-          `resourceVersion ${sinceVersion} is too old; list again and watch from the list's resourceVersion.`,
-        );
-      }
-      for (const h of this.history) if (h.rv > since) listener(h.event);
-    }
+    this.history.replay(sinceVersion, this.version, listener);
     this.listeners.add(listener);
     return { close: () => this.listeners.delete(listener) };
   }
@@ -158,8 +143,7 @@ export class EmbeddedStore implements Store {
   }
 
   private record(event: WatchEvent): void {
-    this.history.push({ rv: Number(event.object.metadata.resourceVersion), event });
-    if (this.history.length > HISTORY) this.history.splice(0, this.history.length - HISTORY);
+    this.history.remember(Number(event.object.metadata.resourceVersion), event);
     for (const l of this.listeners) l(event);
   }
 }

@@ -18,7 +18,7 @@ import { KylixError } from '../../errors.js';
 import type { KObject } from '../../resources/meta.js';
 import type { SharedBundles } from '../bundles.js';
 import type { Precondition, Store, Watch, WatchEvent } from './interface.js';
-import { checkPrecondition } from './precondition.js';
+import { byNamespaceAndName, checkPrecondition, notFound, WatchHistory } from './shared.js';
 
 /** Options of the PostgreSQL store. */
 export interface PostgresStoreOptions {
@@ -34,9 +34,6 @@ type PgModule = typeof import('pg');
 
 /** How often a node looks for events it was not notified of (a dropped LISTEN connection). */
 const POLL_MS = 1000;
-
-const byNamespaceAndName = (a: KObject, b: KObject) =>
-  a.metadata.namespace.localeCompare(b.metadata.namespace) || a.metadata.name.localeCompare(b.metadata.name);
 
 /** Connects, creates the schema if needed, and starts following changes. */
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
@@ -74,7 +71,9 @@ export class PostgresStore implements Store, SharedBundles {
   private listener?: Client;
   private readonly channel: string;
   private readonly t: { meta: string; objects: string; events: string; bundles: string };
-  private readonly history: { rv: number; event: WatchEvent }[] = [];
+  /** One object by kind, namespace and name: a read, and the read inside each write. */
+  private readonly selectObject: string;
+  private readonly history: WatchHistory;
   private readonly listeners = new Set<{ since: number; deliver: (e: WatchEvent) => void }>();
   /** The newest event handed to watchers. */
   private delivered = 0;
@@ -100,8 +99,10 @@ export class PostgresStore implements Store, SharedBundles {
     });
     // An idle connection that dies (a server restart) must not crash the node; the next query reconnects.
     this.pool.on('error', () => {});
+    this.history = new WatchHistory(historySize);
     const q = (table: string) => `"${schema}"."${table}"`;
     this.t = { meta: q('meta'), objects: q('objects'), events: q('events'), bundles: q('bundles') };
+    this.selectObject = `SELECT object FROM ${this.t.objects} WHERE kind = $1 AND namespace = $2 AND name = $3`;
     this.channel = `${schema}_events`;
   }
 
@@ -134,7 +135,7 @@ export class PostgresStore implements Store, SharedBundles {
       [this.historySize],
     );
     for (const row of recent.rows.reverse())
-      this.remember(Number(row.rv), { type: row.type, object: row.object });
+      this.history.remember(Number(row.rv), { type: row.type, object: row.object });
     // From the newest event loaded; what was written since is read by the pump, so none is skipped.
     this.delivered = Number(recent.rows.at(-1)?.rv ?? 0);
     await this.listen();
@@ -149,10 +150,7 @@ export class PostgresStore implements Store, SharedBundles {
   }
 
   async get(kind: string, namespace: string, name: string): Promise<KObject | undefined> {
-    const r = await this.query<{ object: KObject }>(
-      `SELECT object FROM ${this.t.objects} WHERE kind = $1 AND namespace = $2 AND name = $3`,
-      [kind, namespace, name],
-    );
+    const r = await this.query<{ object: KObject }>(this.selectObject, [kind, namespace, name]);
     return r.rows[0]?.object;
   }
 
@@ -172,7 +170,7 @@ export class PostgresStore implements Store, SharedBundles {
   async put(object: KObject, precondition: Precondition = {}): Promise<KObject> {
     const { kind } = object;
     const { namespace, name } = object.metadata;
-    const stored = await this.write(kind, namespace, name, precondition, async (client, existing, rv) => {
+    return this.write(kind, namespace, name, precondition, async (client, existing, rv) => {
       const next = structuredClone(object);
       next.metadata.resourceVersion = String(rv);
       await client.query(
@@ -182,7 +180,6 @@ export class PostgresStore implements Store, SharedBundles {
       );
       return { type: existing ? 'MODIFIED' : 'ADDED', object: next };
     });
-    return stored;
   }
 
   async delete(
@@ -192,8 +189,7 @@ export class PostgresStore implements Store, SharedBundles {
     precondition: Precondition = {},
   ): Promise<KObject> {
     return this.write(kind, namespace, name, precondition, async (client, existing, rv) => {
-      if (!existing)
-        throw new KylixError('ERR_NOT_FOUND', `${kind} "${name}" not found in namespace "${namespace}".`);
+      if (!existing) throw notFound(kind, namespace, name);
       await client.query(`DELETE FROM ${this.t.objects} WHERE kind = $1 AND namespace = $2 AND name = $3`, [
         kind,
         namespace,
@@ -205,23 +201,8 @@ export class PostgresStore implements Store, SharedBundles {
   }
 
   watch(sinceVersion: string | undefined, listener: (event: WatchEvent) => void): Watch {
-    let since = this.delivered;
-    if (sinceVersion !== undefined && sinceVersion !== '' && sinceVersion !== '0') {
-      since = Number(sinceVersion);
-      const oldest = this.history[0]?.rv;
-      if (
-        !Number.isFinite(since) ||
-        (since < this.delivered && (oldest === undefined || since < oldest - 1))
-      ) {
-        throw new KylixError(
-          'ERR_GONE',
-          `resourceVersion ${sinceVersion} is too old; list again and watch from the list's resourceVersion.`,
-        );
-      }
-      for (const h of this.history) if (h.rv > since) listener(h.event);
-    }
-    // Events this node has not read yet but the caller has already seen are skipped by rv.
-    const entry = { since: Math.max(since, this.delivered), deliver: listener };
+    // Events this node reads later but the caller has already seen are skipped by rv.
+    const entry = { since: this.history.replay(sinceVersion, this.delivered, listener), deliver: listener };
     this.listeners.add(entry);
     return { close: () => this.listeners.delete(entry) };
   }
@@ -261,8 +242,9 @@ export class PostgresStore implements Store, SharedBundles {
            AND o.name = e.object->'metadata'->>'name'
            AND o.object->'metadata'->>'resourceVersion' = e.rv::text)`,
     );
-    for (const h of this.history)
-      if (h.event.object.kind === 'Secret') h.event = { ...h.event, object: { ...h.event.object, spec: {} } };
+    this.history.rewrite((e) =>
+      e.object.kind === 'Secret' ? { ...e, object: { ...e.object, spec: {} } } : e,
+    );
     await this.query(`VACUUM ${this.t.events}, ${this.t.objects}`);
   }
 
@@ -299,10 +281,7 @@ export class PostgresStore implements Store, SharedBundles {
         `UPDATE ${this.t.meta} SET version = version + 1 WHERE id = 1 RETURNING version`,
       );
       rv = Number(v.rows[0]?.version);
-      const found = await client.query<{ object: KObject }>(
-        `SELECT object FROM ${this.t.objects} WHERE kind = $1 AND namespace = $2 AND name = $3`,
-        [kind, namespace, name],
-      );
+      const found = await client.query<{ object: KObject }>(this.selectObject, [kind, namespace, name]);
       const existing = found.rows[0]?.object;
       checkPrecondition(kind, name, existing, pre);
       event = await change(client, existing, rv);
@@ -400,16 +379,10 @@ export class PostgresStore implements Store, SharedBundles {
         const rv = Number(row.rv);
         const event: WatchEvent = { type: row.type, object: row.object };
         this.delivered = rv;
-        this.remember(rv, event);
+        this.history.remember(rv, event);
         for (const l of this.listeners) if (rv > l.since) l.deliver(structuredClone(event));
       }
       if (r.rows.length < 500) return;
     }
-  }
-
-  private remember(rv: number, event: WatchEvent): void {
-    this.history.push({ rv, event });
-    if (this.history.length > this.historySize)
-      this.history.splice(0, this.history.length - this.historySize);
   }
 }
