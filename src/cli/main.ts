@@ -232,6 +232,13 @@ program
     console.log(await bucketCommand(client(), action, a, b)),
   );
 
+/** Prints a command's text; a report that is not ok exits 1. */
+const report = (command: (c: ApiClient) => Promise<{ text: string; ok: boolean }>) => async () => {
+  const { text, ok } = await command(client());
+  console.log(text);
+  if (!ok) process.exitCode = 1;
+};
+
 const secret = program
   .command('secret')
   .description('set secrets, and re-seal their values or rotate the key that seals them');
@@ -247,21 +254,13 @@ secret
 secret
   .command('reseal')
   .description('seal every secret value, in every namespace, under the current key (after a key change)')
-  .action(async () => {
-    const { text, ok } = await secretResealCommand(client());
-    console.log(text);
-    if (!ok) process.exitCode = 1;
-  });
+  .action(report(secretResealCommand));
 secret
   .command('rotate-key')
   .description(
     'make a new key for the key file in the data folder, re-seal every value under it, drop the old key',
   )
-  .action(async () => {
-    const { text, ok } = await secretRotateKeyCommand(client());
-    console.log(text);
-    if (!ok) process.exitCode = 1;
-  });
+  .action(report(secretRotateKeyCommand));
 
 program
   .command('doctor')

@@ -22,6 +22,8 @@ export interface ProcessSandboxOptions {
 }
 
 let processCounter = 0;
+/** The limits of a spare, and of a revision the store does not know. */
+const DEFAULT_LIMITS: RevisionLimits = { cpuMs: 1000, egressAllow: [] };
 /**
  * How long a revision's process stays up with no instances, with a warm worker, so the next
  * instance (a burst of requests after scale to zero, a restart after a limit) starts in a few ms.
@@ -136,7 +138,7 @@ export class ProcessSandbox implements Sandbox {
       p = (async () => {
         // A revision the store does not know gets the defaults; a store that cannot answer fails
         // the start, rather than starting it with limits that may be too loose.
-        const limits = (await this.options.revisionLimits?.(revisionKey)) ?? { cpuMs: 1000, egressAllow: [] };
+        const limits = (await this.options.revisionLimits?.(revisionKey)) ?? DEFAULT_LIMITS;
         const spare = this.spare;
         this.spare = undefined;
         const proc = spare?.usable ? spare : this.newProcess(limits);
@@ -172,7 +174,7 @@ export class ProcessSandbox implements Sandbox {
     this.spareTimer = setTimeout(() => {
       this.spareTimer = undefined;
       if (this.closed || this.spare) return;
-      const spare = this.newProcess({ cpuMs: 1000, egressAllow: [] });
+      const spare = this.newProcess(DEFAULT_LIMITS);
       this.spare = spare;
       spare.prestart().catch(() => undefined);
     }, 200);

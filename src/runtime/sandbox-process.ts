@@ -33,7 +33,7 @@ const INSTANCE_OVERHEAD_MIB = 32;
 const WARM_WORKERS = Math.max(0, Number(process.env.KYLIX_WARM_WORKERS ?? 1) || 0);
 /** The heap cap warm workers start with: spec.limits.memoryMiB's default, so most instances can use one. */
 export const DEFAULT_MEMORY_MIB = 128;
-/** How long loading a module may take before the revision is refused. */
+/** How much CPU loading a module (its global scope) may use before the revision is refused. */
 export const STARTUP_LIMIT_MS = 1000;
 
 /** The limits of a revision that the sandbox enforces (read from its spec). */

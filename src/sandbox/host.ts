@@ -111,6 +111,14 @@ function fillWarm(): void {
   }
 }
 
+/** Stops the warm workers `unwanted` picks. */
+function dropWarm(unwanted: (w: WarmWorker) => boolean): void {
+  for (const w of warm.filter(unwanted)) {
+    warm.splice(warm.indexOf(w), 1);
+    void w.worker.terminate();
+  }
+}
+
 /** A warm worker that fits the instance (same heap cap and egress socket), or a new one. */
 function workerFor(spec: WorkerSpec): { worker: Worker; usage: Int32Array } {
   const i = warm.findIndex((w) => w.memoryMiB === spec.memoryMiB && w.egressSocket === spec.egressSocket);
@@ -123,7 +131,7 @@ function workerFor(spec: WorkerSpec): { worker: Worker; usage: Int32Array } {
     return w!;
   }
   // None fits (another heap cap): those waiting would never be used by this revision's process.
-  for (const w of warm.splice(0)) void w.worker.terminate();
+  dropWarm(() => true);
   warmTarget = undefined;
   const usage = new Int32Array(new SharedArrayBuffer(4 * (USAGE_SLOTS + 1)));
   return { worker: newWorker({ spec, usage }, spec.memoryMiB), usage };
@@ -213,10 +221,7 @@ process.on('message', (m: ToSandbox) => {
   else if (m.type === 'warm') {
     warmTarget = m;
     // Workers warmed for another heap cap or socket would never be taken: replace them.
-    for (const w of warm.filter((x) => x.memoryMiB !== m.memoryMiB || x.egressSocket !== m.egressSocket)) {
-      warm.splice(warm.indexOf(w), 1);
-      void w.worker.terminate();
-    }
+    dropWarm((w) => w.memoryMiB !== m.memoryMiB || w.egressSocket !== m.egressSocket);
     fillWarm();
   } else if (m.type === 'rpc-result') {
     const { id, type: _type, ...result } = m;

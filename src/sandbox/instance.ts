@@ -253,6 +253,11 @@ function serve(handler: Handler, env: Record<string, unknown>) {
   };
 }
 
+/** The HTTP server an instance serves on (and the prewarm warms up). */
+function instanceServer(handler: Handler, env: Record<string, unknown>) {
+  return createServer({ keepAliveTimeout: 60_000 }, serve(handler, env));
+}
+
 /**
  * CPU time this thread has used, in ms (Node ≥ 23.9; the sandbox runs Node 24). Captured before the
  * guest's globals are stripped. Falls back to wall time on an older Node.
@@ -299,7 +304,7 @@ async function prewarm(egressSocket: string): Promise<void> {
   const socketPath = join(dirname(egressSocket), `prewarm-${threadId}.sock`);
   // One left by a process that was killed (the folder outlives it) would make listen() fail.
   rmSync(socketPath, { force: true });
-  const server = createServer({ keepAliveTimeout: 60_000 }, serve(mod.default, {}));
+  const server = instanceServer(mod.default, {});
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(socketPath, () => resolve());
@@ -353,7 +358,7 @@ async function main(): Promise<void> {
   }
   const env = buildEnv(rpc, spec.env, spec.bindings ?? {});
   // 5. Serve.
-  const server = createServer({ keepAliveTimeout: 60_000 }, serve(handler, env));
+  const server = instanceServer(handler, env);
   server.listen(spec.socketPath, () => {
     post({ type: 'ready', startupMs: Math.round(performance.now() - started) });
   });

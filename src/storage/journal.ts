@@ -150,13 +150,16 @@ export class Journal {
     if (this.failure) return Promise.reject(this.unwritable(this.failure));
     if (!this.handle) return Promise.reject(this.unwritable(new Error('it is closed')));
     const data = Buffer.from(`${JSON.stringify(record)}\n`);
-    return new Promise((resolve, reject) => {
-      this.pending.push({ data, resolve, reject });
-      if (!this.flushing) {
-        this.flushing = true;
-        this.idle = this.flush();
-      }
-    });
+    return new Promise((resolve, reject) => this.enqueue({ data, resolve, reject }));
+  }
+
+  /** Queues a record for the next write and starts the flush loop if it is not running. */
+  private enqueue(p: Pending): void {
+    this.pending.push(p);
+    if (!this.flushing) {
+      this.flushing = true;
+      this.idle = this.flush();
+    }
   }
 
   /** Resolves once every record appended so far is on disk (at once when none is waiting). */
@@ -175,11 +178,7 @@ export class Journal {
     return new Promise((resolve, reject) => {
       this.compactWaiters.push({ data: Buffer.alloc(0), resolve, reject });
       // An empty record makes the flush loop run, and compaction runs only there.
-      this.pending.push({ data: Buffer.alloc(0), resolve: () => {}, reject: () => {} });
-      if (!this.flushing) {
-        this.flushing = true;
-        this.idle = this.flush();
-      }
+      this.enqueue({ data: Buffer.alloc(0), resolve: () => {}, reject: () => {} });
     });
   }
 
