@@ -17,8 +17,12 @@ function sources(dir) {
 
 rmSync(join(root, 'dist'), { recursive: true, force: true });
 await build({
-  // protocol.ts is shared: the supervisor imports its constants too.
-  entryPoints: [...sources(join(root, 'src')), join(root, 'src/sandbox/protocol.ts')],
+  // protocol.ts and channel.ts are shared: the supervisor imports them too.
+  entryPoints: [
+    ...sources(join(root, 'src')),
+    join(root, 'src/sandbox/protocol.ts'),
+    join(root, 'src/sandbox/channel.ts'),
+  ],
   outdir: join(root, 'dist'),
   outbase: join(root, 'src'),
   platform: 'node',

@@ -2,10 +2,9 @@
  * One Kylix node: state store, control API, Function controller, runtime and gateway, wired
  * together. `kylix dev` and `kylix server` start one; tests start one on port 0.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import { BindingBroker } from './bindings/broker.js';
@@ -104,7 +103,6 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   registry.addAdmission(checkRouteConflicts);
   const bundles = new BundleStore(paths.bundles, sharedBundles);
   const logs = new LogStore(paths.logs);
-  const socketDir = mkdtempSync(join(tmpdir(), 'kylix-'));
   const isolation = Isolation.detect(options.isolation);
   const missing = isolation.missing();
   if (missing.length > 0)
@@ -115,7 +113,6 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const providers = createProviders(installation, options.dataDir);
   const broker = new BindingBroker(registry, providers);
   const runtime = new Runtime({
-    socketDir,
     makeSandbox: (namespace, events) =>
       new ProcessSandbox(namespace, events, {
         isolation,
@@ -225,7 +222,6 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         await logs.close();
         await store.close();
         isolation.close();
-        rmSync(socketDir, { recursive: true, force: true });
       })();
       return closing;
     },

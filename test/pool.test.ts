@@ -3,6 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { InstanceChannel } from '../src/runtime/instance-channel.js';
 import { RevisionPool, type ScalingPolicy } from '../src/runtime/pool.js';
 import type { RevisionTarget } from '../src/runtime/runtime.js';
 
@@ -18,7 +19,7 @@ function fakePool(policy: Partial<ScalingPolicy>) {
     // Instance starts complete when the test says so, to observe requests waiting for them.
     () =>
       new Promise((resolve) =>
-        pending.push(() => resolve({ id: `i${++n}`, socketPath: `/tmp/i${n}`, startupMs: 3 })),
+        pending.push(() => resolve({ id: `i${++n}`, channel: {} as InstanceChannel, startupMs: 3 })),
       ),
     async (id) => {
       stopped.push(id);

@@ -10,7 +10,7 @@ import { KylixError } from '../errors.js';
 import type { RouteSpec } from '../resources/kinds.js';
 import type { Lease, Runtime } from '../runtime/runtime.js';
 import { Admission } from './concurrency.js';
-import { REQUEST_ID, sendError } from './errors.js';
+import { sendError } from './errors.js';
 import { type ProxyLimits, proxy } from './proxy.js';
 import { Router } from './router.js';
 import { splitTaggedHost, type TrafficShare, TrafficSplit } from './traffic.js';
@@ -45,6 +45,11 @@ export const REVISION_HEADER = 'kylix-revision';
 const MAX_URL_BYTES = 16 * 1024;
 /** The largest header block Node will parse; beyond it Node answers 431. */
 const MAX_HEADER_BYTES = 32 * 1024;
+
+/** A revision by tag, when the function has that tag (never an inherited property such as "__proto__"). */
+function ownTag(tags: Record<string, TrafficShare> | undefined, tag: string): TrafficShare | undefined {
+  return tags && Object.hasOwn(tags, tag) ? tags[tag] : undefined;
+}
 
 interface Served {
   target: ServingTarget;
@@ -155,7 +160,7 @@ export class Gateway {
     const tagged = splitTaggedHost(host);
     if (tagged) {
       const m = this.router.match(tagged.host, method, path);
-      if (m.found && this.serving.get(m.functionKey)?.target.tags[tagged.tag]) {
+      if (m.found && ownTag(this.serving.get(m.functionKey)?.target.tags, tagged.tag)) {
         host = tagged.host;
         tag = tagged.tag;
         // The function sees the host its routes are written for, as with the untagged address.
@@ -203,7 +208,7 @@ export class Gateway {
     const { target } = served;
     let share: TrafficShare | undefined;
     if (tag) {
-      share = target.tags[tag] ?? target.shares.find((s) => String(s.revision) === tag);
+      share = ownTag(target.tags, tag) ?? target.shares.find((s) => String(s.revision) === tag);
       if (!share)
         return fail(
           new KylixError(
@@ -252,12 +257,10 @@ export class Gateway {
         });
       }
       const instance = lease.instance;
-      res.setHeader(REQUEST_ID, requestId);
       await proxy({
         req,
         res,
-        socketPath: instance.socketPath,
-        agent: instance.agent,
+        channel: instance.channel,
         requestId,
         path,
         functionName: name,

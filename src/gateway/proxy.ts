@@ -1,13 +1,16 @@
 /**
- * Forwards one HTTP request to a function instance over its Unix socket and streams the answer
- * back, mapping instance failures to platform errors (502 threw or crashed, 503 CPU or memory
- * limit, 504 timeout, 413 body). The wall-time limit covers the whole exchange, body included.
+ * Forwards one HTTP request to a function instance as frames on the instance's channel, and streams
+ * the answer back. The gateway frames everything it forwards: Node's parser has already decided
+ * where the client's request and body end, and only those bytes travel, as the body of this one
+ * stream — nothing a client sends can become a second request or another client's body. The
+ * request id travels in the frame's head, not as a header a client could forge. Instance failures
+ * map to platform errors (502 threw or crashed, 503 CPU or memory limit, 504 timeout, 413 body);
+ * the wall-time limit covers the whole exchange, body included.
  */
-import { type Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KylixError } from '../errors.js';
-import { fateOf } from '../runtime/instance-fates.js';
-// EVENT_HEADER is the supervisor's alone: a client that sends it must not reach queue() or scheduled().
-import { ERROR_HEADER, EVENT_HEADER, REQUEST_ID_HEADER } from '../sandbox/protocol.js';
+import type { Fate, InstanceChannel, StreamSink } from '../runtime/instance-channel.js';
+import { F, INLINE_BODY_BYTES, type ResponseHead, STREAM_WINDOW } from '../sandbox/channel.js';
 import { REQUEST_ID, sendError } from './errors.js';
 
 /** Limits the proxy enforces for one call. */
@@ -18,22 +21,22 @@ export interface ProxyLimits {
   maxConcurrency?: number;
 }
 
-/** What the caller needs to name in errors. */
+/** What one proxied call needs. */
 export interface ProxyCall {
   req: IncomingMessage;
   res: ServerResponse;
-  /** The instance's Unix socket and the keep-alive agent for it. */
-  socketPath: string;
-  agent: Agent;
+  /** The channel of the instance leased for this request. */
+  channel: InstanceChannel;
   requestId: string;
   /** The path (and query) to send to the function. */
   path: string;
   functionName: string;
   limits: ProxyLimits;
-  /** Called when the instance's connection failed (it crashed or is gone). */
+  /** Called when the instance failed (it crashed, or is stuck past the time limit). */
   onInstanceFailure(): void;
 }
 
+/** Headers that describe one hop's connection, not the message: never forwarded either way. */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -44,108 +47,247 @@ const HOP_BY_HOP = new Set([
   'trailer',
 ]);
 
+/** The request's headers as a flat list, less the hop-by-hop ones. */
+function forwardedHeaders(raw: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (!HOP_BY_HOP.has(name.toLowerCase())) out.push(name, raw[i + 1] as string);
+  }
+  return out;
+}
+
+/** The response's headers for the client: hop-by-hop ones dropped, the request id added. */
+function responseHeaders(head: ResponseHead, requestId: string, inlineLength: number | undefined): string[] {
+  const out: string[] = [];
+  const h = head.h;
+  for (let i = 0; i + 1 < h.length; i += 2) {
+    const name = String(h[i]).toLowerCase();
+    if (HOP_BY_HOP.has(name) || name === REQUEST_ID) continue;
+    // An inline body's length is known exactly; the function's own claim is not trusted.
+    if (inlineLength !== undefined && name === 'content-length') continue;
+    out.push(name, String(h[i + 1]));
+  }
+  if (inlineLength !== undefined) out.push('content-length', String(inlineLength));
+  out.push(REQUEST_ID, requestId);
+  return out;
+}
+
+/** The error for an instance the sandbox stopped for a limit. */
+export function limitError(fate: Fate, functionName: string): KylixError {
+  return new KylixError(
+    fate.code,
+    fate.code === 'ERR_CPU_LIMIT'
+      ? `${functionName} was stopped: ${fate.message}. Make it do less work per request or raise spec.limits.cpuMs.`
+      : `${functionName} was stopped: ${fate.message}. Make it use less memory or raise spec.limits.memoryMiB.`,
+  );
+}
+
 /** Proxies the call; resolves when the response has ended (or failed). Never rejects. */
 export function proxy(call: ProxyCall): Promise<void> {
-  const { req, res, requestId, limits } = call;
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve();
-    };
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers))
-      if (v !== undefined && !HOP_BY_HOP.has(k) && k !== EVENT_HEADER) headers[k] = v;
-    headers[REQUEST_ID_HEADER] = requestId;
+  return new Promise((resolve) => new Exchange(call, resolve).start());
+}
 
-    const upstream = httpRequest({
-      socketPath: call.socketPath,
-      agent: call.agent,
-      method: req.method,
-      path: call.path,
-      headers,
+/** One request on its way through the channel and its answer on the way back. */
+class Exchange implements StreamSink {
+  private stream = 0;
+  private done = false;
+  private responded = false;
+  private timer?: NodeJS.Timeout;
+  /** Request body bytes the instance will take now. */
+  private allowance = STREAM_WINDOW;
+  private received = 0;
+  /** Response body bytes written to the client but not yet credited back to the instance. */
+  private unacked = 0;
+  private waitingDrain = false;
+
+  constructor(
+    private readonly call: ProxyCall,
+    private readonly resolve: () => void,
+  ) {}
+
+  start(): void {
+    const { req, res, channel, limits } = this.call;
+    this.stream = channel.open(this);
+    this.timer = setTimeout(() => this.onTimeout(), limits.timeoutMs);
+    // The client went away: cancel the call inside the function (request.signal aborts there).
+    res.once('close', () => {
+      if (!res.writableFinished) this.call.channel.abort(this.stream);
+      this.finish();
     });
-
-    const fail = (err: KylixError) => {
-      upstream.destroy();
-      sendError(res, err, requestId);
-      finish();
+    const head = {
+      m: req.method ?? 'GET',
+      u: this.call.path,
+      h: forwardedHeaders(req.rawHeaders),
+      id: this.call.requestId,
     };
-    const timer = setTimeout(() => {
-      if (res.headersSent) {
-        // Answering already: the stream is cut, and the instance keeps serving others.
-        upstream.destroy();
-        res.destroy();
-        finish();
-        return;
-      }
-      // A handler that has not answered in time may be stuck: its instance is stopped.
-      call.onInstanceFailure();
-      fail(
+    const length = req.headers['content-length'];
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+    if (!hasBody) {
+      req.resume();
+      channel.sendHead(F.REQUEST, this.stream, head);
+      return;
+    }
+    if (req.headers['transfer-encoding'] === undefined && Number(length) <= INLINE_BODY_BYTES) {
+      // A small body of known length travels inline, with the head, once it is all here.
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => {
+        if (this.count(chunk)) chunks.push(chunk);
+      });
+      req.once('end', () => {
+        if (!this.done) channel.sendHead(F.REQUEST, this.stream, head, Buffer.concat(chunks));
+      });
+      return;
+    }
+    channel.sendHead(F.REQUEST_HEAD, this.stream, head);
+    req.on('data', (chunk: Buffer) => {
+      if (!this.count(chunk)) return;
+      channel.send(F.BODY, this.stream, chunk);
+      this.allowance -= chunk.byteLength;
+      if (this.allowance <= 0) req.pause();
+    });
+    req.once('end', () => {
+      if (!this.done) channel.send(F.END, this.stream);
+    });
+  }
+
+  /** Counts request body bytes against the limit; false (and a 413) once over it. */
+  private count(chunk: Buffer): boolean {
+    if (this.done) return false;
+    this.received += chunk.byteLength;
+    if (this.received <= this.call.limits.maxRequestBytes) return true;
+    this.call.req.resume();
+    this.fail(
+      new KylixError(
+        'ERR_BODY_TOO_LARGE',
+        `The request body is over ${this.call.limits.maxRequestBytes} bytes, the limit of ${this.call.functionName} (spec.limits.maxRequestBytes).`,
+      ),
+    );
+    return false;
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    this.call.channel.done(this.stream);
+    this.resolve();
+  }
+
+  /** Answers with a platform error (or cuts the stream, once the answer has started). */
+  private fail(err: KylixError): void {
+    if (this.done) return;
+    this.call.channel.abort(this.stream);
+    sendError(this.call.res, err, this.call.requestId);
+    this.finish();
+  }
+
+  private onTimeout(): void {
+    if (this.done) return;
+    if (this.responded) {
+      // Answering already: the stream is cut, and the instance keeps serving others.
+      this.call.channel.abort(this.stream);
+      this.call.res.destroy();
+      this.finish();
+      return;
+    }
+    // A handler that has not answered in time may be stuck: its instance is stopped.
+    this.call.onInstanceFailure();
+    this.fail(
+      new KylixError(
+        'ERR_TIMEOUT',
+        `${this.call.functionName} did not answer within ${this.call.limits.timeoutMs} ms (spec.limits.timeoutMs). Make it answer sooner or raise the limit.`,
+      ),
+    );
+  }
+
+  response(head: ResponseHead, body: Uint8Array | undefined): void {
+    if (this.done || this.responded) return;
+    this.responded = true;
+    const { res, requestId } = this.call;
+    const isHead = this.call.req.method === 'HEAD';
+    try {
+      res.writeHead(
+        head.s,
+        head.t,
+        responseHeaders(head, requestId, body && !isHead ? body.byteLength : undefined),
+      );
+    } catch {
+      // A status or header Node refuses: the function's answer cannot be sent as it is.
+      this.responded = false;
+      this.fail(
         new KylixError(
-          'ERR_TIMEOUT',
-          `${call.functionName} did not answer within ${limits.timeoutMs} ms (spec.limits.timeoutMs). Make it answer sooner or raise the limit.`,
+          'ERR_FUNCTION_THREW',
+          `${this.call.functionName} answered with a status or header that is not valid HTTP. Its log may say more: kylix logs ${this.call.functionName}`,
         ),
       );
-    }, limits.timeoutMs);
+      return;
+    }
+    if (body) res.end(isHead ? undefined : body, () => this.finish());
+  }
 
-    upstream.on('response', (up) => {
-      if (up.headers[ERROR_HEADER]) {
-        up.resume();
-        fail(
-          new KylixError(
-            'ERR_FUNCTION_THREW',
-            `${call.functionName} threw an uncaught exception. Its log has the stack trace: kylix logs ${call.functionName}`,
-          ),
-        );
-        return;
-      }
-      const out: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
-      out[REQUEST_ID] = requestId;
-      res.writeHead(up.statusCode ?? 200, out);
-      up.pipe(res);
-      up.on('error', () => res.destroy());
-      res.on('finish', finish);
+  body(chunk: Uint8Array): void {
+    if (this.done) return;
+    const { res } = this.call;
+    if (res.write(chunk)) {
+      this.call.channel.grant(this.stream, chunk.byteLength);
+      return;
+    }
+    this.unacked += chunk.byteLength;
+    if (this.waitingDrain) return;
+    this.waitingDrain = true;
+    res.once('drain', () => {
+      this.waitingDrain = false;
+      const n = this.unacked;
+      this.unacked = 0;
+      if (!this.done) this.call.channel.grant(this.stream, n);
     });
-    upstream.on('error', () => {
-      if (done) return;
-      call.onInstanceFailure();
-      // The sandbox may have stopped the instance for a limit; its message races the broken socket.
-      void fateOf(call.socketPath, call.functionName).then((fate) => {
-        if (done) return;
-        fail(
-          fate ??
-            new KylixError(
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.call.res.end(() => this.finish());
+  }
+
+  threw(): void {
+    this.fail(
+      new KylixError(
+        'ERR_FUNCTION_THREW',
+        `${this.call.functionName} threw an uncaught exception. Its log has the stack trace: kylix logs ${this.call.functionName}`,
+      ),
+    );
+  }
+
+  reset(): void {
+    if (this.done) return;
+    this.call.res.destroy();
+    this.finish();
+  }
+
+  credit(bytes: number): void {
+    this.allowance += bytes;
+    if (this.allowance > 0 && this.call.req.isPaused()) this.call.req.resume();
+  }
+
+  closed(): void {
+    if (this.done) return;
+    this.call.onInstanceFailure();
+    if (this.responded) {
+      this.call.res.destroy();
+      this.finish();
+      return;
+    }
+    // The sandbox may have stopped the instance for a limit; its message races the channel's end.
+    void this.call.channel.fate().then((fate) => {
+      this.fail(
+        fate
+          ? limitError(fate, this.call.functionName)
+          : new KylixError(
               'ERR_FUNCTION_CRASHED',
-              `${call.functionName} crashed while handling the request. Its log may say why: kylix logs ${call.functionName}`,
+              `${this.call.functionName} crashed while handling the request. Its log may say why: kylix logs ${this.call.functionName}`,
             ),
-        );
-      });
+      );
     });
-
-    // The client went away: cancel the call inside the function (request.signal aborts there).
-    res.on('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-      finish();
-    });
-
-    let received = 0;
-    req.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-      if (received > limits.maxRequestBytes) {
-        req.unpipe(upstream);
-        fail(
-          new KylixError(
-            'ERR_BODY_TOO_LARGE',
-            `The request body is over ${limits.maxRequestBytes} bytes, the limit of ${call.functionName} (spec.limits.maxRequestBytes).`,
-          ),
-        );
-        req.resume();
-      }
-    });
-    req.pipe(upstream);
-  });
+  }
 }

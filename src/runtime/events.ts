@@ -1,10 +1,9 @@
 /**
  * Delivers an event (a queue batch, a scheduled tick) to an instance of a revision: the same pool,
- * limits and accounting as a request, over the instance's socket, with a header only the
- * supervisor can set (the gateway drops it from client requests).
+ * limits and accounting as a request, as an EVENT frame on the instance's channel — a frame type
+ * only the supervisor sends, so no client request can ever reach queue() or scheduled().
  */
-import { request } from 'node:http';
-import { EVENT_HEADER } from '../sandbox/protocol.js';
+import { F } from '../sandbox/channel.js';
 import type { Runtime } from './runtime.js';
 
 /** Sends `payload` as a `kind` event to the revision; resolves with the handler's JSON answer. */
@@ -16,46 +15,48 @@ export async function invokeEvent(
   timeoutMs: number,
 ): Promise<unknown> {
   const lease = await runtime.acquire(revisionKey);
+  const { channel } = lease.instance;
   try {
-    const body = JSON.stringify(payload);
     return await new Promise((resolve, reject) => {
-      const req = request(
-        {
-          socketPath: lease.instance.socketPath,
-          agent: lease.instance.agent,
-          method: 'POST',
-          path: `/__kylix/${kind}`,
-          headers: {
-            [EVENT_HEADER]: kind,
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            try {
-              resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-            } catch {
-              reject(
-                new Error(`the instance answered the ${kind} event with HTTP ${res.statusCode}, not JSON`),
-              );
-            }
-          });
-          res.on('error', reject);
-        },
-      );
-      req.setTimeout(timeoutMs, () =>
-        req.destroy(
+      const chunks: Uint8Array[] = [];
+      let stream = 0;
+      const timer = setTimeout(() => {
+        channel.abort(stream);
+        reject(
           new Error(`the ${kind} handler did not finish within ${timeoutMs} ms (spec.limits.timeoutMs)`),
-        ),
-      );
-      req.on('error', (err) => {
-        runtime.instanceFailed(lease.instance.id);
-        reject(err);
+        );
+      }, timeoutMs);
+      const settle = (fn: () => void) => {
+        clearTimeout(timer);
+        fn();
+      };
+      const parse = (body: Uint8Array) => {
+        try {
+          resolve(JSON.parse(Buffer.from(body).toString('utf8')));
+        } catch {
+          reject(new Error(`the instance answered the ${kind} event with something other than JSON`));
+        }
+      };
+      stream = channel.open({
+        response: (_head, body) => {
+          if (body) settle(() => parse(body));
+        },
+        body: (chunk) => {
+          chunks.push(chunk);
+          channel.grant(stream, chunk.byteLength);
+        },
+        end: () => settle(() => parse(Buffer.concat(chunks))),
+        threw: () =>
+          settle(() => reject(new Error(`the ${kind} handler could not be run; see the function's log`))),
+        reset: () => settle(() => reject(new Error(`the ${kind} handler's answer was cut off`))),
+        credit: () => undefined,
+        closed: () =>
+          settle(() => {
+            runtime.instanceFailed(lease.instance.id);
+            reject(new Error(`the instance stopped while handling the ${kind} event`));
+          }),
       });
-      req.end(body);
+      channel.sendHead(F.EVENT, stream, { kind, id: '', payload });
     });
   } finally {
     lease.release();

@@ -4,7 +4,7 @@
  * to maxInstances); instances idle for idleSeconds are stopped, down to minInstances (zero by
  * default: an idle function holds no instance at all).
  */
-import { Agent } from 'node:http';
+import type { InstanceChannel } from './instance-channel.js';
 import type { Lease, RevisionTarget } from './runtime.js';
 
 /** spec.scaling of the revision. */
@@ -18,8 +18,8 @@ export interface ScalingPolicy {
 /** One running instance and its load. */
 export interface Instance {
   id: string;
-  socketPath: string;
-  agent: Agent;
+  /** The instance's channel: requests and events go on it. */
+  channel: InstanceChannel;
   inFlight: number;
   lastUsed: number;
   startupMs: number;
@@ -33,7 +33,7 @@ interface Waiter {
   reject(err: Error): void;
 }
 
-type StartFn = (pool: RevisionPool) => Promise<{ id: string; socketPath: string; startupMs: number }>;
+type StartFn = (pool: RevisionPool) => Promise<{ id: string; channel: InstanceChannel; startupMs: number }>;
 type StopFn = (id: string) => Promise<void>;
 
 /**
@@ -99,8 +99,7 @@ export class RevisionPool {
   remove(id: string, stop: boolean): void {
     const i = this.instances.findIndex((x) => x.id === id);
     if (i === -1) return;
-    const [gone] = this.instances.splice(i, 1);
-    gone?.agent.destroy();
+    this.instances.splice(i, 1);
     if (stop) void this.stop(id).catch(() => undefined);
   }
 
@@ -123,7 +122,6 @@ export class RevisionPool {
     this.closed = true;
     for (const w of this.waiters.splice(0)) w.reject(new Error('the revision was retired'));
     const all = this.instances.splice(0);
-    for (const i of all) i.agent.destroy();
     await Promise.all(all.map((i) => this.stop(i.id).catch(() => undefined)));
   }
 
@@ -159,13 +157,11 @@ export class RevisionPool {
     this.starting--;
     const instance: Instance = {
       ...started,
-      agent: new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 }),
       inFlight: 0,
       lastUsed: this.now(),
       served: 0,
     };
     if (this.closed) {
-      instance.agent.destroy();
       await this.stop(instance.id).catch(() => undefined);
       throw new Error('the revision was retired');
     }

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { KylixError } from '../errors.js';
 import type { InstanceSpec } from '../sandbox/protocol.js';
+import type { InstanceHooks } from './instance-channel.js';
 import type { Isolation } from './isolation/isolation.js';
 import type { Sandbox, SandboxEvents, SandboxInstance } from './sandbox.js';
 import { DEFAULT_MEMORY_MIB, type RevisionLimits, SandboxProcess } from './sandbox-process.js';
@@ -40,6 +41,10 @@ export class ProcessSandbox implements Sandbox {
   private readonly memoryOf = new Map<string, number>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private spare?: SandboxProcess;
+  /** Processes with no channel left, closing once their last instance stops. */
+  private readonly retired = new Set<SandboxProcess>();
+  /** The process of each instance (a revision's may change while its instances run). */
+  private readonly processOf = new Map<string, SandboxProcess>();
   /** The next spare starts when this fires (not on the path of the start that used the last one). */
   private spareTimer?: NodeJS.Timeout;
   private closed = false;
@@ -58,6 +63,7 @@ export class ProcessSandbox implements Sandbox {
         events.exit(id, reason);
         const key = this.byInstance.get(id);
         this.byInstance.delete(id);
+        this.forget(id);
         if (key) void this.releaseIfIdle(key);
       },
     };
@@ -65,20 +71,32 @@ export class ProcessSandbox implements Sandbox {
     this.kind = `process (${layers.join(', ')})`;
   }
 
-  async startInstance(spec: InstanceSpec): Promise<SandboxInstance> {
+  async startInstance(
+    revisionKey: string,
+    spec: InstanceSpec,
+    hooks: InstanceHooks,
+  ): Promise<SandboxInstance> {
     if (this.closed) throw new KylixError('ERR_NOT_READY', 'The platform is shutting down.');
-    // "<namespace>/<function>/<revision>/<n>": one process per revision.
-    const revisionKey = spec.id.split('/').slice(0, 3).join('/');
     // Claimed before any await, so releaseIfIdle cannot close the process under this start.
     this.byInstance.set(spec.id, revisionKey);
     this.memoryOf.set(revisionKey, spec.memoryMiB);
     clearTimeout(this.idleTimers.get(revisionKey));
     this.idleTimers.delete(revisionKey);
     try {
-      const proc = await this.process(revisionKey);
-      return await proc.startInstance(spec);
+      const p = this.process(revisionKey);
+      let proc = await p;
+      if (proc.full) {
+        // Every channel of that process was used once: the revision moves to a fresh one, and the
+        // old one closes when its last instance stops.
+        if (this.processes.get(revisionKey) === p) this.processes.delete(revisionKey);
+        this.retired.add(proc);
+        proc = await this.process(revisionKey);
+      }
+      this.processOf.set(spec.id, proc);
+      return await proc.startInstance(spec, hooks);
     } catch (err) {
       this.byInstance.delete(spec.id);
+      this.forget(spec.id);
       // A revision whose module fails to start must not keep its process forever.
       void this.releaseIfIdle(revisionKey);
       throw err;
@@ -88,11 +106,21 @@ export class ProcessSandbox implements Sandbox {
   async stopInstance(id: string): Promise<void> {
     const key = this.byInstance.get(id);
     this.byInstance.delete(id);
-    const p = key ? this.processes.get(key) : undefined;
-    if (!key || !p) return;
-    const proc = await p;
+    const proc = this.processOf.get(id);
+    if (!key || !proc) return;
     await proc.stopInstance(id);
+    this.forget(id);
     await this.releaseIfIdle(key);
+  }
+
+  /** Forgets which process an instance ran in; a retired process closes with its last instance. */
+  private forget(id: string): void {
+    const proc = this.processOf.get(id);
+    this.processOf.delete(id);
+    if (proc && this.retired.has(proc) && proc.size === 0) {
+      this.retired.delete(proc);
+      void proc.close();
+    }
   }
 
   /** A revision with no instances left keeps its process a while, with a warm worker, then closes it. */
@@ -127,6 +155,8 @@ export class ProcessSandbox implements Sandbox {
     this.idleTimers.clear();
     await this.spare?.close();
     this.spare = undefined;
+    await Promise.all([...this.retired].map((p) => p.close()));
+    this.retired.clear();
     const all = [...this.processes.values()];
     this.processes.clear();
     await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.close()));

@@ -3,9 +3,9 @@
  * instance is at its target concurrency, shrink when instances sit idle (down to zero unless
  * minInstances says otherwise), and an instance that dies is replaced on the next request.
  */
-import { join } from 'node:path';
 import type { FunctionSpec } from '../resources/kinds.js';
 import type { BindingCall, LogRecord } from '../sandbox/protocol.js';
+import type { InstanceChannel } from './instance-channel.js';
 import { type Instance, RevisionPool, type ScalingPolicy } from './pool.js';
 import type { Sandbox, SandboxFactory } from './sandbox.js';
 
@@ -44,8 +44,6 @@ export type RpcHandler = (target: RevisionTarget, call: BindingCall) => Promise<
 
 /** What the runtime is built from. */
 export interface RuntimeOptions {
-  /** Where instances' Unix sockets go. */
-  socketDir: string;
   makeSandbox: SandboxFactory;
   logSink: LogSink;
   /** An instance stopped unexpectedly. */
@@ -87,7 +85,6 @@ export class Runtime {
   private counter = 0;
   private readonly reaper: NodeJS.Timeout;
 
-  private readonly socketDir: string;
   private readonly makeSandbox: SandboxFactory;
   private readonly logSink: LogSink;
   private readonly onCrash: (target: RevisionTarget, reason: string) => void;
@@ -95,7 +92,6 @@ export class Runtime {
   private readonly now: () => number;
 
   constructor(options: RuntimeOptions) {
-    this.socketDir = options.socketDir;
     this.makeSandbox = options.makeSandbox;
     this.logSink = options.logSink;
     this.onCrash = options.onCrash ?? (() => {});
@@ -182,23 +178,32 @@ export class Runtime {
     this.sandboxes.clear();
   }
 
+  /**
+   * Starts an instance of the revision. Its binding calls and logs are bound here, to this target:
+   * whatever its sandbox process later says, its channel acts for this revision only.
+   */
   private async startInstance(
     target: RevisionTarget,
     pool: RevisionPool,
-  ): Promise<{ id: string; socketPath: string; startupMs: number }> {
+  ): Promise<{ id: string; channel: InstanceChannel; startupMs: number }> {
     const id = `${target.key}/${++this.counter}`;
-    const socketPath = join(this.socketDir, `i${this.counter}.sock`);
     this.byInstance.set(id, pool);
     try {
-      const started = await this.sandbox(target.namespace).startInstance({
-        id,
-        bundlePath: target.bundlePath,
-        env: target.env,
-        bindings: bindingKinds(target.bindings),
-        socketPath,
-        memoryMiB: target.memoryMiB,
-      });
-      return { id, socketPath: started.socketPath, startupMs: started.startupMs };
+      const started = await this.sandbox(target.namespace).startInstance(
+        target.key,
+        {
+          id,
+          bundlePath: target.bundlePath,
+          env: target.env,
+          bindings: bindingKinds(target.bindings),
+          memoryMiB: target.memoryMiB,
+        },
+        {
+          rpc: (call) => this.rpc(target, call),
+          log: (record) => this.logSink(target, record),
+        },
+      );
+      return { id, channel: started.channel, startupMs: started.startupMs };
     } catch (err) {
       this.byInstance.delete(id);
       throw err;
@@ -221,15 +226,6 @@ export class Runtime {
     let s = this.sandboxes.get(namespace);
     if (!s) {
       s = this.makeSandbox(namespace, {
-        log: (id, record) => {
-          const target = this.byInstance.get(id)?.owner;
-          if (target) this.logSink(target, record);
-        },
-        rpc: (id, call) => {
-          const target = this.byInstance.get(id)?.owner;
-          if (!target) return Promise.reject(new Error('the instance is no longer running'));
-          return this.rpc(target, call);
-        },
         exit: (id, reason) => {
           const pool = this.byInstance.get(id);
           if (!pool || this.stopping.has(id)) return;

@@ -1,22 +1,28 @@
 /**
  * One sandbox process: the tenant code of one function revision (so never two namespaces), started
  * under bubblewrap and in its own cgroup where the host allows, with Node's permission flags, and
- * with its own egress proxy. The supervisor only exchanges IPC messages and HTTP with it.
+ * with its own egress proxy. The supervisor exchanges control messages with it over IPC, and talks
+ * to each of its instances over that instance's own channel: one of CHANNEL_SLOTS socketpairs made
+ * at spawn (inherited fds, so nothing outside the process can connect to them). The process is
+ * untrusted: a control message about an instance that is not its own, or a malformed frame on a
+ * channel, ends it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KylixError } from '../errors.js';
-import type { FromSandbox, InstanceSpec, ToSandbox, WorkerSpec } from '../sandbox/protocol.js';
-import { recordFate } from './instance-fates.js';
+import type { FromSandbox, InstanceSpec, LogRecord, ToSandbox, WorkerSpec } from '../sandbox/protocol.js';
+import { InstanceChannel, type InstanceHooks } from './instance-channel.js';
 import { bubblewrapArgs } from './isolation/bubblewrap.js';
 import type { SandboxCgroup } from './isolation/cgroups.js';
 import { startEgressProxy } from './isolation/egress-proxy.js';
 import type { Isolation } from './isolation/isolation.js';
 import { fsScope, permissionFlag } from './isolation/node-runtime.js';
+import { LogLimiter } from './log-limiter.js';
 import type { SandboxEvents, SandboxInstance } from './sandbox.js';
 
 /**
@@ -35,6 +41,13 @@ const WARM_WORKERS = Math.max(0, Number(process.env.KYLIX_WARM_WORKERS ?? 1) || 
 export const DEFAULT_MEMORY_MIB = 128;
 /** How much CPU loading a module (its global scope) may use before the revision is refused. */
 export const STARTUP_LIMIT_MS = 1000;
+/**
+ * Instance channels made at spawn (fds 4…): a channel's fd closes with its instance, so a process
+ * can start this many instances in its life; then the runtime gives the revision a fresh process.
+ */
+export const CHANNEL_SLOTS = 12;
+/** The sandbox process's fd of its first channel (0–2 stdio, 3 the IPC channel). */
+const FIRST_CHANNEL_FD = 4;
 
 /** The limits of a revision that the sandbox enforces (read from its spec). */
 export interface RevisionLimits {
@@ -45,7 +58,9 @@ export interface RevisionLimits {
 interface Waiter {
   resolve(instance: SandboxInstance): void;
   reject(err: Error): void;
-  spec: WorkerSpec;
+  channel: InstanceChannel;
+  hooks: InstanceHooks;
+  logs: LogLimiter;
 }
 
 /**
@@ -80,11 +95,17 @@ export class SandboxProcess {
   private egress?: Server;
   private readonly starting = new Map<string, Waiter>();
   private readonly stopping = new Map<string, () => void>();
-  /** Running instance id → socket path. */
-  private readonly running = new Map<string, string>();
+  /** Running instance id → its channel and hooks. */
+  private readonly running = new Map<
+    string,
+    { channel: InstanceChannel; hooks: InstanceHooks; logs: LogLimiter }
+  >();
+  /** Channel slots of the current child not yet given to an instance. */
+  private freeSlots: number[] = [];
+  /** Instances started (or starting) in the current child: counted before any await, for `full`. */
+  private slotsTaken = 0;
   /** Memory each running or starting instance needs (its heap cap plus overhead), by id. */
   private readonly memory = new Map<string, number>();
-  private counter = 0;
   /** The cap last applied: lowering it under a live process could OOM-kill it for memory it holds legitimately. */
   private appliedMiB = 0;
   private stderrTail = '';
@@ -138,27 +159,55 @@ export class SandboxProcess {
     return this.running.size + this.starting.size;
   }
 
-  /** Loads the bundle in a new worker of this process. */
-  async startInstance(spec: InstanceSpec): Promise<SandboxInstance> {
+  /** True when every channel slot of the running process has been used: it can start no more instances. */
+  get full(): boolean {
+    return this.slotsTaken >= CHANNEL_SLOTS;
+  }
+
+  /**
+   * Loads the bundle in a new worker of this process, on a channel of its own whose binding calls
+   * and logs go to `hooks` (bound to the revision by the caller).
+   */
+  async startInstance(spec: InstanceSpec, hooks: InstanceHooks): Promise<SandboxInstance> {
     // Only this revision's code is visible inside: a copy in the process's own read-only folder.
     const bundlePath = join(this.codeDir, basename(spec.bundlePath));
     if (!existsSync(bundlePath)) copyFileSync(spec.bundlePath, bundlePath);
+    this.memory.set(spec.id, spec.memoryMiB + INSTANCE_OVERHEAD_MIB);
+    this.slotsTaken++;
+    let child: ChildProcess;
+    try {
+      child = await this.ensureProcess();
+    } catch (err) {
+      this.memory.delete(spec.id);
+      throw err;
+    }
+    const slot = this.freeSlots.shift();
+    const socket = slot === undefined ? undefined : (child.stdio[FIRST_CHANNEL_FD + slot] as Socket | null);
+    if (slot === undefined || !socket) {
+      this.memory.delete(spec.id);
+      throw new KylixError('ERR_NOT_READY', 'The sandbox process has no instance channel left; retry.');
+    }
     const full: WorkerSpec = {
       ...spec,
       bundlePath,
-      socketPath: join(this.sockDir, `i${++this.counter}.sock`),
+      channelFd: FIRST_CHANNEL_FD + slot,
       cpuMs: this.limits.cpuMs,
       startupLimitMs: STARTUP_LIMIT_MS,
       egressSocket: join(this.sockDir, 'egress.sock'),
     };
-    this.memory.set(spec.id, spec.memoryMiB + INSTANCE_OVERHEAD_MIB);
-    const child = await this.ensureProcess();
+    const channel = new InstanceChannel(socket, hooks, (reason) => this.kill(child, reason));
     this.cgroup?.setCpuPriority('normal');
     this.applyMemoryLimit();
     return new Promise((resolve, reject) => {
-      this.starting.set(spec.id, { resolve, reject, spec: full });
+      this.starting.set(spec.id, { resolve, reject, channel, hooks, logs: new LogLimiter(hooks.log) });
       this.send(child, { type: 'start', instance: full });
     });
+  }
+
+  /** Ends a process that broke the protocol: it is not trusted to stop on its own. */
+  private kill(child: ChildProcess, reason: string): void {
+    this.onStderr?.(this.namespace, `kylix: sandbox process ${child.pid} stopped: ${reason}\n`);
+    child.kill('SIGKILL');
   }
 
   stopInstance(id: string): Promise<void> {
@@ -279,7 +328,7 @@ export class SandboxProcess {
     try {
       const { file, args } = this.command();
       child = spawn(file, args, {
-        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc', ...Array<'pipe'>(CHANNEL_SLOTS).fill('pipe')],
         env: { TZ: 'UTC', KYLIX_NAMESPACE: this.namespace },
         serialization: 'advanced',
       });
@@ -296,10 +345,11 @@ export class SandboxProcess {
     child.once('message', release);
     child.once('exit', release);
     setTimeout(release, 10_000).unref();
-    child.on('message', (m: FromSandbox) => this.onMessage(m));
+    child.on('message', (m: FromSandbox) => this.onMessage(child, m));
     child.on('exit', (code, signal) => this.onProcessExit(child, code, signal));
     child.on('error', () => undefined);
     this.child = child;
+    this.freeSlots = Array.from({ length: CHANNEL_SLOTS }, (_, i) => i);
     this.applyMemoryLimit();
     // Workers started ahead of need: a new instance then only loads its module (issue: cold starts).
     this.keepWarm(DEFAULT_MEMORY_MIB);
@@ -322,56 +372,90 @@ export class SandboxProcess {
       });
   }
 
-  private onMessage(m: FromSandbox): void {
+  /** A control message; one about an instance this process does not hold, or of an unknown shape, ends it. */
+  private onMessage(child: ChildProcess, m: FromSandbox): void {
+    if (typeof m !== 'object' || m === null) {
+      this.kill(child, 'a malformed control message');
+      return;
+    }
+    const id = (m as { id?: unknown }).id;
+    const known = typeof id === 'string' && (this.starting.has(id) || this.running.has(id));
     switch (m.type) {
       case 'hello':
         return;
       case 'ready': {
         const w = this.starting.get(m.id);
+        if (!w) {
+          this.kill(child, `a ready message for an instance it does not hold`);
+          return;
+        }
         this.starting.delete(m.id);
-        if (!w) return;
-        this.running.set(m.id, w.spec.socketPath);
-        w.resolve({ id: m.id, socketPath: w.spec.socketPath, startupMs: m.startupMs });
+        this.running.set(m.id, { channel: w.channel, hooks: w.hooks, logs: w.logs });
+        w.resolve({ id: m.id, channel: w.channel, startupMs: Number(m.startupMs) || 0 });
         return;
       }
       case 'failed': {
         const w = this.starting.get(m.id);
+        if (!w) {
+          this.kill(child, `a failed message for an instance it does not hold`);
+          return;
+        }
         this.starting.delete(m.id);
         this.memory.delete(m.id);
-        w?.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${m.message}`));
+        w.channel.close();
+        w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${String(m.message)}`));
         return;
       }
       case 'limit': {
-        const socketPath = this.running.get(m.id);
-        if (socketPath) recordFate(socketPath, m.code, m.message);
-        this.events.log(m.id, {
-          level: 'error',
-          message: `Instance stopped: ${m.message}.`,
-          time: new Date().toISOString(),
+        const r = this.running.get(m.id);
+        if (!r) {
+          if (!known) this.kill(child, 'a limit message for an instance it does not hold');
+          return;
+        }
+        if (m.code !== 'ERR_CPU_LIMIT' && m.code !== 'ERR_MEMORY_LIMIT') {
+          this.kill(child, 'an unknown limit');
+          return;
+        }
+        r.channel.setFate({ code: m.code, message: String(m.message) });
+        r.hooks.log(stoppedRecord(String(m.message)));
+        return;
+      }
+      case 'log': {
+        const target = this.starting.get(m.id) ?? this.running.get(m.id);
+        if (!target) {
+          if (!known) this.kill(child, 'a log message for an instance it does not hold');
+          return;
+        }
+        const r = m.record as Partial<LogRecord> | undefined;
+        if (typeof r?.message !== 'string') {
+          this.kill(child, 'a malformed log record');
+          return;
+        }
+        target.logs.log({
+          level:
+            r.level === 'warn' || r.level === 'error' || r.level === 'debug' || r.level === 'info'
+              ? r.level
+              : 'log',
+          message: r.message,
+          requestId: typeof r.requestId === 'string' ? r.requestId : undefined,
+          time: typeof r.time === 'string' ? r.time : new Date().toISOString(),
         });
         return;
       }
-      case 'log':
-        this.events.log(m.id, m.record);
-        return;
-      case 'rpc': {
-        const reply = (r: { ok: boolean; value?: unknown; error?: string }) => {
-          if (this.child?.connected)
-            this.child.send({ type: 'rpc-result', id: m.id, callId: m.callId, ...r });
-        };
-        this.events.rpc(m.id, m.call).then(
-          (value) => reply({ ok: true, value }),
-          (err: unknown) => reply({ ok: false, error: err instanceof Error ? err.message : String(err) }),
-        );
-        return;
-      }
       case 'exited': {
+        const r = this.running.get(m.id);
         this.running.delete(m.id);
         this.memory.delete(m.id);
+        r?.channel.close();
+        r?.logs.flush();
         const stopped = this.stopping.get(m.id);
         this.stopping.delete(m.id);
         if (stopped) stopped();
-        else this.events.exit(m.id, m.message ?? `exit code ${m.code}`);
+        else if (r) this.events.exit(m.id, typeof m.message === 'string' ? m.message : `exit code ${m.code}`);
+        return;
+      }
+      default: {
+        this.kill(child, 'an unknown control message');
         return;
       }
     }
@@ -387,23 +471,27 @@ export class SandboxProcess {
       ? `the sandbox process used more than its memory limit (${this.appliedMiB} MiB) and was killed${peak ? ` (peak ${Math.round(peak / 2 ** 20)} MiB)` : ''}`
       : `sandbox process exited (${signal ?? `code ${code}`})${last ? `: ${last}` : ''}`;
     this.stderrTail = '';
-    for (const w of this.starting.values())
+    for (const w of this.starting.values()) {
+      w.channel.close();
       w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${reason}`));
+    }
     this.starting.clear();
     for (const [, resolve] of this.stopping) resolve();
     this.stopping.clear();
-    for (const [id, socketPath] of this.running) {
+    for (const [id, { channel, hooks }] of this.running) {
       if (oom) {
-        recordFate(socketPath, 'ERR_MEMORY_LIMIT', reason);
-        this.events.log(id, {
-          level: 'error',
-          message: `Instance stopped: ${reason}.`,
-          time: new Date().toISOString(),
-        });
+        channel.setFate({ code: 'ERR_MEMORY_LIMIT', message: reason });
+        hooks.log(stoppedRecord(reason));
       }
+      channel.close();
       this.events.exit(id, reason);
     }
     this.running.clear();
     this.memory.clear();
   }
+}
+
+/** The function's log line for an instance the sandbox stopped. */
+function stoppedRecord(reason: string): LogRecord {
+  return { level: 'error', message: `Instance stopped: ${reason}.`, time: new Date().toISOString() };
 }

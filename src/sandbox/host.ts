@@ -2,7 +2,9 @@
  * The sandbox process: started by the supervisor (one per function revision, never shared between
  * namespaces, under bubblewrap and a cgroup where the host allows), it runs each function instance in
  * a worker thread with heap and stack caps, enforces the start-up, CPU and (without a cgroup) memory
- * limits from outside the worker, and relays readiness, logs and limit breaches over IPC.
+ * limits from outside the worker, and reports readiness, limit breaches and exits over IPC. Each
+ * instance talks to the supervisor on its own channel (an fd the supervisor gave this process);
+ * this thread never sees its requests.
  * Tenant code never runs in the supervisor; it runs here.
  */
 import { Worker } from 'node:worker_threads';
@@ -141,9 +143,9 @@ function workerFor(spec: WorkerSpec): { worker: Worker; usage: Int32Array } {
 function start(spec: WorkerSpec): void {
   const { worker, usage } = workerFor(spec);
   workers.set(spec.id, worker);
+  const logs = logRelay(spec.id);
   let settled = false;
   let exitReported = false;
-  const logs = logRelay(spec.id);
   const fail = (message: string) => {
     if (settled) return;
     settled = true;
@@ -166,8 +168,9 @@ function start(spec: WorkerSpec): void {
     );
   };
   worker.on('message', (m: FromInstance) => {
+    // Log records come this way, not on the instance's channel: a thread stuck in a loop still
+    // gets them out (postMessage is synchronous), and a flood is counted here and again by the supervisor.
     if (m.type === 'log') logs.log(m.record);
-    else if (m.type === 'rpc') send({ type: 'rpc', id: spec.id, callId: m.callId, call: m.call });
     else if (m.type === 'loading') startClock();
     else if (m.type === 'ready') {
       if (settled) return;
@@ -223,9 +226,6 @@ process.on('message', (m: ToSandbox) => {
     // Workers warmed for another heap cap or socket would never be taken: replace them.
     dropWarm((w) => w.memoryMiB !== m.memoryMiB || w.egressSocket !== m.egressSocket);
     fillWarm();
-  } else if (m.type === 'rpc-result') {
-    const { id, type: _type, ...result } = m;
-    workers.get(id)?.postMessage({ type: 'rpc-result', ...result });
   } else if (m.type === 'budget') {
     memoryBudget = m.memoryBytes;
     clearInterval(budgetTimer);

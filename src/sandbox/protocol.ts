@@ -1,25 +1,27 @@
 /**
- * Messages between the supervisor and a sandbox process (over the child's IPC channel), and between
- * the sandbox process and its instance threads. Shared by both sides, so it holds types only.
+ * Control messages between the supervisor and a sandbox process (over the child's IPC channel:
+ * start, stop, ready, limits, exits), and between the sandbox process and its instance threads.
+ * Requests, binding calls and logs do not come this way: each instance has its own channel to the
+ * supervisor (channel.ts). Shared by both sides, so it holds types only.
  */
 
-/** What an instance needs to start: the bundle to load and where to listen. */
+/** What an instance needs to start: the bundle to load, its env and bindings. */
 export interface InstanceSpec {
-  /** Unique per instance: "<namespace>/<function>/<revision>/<n>". */
+  /** Unique per instance on this node (an opaque name; it grants nothing). */
   id: string;
   bundlePath: string;
   /** Plain env vars and secret values, passed to the handler as `env`. */
   env: Record<string, string>;
   /** Bound resources by env name and kind; each becomes a binding object whose calls go to the supervisor. */
   bindings: Record<string, 'keyValue' | 'database' | 'queue' | 'bucket'>;
-  /** The Unix socket the instance serves HTTP on. */
-  socketPath: string;
   /** V8 heap cap for the instance thread. */
   memoryMiB: number;
 }
 
 /** What the sandbox process needs beyond InstanceSpec: the limits it enforces from outside the worker. */
 export interface WorkerSpec extends InstanceSpec {
+  /** The sandbox process's fd of the instance's channel (a socketpair end the supervisor made). */
+  channelFd: number;
   /** CPU (event-loop busy) time one request may use before the instance is stopped. */
   cpuMs: number;
   /** How long loading the module (its global scope) may take. */
@@ -34,8 +36,6 @@ export type ToSandbox =
   | { type: 'stop'; id: string }
   /** Keep this many workers started but unassigned, so a new instance skips the worker's boot. */
   | { type: 'warm'; count: number; egressSocket: string; memoryMiB: number }
-  /** The answer to an instance's binding call. */
-  | { type: 'rpc-result'; id: string; callId: number; ok: boolean; value?: unknown; error?: string }
   /** How much memory all instances of the process may use together (the in-process fallback when there is no cgroup). */
   | { type: 'budget'; memoryBytes: number };
 
@@ -58,9 +58,8 @@ export type FromSandbox =
   | { type: 'exited'; id: string; code: number; message?: string }
   /** Sent before the process stops an instance for a limit, so in-flight requests get that error. */
   | { type: 'limit'; id: string; code: LimitCode; message: string }
-  | { type: 'log'; id: string; record: LogRecord }
-  /** A binding call (env.X.op(...)) of the instance, for the supervisor's broker to check and run. */
-  | { type: 'rpc'; id: string; callId: number; call: BindingCall };
+  /** A console record written while the module loaded (later ones go on the instance's channel). */
+  | { type: 'log'; id: string; record: LogRecord };
 
 /** One call of a binding object. */
 export interface BindingCall {
@@ -75,22 +74,13 @@ export type FromInstance =
   | { type: 'loading' }
   | { type: 'ready'; startupMs: number }
   | { type: 'failed'; message: string }
-  | { type: 'log'; record: LogRecord }
-  | { type: 'rpc'; callId: number; call: BindingCall };
+  | { type: 'log'; record: LogRecord };
 
 /** Sandbox process → instance thread. */
 export type ToInstance =
-  | { type: 'rpc-result'; callId: number; ok: boolean; value?: unknown; error?: string }
   /** A pre-started worker becomes this instance. */
-  | { type: 'assign'; spec: WorkerSpec };
+  { type: 'assign'; spec: WorkerSpec };
 
-/** The request header the supervisor sets to deliver an event (queue, scheduled) instead of a request. */
-export const EVENT_HEADER = 'kylix-event';
-
-/** The response header an instance sets when the handler threw instead of answering. */
-export const ERROR_HEADER = 'kylix-error';
-/** The request header that carries the gateway's request id into the instance. */
-export const REQUEST_ID_HEADER = 'kylix-request-id';
 /** The header a guest fetch() uses to tell the egress proxy where it wants to go. */
 export const EGRESS_URL_HEADER = 'kylix-egress-url';
 /** The response header the egress proxy sets when it refused or failed a connection. */

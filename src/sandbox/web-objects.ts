@@ -5,18 +5,18 @@
  * IncomingMessage, the socket) is reachable from it by reflection. Responses made from a string or
  * bytes are remembered, so the bridge can write them without reading a stream.
  */
-import type { IncomingMessage } from 'node:http';
-
 const NativeRequest = globalThis.Request;
 const NativeResponse = globalThis.Response;
 
 interface LightState {
-  incoming: IncomingMessage;
+  method: string;
   url: string;
+  /** Flat [name, value, …] list, as the gateway framed it. */
+  rawHeaders: string[];
   signal: AbortSignal;
   headers?: Headers;
   real?: Request;
-  makeBody: () => ReadableStream<Uint8Array>;
+  makeBody: () => ReadableStream<Uint8Array> | undefined;
 }
 
 const light = new WeakMap<object, LightState>();
@@ -43,10 +43,10 @@ function stateOf(o: object): LightState {
 
 function realOf(s: LightState): Request {
   if (!s.real) {
-    const method = s.incoming.method ?? 'GET';
+    const method = s.method;
     s.real = new NativeRequest(s.url, {
       method,
-      headers: s.headers ?? headersOf(s.incoming.rawHeaders),
+      headers: s.headers ?? headersOf(s.rawHeaders),
       body: method === 'GET' || method === 'HEAD' ? undefined : s.makeBody(),
       signal: s.signal,
       duplex: 'half',
@@ -96,7 +96,7 @@ Object.defineProperties(lightProto, {
   },
   method: {
     get: function (this: object) {
-      return stateOf(this).incoming.method ?? 'GET';
+      return stateOf(this).method;
     },
     configurable: true,
   },
@@ -110,24 +110,32 @@ Object.defineProperties(lightProto, {
     get: function (this: object) {
       const s = stateOf(this);
       if (s.real) return s.real.headers;
-      s.headers ??= headersOf(s.incoming.rawHeaders);
+      s.headers ??= headersOf(s.rawHeaders);
       return s.headers;
     },
     configurable: true,
   },
 });
 
-/** A light Request for an incoming HTTP request (see the file comment). */
+/**
+ * A light Request for a request the gateway framed (see the file comment): `target` is its path
+ * and query, `rawHeaders` a flat [name, value, …] list; makeBody is called at most once, on demand.
+ */
 export function lightRequest(
-  incoming: IncomingMessage,
+  method: string,
+  target: string,
+  rawHeaders: string[],
   signal: AbortSignal,
-  makeBody: () => ReadableStream<Uint8Array>,
+  makeBody: () => ReadableStream<Uint8Array> | undefined,
 ): Request {
   const req = Object.create(lightProto) as Request;
+  let host = 'localhost';
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2)
+    if (rawHeaders[i]?.toLowerCase() === 'host') host = rawHeaders[i + 1] ?? host;
   // A Host header the URL parser refuses (the client's to send) must not fail the request.
-  let url = `http://${incoming.headers.host ?? 'localhost'}${incoming.url ?? '/'}`;
-  if (!URL.canParse(url)) url = `http://localhost${incoming.url ?? '/'}`;
-  light.set(req, { incoming, url, signal, makeBody });
+  let url = `http://${host}${target}`;
+  if (!URL.canParse(url)) url = `http://localhost${target}`;
+  light.set(req, { method, url, rawHeaders, signal, makeBody });
   return req;
 }
 

@@ -1,0 +1,290 @@
+/**
+ * The supervisor's end of one instance's channel (the wire format is in sandbox/channel.ts). The
+ * channel is the capability: it was made for one instance of one revision, and every binding call
+ * that arrives on it acts for that revision — whatever the frames say. Anything
+ * malformed (an unknown frame, a bad payload, body bytes past the credit granted) means the
+ * sandbox process is broken or hostile, and `onBroken` ends it.
+ */
+import type { Socket } from 'node:net';
+import { deserialize, serialize } from 'node:v8';
+import { KylixError } from '../errors.js';
+import {
+  creditFrame,
+  creditOf,
+  F,
+  FrameReader,
+  frame,
+  headFrame,
+  parseHead,
+  type ResponseHead,
+  STREAM_WINDOW,
+} from '../sandbox/channel.js';
+import type { BindingCall, LimitCode, LogRecord } from '../sandbox/protocol.js';
+
+/** What the channel does for its instance: both are bound to the instance's revision by the runtime. */
+export interface InstanceHooks {
+  /** Runs a binding call for the revision (the broker); rejects with a KylixError for the function. */
+  rpc(call: BindingCall): Promise<unknown>;
+  /** A console record of the instance's code (it arrives over the sandbox process's IPC channel). */
+  log(record: LogRecord): void;
+}
+
+/** Receives what the instance answers on one stream. */
+export interface StreamSink {
+  /** The response head; `body` is the whole body when it came inline, else BODY frames follow. */
+  response(head: ResponseHead, body: Uint8Array | undefined): void;
+  body(chunk: Uint8Array): void;
+  end(): void;
+  /** The handler threw, or returned something other than a Response. */
+  threw(): void;
+  /** The response body failed midway. */
+  reset(): void;
+  /** The instance may take this many more request body bytes. */
+  credit(bytes: number): void;
+  /** The channel is gone (the instance stopped or crashed). */
+  closed(): void;
+}
+
+/** Why the sandbox stopped an instance for a limit. */
+export interface Fate {
+  code: LimitCode;
+  message: string;
+}
+
+/** Binding calls one instance may have in flight; past it, calls fail at once. */
+const MAX_RPC_IN_FLIGHT = 1024;
+
+interface OpenStream {
+  sink: StreamSink;
+  /** Response body bytes the instance may still send before we grant more. */
+  allowance: number;
+}
+
+/** See the file comment. */
+export class InstanceChannel {
+  private readonly streams = new Map<number, OpenStream>();
+  private nextStream = 0;
+  private rpcInFlight = 0;
+  private corked = false;
+  private closedFlag = false;
+  private fateValue?: Fate;
+  private readonly fateWaiters: ((f: Fate) => void)[] = [];
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly hooks: InstanceHooks,
+    private readonly onBroken: (reason: string) => void,
+  ) {
+    const reader = new FrameReader((type, stream, payload) => this.onFrame(type, stream, payload));
+    socket.on('data', (chunk: Uint8Array) => {
+      if (this.closedFlag) return;
+      try {
+        reader.push(chunk);
+      } catch (err) {
+        this.broken(`a malformed frame (${(err as Error).message})`);
+      }
+    });
+    socket.on('close', () => this.onClose());
+    socket.on('error', () => undefined);
+  }
+
+  /** True once the instance's end has closed. */
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** Opens a stream: frames for it go to `sink`. Returns its id. */
+  open(sink: StreamSink): number {
+    this.nextStream = (this.nextStream % 0x7fffffff) + 1;
+    const id = this.nextStream;
+    this.streams.set(id, { sink, allowance: STREAM_WINDOW });
+    if (this.closedFlag) queueMicrotask(() => this.finish(id)?.sink.closed());
+    return id;
+  }
+
+  /** Sends a frame; frames sent in one tick leave in one write. */
+  write(bytes: Uint8Array): void {
+    if (this.closedFlag) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(bytes);
+  }
+
+  /** Sends a frame built by `headFrame` / `frame` for stream `id`. */
+  send(type: number, id: number, payload?: Uint8Array): void {
+    this.write(frame(type, id, payload));
+  }
+
+  /** Sends a head frame (REQUEST, REQUEST_HEAD or EVENT). */
+  sendHead(type: number, id: number, head: unknown, body?: Uint8Array): void {
+    this.write(headFrame(type, id, head, body));
+  }
+
+  /** The gateway took `bytes` of response body from the stream: the instance may send that many more. */
+  grant(id: number, bytes: number): void {
+    const s = this.streams.get(id);
+    if (!s || bytes <= 0) return;
+    s.allowance += bytes;
+    this.write(creditFrame(id, bytes));
+  }
+
+  /** Stops a stream: the instance aborts the call (request.signal) and further frames for it are dropped. */
+  abort(id: number): void {
+    if (this.streams.delete(id)) this.send(F.ABORT, id);
+  }
+
+  /** Forgets a finished stream. */
+  done(id: number): void {
+    this.streams.delete(id);
+  }
+
+  /** Records why the sandbox stopped the instance; requests that see the channel close report it. */
+  setFate(fate: Fate): void {
+    this.fateValue ??= fate;
+    for (const w of this.fateWaiters.splice(0)) w(fate);
+  }
+
+  /** The limit the instance was stopped for, waiting briefly: that message and the channel's end race. */
+  fate(waitMs = 250): Promise<Fate | undefined> {
+    if (this.fateValue) return Promise.resolve(this.fateValue);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), waitMs);
+      this.fateWaiters.push((f) => {
+        clearTimeout(timer);
+        resolve(f);
+      });
+    });
+  }
+
+  /** Closes the channel: the instance's thread ends when it sees that. */
+  close(): void {
+    this.socket.destroy();
+    this.onClose();
+  }
+
+  private finish(id: number): OpenStream | undefined {
+    const s = this.streams.get(id);
+    this.streams.delete(id);
+    return s;
+  }
+
+  private onClose(): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    const open = [...this.streams.values()];
+    this.streams.clear();
+    for (const s of open) s.sink.closed();
+  }
+
+  private broken(reason: string): void {
+    if (this.closedFlag) return;
+    this.onBroken(`its channel carried ${reason}`);
+    this.close();
+  }
+
+  private onFrame(type: number, id: number, payload: Uint8Array): void {
+    switch (type) {
+      case F.RESPONSE:
+      case F.RESPONSE_HEAD: {
+        const { head, body } = parseHead<ResponseHead>(payload);
+        if (!Number.isInteger(head.s) || !Array.isArray(head.h)) throw new Error('a bad response head');
+        const s = type === F.RESPONSE ? this.finish(id) : this.streams.get(id);
+        s?.sink.response(head, type === F.RESPONSE ? body : undefined);
+        return;
+      }
+      case F.BODY: {
+        const s = this.streams.get(id);
+        if (!s) return;
+        s.allowance -= payload.byteLength;
+        if (s.allowance < 0) {
+          this.broken('response body bytes past the credit granted');
+          return;
+        }
+        s.sink.body(new Uint8Array(payload));
+        return;
+      }
+      case F.END:
+        this.finish(id)?.sink.end();
+        return;
+      case F.THREW:
+        this.finish(id)?.sink.threw();
+        return;
+      case F.RESET:
+        this.finish(id)?.sink.reset();
+        return;
+      case F.CREDIT:
+        this.streams.get(id)?.sink.credit(creditOf(payload));
+        return;
+      case F.RPC: {
+        this.onRpc(id, payload);
+        return;
+      }
+      default:
+        throw new Error(`an unknown frame type ${type}`);
+    }
+  }
+
+  private onRpc(id: number, payload: Uint8Array): void {
+    const call = deserialize(payload) as BindingCall;
+    if (
+      typeof call !== 'object' ||
+      call === null ||
+      typeof call.binding !== 'string' ||
+      typeof call.op !== 'string' ||
+      !Array.isArray(call.args)
+    )
+      throw new Error('a malformed binding call');
+    const reply = (result: { ok: boolean; value?: unknown; error?: unknown }) => {
+      let bytes: Uint8Array;
+      try {
+        bytes = serialize(result);
+      } catch {
+        bytes = serialize({
+          ok: false,
+          error: { code: 'ERR_INTERNAL', message: 'the result could not be sent' },
+        });
+      }
+      this.write(frame(F.RPC_RESULT, id, bytes));
+    };
+    if (this.rpcInFlight >= MAX_RPC_IN_FLIGHT) {
+      reply({
+        ok: false,
+        error: {
+          code: 'ERR_BINDING_BAD_ARGUMENTS',
+          message: `more than ${MAX_RPC_IN_FLIGHT} binding calls in flight at once; await some before making more`,
+        },
+      });
+      return;
+    }
+    this.rpcInFlight++;
+    this.hooks.rpc(call).then(
+      (value) => {
+        this.rpcInFlight--;
+        reply({ ok: true, value });
+      },
+      (err: unknown) => {
+        this.rpcInFlight--;
+        reply({ ok: false, error: wireError(err) });
+      },
+    );
+  }
+}
+
+/** A binding call's failure as the function sees it: code, message, and for SQL the SQLSTATE. */
+function wireError(err: unknown): { code?: string; message: string; sqlState?: string } {
+  if (err instanceof KylixError) {
+    const sqlState = (err as { sqlState?: unknown }).sqlState;
+    return {
+      code: err.code,
+      message: err.message,
+      sqlState: typeof sqlState === 'string' ? sqlState : undefined,
+    };
+  }
+  return { message: err instanceof Error ? err.message : String(err) };
+}

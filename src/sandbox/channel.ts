@@ -1,0 +1,200 @@
+/**
+ * The wire format of an instance's channel: one stream socket between the supervisor and one
+ * instance thread (a socketpair the supervisor made when it spawned the sandbox process, so it has
+ * no name anyone else could connect to). Everything about the instance travels on it as frames:
+ * requests and events the gateway framed, response heads and bodies, and binding calls and their
+ * results. (Log records go over the sandbox process's IPC channel: a thread stuck in a loop can
+ * still post them.) The supervisor binds the channel to one revision when it hands it out,
+ * so the channel itself is the capability: no frame names whom it acts for.
+ *
+ * A frame is a 9-byte header — payload length (u32), type (u8), stream id (u32) — and the payload.
+ * Bodies larger than one frame go as chunks under credit-based flow control: a sender may have at
+ * most the credit its peer granted in flight, and the peer grants more as its reader consumes.
+ * Shared by both sides, so it uses nothing but Uint8Array, DataView and TextEncoder/Decoder.
+ */
+
+/** Frame types. Supervisor → instance: REQUEST…ABORT; instance → supervisor: RESPONSE…LOG; CREDIT both ways. */
+export const F = {
+  /** A request with its whole body inline: head JSON, then body bytes. */
+  REQUEST: 1,
+  /** A request head whose body follows as BODY frames and an END frame. */
+  REQUEST_HEAD: 2,
+  /** A chunk of a body (request or response, by direction). */
+  BODY: 3,
+  /** The end of a body. */
+  END: 4,
+  /** The client went away or a limit passed: stop the call (request.signal aborts). */
+  ABORT: 5,
+  /** An event (queue batch, scheduled tick) for queue() / scheduled(): kind and payload JSON. */
+  EVENT: 6,
+  /** The answer to a binding call: v8-serialized `{ ok, value | error }`. */
+  RPC_RESULT: 7,
+  /** More body bytes the sender may send on this stream (u32 payload). */
+  CREDIT: 8,
+  /** A response with its whole body inline: head JSON, then body bytes. */
+  RESPONSE: 20,
+  /** A response head whose body follows as BODY frames and an END frame. */
+  RESPONSE_HEAD: 21,
+  /** The handler threw (or did not return a Response) before answering: the gateway maps it to 502. */
+  THREW: 22,
+  /** The response body failed midway: the gateway cuts the client's stream. */
+  RESET: 23,
+  /** A binding call: v8-serialized `{ binding, op, args }`; the stream id is the call id. */
+  RPC: 24,
+} as const;
+
+/** Bytes of a frame header. */
+export const HEADER_BYTES = 9;
+/** The largest payload a frame may carry; a peer that sends more is broken or hostile. */
+export const MAX_FRAME_BYTES = 64 * 2 ** 20;
+/** Bodies up to this size travel inline in the REQUEST/RESPONSE frame. */
+export const INLINE_BODY_BYTES = 64 * 1024;
+/** The credit a body stream starts with, and the most a receiver keeps granted ahead. */
+export const STREAM_WINDOW = 256 * 1024;
+
+/** The head of a request frame. `h` is a flat [name, value, …] list; `id` the gateway's request id. */
+export interface RequestHead {
+  m: string;
+  u: string;
+  h: string[];
+  id: string;
+}
+
+/** The head of a response frame. */
+export interface ResponseHead {
+  s: number;
+  t?: string;
+  h: string[];
+}
+
+/** An event frame's content. */
+export interface EventHead {
+  kind: 'queue' | 'scheduled';
+  id: string;
+  payload: unknown;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A frame header for `payloadBytes` of payload. */
+export function frameHeader(type: number, stream: number, payloadBytes: number): Uint8Array {
+  const header = new Uint8Array(HEADER_BYTES);
+  const view = new DataView(header.buffer);
+  view.setUint32(0, payloadBytes);
+  view.setUint8(4, type);
+  view.setUint32(5, stream);
+  return header;
+}
+
+/** One whole frame: header and payload in one buffer. */
+export function frame(type: number, stream: number, payload?: Uint8Array): Uint8Array {
+  const length = payload?.byteLength ?? 0;
+  const out = new Uint8Array(HEADER_BYTES + length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, length);
+  view.setUint8(4, type);
+  view.setUint32(5, stream);
+  if (payload) out.set(payload, HEADER_BYTES);
+  return out;
+}
+
+/** A frame whose payload is a JSON head followed by body bytes: [u32 head length][head][body]. */
+export function headFrame(type: number, stream: number, head: unknown, body?: Uint8Array): Uint8Array {
+  const json = encoder.encode(JSON.stringify(head));
+  const bodyBytes = body?.byteLength ?? 0;
+  const out = new Uint8Array(HEADER_BYTES + 4 + json.byteLength + bodyBytes);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, 4 + json.byteLength + bodyBytes);
+  view.setUint8(4, type);
+  view.setUint32(5, stream);
+  view.setUint32(HEADER_BYTES, json.byteLength);
+  out.set(json, HEADER_BYTES + 4);
+  if (body) out.set(body, HEADER_BYTES + 4 + json.byteLength);
+  return out;
+}
+
+/** A CREDIT frame granting `bytes`. */
+export function creditFrame(stream: number, bytes: number): Uint8Array {
+  const out = frame(F.CREDIT, stream, new Uint8Array(4));
+  new DataView(out.buffer).setUint32(HEADER_BYTES, bytes);
+  return out;
+}
+
+/** Splits a head frame's payload into its parsed head and its body bytes; throws on a malformed one. */
+export function parseHead<T>(payload: Uint8Array): { head: T; body: Uint8Array } {
+  if (payload.byteLength < 4) throw new Error('head frame too short');
+  const length = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
+  if (4 + length > payload.byteLength) throw new Error('head longer than its frame');
+  const head = JSON.parse(decoder.decode(payload.subarray(4, 4 + length))) as T;
+  if (typeof head !== 'object' || head === null) throw new Error('head is not an object');
+  return { head, body: payload.subarray(4 + length) };
+}
+
+/** The u32 of a CREDIT frame. */
+export function creditOf(payload: Uint8Array): number {
+  if (payload.byteLength !== 4) throw new Error('credit frame of the wrong size');
+  return new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
+}
+
+/** Receives a frame; throwing from it marks the peer as broken. */
+export type FrameHandler = (type: number, stream: number, payload: Uint8Array) => void;
+
+/**
+ * Reassembles frames from the chunks a stream socket delivers. A frame that announces more than
+ * MAX_FRAME_BYTES throws: the caller ends the channel, since a peer that does that is not ours.
+ */
+export class FrameReader {
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly onFrame: FrameHandler) {}
+
+  /** Feeds bytes read from the socket; calls onFrame for every complete frame. */
+  push(chunk: Uint8Array): void {
+    let buf: Uint8Array;
+    if (this.pendingBytes === 0) buf = chunk;
+    else {
+      this.pending.push(chunk);
+      buf = concat(this.pending, this.pendingBytes + chunk.byteLength);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    let offset = 0;
+    while (buf.byteLength - offset >= HEADER_BYTES) {
+      const view = new DataView(buf.buffer, buf.byteOffset + offset, HEADER_BYTES);
+      const length = view.getUint32(0);
+      if (length > MAX_FRAME_BYTES) throw new Error(`a frame of ${length} bytes is over the limit`);
+      if (buf.byteLength - offset - HEADER_BYTES < length) break;
+      const start = offset + HEADER_BYTES;
+      offset = start + length;
+      this.onFrame(view.getUint8(4), view.getUint32(5), buf.subarray(start, offset));
+    }
+    if (offset < buf.byteLength) {
+      // Copied (a Buffer's slice() would be a view): the socket may reuse the chunk's memory.
+      const rest = new Uint8Array(buf.subarray(offset));
+      this.pending = [rest];
+      this.pendingBytes = rest.byteLength;
+    }
+  }
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/** Flattens Headers (or a record) to [name, value, …]; set-cookie values stay apart. */
+export function flatHeaders(headers: Headers): string[] {
+  const out: string[] = [];
+  headers.forEach((value, name) => {
+    if (name !== 'set-cookie') out.push(name, value);
+  });
+  for (const cookie of headers.getSetCookie()) out.push('set-cookie', cookie);
+  return out;
+}

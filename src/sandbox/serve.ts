@@ -1,0 +1,366 @@
+/**
+ * The instance's end of its channel (see channel.ts): turns the gateway's framed requests and
+ * events into calls of the module's fetch(), queue() and scheduled(), streams the answers back
+ * under the peer's credit, and carries binding calls out and their results in. One object per
+ * instance; the socket it writes to is created by instance.ts from the fd the supervisor gave it.
+ */
+import { Buffer } from 'node:buffer';
+import { deserialize, serialize } from 'node:v8';
+import {
+  creditFrame,
+  creditOf,
+  type EventHead,
+  F,
+  flatHeaders,
+  frame,
+  headFrame,
+  INLINE_BODY_BYTES,
+  parseHead,
+  type RequestHead,
+  STREAM_WINDOW,
+} from './channel.js';
+import { messageBatch, scheduledEvent, type WireDelivery } from './events.js';
+import { isResponse, lightRequest, simpleBodyOf } from './web-objects.js';
+
+/** The Workers-style handler object a module exports by default. */
+export interface Handler {
+  fetch?(request: Request, env: Record<string, unknown>, ctx: ExecutionContext): Response | Promise<Response>;
+  queue?(batch: unknown, env: Record<string, unknown>, ctx: ExecutionContext): unknown;
+  scheduled?(event: unknown, env: Record<string, unknown>, ctx: ExecutionContext): unknown;
+}
+
+/** The ctx argument: waitUntil keeps work alive after the response, as on Workers. */
+export interface ExecutionContext {
+  waitUntil(promise: Promise<unknown>): void;
+  passThroughOnException(): void;
+}
+
+/** What the server needs from the instance around it. */
+export interface ServeHooks {
+  /** Writes frames to the channel (batched by the caller per tick). */
+  write(bytes: Uint8Array): void;
+  /** Runs `fn` with console output tagged with the request id. */
+  inInvocation<T>(requestId: string, fn: () => Promise<T>): Promise<T>;
+  /** Logs an error of the platform's own making to the function's log. */
+  logError(...args: unknown[]): void;
+  /** CPU accounting: a call starts (returns its slot) and ends. */
+  begin(): number;
+  end(slot: number): void;
+}
+
+/** A call in flight on this instance, by stream id. */
+interface Call {
+  aborter: AbortController;
+  /** The request body's stream controller, while the body is still arriving. */
+  body?: ReadableStreamDefaultController<Uint8Array>;
+  /** Bytes of request body received but not yet credited back. */
+  unacked: number;
+  /** Response body bytes the gateway allows us to send now. */
+  credit: number;
+  /** Wakes the response writer when credit arrives or the call ends. */
+  wake?: () => void;
+  done: boolean;
+}
+
+/** A binding call's failure as it crossed the channel: the code and, for SQL, the SQLSTATE. */
+interface WireError {
+  code?: string;
+  message: string;
+  sqlState?: string;
+}
+
+const NO_BODY_METHODS = new Set(['GET', 'HEAD']);
+const BODY_CHUNK = 64 * 1024;
+
+/** See the file comment. */
+export class InstanceServer {
+  private readonly calls = new Map<number, Call>();
+  private readonly rpcs = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private nextRpc = 0;
+
+  constructor(
+    private readonly handler: Handler,
+    private readonly env: Record<string, unknown>,
+    private readonly hooks: ServeHooks,
+  ) {}
+
+  /** A binding call: checked and run by the supervisor, for this channel's revision only. */
+  rpc(binding: string, op: string, args: unknown[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.nextRpc = (this.nextRpc % 0x7fffffff) + 1;
+      const id = this.nextRpc;
+      this.rpcs.set(id, { resolve, reject });
+      this.hooks.write(frame(F.RPC, id, serialize({ binding, op, args })));
+    });
+  }
+
+  /** Handles one frame from the supervisor. */
+  onFrame(type: number, stream: number, payload: Uint8Array): void {
+    switch (type) {
+      case F.REQUEST:
+      case F.REQUEST_HEAD: {
+        const { head, body } = parseHead<RequestHead>(payload);
+        // Copied into plain Uint8Arrays: the function never holds a Node Buffer or the socket's memory.
+        void this.serveRequest(stream, head, type === F.REQUEST ? new Uint8Array(body) : undefined);
+        return;
+      }
+      case F.BODY: {
+        const call = this.calls.get(stream);
+        if (!call?.body) return;
+        call.unacked += payload.byteLength;
+        call.body.enqueue(new Uint8Array(payload));
+        if ((call.body.desiredSize ?? 0) > 0) this.ack(stream, call);
+        return;
+      }
+      case F.END: {
+        const call = this.calls.get(stream);
+        call?.body?.close();
+        if (call) call.body = undefined;
+        return;
+      }
+      case F.ABORT: {
+        const call = this.calls.get(stream);
+        if (!call) return;
+        call.aborter.abort(new DOMException('The client disconnected.', 'AbortError'));
+        this.finishCall(stream, call);
+        return;
+      }
+      case F.CREDIT: {
+        const call = this.calls.get(stream);
+        if (!call) return;
+        call.credit += creditOf(payload);
+        call.wake?.();
+        return;
+      }
+      case F.EVENT: {
+        const { head } = parseHead<EventHead>(payload);
+        void this.serveEvent(stream, head);
+        return;
+      }
+      case F.RPC_RESULT: {
+        const waiting = this.rpcs.get(stream);
+        this.rpcs.delete(stream);
+        const result = deserialize(payload) as { ok: boolean; value?: unknown; error?: WireError };
+        if (result.ok) waiting?.resolve(result.value);
+        else waiting?.reject(bindingError(result.error));
+        return;
+      }
+    }
+  }
+
+  /** Grants back the request body bytes the function has taken. */
+  private ack(stream: number, call: Call): void {
+    if (call.unacked === 0) return;
+    this.hooks.write(creditFrame(stream, call.unacked));
+    call.unacked = 0;
+  }
+
+  private finishCall(stream: number, call: Call): void {
+    if (call.done) return;
+    call.done = true;
+    this.calls.delete(stream);
+    call.wake?.();
+  }
+
+  private async serveRequest(
+    stream: number,
+    head: RequestHead,
+    inline: Uint8Array | undefined,
+  ): Promise<void> {
+    const slot = this.hooks.begin();
+    const call: Call = { aborter: new AbortController(), unacked: 0, credit: STREAM_WINDOW, done: false };
+    this.calls.set(stream, call);
+    const method = head.m;
+    const makeBody = (): ReadableStream<Uint8Array> | undefined => {
+      if (NO_BODY_METHODS.has(method)) return undefined;
+      if (inline) {
+        const bytes = inline;
+        return new ReadableStream<Uint8Array>({
+          start(c) {
+            if (bytes.byteLength > 0) c.enqueue(bytes);
+            c.close();
+          },
+        });
+      }
+      return new ReadableStream<Uint8Array>(
+        {
+          start: (c) => {
+            call.body = c;
+          },
+          pull: () => this.ack(stream, call),
+          cancel: () => {
+            call.body = undefined;
+          },
+        },
+        { highWaterMark: STREAM_WINDOW, size: (chunk) => chunk.byteLength },
+      );
+    };
+    try {
+      await this.hooks.inInvocation(head.id, async () => {
+        const request = lightRequest(method, head.u, head.h, call.aborter.signal, makeBody);
+        const response = await this.callFetch(request);
+        if (call.done) {
+          await response?.body?.cancel().catch(() => undefined);
+          return;
+        }
+        if (!response) return void this.hooks.write(frame(F.THREW, stream));
+        await this.writeResponse(stream, call, response, method === 'HEAD');
+      });
+    } catch (err) {
+      this.hooks.logError('Could not send the response:', err);
+      if (!call.done) this.hooks.write(frame(F.RESET, stream));
+    } finally {
+      this.finishCall(stream, call);
+      this.hooks.end(slot);
+    }
+  }
+
+  /** fetch()'s Response, or undefined when it threw or returned something else (logged). */
+  private async callFetch(request: Request): Promise<Response | undefined> {
+    const handler = this.handler;
+    if (!handler.fetch) return new Response('This function has no fetch() handler.\n', { status: 404 });
+    const ctx: ExecutionContext = {
+      waitUntil: (promise) => {
+        Promise.resolve(promise).catch((err) => this.hooks.logError('waitUntil promise rejected:', err));
+      },
+      passThroughOnException() {},
+    };
+    try {
+      const response = await handler.fetch(request, this.env, ctx);
+      if (!isResponse(response)) {
+        this.hooks.logError(
+          `fetch() returned ${typeof response === 'object' ? Object.prototype.toString.call(response) : typeof response}, not a Response.`,
+        );
+        return undefined;
+      }
+      return response;
+    } catch (err) {
+      this.hooks.logError('Uncaught exception in fetch():', err);
+      return undefined;
+    }
+  }
+
+  /** Sends the response: inline when small and already in memory, else streamed under credit. */
+  private async writeResponse(stream: number, call: Call, response: Response, head: boolean): Promise<void> {
+    const responseHead = {
+      s: response.status,
+      t: response.statusText || undefined,
+      h: flatHeaders(response.headers),
+    };
+    const simple = simpleBodyOf(response);
+    if (head || !response.body) {
+      this.hooks.write(headFrame(F.RESPONSE, stream, responseHead));
+      await response.body?.cancel().catch(() => undefined);
+      return;
+    }
+    if (simple !== undefined) {
+      const bytes = typeof simple === 'string' ? new TextEncoder().encode(simple) : simple;
+      if (bytes.byteLength <= INLINE_BODY_BYTES) {
+        this.hooks.write(headFrame(F.RESPONSE, stream, responseHead, bytes));
+        return;
+      }
+    }
+    this.hooks.write(headFrame(F.RESPONSE_HEAD, stream, responseHead));
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const next = await reader.read();
+        if (next.done) break;
+        let chunk: Uint8Array = next.value;
+        if (!(chunk instanceof Uint8Array)) throw new TypeError('a response body chunk is not a Uint8Array');
+        while (chunk.byteLength > 0) {
+          while (call.credit <= 0 && !call.done) await new Promise<void>((r) => (call.wake = r));
+          if (call.done) {
+            await reader
+              .cancel(new DOMException('The client disconnected.', 'AbortError'))
+              .catch(() => undefined);
+            return;
+          }
+          const n = Math.min(chunk.byteLength, call.credit, BODY_CHUNK);
+          this.hooks.write(frame(F.BODY, stream, chunk.subarray(0, n)));
+          call.credit -= n;
+          chunk = chunk.subarray(n);
+        }
+      }
+      this.hooks.write(frame(F.END, stream));
+    } catch (err) {
+      this.hooks.logError('The response body failed:', err);
+      this.hooks.write(frame(F.RESET, stream));
+    }
+  }
+
+  /**
+   * Runs queue(batch) or scheduled(event) for the supervisor (only the supervisor frames events)
+   * and answers with what the handler decided, after its waitUntil work.
+   */
+  private async serveEvent(stream: number, event: EventHead): Promise<void> {
+    const slot = this.hooks.begin();
+    try {
+      const result = await this.hooks.inInvocation(event.id, () => this.runEvent(event));
+      this.hooks.write(
+        headFrame(F.RESPONSE, stream, { s: 200, h: [] }, new TextEncoder().encode(JSON.stringify(result))),
+      );
+    } catch (err) {
+      this.hooks.logError('Could not deliver the event:', err);
+      this.hooks.write(frame(F.THREW, stream));
+    } finally {
+      this.hooks.end(slot);
+    }
+  }
+
+  private async runEvent(event: EventHead): Promise<unknown> {
+    const handler = this.handler;
+    const payload = event.payload as Record<string, unknown>;
+    const pending: Promise<unknown>[] = [];
+    const ctx: ExecutionContext = {
+      waitUntil: (p) =>
+        void pending.push(
+          Promise.resolve(p).catch((err) => this.hooks.logError('waitUntil promise rejected:', err)),
+        ),
+      passThroughOnException() {},
+    };
+    if (event.kind === 'queue') {
+      const deliveries = (payload.messages as (Omit<WireDelivery, 'body'> & { body: string })[]).map((d) => ({
+        ...d,
+        body: new Uint8Array(Buffer.from(d.body, 'base64')),
+      }));
+      const { batch, outcome } = messageBatch(String(payload.queue), deliveries);
+      let error: unknown;
+      try {
+        if (!handler.queue)
+          throw new Error('The function has no queue(batch, env, ctx) handler, but a queue trigger.');
+        await handler.queue(batch, this.env, ctx);
+      } catch (err) {
+        error = err;
+        this.hooks.logError('Uncaught exception in queue():', err);
+      }
+      await Promise.all(pending);
+      return outcome(error);
+    }
+    try {
+      if (!handler.scheduled)
+        throw new Error('The function has no scheduled(event, env, ctx) handler, but a schedule trigger.');
+      await handler.scheduled(
+        scheduledEvent(payload as { cron: string; scheduledTime: number }),
+        this.env,
+        ctx,
+      );
+      await Promise.all(pending);
+      return { ok: true };
+    } catch (err) {
+      this.hooks.logError('Uncaught exception in scheduled():', err);
+      return { ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
+    }
+  }
+}
+
+/** The Error a function sees for a failed binding call: message, `code` and, for SQL, `sqlState`. */
+function bindingError(wire: WireError | undefined): Error {
+  const err = new Error(wire?.message ?? 'the binding call failed') as Error & {
+    code?: string;
+    sqlState?: string;
+  };
+  if (wire?.code) err.code = wire.code;
+  if (wire?.sqlState) err.sqlState = wire.sqlState;
+  return err;
+}
