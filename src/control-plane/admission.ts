@@ -1,43 +1,45 @@
 /**
- * Checks a write must pass before it is stored. Today: two functions may not claim the same route.
+ * Checks a write must pass before it is stored. Today: routes are owned (DESIGN.md §5). Within one
+ * namespace two functions may not claim exactly the same route (otherwise the most specific wins);
+ * across namespaces a route may not overlap another namespace's at all, since the more specific of
+ * the two would take the other's requests and their credentials.
  */
 import { KylixError } from '../errors.js';
-import { routesConflict } from '../gateway/router.js';
-import type { FunctionSpec, RouteSpec } from '../resources/kinds.js';
+import { describeRoute, routesConflict, routesOverlap } from '../gateway/router.js';
+import type { FunctionSpec } from '../resources/kinds.js';
 import type { KObject } from '../resources/meta.js';
 import type { Registry } from './registry.js';
 
-function describeRoute(r: RouteSpec): string {
-  return `${r.methods ? r.methods.join(',') : '*'} ${r.host ?? ''}${r.path}`;
-}
-
-/** Rejects a Function whose routes collide with another function's (in any namespace). */
+/** Rejects a Function whose routes collide with another function's (see the file comment). */
 export async function checkRouteConflicts(object: KObject, registry: Registry): Promise<void> {
   if (object.kind !== 'Function') return;
-  const routes = (object.spec as FunctionSpec).routes;
+  const routes = (object.spec as FunctionSpec).routes ?? [];
+  if (routes.length === 0) return;
+  const { namespace, name } = object.metadata;
   const causes: { field: string; message: string }[] = [];
+  let foreignOwner: KObject | undefined;
   for (const other of await registry.list('Function', undefined)) {
-    if (
-      other.metadata.namespace === object.metadata.namespace &&
-      other.metadata.name === object.metadata.name
-    )
-      continue;
+    const sameNamespace = other.metadata.namespace === namespace;
+    if (sameNamespace && other.metadata.name === name) continue;
     const theirs = (other.spec as FunctionSpec).routes ?? [];
     routes.forEach((r, i) => {
-      const clash = theirs.find((t) => routesConflict(r, t));
-      if (clash) {
-        causes.push({
-          field: `spec.routes[${i}]`,
-          message: `"${describeRoute(r)}" is already served by function "${other.metadata.name}" in namespace "${other.metadata.namespace}" (route "${describeRoute(clash)}")`,
-        });
-      }
+      const clash = theirs.find((t) => (sameNamespace ? routesConflict(r, t) : routesOverlap(r, t)));
+      if (!clash) return;
+      if (!sameNamespace) foreignOwner ??= other;
+      causes.push({
+        field: `spec.routes[${i}]`,
+        message: sameNamespace
+          ? `"${describeRoute(r)}" is already served by function "${other.metadata.name}" in namespace "${other.metadata.namespace}" (route "${describeRoute(clash)}")`
+          : `"${describeRoute(r)}" overlaps route "${describeRoute(clash)}" of function "${other.metadata.name}" in namespace "${other.metadata.namespace}", which owns it: a host or path one namespace serves cannot be served by another`,
+      });
     });
   }
-  if (causes.length > 0) {
-    throw new KylixError(
-      'ERR_ROUTE_CONFLICT',
-      `Function "${object.metadata.name}" claims routes another function serves. Change the path, host or methods, or delete the other function first.`,
-      causes,
-    );
-  }
+  if (causes.length === 0) return;
+  throw new KylixError(
+    'ERR_ROUTE_CONFLICT',
+    foreignOwner
+      ? `Function "${name}" claims routes that namespace "${foreignOwner.metadata.namespace}" owns (function "${foreignOwner.metadata.name}"). Choose a host or path no other namespace serves; methods do not separate namespaces.`
+      : `Function "${name}" claims routes another function serves. Change the path, host or methods, or delete the other function first.`,
+    causes,
+  );
 }

@@ -1,15 +1,28 @@
 /**
  * The gateway's route table: host + path pattern (exact, ":param", trailing "*") + methods, mapped to
- * a function. The most specific match wins; two functions may not claim the same route.
+ * a function ("namespace/name"). Routes are owned (DESIGN.md §5): within one namespace the most
+ * specific match wins and only exact clashes are refused; across namespaces no two routes may
+ * overlap at all, and when they do anyway (two admissions racing on a fleet) the senior function
+ * keeps the route and the other's overlapping route is skipped and reported, never served.
  */
 import type { RouteSpec } from '../resources/kinds.js';
 
 type Segment = { kind: 'literal'; value: string } | { kind: 'param'; name: string } | { kind: 'wildcard' };
 
+/** A route host taken apart: "*.example.com:8080" → suffix ".example.com", port "8080". */
+interface HostPattern {
+  /** The whole name, or for a wildcard the suffix after "*" (".example.com"). */
+  name: string;
+  wildcard: boolean;
+  port?: string;
+}
+
 interface CompiledRoute {
   functionKey: string;
   route: RouteSpec;
   segments: Segment[];
+  /** Absent for a host-less route, which matches every host. */
+  host?: HostPattern;
   /** Higher sorts first: literal segments, then fixed segments, then no wildcard. */
   score: [number, number, number];
 }
@@ -18,6 +31,15 @@ interface CompiledRoute {
 export type RouteMatch =
   | { found: true; functionKey: string; route: RouteSpec; params: Record<string, string> }
   | { found: false; methodNotAllowed: boolean };
+
+/** A route the router will not serve because another namespace's route overlaps it. */
+export interface RefusedRoute {
+  functionKey: string;
+  route: RouteSpec;
+  /** The function that owns the overlapping route, and that route. */
+  owner: string;
+  ownerRoute: RouteSpec;
+}
 
 function compile(path: string): Segment[] {
   return path
@@ -31,6 +53,22 @@ function compile(path: string): Segment[] {
             ? { kind: 'param', name: s.slice(1) }
             : { kind: 'literal', value: s },
     );
+}
+
+function compileHost(host: string | undefined): HostPattern | undefined {
+  if (!host) return undefined;
+  const lower = host.toLowerCase();
+  const colon = lower.lastIndexOf(':');
+  const name = colon === -1 ? lower : lower.slice(0, colon);
+  const port = colon === -1 ? undefined : lower.slice(colon + 1);
+  const wildcard = name.startsWith('*.');
+  return { name: wildcard ? name.slice(1) : name, wildcard, ...(port ? { port } : {}) };
+}
+
+function compileRoute(functionKey: string, route: RouteSpec): CompiledRoute {
+  const segments = compile(route.path);
+  const host = compileHost(route.host);
+  return { functionKey, route, segments, ...(host ? { host } : {}), score: scoreOf(segments) };
 }
 
 function scoreOf(segments: Segment[]): [number, number, number] {
@@ -77,7 +115,10 @@ function normalizedPattern(path: string): string {
   return path.replace(/\/:[^/]+/g, '/:');
 }
 
-/** True when two routes would serve the same requests (same host, pattern and an overlapping method). */
+/**
+ * True when two routes of ONE namespace would serve the same requests (same host, pattern and an
+ * overlapping method). Between namespaces the stricter `routesOverlap` applies.
+ */
 export function routesConflict(a: RouteSpec, b: RouteSpec): boolean {
   if ((a.host ?? '') !== (b.host ?? '')) return false;
   if (normalizedPattern(a.path) !== normalizedPattern(b.path)) return false;
@@ -85,42 +126,154 @@ export function routesConflict(a: RouteSpec, b: RouteSpec): boolean {
   return a.methods.some((m) => b.methods?.includes(m));
 }
 
-function hostMatches(routeHost: string, host: string): boolean {
-  const bare = routeHost.includes(':') ? host : host.replace(/:\d+$/, '');
-  if (routeHost.startsWith('*.'))
-    return bare.endsWith(routeHost.slice(1)) && bare.length > routeHost.length - 1;
-  return bare === routeHost;
+/**
+ * True when some request (host, path; methods are ignored) could be matched by both routes: the
+ * rule for routes of DIFFERENT namespaces, where any overlap would let the more specific one take
+ * the other's traffic. A host-less route overlaps every host-qualified route with an overlapping path.
+ */
+export function routesOverlap(a: RouteSpec, b: RouteSpec): boolean {
+  return compiledOverlap(compileRoute('', a), compileRoute('', b));
+}
+
+function compiledOverlap(a: CompiledRoute, b: CompiledRoute): boolean {
+  return hostsOverlap(a.host, b.host) && pathsOverlap(a.segments, b.segments);
+}
+
+/** Whether one Host header could match both (see `hostMatches`: a port-less route host takes any port). */
+function hostsOverlap(a: HostPattern | undefined, b: HostPattern | undefined): boolean {
+  if (!a || !b) return true;
+  return untagged(a).some((x) => untagged(b).some((y) => patternsOverlap(x, y)));
+}
+
+/**
+ * The pattern, and for a host with "--" in it also the host after it: the gateway first reads
+ * "rc--shop.example.com" as tag "rc" of shop.example.com (traffic.ts), so such a route host also
+ * stands for the host its users' requests may go to.
+ */
+function untagged(p: HostPattern): HostPattern[] {
+  const i = p.name.indexOf('--');
+  if (i <= 0) return [p];
+  return [p, { name: p.name.slice(i + 2), wildcard: false, ...(p.port ? { port: p.port } : {}) }];
+}
+
+function patternsOverlap(a: HostPattern, b: HostPattern): boolean {
+  if (a.port && b.port && a.port !== b.port) return false;
+  if (!a.wildcard && !b.wildcard) return a.name === b.name;
+  // "*.x" takes names ending in ".x" with at least one more character before it.
+  if (a.wildcard && b.wildcard) return a.name.endsWith(b.name) || b.name.endsWith(a.name);
+  const [wild, exact] = a.wildcard ? [a, b] : [b, a];
+  return exact.name.endsWith(wild.name) && exact.name.length > wild.name.length;
+}
+
+/**
+ * Whether some path matches both patterns (see `matchSegments`): a trailing "*" takes any rest,
+ * even none ("/api/*" matches "/api"); a ":param" takes one non-empty segment; a literal only
+ * itself, and "" (a trailing slash, or the root "/") only an empty segment.
+ */
+function pathsOverlap(a: Segment[], b: Segment[]): boolean {
+  for (let i = 0; ; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x?.kind === 'wildcard' || y?.kind === 'wildcard') return true;
+    if (!x || !y) return !x && !y;
+    if (x.kind === 'literal' && y.kind === 'literal') {
+      if (x.value !== y.value) return false;
+    } else if (x.kind === 'literal' || y.kind === 'literal') {
+      // A parameter never matches an empty segment.
+      if ((x.kind === 'literal' ? x.value : (y as { value: string }).value) === '') return false;
+    }
+  }
+}
+
+/** Lower-cased, without a trailing dot: "Shop.Example.com.:8080" → "shop.example.com:8080". */
+function normalizeHost(host: string): string {
+  return host.toLowerCase().replace(/\.(?=:\d+$|$)/, '');
+}
+
+/** `host` is normalized; a route host without a port takes every port, one with a port only that. */
+function hostMatches(pattern: HostPattern, host: string): boolean {
+  const port = /:(\d+)$/.exec(host);
+  if (pattern.port && port?.[1] !== pattern.port) return false;
+  const name = port ? host.slice(0, port.index) : host;
+  if (pattern.wildcard) return name.endsWith(pattern.name) && name.length > pattern.name.length;
+  return name === pattern.name;
+}
+
+function namespaceOf(functionKey: string): string {
+  const i = functionKey.indexOf('/');
+  return i === -1 ? '' : functionKey.slice(0, i);
+}
+
+interface FunctionEntry {
+  routes: CompiledRoute[];
+  /** When the function first claimed routes here: orders functions that gave no seniority. */
+  seq: number;
 }
 
 /** See the file comment. */
 export class Router {
-  private readonly byFunction = new Map<string, CompiledRoute[]>();
+  private readonly byFunction = new Map<string, FunctionEntry>();
+  /** Sortable claims of seniority ("creationTimestamp"): the smallest owns an overlapping route. */
+  private readonly seniority = new Map<string, string>();
+  private seq = 0;
   /** Host-specific routes first (exact hosts before wildcards), then by specificity. */
   private sorted: CompiledRoute[] = [];
+  private refusals: RefusedRoute[] = [];
 
-  /** Replaces the routes of one function ("namespace/name"). */
-  setRoutes(functionKey: string, routes: RouteSpec[]): void {
-    this.byFunction.set(
-      functionKey,
-      routes.map((route) => {
-        const segments = compile(route.path);
-        return { functionKey, route, segments, score: scoreOf(segments) };
-      }),
-    );
+  /**
+   * @param onRefused told once about each route newly skipped because another namespace owns an
+   *   overlapping one (by default a warning on stderr).
+   */
+  constructor(
+    private readonly onRefused: (r: RefusedRoute) => void = (r) =>
+      console.warn(
+        `kylix: route "${describeRoute(r.route)}" of function ${r.functionKey} is not served: it overlaps route "${describeRoute(r.ownerRoute)}" of function ${r.owner}, in another namespace.`,
+      ),
+  ) {}
+
+  /**
+   * Replaces the routes of one function ("namespace/name"). `seniority`, when given, decides who
+   * keeps a route two namespaces claim (see `setSeniority`).
+   */
+  setRoutes(functionKey: string, routes: RouteSpec[], seniority?: string): void {
+    if (seniority !== undefined) this.seniority.set(functionKey, seniority);
+    this.byFunction.set(functionKey, {
+      routes: routes.map((route) => compileRoute(functionKey, route)),
+      seq: this.byFunction.get(functionKey)?.seq ?? this.seq++,
+    });
     this.rebuild();
   }
 
-  /** Removes a function's routes. */
+  /**
+   * Records how senior a function is, as a string every node derives alike (its creationTimestamp):
+   * of two namespaces' overlapping routes, the one of the smaller seniority is served, ties going to
+   * the smaller key, so every node of a fleet picks the same owner whatever order it learned them
+   * in. Functions without one rank after those with one, first come first served.
+   */
+  setSeniority(functionKey: string, seniority: string): void {
+    if (this.seniority.get(functionKey) === seniority) return;
+    this.seniority.set(functionKey, seniority);
+    if (this.byFunction.has(functionKey)) this.rebuild();
+  }
+
+  /** Removes a function's routes; routes it owned may go to a function they were refused to. */
   remove(functionKey: string): void {
+    this.seniority.delete(functionKey);
     if (this.byFunction.delete(functionKey)) this.rebuild();
+  }
+
+  /** The routes currently skipped because another namespace owns an overlapping route. */
+  refused(): readonly RefusedRoute[] {
+    return this.refusals;
   }
 
   /** Finds the function for a request. `path` excludes the query string. */
   match(host: string, method: string, path: string): RouteMatch {
     const parts = path.split('/').slice(1);
+    const h = normalizeHost(host);
     let methodNotAllowed = false;
     for (const r of this.sorted) {
-      if (r.route.host && !hostMatches(r.route.host, host)) continue;
+      if (r.host && !hostMatches(r.host, h)) continue;
       const params = matchSegments(r.segments, parts);
       if (!params) continue;
       const m = method === 'HEAD' ? ['HEAD', 'GET'] : [method];
@@ -133,9 +286,67 @@ export class Router {
     return { found: false, methodNotAllowed };
   }
 
-  private rebuild(): void {
-    const all = [...this.byFunction.values()].flat();
-    const hostRank = (r: CompiledRoute) => (!r.route.host ? 2 : r.route.host.startsWith('*.') ? 1 : 0);
-    this.sorted = all.sort((a, b) => hostRank(a) - hostRank(b) || compareScore(a, b));
+  /** The order in which functions claim routes: seniority, then key; without seniority, arrival. */
+  private compareClaims(a: [string, FunctionEntry], b: [string, FunctionEntry]): number {
+    const sa = this.seniority.get(a[0]);
+    const sb = this.seniority.get(b[0]);
+    if (sa !== undefined && sb !== undefined)
+      return sa < sb ? -1 : sa > sb ? 1 : a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+    if (sa !== undefined) return -1;
+    if (sb !== undefined) return 1;
+    return a[1].seq - b[1].seq;
   }
+
+  /**
+   * 1. Walks functions in claim order, 2. accepts each route unless an accepted route of another
+   * namespace overlaps it, 3. reports routes newly refused, 4. sorts the accepted ones for matching.
+   */
+  private rebuild(): void {
+    const accepted: CompiledRoute[] = [];
+    // Accepted routes by first path segment: a route whose first segment is the literal "x" can
+    // only overlap routes starting with "x", a parameter or a wildcard (kept under `open`).
+    const byFirst = new Map<string, CompiledRoute[]>();
+    const open: CompiledRoute[] = [];
+    const refusals: RefusedRoute[] = [];
+    const claims = [...this.byFunction].sort((a, b) => this.compareClaims(a, b));
+    for (const [functionKey, entry] of claims) {
+      const ns = namespaceOf(functionKey);
+      for (const r of entry.routes) {
+        const first = r.segments[0];
+        const candidates =
+          first?.kind === 'literal'
+            ? [
+                ...(byFirst.get(first.value) ?? []),
+                // A parameter never matches the empty first segment of "/".
+                ...(first.value === '' ? open.filter((o) => o.segments[0]?.kind === 'wildcard') : open),
+              ]
+            : accepted;
+        const owner = candidates.find((o) => namespaceOf(o.functionKey) !== ns && compiledOverlap(o, r));
+        if (owner) {
+          refusals.push({ functionKey, route: r.route, owner: owner.functionKey, ownerRoute: owner.route });
+          continue;
+        }
+        accepted.push(r);
+        if (first?.kind === 'literal') {
+          const list = byFirst.get(first.value);
+          if (list) list.push(r);
+          else byFirst.set(first.value, [r]);
+        } else open.push(r);
+      }
+    }
+    const known = new Set(this.refusals.map(refusalKey));
+    this.refusals = refusals;
+    for (const r of refusals) if (!known.has(refusalKey(r))) this.onRefused(r);
+    const hostRank = (r: CompiledRoute) => (!r.host ? 2 : r.host.wildcard ? 1 : 0);
+    this.sorted = accepted.sort((a, b) => hostRank(a) - hostRank(b) || compareScore(a, b));
+  }
+}
+
+function refusalKey(r: RefusedRoute): string {
+  return `${r.functionKey} ${describeRoute(r.route)} ${r.owner}`;
+}
+
+/** A route as users write it: "GET,POST shop.example.com/api/*" ("*" for every method). */
+export function describeRoute(r: RouteSpec): string {
+  return `${r.methods ? r.methods.join(',') : '*'} ${r.host ?? ''}${r.path}`;
 }

@@ -183,6 +183,8 @@ export class FunctionController {
     // 4. Route: the routes of the newest ready revision, to the revisions in the split.
     const rev = revSpec(ready);
     const previous = this.serving.get(key) ?? new Set<string>();
+    // Of two namespaces' overlapping routes (admissions racing on a fleet), every node serves the older function's.
+    this.gateway.router.setSeniority(key, fn.metadata.creationTimestamp);
     this.gateway.setFunction(key, rev.routes, {
       name,
       shares,
