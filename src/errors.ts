@@ -127,6 +127,19 @@ export function toKylixError(err: unknown): KylixError {
   return wrapped;
 }
 
+/** The most characters of request input an error message repeats. */
+const QUOTE_MAX = 64;
+
+/**
+ * Quotes a piece of request input (a name from a URL, a kind from a body) for an error message:
+ * JSON-escaped, so control characters stay visible, and cut short, so a huge value is never echoed.
+ */
+export function quoteInput(value: unknown, max = QUOTE_MAX): string {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  if (text.length <= max) return JSON.stringify(text);
+  return `${JSON.stringify(text.slice(0, max))}… (${text.length} characters)`;
+}
+
 /** A message listing every cause on its own line, for terminals. */
 export function describeError(err: KylixError): string {
   const lines = [`${err.code}: ${err.message}`];

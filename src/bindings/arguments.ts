@@ -2,11 +2,10 @@
  * Argument checks every binding provider makes the same way, so a call that fails on one backend
  * fails on all of them, with the same KylixError, before anything is sent to a server.
  */
-import { KylixError } from '../errors.js';
+import { KylixError, quoteInput } from '../errors.js';
+import { isDnsLabel } from '../resources/meta.js';
 import type { ResourceRef } from './provider.js';
 
-/** What Kubernetes accepts as a name or namespace; providers build paths and key prefixes from them. */
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 /** A lone surrogate cannot be encoded as UTF-8: two such keys would collapse into one stored key. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -16,18 +15,13 @@ export function checkRef(ref: ResourceRef): void {
     ['namespace', ref.namespace],
     ['name', ref.name],
   ] as const) {
-    if (typeof value !== 'string' || value.length > 63 || !DNS_LABEL.test(value)) {
+    if (!isDnsLabel(value)) {
       throw new KylixError(
         'ERR_BINDING_BAD_ARGUMENTS',
-        `The resource ${field} ${JSON.stringify(value)} is not a DNS label (lowercase letters, digits and "-").`,
+        `The resource ${field} ${quoteInput(value)} is not a DNS label (lowercase letters, digits and "-").`,
       );
     }
   }
-}
-
-/** A collision-free name for a resource: namespace and name cannot hold "/". */
-export function refKey(ref: ResourceRef): string {
-  return `${ref.namespace}/${ref.name}`;
 }
 
 /** Throws unless `key` is a non-empty, well-formed string of at most `maxBytes` UTF-8 bytes. */

@@ -12,6 +12,7 @@ import type { FunctionSpec } from '../resources/kinds.js';
 import { issuesToCauses } from '../resources/validate.js';
 import type { BucketProvider } from './bucket/interface.js';
 import type { DatabaseProvider } from './database/interface.js';
+import { scopedKey } from './identity.js';
 import type { KeyValueProvider } from './keyvalue/interface.js';
 import type { ResourceRef } from './provider.js';
 import type { QueueProvider } from './queue/interface.js';
@@ -168,7 +169,7 @@ export class BindingBroker {
       );
     }
     const args = parsed.data;
-    const owner = `${scope.namespace}/${scope.functionName}`;
+    const owner = scopedKey(scope.namespace, scope.functionName);
     switch (kind) {
       case 'keyValue': {
         const kv = await this.providers.keyValue();

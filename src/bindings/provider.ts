@@ -27,8 +27,3 @@ export interface Provider {
   health(): Promise<Health>;
   close(): Promise<void>;
 }
-
-/** A stable, backend-safe identifier for a resource: "<namespace>_<name>" with "-" as "_". */
-export function resourceId(ref: ResourceRef): string {
-  return `${ref.namespace}_${ref.name}`.replace(/-/g, '_');
-}

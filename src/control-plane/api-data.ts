@@ -6,8 +6,9 @@ import type { HttpBindings } from '@hono/node-server';
 import type { Context, Hono } from 'hono';
 import type { Providers } from '../bindings/broker.js';
 import type { ResourceRef } from '../bindings/provider.js';
-import { KylixError } from '../errors.js';
-import { API_VERSION } from '../resources/meta.js';
+import { KylixError, quoteInput } from '../errors.js';
+import { API_VERSION, DNS_LABEL_RULE, isDnsLabel } from '../resources/meta.js';
+import { parseBody } from './api-input.js';
 import type { Registry } from './registry.js';
 
 const PREFIX = `/apis/${API_VERSION}/namespaces/:ns`;
@@ -22,15 +23,15 @@ async function refOf(registry: Registry, c: Context, kind: string): Promise<Reso
 function tail(c: Context, marker: string): string {
   const path = new URL(c.req.url).pathname;
   const i = path.indexOf(marker);
-  return decodeURIComponent(path.slice(i + marker.length));
+  try {
+    return decodeURIComponent(path.slice(i + marker.length));
+  } catch {
+    throw new KylixError('ERR_BAD_REQUEST', 'The key in the URL is not valid percent-encoded UTF-8.');
+  }
 }
 
 async function json<T>(c: Context): Promise<T> {
-  try {
-    return (await c.req.json()) as T;
-  } catch (err) {
-    throw new KylixError('ERR_BAD_REQUEST', `The request body is not valid JSON: ${(err as Error).message}`);
-  }
+  return (parseBody(await c.req.text(), 'json') ?? {}) as T;
 }
 
 /** Adds the data routes to the API app. */
@@ -70,7 +71,8 @@ export function addDataRoutes(
     const ref = await refOf(registry, c, 'KeyValue');
     const key = tail(c, '/keys/');
     const entry = await (await providers.keyValue()).get(ref, key);
-    if (!entry) throw new KylixError('ERR_NOT_FOUND', `Key "${key}" not found in KeyValue "${ref.name}".`);
+    if (!entry)
+      throw new KylixError('ERR_NOT_FOUND', `Key ${quoteInput(key)} not found in KeyValue "${ref.name}".`);
     return c.body(Buffer.from(entry.value), 200, {
       'content-type': 'application/octet-stream',
       ...(entry.expiration ? { 'kylix-expiration': String(entry.expiration) } : {}),
@@ -129,6 +131,10 @@ export function addDataRoutes(
     const from = await refOf(registry, c, 'Queue');
     const { to } = await json<{ to?: string }>(c);
     if (!to) throw new KylixError('ERR_BAD_REQUEST', 'Send { "to": "<queue name>" }.');
+    if (!isDnsLabel(to))
+      throw new KylixError('ERR_BAD_REQUEST', `The queue name ${quoteInput(to)} is not valid.`, [
+        { field: 'to', message: DNS_LABEL_RULE },
+      ]);
     await registry.get('Queue', from.namespace, to);
     const queue = await providers.queue();
     let moved = 0;
@@ -164,7 +170,8 @@ export function addDataRoutes(
     const ref = await refOf(registry, c, 'Bucket');
     const key = tail(c, '/objects/');
     const got = await (await providers.bucket()).get(ref, key);
-    if (!got) throw new KylixError('ERR_NOT_FOUND', `Object "${key}" not found in Bucket "${ref.name}".`);
+    if (!got)
+      throw new KylixError('ERR_NOT_FOUND', `Object ${quoteInput(key)} not found in Bucket "${ref.name}".`);
     const stream = new ReadableStream<Uint8Array>({
       async start(controller) {
         for await (const chunk of got.body) controller.enqueue(chunk);

@@ -9,14 +9,15 @@ import { timingSafeEqual } from 'node:crypto';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { type Context, Hono } from 'hono';
-import { parse as parseYaml } from 'yaml';
 import type { Providers } from '../bindings/broker.js';
-import { KylixError, toKylixError } from '../errors.js';
+import { scopedKey } from '../bindings/identity.js';
+import { KylixError, quoteInput, toKylixError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { KINDS } from '../resources/kinds.js';
 import { API_GROUP, API_VERSION, type KObject } from '../resources/meta.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { addDataRoutes } from './api-data.js';
+import { checkBodyKind, checkUrlNames, parseBody } from './api-input.js';
 import { addSecretKeyRoutes } from './api-secrets.js';
 import { type BundleStore, checkBundleSize } from './bundles.js';
 import type { LogStore } from './logs.js';
@@ -79,16 +80,8 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 }
 
 async function readBody(c: Context): Promise<unknown> {
-  const text = await c.req.text();
   const type = c.req.header('content-type') ?? '';
-  try {
-    return type.includes('yaml') ? parseYaml(text) : JSON.parse(text);
-  } catch (err) {
-    throw new KylixError(
-      'ERR_BAD_REQUEST',
-      `The request body is not valid ${type.includes('yaml') ? 'YAML' : 'JSON'}: ${(err as Error).message}`,
-    );
-  }
+  return parseBody(await c.req.text(), type.includes('yaml') ? 'yaml' : 'json');
 }
 
 function tokenMatches(given: string | undefined, token: string): boolean {
@@ -109,7 +102,9 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   });
   app.notFound((c) =>
     c.json(
-      statusOf(new KylixError('ERR_NOT_FOUND', `There is no API at ${c.req.method} ${c.req.path}.`)),
+      statusOf(
+        new KylixError('ERR_NOT_FOUND', `There is no API at ${c.req.method} ${quoteInput(c.req.path, 200)}.`),
+      ),
       404,
     ),
   );
@@ -126,6 +121,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     }
     await next();
   });
+  app.use('*', checkUrlNames());
 
   app.get('/version', (c) =>
     c.json({
@@ -243,7 +239,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     await deps.gateway.dispatch(
       c.env.incoming,
       c.env.outgoing,
-      `${ns}/${name}`,
+      scopedKey(ns, name),
       path.startsWith('/') ? path : `/${path}`,
     );
     return RESPONSE_ALREADY_SENT;
@@ -325,6 +321,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   app.post(`${PREFIX}/namespaces/:ns/:plural`, async (c) => {
     const info = writable(c.req.param('plural'));
     const body = (await readBody(c)) as KObject;
+    checkBodyKind(body, info);
     if (body && typeof body === 'object' && body.kind === undefined) body.kind = info.kind;
     const { object } = await registry.write(c.req.param('ns'), body, 'create');
     return c.json(registry.present(object), 201);
@@ -340,15 +337,16 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     if (given !== undefined && given !== name) {
       throw new KylixError(
         'ERR_MANIFEST_INVALID',
-        `metadata.name "${String(given)}" does not match the URL's name "${name}".`,
+        `metadata.name ${quoteInput(given)} does not match the URL's name "${name}".`,
         [{ field: 'metadata.name', message: `must be "${name}"` }],
       );
     }
   };
 
   app.put(`${PREFIX}/namespaces/:ns/:plural/:name`, async (c) => {
-    writable(c.req.param('plural'));
+    const info = writable(c.req.param('plural'));
     const body = await readBody(c);
+    checkBodyKind(body, info);
     nameMustMatch(body, c.req.param('name'));
     const { object } = await registry.write(c.req.param('ns'), body, 'replace');
     return c.json(registry.present(object));
@@ -359,6 +357,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     const { ns, name } = c.req.param();
     const type = c.req.header('content-type') ?? '';
     const body = await readBody(c);
+    checkBodyKind(body, info);
     nameMustMatch(body, name);
     let result: Awaited<ReturnType<Registry['write']>>;
     if (type.startsWith('application/apply-patch')) {

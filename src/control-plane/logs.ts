@@ -12,6 +12,9 @@ import {
   type WriteStream,
 } from 'node:fs';
 import { join } from 'node:path';
+import { scopedKey } from '../bindings/identity.js';
+import { KylixError } from '../errors.js';
+import { isDnsLabel } from '../resources/meta.js';
 
 /** One line of a function's log. */
 export interface LogEntry {
@@ -45,13 +48,19 @@ export class LogStore {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
+  /** The log file; names are DNS labels (checked, as they become a file name), so "." keeps them apart. */
   private file(namespace: string, fn: string): string {
+    if (!isDnsLabel(namespace) || !isDnsLabel(fn))
+      throw new KylixError(
+        'ERR_BAD_REQUEST',
+        'A function log is named by a namespace and a name that are DNS labels.',
+      );
     return join(this.dir, `${namespace}.${fn}.log`);
   }
 
   /** Appends one entry to a function's log and hands it to its followers. */
   append(namespace: string, fn: string, entry: LogEntry): void {
-    const key = `${namespace}/${fn}`;
+    const key = scopedKey(namespace, fn);
     const ring = this.ring(namespace, fn);
     ring.push(entry);
     if (ring.length > RING) ring.splice(0, ring.length - RING);
@@ -99,7 +108,7 @@ export class LogStore {
 
   /** Calls `follower` for every new entry until the returned function is called. */
   follow(namespace: string, fn: string, follower: Follower): () => void {
-    const key = `${namespace}/${fn}`;
+    const key = scopedKey(namespace, fn);
     let set = this.followers.get(key);
     if (!set) {
       set = new Set();
@@ -111,7 +120,7 @@ export class LogStore {
 
   /** The in-memory ring, loaded from the file after a restart. */
   private ring(namespace: string, fn: string): LogEntry[] {
-    const key = `${namespace}/${fn}`;
+    const key = scopedKey(namespace, fn);
     let ring = this.rings.get(key);
     if (!ring) {
       ring = [];

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { KylixError } from '../errors.js';
+import { KylixError, quoteInput } from '../errors.js';
 import { findKind, type KindInfo } from '../resources/kinds.js';
 import { API_VERSION, type KObject } from '../resources/meta.js';
 import { validateObject } from '../resources/validate.js';
@@ -69,7 +69,7 @@ export class Registry {
     if (!info)
       throw new KylixError(
         'ERR_NOT_FOUND',
-        `There is no resource type "${plural}". Try: functions, databases, keyvalues, queues, buckets, secrets, revisions, events.`,
+        `There is no resource type ${quoteInput(plural)}. Try: functions, databases, keyvalues, queues, buckets, secrets, revisions, events.`,
       );
     return info;
   }

@@ -9,15 +9,30 @@ export const API_VERSION = 'kylix.dev/v1';
 /** The API group alone, for discovery documents. */
 export const API_GROUP = 'kylix.dev';
 
-/** A DNS-1123 label: what Kubernetes accepts for names and namespaces. */
+/** A DNS-1123 label (RFC 1123): what Kubernetes accepts for names and namespaces; at most 63 long. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** A DNS-1123 subdomain: labels joined by "."; Kylix's own Event names have this form. */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** What a user reads when a name is not a DNS label. */
+export const DNS_LABEL_RULE =
+  'must be 1 to 63 lowercase letters, digits and "-", starting and ending with a letter or digit';
+
+/** Whether `s` is a DNS-1123 label: the one test for every name and namespace, wherever it comes from. */
+export function isDnsLabel(s: unknown): s is string {
+  return typeof s === 'string' && s.length <= 63 && DNS_LABEL.test(s);
+}
+
+/** Whether `s` is a DNS-1123 subdomain (at most 253 long), the wider form Kubernetes allows for some names. */
+export function isDnsSubdomain(s: unknown): s is string {
+  return typeof s === 'string' && s.length <= 253 && DNS_SUBDOMAIN.test(s);
+}
+
+/** A DNS-1123 label as a schema. */
 export const dnsLabel = z
   .string()
   .min(1, 'must not be empty')
   .max(63, 'must be at most 63 characters')
-  .regex(
-    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
-    'must be lowercase letters, digits and "-", starting and ending with a letter or digit',
-  );
+  .regex(DNS_LABEL, 'must be lowercase letters, digits and "-", starting and ending with a letter or digit');
 
 /** metadata as a user may write it; the server fills in the rest. */
 export const objectMetaSchema = z.strictObject({

@@ -3,7 +3,7 @@
  * (`spec.routes[0].path: must start with "/"`), unknown fields included.
  */
 import { z } from 'zod';
-import { type ErrorCause, KylixError } from '../errors.js';
+import { type ErrorCause, KylixError, quoteInput } from '../errors.js';
 import { KINDS, type KindInfo } from './kinds.js';
 import { API_VERSION, objectMetaSchema } from './meta.js';
 
@@ -68,8 +68,8 @@ export function issuesToCauses(issues: readonly z.core.$ZodIssue[], prefix = '')
 /** Describes the object for error messages: `Function "hello"` or `document 2`. */
 function label(input: Record<string, unknown>, where?: string): string {
   const meta = input.metadata as { name?: unknown } | undefined;
-  const name = typeof meta?.name === 'string' ? ` "${meta.name}"` : '';
-  const kind = typeof input.kind === 'string' ? input.kind : 'object';
+  const name = typeof meta?.name === 'string' ? ` ${quoteInput(meta.name)}` : '';
+  const kind = typeof input.kind === 'string' && KINDS[input.kind] ? input.kind : 'object';
   return `${kind}${name}${where ? ` (${where})` : ''}`;
 }
 
@@ -92,7 +92,7 @@ export function validateObject(input: unknown, where?: string): ValidObject {
       .map((k) => k.kind)
       .join(', ');
     throw new KylixError('ERR_MANIFEST_INVALID', `${label(obj, where)} is not valid.`, [
-      { field: 'kind', message: `must be one of ${known} (got ${JSON.stringify(obj.kind ?? null)})` },
+      { field: 'kind', message: `must be one of ${known} (got ${quoteInput(obj.kind ?? null)})` },
     ]);
   }
   const result = objectSchema(info).safeParse(obj);

@@ -5,6 +5,7 @@
  * exponentially; a message that failed maxRetries + 1 deliveries moves to the dead-letter queue.
  * Leases are extended while the handler runs, so a slow handler is never redelivered under itself.
  */
+import { scopedKey } from '../bindings/identity.js';
 import type { ResourceRef } from '../bindings/provider.js';
 import type { Delivery, QueueProvider } from '../bindings/queue/interface.js';
 
@@ -78,7 +79,7 @@ export class QueueConsumer {
 
   /** Starts (or restarts with new settings) a function's consumer. */
   set(target: ConsumerTarget): void {
-    const key = `${target.namespace}/${target.functionName}`;
+    const key = scopedKey(target.namespace, target.functionName);
     const existing = this.loops.get(key);
     if (existing && JSON.stringify(existing.target) === JSON.stringify(target)) return;
     if (existing) existing.stopped = true;
@@ -89,7 +90,7 @@ export class QueueConsumer {
 
   /** Stops a function's consumer (its leased messages return to the queue when their leases end). */
   remove(namespace: string, functionName: string): void {
-    const key = `${namespace}/${functionName}`;
+    const key = scopedKey(namespace, functionName);
     const loop = this.loops.get(key);
     if (loop) loop.stopped = true;
     this.loops.delete(key);

@@ -5,6 +5,7 @@
  * one node wins. After downtime, at most one catch-up run happens and the rest are logged as missed.
  */
 import { Cron } from 'croner';
+import { scopedKey } from '../bindings/identity.js';
 import type { Store } from '../control-plane/store/interface.js';
 import { KylixError } from '../errors.js';
 import { API_VERSION, type KObject } from '../resources/meta.js';
@@ -53,7 +54,7 @@ export class Scheduler {
 
   /** Starts (or replaces) a function's schedule, making up for downtime first. */
   async set(target: ScheduleTarget): Promise<void> {
-    const key = `${target.namespace}/${target.functionName}`;
+    const key = scopedKey(target.namespace, target.functionName);
     const existing = this.entries.get(key);
     if (existing && existing.target.cron === target.cron && existing.target.timezone === target.timezone)
       return;
@@ -66,7 +67,7 @@ export class Scheduler {
 
   /** Stops a function's schedule. */
   remove(namespace: string, functionName: string): void {
-    const key = `${namespace}/${functionName}`;
+    const key = scopedKey(namespace, functionName);
     const e = this.entries.get(key);
     if (e?.timer) clearTimeout(e.timer);
     this.entries.delete(key);
@@ -148,7 +149,7 @@ export class Scheduler {
     const wait = Math.min(Math.max(0, next.getTime() - this.now()), 86_400_000);
     entry.timer = setTimeout(() => {
       void this.runEntry(entry).finally(() => {
-        if (this.entries.get(`${entry.target.namespace}/${entry.target.functionName}`) === entry)
+        if (this.entries.get(scopedKey(entry.target.namespace, entry.target.functionName)) === entry)
           this.arm(entry);
       });
     }, wait + 5);
@@ -168,7 +169,7 @@ export class Scheduler {
       metadata: {
         name: target.functionName,
         namespace: target.namespace,
-        uid: seen?.metadata.uid ?? `${target.namespace}/${target.functionName}`,
+        uid: seen?.metadata.uid ?? scopedKey(target.namespace, target.functionName),
         resourceVersion: '',
         generation: 1,
         creationTimestamp: seen?.metadata.creationTimestamp ?? new Date().toISOString(),

@@ -2,6 +2,7 @@
  * Connects Functions' triggers to their revisions: the controller reports which revision serves
  * each function, and its schedule and queue consumer fire into that revision's instances.
  */
+import { scopedKey } from '../bindings/identity.js';
 import type { QueueProvider } from '../bindings/queue/interface.js';
 import type { LogStore } from '../control-plane/logs.js';
 import type { Store } from '../control-plane/store/interface.js';
@@ -30,7 +31,7 @@ export function startTriggers(deps: {
   const note = (namespace: string, name: string, level: string, message: string) =>
     deps.logs.append(namespace, name, { time: new Date().toISOString(), level, message, source: 'platform' });
   const targetOf = (namespace: string, name: string) => {
-    const t = targets.get(`${namespace}/${name}`);
+    const t = targets.get(scopedKey(namespace, name));
     if (!t) throw new Error(`${name} has no ready revision`);
     return t;
   };
@@ -66,7 +67,7 @@ export function startTriggers(deps: {
 
   return {
     serving(namespace, name, spec, revisionKey) {
-      targets.set(`${namespace}/${name}`, { revisionKey, timeoutMs: spec.limits.timeoutMs });
+      targets.set(scopedKey(namespace, name), { revisionKey, timeoutMs: spec.limits.timeoutMs });
       const { schedule, queue } = spec.triggers;
       if (schedule)
         void scheduler
@@ -87,7 +88,7 @@ export function startTriggers(deps: {
       else consumer.remove(namespace, name);
     },
     removed(namespace, name) {
-      targets.delete(`${namespace}/${name}`);
+      targets.delete(scopedKey(namespace, name));
       scheduler.remove(namespace, name);
       consumer.remove(namespace, name);
     },

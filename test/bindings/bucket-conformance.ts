@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { BUCKET_LIMITS, type BucketProvider } from '../../src/bindings/bucket/interface.js';
 import type { ResourceRef } from '../../src/bindings/provider.js';
 import type { KylixError } from '../../src/errors.js';
+import { collidingGroups } from './colliding-refs.js';
 
 /** How the suite gets a provider. */
 export interface BucketHarness {
@@ -369,6 +370,23 @@ export function bucketConformance(h: BucketHarness): void {
       assert.equal(await bucket.head(a, 'only-a'), null);
       assert.deepEqual(await listAll(a, {}), []);
       assert.deepEqual(await listAll(b, {}), ['shared']);
+    });
+
+    it('keeps apart every group of buckets the old "-" to "_" identifiers folded together', async () => {
+      for (const group of collidingGroups()) {
+        used.push(...group);
+        for (const ref of group) await bucket.ensure(ref);
+        for (const [i, ref] of group.entries()) await bucket.put(ref, 'k', text(`tenant ${i}`));
+        for (const [i, ref] of group.entries()) {
+          assert.equal((await read(ref, 'k'))?.bytes.toString(), `tenant ${i}`, JSON.stringify(ref));
+          assert.deepEqual(await listAll(ref, {}), ['k']);
+        }
+        const [first, ...rest] = group;
+        await bucket.purge(first!);
+        assert.equal(await bucket.head(first!, 'k'), null);
+        for (const [i, ref] of rest.entries())
+          assert.equal((await read(ref, 'k'))?.bytes.toString(), `tenant ${i + 1}`, JSON.stringify(ref));
+      }
     });
 
     it('keeps every acknowledged write across a close and reopen', {

@@ -10,6 +10,7 @@ import type { DatabaseProvider } from '../../src/bindings/database/interface.js'
 import type { ResourceRef } from '../../src/bindings/provider.js';
 import { KylixError } from '../../src/errors.js';
 import { eventually } from '../helpers/platform.js';
+import { collidingGroups } from './colliding-refs.js';
 
 /** How to run the suite against one provider. */
 export interface DatabaseSuite {
@@ -268,6 +269,28 @@ export function databaseConformance(suite: DatabaseSuite): void {
         isError('ERR_SQL', '42P01'),
         'purged for good',
       );
+    });
+
+    it('keeps apart every group of databases the old "-" to "_" identifiers folded together', async () => {
+      for (const group of collidingGroups()) {
+        refs.push(...group);
+        for (const ref of group) await p.ensure(ref);
+        // The same table name in each: a shared database or schema would refuse the second CREATE.
+        for (const [i, ref] of group.entries()) {
+          await p.query(ref, { sql: 'CREATE TABLE tenant (who text)' });
+          await p.query(ref, { sql: 'INSERT INTO tenant VALUES ($1)', params: [`tenant ${i}`] });
+        }
+        for (const [i, ref] of group.entries())
+          assert.deepEqual((await p.query(ref, { sql: 'SELECT who FROM tenant' })).rows, [
+            { who: `tenant ${i}` },
+          ]);
+        const [first, ...rest] = group;
+        await p.purge(first!);
+        for (const [i, ref] of rest.entries())
+          assert.deepEqual((await p.query(ref, { sql: 'SELECT who FROM tenant' })).rows, [
+            { who: `tenant ${i + 1}` },
+          ]);
+      }
     });
 
     it('rejects calls for a Database that was never ensured', async () => {

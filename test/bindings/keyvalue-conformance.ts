@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type KeyValueProvider, KV_LIMITS } from '../../src/bindings/keyvalue/interface.js';
 import type { ResourceRef } from '../../src/bindings/provider.js';
 import type { KylixError } from '../../src/errors.js';
+import { collidingGroups } from './colliding-refs.js';
 
 /** How the suite gets a provider. */
 export interface KeyValueHarness {
@@ -227,6 +228,24 @@ export function keyValueConformance(h: KeyValueHarness): void {
       await kv.put(c, 'k', text('c'));
       await kv.put(d, 'k', text('d'));
       assert.equal(decode((await kv.get(c, 'k'))?.value), 'c');
+    });
+
+    it('keeps apart every group of resources the old "-" to "_" identifiers folded together', async () => {
+      for (const group of collidingGroups()) {
+        used.push(...group);
+        for (const ref of group) await kv.ensure(ref);
+        for (const [i, ref] of group.entries()) await kv.put(ref, 'k', text(`tenant ${i}`));
+        for (const [i, ref] of group.entries()) {
+          assert.equal(decode((await kv.get(ref, 'k'))?.value), `tenant ${i}`, JSON.stringify(ref));
+          assert.deepEqual(await allKeys(ref), ['k']);
+        }
+        // Purging one tenant leaves the others' data alone (prefix-based deletes included).
+        const [first, ...rest] = group;
+        await kv.purge(first!);
+        assert.equal(await kv.get(first!, 'k'), null);
+        for (const [i, ref] of rest.entries())
+          assert.equal(decode((await kv.get(ref, 'k'))?.value), `tenant ${i + 1}`, JSON.stringify(ref));
+      }
     });
 
     it('acknowledges many concurrent writes, each readable afterwards', async () => {

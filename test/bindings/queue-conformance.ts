@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { ResourceRef } from '../../src/bindings/provider.js';
 import { type Delivery, MAX_MESSAGE_BYTES, type QueueProvider } from '../../src/bindings/queue/interface.js';
 import { KylixError } from '../../src/errors.js';
+import { collidingGroups } from './colliding-refs.js';
 
 /** How to run the suite against one provider. */
 export interface QueueSuite {
@@ -189,6 +190,27 @@ export function queueConformance(suite: QueueSuite): void {
       await p.ensure(a);
       assert.deepEqual(await receive(a), [], 'a purged queue comes back empty');
       assert.deepEqual(bodies(await receive(b)), ['for b']);
+    });
+
+    it('keeps apart every group of queues the old "-" to "_" identifiers folded together', async () => {
+      for (const group of collidingGroups()) {
+        refs.push(...group);
+        for (const ref of group) await p.ensure(ref);
+        for (const [i, ref] of group.entries()) await p.send(ref, [json({ tenant: i })]);
+        for (const [i, ref] of group.entries()) {
+          const got = await receive(ref);
+          assert.deepEqual(bodies(got), [{ tenant: i }], JSON.stringify(ref));
+          await p.ack(
+            ref,
+            got.map((d) => d.leaseId),
+          );
+        }
+        for (const [i, ref] of group.entries()) await p.send(ref, [json({ tenant: i })]);
+        const [first, ...rest] = group;
+        await p.purge(first!);
+        for (const [i, ref] of rest.entries())
+          assert.deepEqual(await p.stats(ref), { ready: 1, inFlight: 0, delayed: 0 }, `tenant ${i + 1}`);
+      }
     });
 
     it('rejects a queue that was never ensured, and an oversized message', async () => {

@@ -60,6 +60,10 @@ describe('hostile: reaching the network', () => {
       'to-ipv6-loopback': attack(`http://[::1]:${loopPort}/`, ['::1']),
       'to-mapped-ipv6': attack(`http://[::ffff:127.0.0.1]:${loopPort}/`, ['*']),
       'to-decimal-ip': attack(`http://2130706433:${loopPort}/`, ['*']),
+      'to-siit-ipv6': attack(`http://[::ffff:0:7f00:1]:${loopPort}/`, ['*']),
+      'to-nat64-ipv6': attack(`http://[64:ff9b::7f00:1]:${loopPort}/`, ['*']),
+      'to-6to4-ipv6': attack(`http://[2002:7f00:1::1]:${loopPort}/`, ['*']),
+      'to-compat-ipv6': attack(`http://[::127.0.0.1]:${loopPort}/`, ['*']),
       'wildcard-loopback': attack(`http://127.0.0.1:${loopPort}/`, ['*']),
       'not-allowed': attack('http://example.com/', []),
       'unix-socket': attack('unix:///var/run/docker.sock', ['*']),
@@ -97,6 +101,14 @@ describe('hostile: reaching the network', () => {
   );
   refused('to-ipv6-loopback', 'refuses IPv6 loopback', /loopback/);
   refused('to-mapped-ipv6', 'refuses an IPv4-mapped IPv6 loopback address', /loopback/);
+  refused('to-siit-ipv6', 'refuses loopback in SIIT form (::ffff:0:7f00:1)', /127\.0\.0\.1 in SIIT form/);
+  refused('to-nat64-ipv6', 'refuses loopback behind the NAT64 prefix', /127\.0\.0\.1 in NAT64 form/);
+  refused('to-6to4-ipv6', 'refuses loopback inside a 6to4 address', /127\.0\.0\.1 in 6to4 form/);
+  refused(
+    'to-compat-ipv6',
+    'refuses loopback as an IPv4-compatible address',
+    /127\.0\.0\.1 in IPv4-compatible/,
+  );
   refused('to-decimal-ip', 'refuses loopback written as a decimal number', /loopback/);
   refused('wildcard-loopback', '"*" allows the public internet, never loopback', /loopback/);
   refused(

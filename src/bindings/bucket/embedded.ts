@@ -8,7 +8,8 @@ import { mkdirSync, renameSync } from 'node:fs';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KylixError } from '../../errors.js';
-import { checkRef, decodeCursor, encodeCursor, refKey } from '../arguments.js';
+import { checkRef, decodeCursor, encodeCursor } from '../arguments.js';
+import { resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
 import {
   bodyChunks,
@@ -64,8 +65,9 @@ export class EmbeddedBucket implements BucketProvider {
   /** 1. Close the bucket, 2. move its folder to the trash (atomic), 3. remove it. */
   async purge(ref: ResourceRef): Promise<void> {
     checkRef(ref);
-    const opening = this.buckets.get(refKey(ref));
-    this.buckets.delete(refKey(ref));
+    const id = resourceIdentity(ref).path;
+    const opening = this.buckets.get(id);
+    this.buckets.delete(id);
     if (opening) await (await opening.catch(() => undefined))?.close();
     const trash = join(this.config.dataDir, '.trash');
     mkdirSync(trash, { recursive: true, mode: 0o700 });
@@ -231,13 +233,13 @@ export class EmbeddedBucket implements BucketProvider {
 
   /** The folder of a bucket: names are DNS labels (checked), so the path stays under the data folder. */
   private folder(ref: ResourceRef): string {
-    return join(this.config.dataDir, ref.namespace, ref.name);
+    return join(this.config.dataDir, resourceIdentity(ref).path);
   }
 
   private bucket(ref: ResourceRef): Promise<BucketIndex> {
     checkRef(ref);
     if (this.closed) throw new KylixError('ERR_INTERNAL', 'The embedded bucket provider is closed.');
-    const id = refKey(ref);
+    const id = resourceIdentity(ref).path;
     let opening = this.buckets.get(id);
     if (!opening) {
       opening = openBucketIndex(this.folder(ref));

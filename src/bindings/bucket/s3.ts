@@ -12,6 +12,7 @@ import type * as S3 from '@aws-sdk/client-s3';
 import type { Upload as UploadClass } from '@aws-sdk/lib-storage';
 import { KylixError } from '../../errors.js';
 import { checkRef } from '../arguments.js';
+import { resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
 import {
   bodyChunks,
@@ -273,7 +274,7 @@ export class S3Bucket implements BucketProvider {
   }
 
   private base(ref: ResourceRef): string {
-    return `${this.prefix}${ref.namespace}/${ref.name}/`;
+    return `${this.prefix}${resourceIdentity(ref).path}/`;
   }
 
   /** S3 lists no metadata: fetch it with a HEAD per object, a few at a time, when the caller asked. */

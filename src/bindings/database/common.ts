@@ -1,7 +1,7 @@
 /** What both Database providers share: names, SQL errors, result shapes and migration checks. */
-import { createHash } from 'node:crypto';
 import { type ErrorCode, KylixError } from '../../errors.js';
-import { type ResourceRef, resourceId } from '../provider.js';
+import { resourceIdentity } from '../identity.js';
+import type { ResourceRef } from '../provider.js';
 import type { SqlResult } from './interface.js';
 
 /** A SQL error as PostgreSQL reported it: the message and SQLSTATE are PostgreSQL's own. */
@@ -54,14 +54,9 @@ export function sqlError(err: unknown): unknown {
   return err;
 }
 
-/**
- * A PostgreSQL identifier for a resource: `kylix_<resourceId>`, cut to PostgreSQL's 63 bytes with
- * a hash suffix when longer, so long names never collide by truncation.
- */
+/** The PostgreSQL database (postgres) or schema (embedded) of a resource: see resourceIdentity(). */
 export function identifierFor(ref: ResourceRef): string {
-  const id = `kylix_${resourceId(ref)}`.toLowerCase();
-  if (id.length <= 63) return id;
-  return `${id.slice(0, 50)}_${createHash('sha256').update(id).digest('hex').slice(0, 12)}`;
+  return resourceIdentity(ref).sql;
 }
 
 /** Double-quotes an identifier. */

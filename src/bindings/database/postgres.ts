@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL Database provider: a DATABASE per resource (`kylix_<resourceId>`, created on
+ * The PostgreSQL Database provider: a DATABASE per resource (resourceIdentity().sql, created on
  * ensure, dropped on purge), so resources are isolated by PostgreSQL itself; a small pool per
  * resource; interactive transactions on a dedicated client that is rolled back on timeout.
  * The `pg` driver is imported only when this provider is opened.

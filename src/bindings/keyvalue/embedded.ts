@@ -7,7 +7,8 @@
 import { KylixError } from '../../errors.js';
 import { type Journal, openJournal, splitLines } from '../../storage/journal.js';
 import { SortedKeys } from '../../storage/sorted-keys.js';
-import { checkRef, encodeCursor, refKey } from '../arguments.js';
+import { checkRef, encodeCursor } from '../arguments.js';
+import { resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
 import { checkKvKey, checkKvList, checkKvPut } from './checks.js';
 import type { KeyValueProvider, KvEntry, KvListResult } from './interface.js';
@@ -30,7 +31,7 @@ interface Stored {
   exp?: number;
 }
 
-/** A journal record: put, delete, or purge of a whole resource ("r" is refKey()). */
+/** A journal record: put, delete, or purge of a whole resource ("r" is resourceIdentity().path). */
 type KvRecord =
   | { s: number; o: 'p'; r: string; k: string; v: string; m?: string; x?: number }
   | { s: number; o: 'd'; r: string; k: string }
@@ -92,7 +93,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
 
   async purge(ref: ResourceRef): Promise<void> {
     checkRef(ref);
-    const r = refKey(ref);
+    const r = resourceIdentity(ref).path;
     this.spaces.delete(r);
     await this.write({ s: ++this.seq, o: 'x', r });
   }
@@ -106,7 +107,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
 
   async get(ref: ResourceRef, key: string): Promise<KvEntry | null> {
     checkKvKey(ref, key);
-    const space = this.spaces.get(refKey(ref));
+    const space = this.spaces.get(resourceIdentity(ref).path);
     const stored = space?.entries.get(key);
     if (!space || !stored) return null;
     if (expired(stored, Date.now())) {
@@ -126,7 +127,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     options?: { expiration?: number; metadata?: unknown },
   ): Promise<void> {
     const put = checkKvPut(ref, key, value, options);
-    const r = refKey(ref);
+    const r = resourceIdentity(ref).path;
     // A copy: the caller may reuse its buffer once put returns.
     const stored: Stored = { value: Buffer.from(put.value) };
     if (put.metadata !== undefined) stored.meta = put.metadata;
@@ -140,7 +141,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
 
   async delete(ref: ResourceRef, key: string): Promise<void> {
     checkKvKey(ref, key);
-    const r = refKey(ref);
+    const r = resourceIdentity(ref).path;
     const space = this.spaces.get(r);
     // Already absent: still wait for writes queued before, or an earlier delete of it may not be durable yet.
     if (!space?.entries.has(key)) return this.journal?.barrier();
@@ -153,7 +154,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     options?: { prefix?: string; limit?: number; cursor?: string },
   ): Promise<KvListResult> {
     const { prefix, limit, after } = checkKvList(ref, options);
-    const space = this.spaces.get(refKey(ref));
+    const space = this.spaces.get(resourceIdentity(ref).path);
     if (!space) return { keys: [], list_complete: true };
     const order = space.keys.order();
     const start = Math.max(space.keys.seek(prefix), after === undefined ? 0 : space.keys.seek(after, true));

@@ -12,6 +12,7 @@ import type { Redis as RedisClient } from 'ioredis';
 import { KylixError } from '../../errors.js';
 import { compareUtf8 } from '../../storage/sorted-keys.js';
 import { checkRef, encodeCursor } from '../arguments.js';
+import { resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
 import { type CheckedPut, checkKvKey, checkKvList, checkKvPut } from './checks.js';
 import { type KeyValueProvider, KV_LIMITS, type KvEntry, type KvListResult } from './interface.js';
@@ -203,7 +204,7 @@ export class RedisKeyValue implements KeyValueProvider {
   }
 
   private base(ref: ResourceRef): string {
-    return `${this.keyPrefix}{${ref.namespace}/${ref.name}}:`;
+    return `${this.keyPrefix}{${resourceIdentity(ref).path}}:`;
   }
 
   private valueKey(ref: ResourceRef, key: string): string {

@@ -7,7 +7,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KylixError } from '../../errors.js';
-import { type Health, type ResourceRef, resourceId } from '../provider.js';
+import { resourceIdentity } from '../identity.js';
+import type { Health, ResourceRef } from '../provider.js';
 import { Heap } from './heap.js';
 import type { Delivery, OutgoingMessage, QueueProvider, QueueStats } from './interface.js';
 import { type Journal, openJournal } from './journal.js';
@@ -129,14 +130,14 @@ export class EmbeddedQueueProvider implements QueueProvider {
   }
 
   async ensure(ref: ResourceRef): Promise<void> {
-    const q = resourceId(ref);
+    const q = resourceIdentity(ref).token;
     if (this.queues.has(q)) return;
     this.state(q, true);
     await this.journal.append({ t: 'q', q });
   }
 
   async purge(ref: ResourceRef): Promise<void> {
-    const q = resourceId(ref);
+    const q = resourceIdentity(ref).token;
     const state = this.queues.get(q);
     if (!state) return;
     this.queues.delete(q);
@@ -161,7 +162,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
 
   async send(ref: ResourceRef, messages: OutgoingMessage[]): Promise<void> {
     checkMessages(messages);
-    const q = resourceId(ref);
+    const q = resourceIdentity(ref).token;
     const state = this.require(ref);
     const now = this.now();
     const added: Message[] = [];
@@ -201,7 +202,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
     options: { max: number; leaseMs: number; waitMs: number },
   ): Promise<Delivery[]> {
     checkReceive(options);
-    const q = resourceId(ref);
+    const q = resourceIdentity(ref).token;
     const deadline = this.now() + options.waitMs;
     for (;;) {
       const state = this.require(ref);
@@ -225,7 +226,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
   }
 
   async ack(ref: ResourceRef, leaseIds: string[]): Promise<void> {
-    const q = resourceId(ref);
+    const q = resourceIdentity(ref).token;
     const state = this.require(ref);
     const writes: Promise<void>[] = [];
     for (const leaseId of leaseIds) {
@@ -238,7 +239,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
   }
 
   async retry(ref: ResourceRef, leaseId: string, delaySeconds: number): Promise<void> {
-    const q = resourceId(ref);
+    const q = resourceIdentity(ref).token;
     const state = this.require(ref);
     const m = this.leased(state, leaseId);
     if (!m) return;
@@ -288,7 +289,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
 
   private require(ref: ResourceRef): QueueState {
     if (this.closed) throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The embedded queue is closed.');
-    const state = this.queues.get(resourceId(ref));
+    const state = this.queues.get(resourceIdentity(ref).token);
     if (!state)
       throw new KylixError(
         'ERR_NOT_FOUND',

@@ -12,7 +12,8 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { KylixError } from '../../errors.js';
-import { type Health, type ResourceRef, resourceId } from '../provider.js';
+import { resourceIdentity } from '../identity.js';
+import type { Health, ResourceRef } from '../provider.js';
 import type { Delivery, OutgoingMessage, QueueProvider, QueueStats } from './interface.js';
 import { ackInfo, durabilityReport, parseHeaders } from './nats-util.js';
 import { checkMessages, checkReceive } from './validate.js';
@@ -78,7 +79,7 @@ export class NatsQueueProvider implements QueueProvider {
   ) {}
 
   private names(ref: ResourceRef): Names {
-    const id = resourceId(ref);
+    const id = resourceIdentity(ref).token;
     return { stream: `KYLIX_Q_${id}`, ready: `kylix.q.${id}.ready`, delayed: `kylix.q.${id}.delayed` };
   }
 

@@ -6,6 +6,7 @@
  * 6. writes status (Ready, traffic, observedGeneration) and Events. A revision that fails to start
  * leaves what served before serving.
  */
+import { scopedKey } from '../../bindings/identity.js';
 import { KylixError } from '../../errors.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import type { TrafficShare } from '../../gateway/traffic.js';
@@ -55,7 +56,7 @@ export class FunctionController {
         const { namespace, name, generation } = e.object.metadata;
         // Status writes (this node's, or another node's on a fleet) come back as MODIFIED events:
         // only a new generation needs a reconcile, or nodes would answer each other's writes forever.
-        if (e.type === 'MODIFIED' && this.reconciled.get(`${namespace}/${name}`) === generation) return;
+        if (e.type === 'MODIFIED' && this.reconciled.get(scopedKey(namespace, name)) === generation) return;
         this.enqueue(namespace, name);
       } else if (e.object.kind === 'Secret' && e.type !== 'DELETED')
         this.secretChanged(e.object.metadata.namespace, e.object.metadata.name).catch((err) =>
@@ -82,11 +83,11 @@ export class FunctionController {
 
   /** Reconciles one function; reconciles of the same function never overlap, and failed ones are retried. */
   enqueue(namespace: string, name: string): void {
-    this.work.add(`${namespace}/${name}`);
+    this.work.add(scopedKey(namespace, name));
   }
 
   private async reconcile(namespace: string, name: string): Promise<void> {
-    const key = `${namespace}/${name}`;
+    const key = scopedKey(namespace, name);
     const fn = await this.registry.store.get('Function', namespace, name);
     if (!fn) {
       this.reconciled.delete(key);
@@ -349,7 +350,7 @@ export class FunctionController {
     for (const fn of await this.registry.list('Function', namespace)) {
       const bindings = (fn.spec as FunctionSpec).bindings ?? {};
       if (!Object.values(bindings).some((b) => 'secret' in b && b.secret === secret)) continue;
-      for (const k of this.serving.get(`${namespace}/${fn.metadata.name}`) ?? []) {
+      for (const k of this.serving.get(scopedKey(namespace, fn.metadata.name)) ?? []) {
         const number = k.slice(k.lastIndexOf('/') + 1);
         const revision = await this.registry.store.get(
           'Revision',
@@ -429,7 +430,7 @@ export class FunctionController {
 
   /** The Function is gone: stop serving it, stop its instances, delete its revisions and events. */
   private async teardown(namespace: string, name: string): Promise<void> {
-    const key = `${namespace}/${name}`;
+    const key = scopedKey(namespace, name);
     this.gateway.removeFunction(key);
     this.triggers?.removed(namespace, name);
     const serving = this.serving.get(key) ?? new Set<string>();

@@ -2,38 +2,46 @@
  * Which outbound connections a function may make: its host must be in spec.egress.allow (deny by
  * default; "*" means the public internet), and every address the host resolves to must be public.
  * Loopback, link-local (169.254.169.254, the cloud metadata address), private, shared, multicast and
- * reserved ranges are refused unless the installation allows them by CIDR.
+ * reserved ranges are refused unless the installation allows them by CIDR, in every textual form:
+ * an IPv6 address that embeds an IPv4 one (::ffff:7f00:1, 64:ff9b::a00:1, 2002:a00:1::) is that IPv4
+ * address, and any other IPv6 address must be global unicast.
  */
 import { BlockList, isIP } from 'node:net';
 
-/** Ranges no function reaches unless the installation says so. */
-const NON_PUBLIC: [string, number, 'ipv4' | 'ipv6'][] = [
-  ['0.0.0.0', 8, 'ipv4'],
-  ['10.0.0.0', 8, 'ipv4'],
-  ['100.64.0.0', 10, 'ipv4'],
-  ['127.0.0.0', 8, 'ipv4'],
-  ['169.254.0.0', 16, 'ipv4'],
-  ['172.16.0.0', 12, 'ipv4'],
-  ['192.0.0.0', 24, 'ipv4'],
-  ['192.0.2.0', 24, 'ipv4'],
-  ['192.168.0.0', 16, 'ipv4'],
-  ['198.18.0.0', 15, 'ipv4'],
-  ['198.51.100.0', 24, 'ipv4'],
-  ['203.0.113.0', 24, 'ipv4'],
-  ['224.0.0.0', 4, 'ipv4'],
-  ['240.0.0.0', 4, 'ipv4'],
-  ['::', 128, 'ipv6'],
-  ['::1', 128, 'ipv6'],
-  ['64:ff9b::', 96, 'ipv6'],
-  ['100::', 64, 'ipv6'],
-  ['2001:db8::', 32, 'ipv6'],
-  ['fc00::', 7, 'ipv6'],
-  ['fe80::', 10, 'ipv6'],
-  ['ff00::', 8, 'ipv6'],
+/** IPv4 ranges no function reaches unless the installation says so. */
+const NON_PUBLIC_V4: [string, number][] = [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.88.99.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
 ];
 
-const blocked = new BlockList();
-for (const [net, prefix, family] of NON_PUBLIC) blocked.addSubnet(net, prefix, family);
+/**
+ * IPv6 ranges inside global unicast (2000::/3) that are not public: IETF protocol assignments
+ * (2001::/23, Teredo among them), documentation (2001:db8::/32, 3fff::/20). Everything outside
+ * 2000::/3 (::, ::1, fc00::/7, fe80::/10, fec0::/10, ff00::/8, 100::/64, …) is refused as well.
+ */
+const NON_PUBLIC_V6: [string, number][] = [
+  ['2001::', 23],
+  ['2001:db8::', 32],
+  ['3fff::', 20],
+];
+
+const blockedV4 = new BlockList();
+for (const [net, prefix] of NON_PUBLIC_V4) blockedV4.addSubnet(net, prefix, 'ipv4');
+const blockedV6 = new BlockList();
+for (const [net, prefix] of NON_PUBLIC_V6) blockedV6.addSubnet(net, prefix, 'ipv6');
 
 /** Parses "10.0.0.0/8" or "::1/128" (a bare address means just it) into a BlockList. */
 export function cidrList(cidrs: string[]): BlockList {
@@ -51,21 +59,98 @@ export function cidrList(cidrs: string[]): BlockList {
   return list;
 }
 
-/** An IPv4-mapped IPv6 address ("::ffff:127.0.0.1") as the IPv4 address it is. */
-function unmap(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m?.[1] ?? address;
+/** An address in one canonical form: IPv4 dotted quad, or IPv6 as eight 16-bit groups. */
+export type ParsedAddress = { family: 4; text: string } | { family: 6; text: string; groups: number[] };
+
+/**
+ * Parses any textual form of an IP address: brackets ("[::1]"), a zone id ("fe80::1%eth0"), upper
+ * case, zero compression and a trailing dotted quad ("::ffff:1.2.3.4") all come out the same.
+ */
+export function parseAddress(input: string): ParsedAddress | undefined {
+  let a = input.trim().toLowerCase();
+  if (a.startsWith('[') && a.endsWith(']')) a = a.slice(1, -1);
+  const zone = a.indexOf('%');
+  if (zone >= 0) a = a.slice(0, zone);
+  const family = isIP(a);
+  if (family === 4) return { family: 4, text: a };
+  if (family !== 6) return undefined;
+  let groups: number[] = [];
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  let tailGroups: number[] = [];
+  if (quad) {
+    const [b0, b1, b2, b3] = quad.slice(1).map(Number) as [number, number, number, number];
+    tailGroups = [(b0 << 8) | b1, (b2 << 8) | b3];
+    // What is left ends in ":" ("::ffff:") or "::" ("::"); only a lone ":" is a separator to drop.
+    a = a.slice(0, quad.index);
+    if (!a.endsWith('::')) a = a.slice(0, -1);
+  }
+  const hex = (part: string) => (part === '' ? [] : part.split(':').map((g) => Number.parseInt(g, 16)));
+  const wanted = 8 - tailGroups.length;
+  const gap = a.indexOf('::');
+  if (gap >= 0) {
+    const head = hex(a.slice(0, gap));
+    const tail = hex(a.slice(gap + 2));
+    groups = [...head, ...new Array<number>(wanted - head.length - tail.length).fill(0), ...tail];
+  } else groups = hex(a);
+  groups.push(...tailGroups);
+  if (groups.length !== 8 || groups.some((g) => !(g >= 0 && g <= 0xffff))) return undefined;
+  return { family: 6, text: groups.map((g) => g.toString(16)).join(':'), groups };
 }
 
-/** Why an address may not be reached, or undefined when it may. */
+/** The IPv4 address in the last 32 bits of eight groups, or in groups i and i+1. */
+function v4At(g: number[], i = 6): string {
+  const hi = g[i] ?? 0;
+  const lo = g[i + 1] ?? 0;
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
+/**
+ * The IPv4 address an IPv6 address stands for, and whether the IPv6 form is routable as such:
+ * IPv4-mapped, SIIT, NAT64 (well-known prefix), 6to4 and IPv4-compatible forms. Undefined for
+ * addresses that embed none (or that embed one in a way that cannot be known, refused elsewhere).
+ */
+function embeddedV4(g: number[]): { v4: string; form: string; routable: boolean } | undefined {
+  const zeros = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  if (zeros(0, 5) && g[5] === 0xffff) return { v4: v4At(g), form: 'IPv4-mapped', routable: true };
+  if (zeros(0, 4) && g[4] === 0xffff && g[5] === 0) return { v4: v4At(g), form: 'SIIT', routable: true };
+  if (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) return { v4: v4At(g), form: 'NAT64', routable: true };
+  if (g[0] === 0x2002) return { v4: v4At(g, 1), form: '6to4', routable: true };
+  // :: and ::1 are the unspecified and loopback addresses, not IPv4-compatible ones.
+  if (zeros(0, 6) && !(g[6] === 0 && (g[7] ?? 0) <= 1))
+    return { v4: v4At(g), form: 'IPv4-compatible', routable: false };
+  return undefined;
+}
+
+const NOT_PUBLIC =
+  'a loopback, link-local, private or reserved address; functions may only reach public addresses';
+
+/**
+ * Why an address may not be reached, or undefined when it may. IPv6 forms that embed an IPv4
+ * address are judged as that address; other IPv6 addresses must be global unicast.
+ */
 export function addressRefusal(address: string, installationAllows?: BlockList): string | undefined {
-  const a = unmap(address);
-  const family = isIP(a);
-  if (!family) return `${address} is not an IP address`;
-  const type = family === 4 ? 'ipv4' : 'ipv6';
-  if (installationAllows?.check(a, type)) return undefined;
-  if (blocked.check(a, type))
-    return `${address} is a loopback, link-local, private or reserved address; functions may only reach public addresses`;
+  const parsed = parseAddress(address);
+  if (!parsed) return `${address} is not an IP address`;
+  if (parsed.family === 4) {
+    if (installationAllows?.check(parsed.text, 'ipv4')) return undefined;
+    return blockedV4.check(parsed.text, 'ipv4') ? `${address} is ${NOT_PUBLIC}` : undefined;
+  }
+  if (installationAllows?.check(parsed.text, 'ipv6')) return undefined;
+  const g = parsed.groups;
+  const embedded = embeddedV4(g);
+  if (embedded) {
+    if (installationAllows?.check(embedded.v4, 'ipv4')) return undefined;
+    if (blockedV4.check(embedded.v4, 'ipv4'))
+      return `${address} is ${embedded.v4} in ${embedded.form} form, ${NOT_PUBLIC}`;
+    if (embedded.routable) return undefined;
+    return `${address} is a deprecated ${embedded.form} IPv6 address; functions may only reach public addresses`;
+  }
+  if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1)
+    return `${address} is in the local-use NAT64 prefix 64:ff9b:1::/48; functions may only reach public addresses`;
+  if (g[0] === 0x2001 && g[1] === 0)
+    return `${address} is a Teredo tunnel address; functions may only reach public addresses`;
+  const globalUnicast = ((g[0] ?? 0) & 0xe000) === 0x2000;
+  if (!globalUnicast || blockedV6.check(parsed.text, 'ipv6')) return `${address} is ${NOT_PUBLIC}`;
   return undefined;
 }
 
