@@ -32,6 +32,8 @@ export interface LogEntry {
 
 /** Lines kept in memory per function. */
 const RING = 1000;
+/** How long lines wait to be written, at most. */
+const FLUSH_MS = 50;
 /** A log file is rotated (to .1) past this size. */
 const MAX_FILE_BYTES = 8 * 1024 * 1024;
 
@@ -43,6 +45,9 @@ export class LogStore {
   private readonly followers = new Map<string, Set<Follower>>();
   /** Open append streams and their sizes; writes are buffered, never on the request's critical path. */
   private readonly files = new Map<string, { stream: WriteStream; bytes: number }>();
+  /** Lines not yet written, per function. */
+  private readonly pending = new Map<string, { namespace: string; fn: string; lines: string[] }>();
+  private flushTimer?: NodeJS.Timeout;
 
   constructor(private readonly dir: string) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -63,13 +68,39 @@ export class LogStore {
     const key = scopedKey(namespace, fn);
     const ring = this.ring(namespace, fn);
     ring.push(entry);
-    if (ring.length > RING) ring.splice(0, ring.length - RING);
-    this.write(namespace, fn, `${JSON.stringify(entry)}\n`);
+    // Trimmed in steps, not on every line: a shift of a thousand entries per request adds up.
+    if (ring.length > 2 * RING) ring.splice(0, ring.length - RING);
+    this.queueLine(namespace, fn, `${JSON.stringify(entry)}\n`);
     for (const f of this.followers.get(key) ?? []) f(entry);
+  }
+
+  /**
+   * Queues a line for its file. Lines are written in batches (every FLUSH_MS, one write per file),
+   * so a busy function's invocation records cost one write per batch instead of one per request.
+   */
+  private queueLine(namespace: string, fn: string, line: string): void {
+    const key = scopedKey(namespace, fn);
+    const batch = this.pending.get(key);
+    if (batch) batch.lines.push(line);
+    else this.pending.set(key, { namespace, fn, lines: [line] });
+    if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => this.flush(), FLUSH_MS);
+      this.flushTimer.unref();
+    }
+  }
+
+  /** Writes every queued line. */
+  flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const batches = [...this.pending.values()];
+    this.pending.clear();
+    for (const b of batches) this.write(b.namespace, b.fn, b.lines.join(''));
   }
 
   /** Closes the files (pending lines are flushed). */
   async close(): Promise<void> {
+    this.flush();
     const all = [...this.files.values()];
     this.files.clear();
     await Promise.all(all.map((f) => new Promise((r) => f.stream.end(r))));
@@ -103,7 +134,7 @@ export class LogStore {
   /** The last `n` entries of a function's log. */
   tail(namespace: string, fn: string, n = 100): LogEntry[] {
     const ring = this.ring(namespace, fn);
-    return ring.slice(Math.max(0, ring.length - n));
+    return ring.slice(Math.max(0, ring.length - Math.min(n, RING)));
   }
 
   /** Calls `follower` for every new entry until the returned function is called. */

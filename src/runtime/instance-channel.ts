@@ -102,13 +102,14 @@ export class InstanceChannel {
     return id;
   }
 
-  /** Sends a frame; frames sent in one tick leave in one write. */
+  /** Sends a frame; frames sent in one turn of the event loop leave in one write. */
   write(bytes: Uint8Array): void {
     if (this.closedFlag) return;
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(() => {
+      // Flushed after this turn's I/O callbacks: the requests read in one turn leave in one write.
+      setImmediate(() => {
         this.corked = false;
         this.socket.uncork();
       });

@@ -10,8 +10,10 @@
  * A frame is a 9-byte header — payload length (u32), type (u8), stream id (u32) — and the payload.
  * Bodies larger than one frame go as chunks under credit-based flow control: a sender may have at
  * most the credit its peer granted in flight, and the peer grants more as its reader consumes.
- * Shared by both sides, so it uses nothing but Uint8Array, DataView and TextEncoder/Decoder.
+ * Shared by both sides (both are Node: the supervisor and the sandbox process's host code).
  */
+
+import { Buffer } from 'node:buffer';
 
 /** Frame types. Supervisor → instance: REQUEST…ABORT; instance → supervisor: RESPONSE…LOG; CREDIT both ways. */
 export const F = {
@@ -74,7 +76,6 @@ export interface EventHead {
   payload: unknown;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** A frame header for `payloadBytes` of payload. */
@@ -101,16 +102,16 @@ export function frame(type: number, stream: number, payload?: Uint8Array): Uint8
 
 /** A frame whose payload is a JSON head followed by body bytes: [u32 head length][head][body]. */
 export function headFrame(type: number, stream: number, head: unknown, body?: Uint8Array): Uint8Array {
-  const json = encoder.encode(JSON.stringify(head));
+  const json = JSON.stringify(head);
+  const jsonBytes = Buffer.byteLength(json);
   const bodyBytes = body?.byteLength ?? 0;
-  const out = new Uint8Array(HEADER_BYTES + 4 + json.byteLength + bodyBytes);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, 4 + json.byteLength + bodyBytes);
-  view.setUint8(4, type);
-  view.setUint32(5, stream);
-  view.setUint32(HEADER_BYTES, json.byteLength);
-  out.set(json, HEADER_BYTES + 4);
-  if (body) out.set(body, HEADER_BYTES + 4 + json.byteLength);
+  const out = Buffer.allocUnsafe(HEADER_BYTES + 4 + jsonBytes + bodyBytes);
+  out.writeUInt32BE(4 + jsonBytes + bodyBytes, 0);
+  out.writeUInt8(type, 4);
+  out.writeUInt32BE(stream, 5);
+  out.writeUInt32BE(jsonBytes, HEADER_BYTES);
+  out.write(json, HEADER_BYTES + 4, 'utf8');
+  if (body) out.set(body, HEADER_BYTES + 4 + jsonBytes);
   return out;
 }
 

@@ -7,6 +7,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import * as nodeModule from 'node:module';
 import { Socket } from 'node:net';
+import { setImmediate } from 'node:timers';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -116,7 +117,8 @@ function serveHooks(write: (bytes: Uint8Array) => void): ServeHooks {
 
 /**
  * Opens the channel on the fd the supervisor gave this instance and serves on it. Frames written
- * in one tick go out in one write (corked until the next tick).
+ * in one turn of the event loop go out in one write (corked until its check phase), so answers to
+ * the requests that arrived together leave together.
  */
 function serveChannel(handler: Handler, fd: number): void {
   const socket = new Socket({ fd, readable: true, writable: true });
@@ -129,7 +131,7 @@ function serveChannel(handler: Handler, fd: number): void {
     if (!corked) {
       corked = true;
       socket.cork();
-      hostProcess.nextTick(uncork);
+      setImmediate(uncork);
     }
     socket.write(bytes);
   };

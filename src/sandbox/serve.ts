@@ -20,7 +20,7 @@ import {
   STREAM_WINDOW,
 } from './channel.js';
 import { messageBatch, scheduledEvent, type WireDelivery } from './events.js';
-import { isResponse, lightRequest, simpleBodyOf } from './web-objects.js';
+import { isResponse, lightRequest, simpleResponseOf } from './web-objects.js';
 
 /** The Workers-style handler object a module exports by default. */
 export interface Handler {
@@ -70,6 +70,8 @@ interface WireError {
 }
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD']);
+/** The headers of a light Response made from a string with no headers given. */
+const TEXT_PLAIN = ['content-type', 'text/plain;charset=UTF-8'];
 const BODY_CHUNK = 64 * 1024;
 
 /** See the file comment. */
@@ -242,23 +244,29 @@ export class InstanceServer {
 
   /** Sends the response: inline when small and already in memory, else streamed under credit. */
   private async writeResponse(stream: number, call: Call, response: Response, head: boolean): Promise<void> {
+    const simple = simpleResponseOf(response);
+    if (simple) {
+      const responseHead = {
+        s: simple.status,
+        t: simple.statusText || undefined,
+        h: simple.headers ? flatHeaders(simple.headers) : typeof simple.body === 'string' ? TEXT_PLAIN : [],
+      };
+      const body = simple.body;
+      const bytes = head || body === null ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
+      if (!bytes || bytes.byteLength <= INLINE_BODY_BYTES) {
+        this.hooks.write(headFrame(F.RESPONSE, stream, responseHead, bytes));
+        return;
+      }
+    }
     const responseHead = {
       s: response.status,
       t: response.statusText || undefined,
       h: flatHeaders(response.headers),
     };
-    const simple = simpleBodyOf(response);
     if (head || !response.body) {
       this.hooks.write(headFrame(F.RESPONSE, stream, responseHead));
       await response.body?.cancel().catch(() => undefined);
       return;
-    }
-    if (simple !== undefined) {
-      const bytes = typeof simple === 'string' ? new TextEncoder().encode(simple) : simple;
-      if (bytes.byteLength <= INLINE_BODY_BYTES) {
-        this.hooks.write(headFrame(F.RESPONSE, stream, responseHead, bytes));
-        return;
-      }
     }
     this.hooks.write(headFrame(F.RESPONSE_HEAD, stream, responseHead));
     const reader = response.body.getReader();

@@ -2,8 +2,8 @@
  * Fast, sealed Request and Response objects for the hot path. A function gets a light Request that
  * answers url, method, headers and signal without building an undici Request, and makes the real one
  * only when something else is asked for. Its state sits in a WeakMap, so nothing of Node's (the
- * IncomingMessage, the socket) is reachable from it by reflection. Responses made from a string or
- * bytes are remembered, so the bridge can write them without reading a stream.
+ * request's frame, the channel) is reachable from it by reflection. A Response made from a string,
+ * bytes or nothing is light too: the serving path reads its parts directly, with no body stream.
  */
 const NativeRequest = globalThis.Request;
 const NativeResponse = globalThis.Response;
@@ -20,8 +20,6 @@ interface LightState {
 }
 
 const light = new WeakMap<object, LightState>();
-/** Body inits of responses made from a string or bytes, written without a stream. */
-const simpleBodies = new WeakMap<Response, string | Uint8Array>();
 
 function headersOf(raw: string[]): Headers {
   const headers = new Headers();
@@ -139,30 +137,163 @@ export function lightRequest(
   return req;
 }
 
-/** The global Response functions see: remembers string and byte bodies for the fast path. */
-class KylixResponse extends NativeResponse {
-  constructor(body?: BodyInit | null, init?: ResponseInit) {
-    super(body, init);
-    if (typeof body === 'string') simpleBodies.set(this, body);
-    else if (body instanceof Uint8Array) simpleBodies.set(this, new Uint8Array(body));
-    else if (body instanceof ArrayBuffer) simpleBodies.set(this, new Uint8Array(body.slice(0)));
-  }
+/** A Response made from a string, bytes or nothing, kept as its parts until something needs more. */
+interface LightResponseState {
+  status: number;
+  statusText: string;
+  /** Made when the function asks for them, or when the init gave headers (so bad ones throw at once). */
+  headers?: Headers;
+  body: string | Uint8Array | null;
+  real?: Response;
+}
 
-  static override json(data: unknown, init?: ResponseInit): Response {
+const lightResponses = new WeakMap<object, LightResponseState>();
+const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
+const REASON_PHRASE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** The parts of a light Response, or undefined when the arguments need the full constructor. */
+function lightParts(body: unknown, init: unknown): LightResponseState | undefined {
+  if (init !== undefined && init !== null && typeof init !== 'object') return undefined;
+  const i = (init ?? {}) as ResponseInit;
+  const status = i.status === undefined ? 200 : i.status;
+  if (!Number.isInteger(status) || status < 200 || status > 599) return undefined;
+  const statusText = i.statusText === undefined ? '' : i.statusText;
+  if (typeof statusText !== 'string' || !REASON_PHRASE.test(statusText)) return undefined;
+  let bytes: string | Uint8Array | null;
+  if (body === undefined || body === null) bytes = null;
+  else if (typeof body === 'string') bytes = body;
+  else if (body instanceof ArrayBuffer) bytes = new Uint8Array(body.slice(0));
+  else if (body instanceof Uint8Array) bytes = new Uint8Array(body);
+  else return undefined;
+  if (bytes !== null && NULL_BODY_STATUS.has(status)) return undefined;
+  const state: LightResponseState = { status, statusText, body: bytes };
+  if (i.headers !== undefined) {
+    state.headers = new Headers(i.headers);
+    if (typeof bytes === 'string' && !state.headers.has('content-type'))
+      state.headers.set('content-type', 'text/plain;charset=UTF-8');
+  }
+  return state;
+}
+
+function lightHeaders(s: LightResponseState): Headers {
+  if (!s.headers) {
+    s.headers = new Headers();
+    if (typeof s.body === 'string') s.headers.set('content-type', 'text/plain;charset=UTF-8');
+  }
+  return s.headers;
+}
+
+function realResponse(s: LightResponseState): Response {
+  s.real ??= new NativeResponse(s.body as BodyInit | null, {
+    status: s.status,
+    statusText: s.statusText,
+    headers: lightHeaders(s),
+  });
+  return s.real;
+}
+
+/** `this` as a native Response: the real one behind a light Response, or itself. */
+function nativeOf(o: object): Response {
+  const s = lightResponses.get(o);
+  return s ? realResponse(s) : (o as Response);
+}
+
+/**
+ * The global Response functions see. `new Response(string | bytes | null, init)` makes a light
+ * Response: status, headers and the body bytes are read straight from it on the way out, and the
+ * undici Response (with its body stream) is made only if the function reads more of it. Anything
+ * else is a native Response; both are `instanceof Response`, and subclasses work as usual.
+ */
+const KylixResponse = function Response(this: unknown, body?: BodyInit | null, init?: ResponseInit) {
+  if (!new.target) throw new TypeError("Class constructor Response cannot be invoked without 'new'");
+  const state = lightParts(body, init);
+  if (!state) return Reflect.construct(NativeResponse, [body, init], new.target) as Response;
+  const response = Object.create(new.target.prototype as object) as Response;
+  lightResponses.set(response, state);
+  return response;
+} as unknown as typeof NativeResponse;
+
+const lightResponseProto: object = Object.create(NativeResponse.prototype);
+for (const key of Reflect.ownKeys(NativeResponse.prototype)) {
+  if (key === 'constructor') continue;
+  const d = Reflect.getOwnPropertyDescriptor(NativeResponse.prototype, key);
+  if (!d) continue;
+  if (typeof d.value === 'function') {
+    const method = d.value as (...args: unknown[]) => unknown;
+    Object.defineProperty(lightResponseProto, key, {
+      value(this: object, ...args: unknown[]) {
+        return method.apply(nativeOf(this), args);
+      },
+      writable: true,
+      configurable: true,
+    });
+  } else if (d.get) {
+    const get = d.get;
+    Object.defineProperty(lightResponseProto, key, {
+      get(this: object) {
+        return get.call(nativeOf(this));
+      },
+      configurable: true,
+    });
+  }
+}
+/** Getters a light Response answers itself; a native one (no state) asks its own getter. */
+function ownGetter(key: string, light: (s: LightResponseState) => unknown): void {
+  const native = Reflect.getOwnPropertyDescriptor(NativeResponse.prototype, key)?.get as () => unknown;
+  Object.defineProperty(lightResponseProto, key, {
+    get(this: object) {
+      const s = lightResponses.get(this);
+      return s ? light(s) : native.call(this);
+    },
+    configurable: true,
+  });
+}
+ownGetter('status', (s) => s.status);
+ownGetter('ok', (s) => s.status >= 200 && s.status <= 299);
+ownGetter('statusText', (s) => s.statusText);
+ownGetter('headers', (s) => lightHeaders(s));
+ownGetter('type', (s) => (s.real ? s.real.type : 'default'));
+ownGetter('url', (s) => (s.real ? s.real.url : ''));
+ownGetter('redirected', () => false);
+ownGetter('bodyUsed', (s) => (s.real ? s.real.bodyUsed : false));
+Object.defineProperty(lightResponseProto, 'constructor', {
+  value: KylixResponse,
+  writable: true,
+  configurable: true,
+});
+Object.defineProperty(KylixResponse, 'prototype', { value: lightResponseProto, writable: false });
+Object.setPrototypeOf(KylixResponse, NativeResponse);
+Object.defineProperty(KylixResponse, 'json', {
+  value: function json(data: unknown, init?: ResponseInit): Response {
     const headers = new Headers(init?.headers);
     if (!headers.has('content-type')) headers.set('content-type', 'application/json');
     return new KylixResponse(JSON.stringify(data), { ...init, headers });
-  }
+  },
+  writable: true,
+  configurable: true,
+});
+
+/** What the serving path needs of a Response made from a string or bytes (and not yet read). */
+export interface SimpleResponse {
+  status: number;
+  statusText: string;
+  headers: Headers | undefined;
+  body: string | Uint8Array | null;
 }
 
-/** The body to write directly, when the response was made from a string or bytes and is unread. */
-export function simpleBodyOf(response: Response): string | Uint8Array | undefined {
-  return response.bodyUsed ? undefined : simpleBodies.get(response);
+/** The parts of a light Response whose body is unread, else undefined (stream it). */
+export function simpleResponseOf(response: Response): SimpleResponse | undefined {
+  const s = lightResponses.get(response);
+  if (!s || s.real?.bodyUsed) return undefined;
+  return { status: s.status, statusText: s.statusText, headers: s.headers, body: s.body };
 }
 
-/** Whether `value` is a Response of any kind (made before or after the globals were replaced). */
+/** Whether `value` is a Response of any kind (light, or native, made before or after the globals were replaced). */
 export function isResponse(value: unknown): value is Response {
-  return value instanceof NativeResponse;
+  return (
+    (typeof value === 'object' && value !== null && lightResponses.has(value)) ||
+    value instanceof NativeResponse
+  );
 }
 
 /** Installs the Request and Response classes above as globals. */
