@@ -5,7 +5,9 @@
  * the instance updates), and splits the busy time equally among those requests. An instance is
  * stopped when one request's share passes cpuMs, or when its thread has been busy without a break
  * and without finishing any request for longer than cpuMs (a synchronous or microtask loop, even one
- * started outside a request). Busy time is wall time on a thread that did not yield; on an
+ * started outside a request). Every cycle counts: busy time while no request is in flight (work a
+ * function keeps doing after it answered, timers, waitUntil) is charged to the request that finished
+ * last, on top of what it used, so answering early buys no free CPU. Busy time is wall time on a thread that did not yield; on an
  * overloaded host it over-counts a little, which errs on the side of the neighbours.
  */
 import type { EventLoopUtilization } from 'node:perf_hooks';
@@ -22,6 +24,8 @@ interface Watched {
   /** CPU ms charged so far, per in-flight request sequence number. */
   charged: Map<number, number>;
   finished: number;
+  /** CPU charged to the last finished request, growing with any busy time while nothing is in flight. */
+  trailing: number;
   busyStreakMs: number;
   onExceeded(message: string): void;
 }
@@ -46,6 +50,7 @@ export class CpuWatchdog {
       charged: new Map(),
       readAt: 0,
       finished: 0,
+      trailing: 0,
       busyStreakMs: 0,
       onExceeded,
     });
@@ -119,18 +124,27 @@ export class CpuWatchdog {
         next.set(seq, total);
         worst = Math.max(worst, total);
       }
+      // Requests that finished since the last tick hand their charge on to the work after them.
+      let finishedNow = -1;
+      for (const [seq, total] of w.charged) if (!next.has(seq)) finishedNow = Math.max(finishedNow, total);
+      if (finishedNow >= 0) w.trailing = finishedNow;
+      // An idle thread's own housekeeping (under 5 % of a core) is not charged, or an instance kept
+      // warm for hours would add up to a limit doing nothing.
+      if (live.length === 0 && d.active > 0.05 * (d.active + d.idle)) w.trailing += d.active;
       w.charged = next;
       const finished = Atomics.load(w.usage, 0);
       // A thread that never went idle and finished nothing this tick is stuck in one task.
       if (d.idle < 0.5 && finished === w.finished && d.active > 0) w.busyStreakMs += d.active;
       else w.busyStreakMs = 0;
       w.finished = finished;
-      if (worst > w.cpuMs || w.busyStreakMs > w.cpuMs) {
+      if (worst > w.cpuMs || w.busyStreakMs > w.cpuMs || w.trailing > w.cpuMs) {
         this.unwatch(id);
         w.onExceeded(
           worst > w.cpuMs
             ? `a request used more than ${w.cpuMs} ms of CPU time`
-            : `the instance ran for more than ${w.cpuMs} ms without yielding`,
+            : w.busyStreakMs > w.cpuMs
+              ? `the instance ran for more than ${w.cpuMs} ms without yielding`
+              : `a request and the work it left running after its response used more than ${w.cpuMs} ms of CPU time`,
         );
       }
     }
