@@ -51,7 +51,12 @@ export const installationSchema = z.strictObject({
       database: z
         .discriminatedUnion('provider', [
           embedded,
-          z.strictObject({ provider: z.literal('postgres'), url: url(['postgres', 'postgresql']) }),
+          z.strictObject({
+            provider: z.literal('postgres'),
+            url: url(['postgres', 'postgresql']),
+            /** How long one tenant statement may run before it is cancelled (default 30 s). */
+            statementTimeoutMs: z.number().int().min(100).max(900_000).optional(),
+          }),
         ])
         .default({ provider: 'embedded' }),
       queue: z

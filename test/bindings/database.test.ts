@@ -46,17 +46,14 @@ describe('embedded database specifics', () => {
     assert.deepEqual((await p.query(a, { sql: 'SELECT v FROM kept' })).rows, [{ v: 'still here' }]);
   });
 
-  it('isolates resources by schema name only: another schema is readable when named (documented limit)', async () => {
+  it('gives each resource its own engine: another resource’s tables cannot be named at all', async () => {
     await p.ensure(b);
     await p.query(b, { sql: 'CREATE TABLE kept (v text)' });
-    // Unqualified names resolve to the resource's own schema...
     assert.deepEqual((await p.query(b, { sql: 'SELECT v FROM kept' })).rows, []);
-    // ...and a tenant's own SET search_path does not leak into the next statement.
-    await p.query(b, { sql: `SET search_path TO ${identifierFor(a)}` });
-    assert.deepEqual((await p.query(b, { sql: 'SELECT v FROM kept' })).rows, []);
-    // But naming the other schema reads it: embedded mode is for one developer, not for hostile tenants.
-    const other = await p.query(b, { sql: `SELECT v FROM ${identifierFor(a)}.kept` });
-    assert.deepEqual(other.rows, [{ v: 'still here' }]);
+    await assert.rejects(
+      p.query(b, { sql: `SELECT v FROM ${identifierFor(a)}.kept` }),
+      isError('ERR_SQL', '42P01', /does not exist/),
+    );
   });
 
   it('runs PGlite off the caller’s thread: timers fire while a slow query runs', async () => {

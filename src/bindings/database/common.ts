@@ -10,8 +10,8 @@ export class SqlError extends KylixError {
   readonly sqlState: string;
   readonly detail?: string;
 
-  constructor(message: string, sqlState: string, detail?: string) {
-    super('ERR_SQL', `${message} (SQLSTATE ${sqlState})`);
+  constructor(message: string, sqlState: string, detail?: string, code: ErrorCode = 'ERR_SQL') {
+    super(code, `${message} (SQLSTATE ${sqlState})`);
     this.sqlState = sqlState;
     this.detail = detail;
   }
@@ -39,7 +39,7 @@ export function toWire(err: unknown): WireError {
 /** Rebuilds the error a worker sent. */
 export function fromWire(w: WireError): KylixError {
   if (w.sqlState) {
-    const e = new SqlError('', w.sqlState, w.detail);
+    const e = new SqlError('', w.sqlState, w.detail, w.code);
     e.message = w.message;
     return e;
   }
@@ -49,9 +49,22 @@ export function fromWire(w: WireError): KylixError {
 /** Turns a driver error that carries a SQLSTATE into a SqlError; anything else passes through. */
 export function sqlError(err: unknown): unknown {
   const e = err as { code?: unknown; message?: string; detail?: string };
-  if (typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code))
+  if (typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) {
+    // 57014 query_canceled: the provider stopped a statement that ran past its time.
+    if (e.code === '57014') return statementTimedOut();
     return new SqlError(e.message ?? 'SQL error', e.code, e.detail ?? undefined);
+  }
   return err;
+}
+
+/** A statement (or the call holding it) ran past the Database's statement timeout and was stopped. */
+export function statementTimedOut(ms?: number): SqlError {
+  return new SqlError(
+    `The SQL statement ran past its time${ms ? ` (${ms} ms)` : ''} and was stopped; make it faster or split it up`,
+    '57014',
+    undefined,
+    'ERR_TIMEOUT',
+  );
 }
 
 /** The PostgreSQL database (postgres) or schema (embedded) of a resource: see resourceIdentity(). */

@@ -1,157 +1,260 @@
 /**
- * The embedded Database provider: one PGlite (PostgreSQL compiled to WebAssembly) under the data
- * folder, shared by every Database resource, each resource in its own schema (every statement runs
- * with search_path set to it). PGlite runs in a worker thread (pglite-worker.ts); this class only
- * proxies calls to it. Opening takes ~3 s the first time (initdb), ~0.3 s after; it holds ~400 MB.
+ * The embedded Database provider: each Database resource is its own PGlite (PostgreSQL compiled to
+ * WebAssembly) with its own data folder `<dataDir>/<resourceIdentity().sql>`, run in its own worker
+ * thread (pglite-worker.ts). So a Database cannot name, read, lock or slow down another: they do
+ * not share an engine, a session or a thread. A worker is opened on first use, closed when idle
+ * (or when more than `maxOpen` are open), and terminated — then reopened on the next call — when a
+ * statement runs past `statementTimeoutMs`, which the caller sees as ERR_TIMEOUT.
  *
- * Isolation is by name, not by privilege: a statement that names another resource's schema
- * (`kylix_<namespace>_<name>.table`) can read it, and the catalogs list every schema. That is fine
- * on a developer's laptop; the postgres provider gives each resource its own database.
+ * Cost per open Database: ~1 s to create (unpacked from a template made once by initdb, ~8 s),
+ * ~0.3 s to reopen, and the memory of one PGlite engine (see docs/operations.md).
  */
-import { mkdirSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { KylixError } from '../../errors.js';
 import type { Health, ResourceRef } from '../provider.js';
-import { fromWire, identifierFor, notFound, type WireError } from './common.js';
+import { identifierFor, notFound, transactionClosed } from './common.js';
+import { type Call, DatabaseInstance, startWorker, whenReady } from './embedded-instance.js';
 import type { DatabaseProvider, SqlResult, Statement } from './interface.js';
-import type { WorkerRequest } from './pglite-worker.js';
-
-type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: WireError };
-/** A request without its id, as callers build it. */
-type Call = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 /** Options of the embedded Database provider. */
 export interface EmbeddedDatabaseOptions {
   dataDir: string;
+  /** How long one call's SQL may run before its Database's engine is stopped (default 30 s). */
+  statementTimeoutMs?: number;
+  /** Close a Database's engine after this long unused (default 60 s). */
+  idleMs?: number;
+  /** Engines open at once before idle ones are closed early (default 8). */
+  maxOpen?: number;
 }
 
-/** Starts the PGlite worker on `options.dataDir` and resolves once the database is open. */
+/** Migrations may run longer than one statement (an index on a large table). */
+const MIGRATION_TIMEOUT_MS = 300_000;
+/** Time a transaction's own rollback gets after its timeout before its engine is stopped. */
+const TX_GRACE_MS = 1000;
+/** Bump when the template's content changes, so an old template is not reused. */
+const TEMPLATE = 'template-v1.tar';
+
+/** Prepares the data folder; Databases are opened on first use. */
 export async function openEmbeddedDatabase(
   options: EmbeddedDatabaseOptions,
 ): Promise<EmbeddedDatabaseProvider> {
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const worker = startWorker(options.dataDir);
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => {
-      worker.off('exit', onExit);
-      reject(
-        new KylixError('ERR_BACKEND_UNAVAILABLE', `The embedded database could not start: ${err.message}`),
-      );
-    };
-    const onExit = (code: number) => onError(new Error(`its worker exited with code ${code}`));
-    worker.once('error', onError);
-    worker.once('exit', onExit);
-    worker.once('message', () => {
-      worker.off('error', onError);
-      worker.off('exit', onExit);
-      resolve();
-    });
-  });
-  return new EmbeddedDatabaseProvider(worker);
-}
-
-/**
- * Starts pglite-worker: the built .js sibling, or from source (tests, `tsx`) the .ts one behind a
- * bootstrap that registers tsx in the worker, because Node 20 does not carry loader hooks into workers.
- */
-function startWorker(dataDir: string): Worker {
-  if (!import.meta.url.endsWith('.ts'))
-    return new Worker(new URL('./pglite-worker.js', import.meta.url), { workerData: { dataDir } });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const source = new URL('./pglite-worker.ts', import.meta.url).href;
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(source)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData: { dataDir } });
+  return new EmbeddedDatabaseProvider(options);
 }
 
 /** The embedded Database provider; see the file comment. */
 export class EmbeddedDatabaseProvider implements DatabaseProvider {
   readonly name = 'embedded';
-  private nextId = 1;
-  private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  private failure?: KylixError;
+  private readonly open = new Map<string, Promise<DatabaseInstance>>();
+  private readonly instances = new Map<string, DatabaseInstance>();
+  /** Each open transaction and the Database it belongs to, with its deadline. */
+  private readonly txs = new Map<string, { id: string; deadline: number }>();
+  private readonly timedOut = new Set<string>();
+  private template?: Promise<void>;
+  private closed = false;
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly statementTimeoutMs: number;
 
-  constructor(private readonly worker: Worker) {
-    worker.on('message', (reply: Reply) => {
-      const call = this.calls.get(reply.id);
-      if (!call) return;
-      this.calls.delete(reply.id);
-      if (reply.ok) call.resolve(reply.value);
-      else call.reject(fromWire(reply.error));
+  constructor(private readonly options: EmbeddedDatabaseOptions) {
+    this.statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
+    const idleMs = options.idleMs ?? 60_000;
+    this.sweeper = setInterval(() => this.closeIdle(idleMs), Math.min(idleMs, 10_000));
+    this.sweeper.unref();
+  }
+
+  private dir(id: string): string {
+    return join(this.options.dataDir, id);
+  }
+
+  private ready(id: string): string {
+    return join(this.dir(id), '.kylix-ready');
+  }
+
+  /** Runs initdb once per data folder, in a worker, and keeps the result as a tar file. */
+  private ensureTemplate(): Promise<void> {
+    const path = join(this.options.dataDir, TEMPLATE);
+    if (existsSync(path)) return Promise.resolve();
+    this.template ??= (async () => {
+      const worker = startWorker({ mode: 'template', template: path });
+      await whenReady(worker, 'The embedded database');
+    })().finally(() => {
+      this.template = undefined;
     });
-    const fail = (err: Error) => {
-      this.failure ??= new KylixError(
-        'ERR_BACKEND_UNAVAILABLE',
-        `The embedded database stopped: ${err.message}`,
-      );
-      for (const c of this.calls.values()) c.reject(this.failure);
-      this.calls.clear();
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`its worker exited with code ${code}`)));
+    return this.template;
   }
 
-  private call<T>(req: Call, ref?: ResourceRef): Promise<T> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.calls.set(id, {
-        resolve: resolve as (v: unknown) => void,
-        reject: (e) =>
-          reject(ref && e instanceof KylixError && e.code === 'ERR_NOT_FOUND' ? notFound(ref) : e),
-      });
-      this.worker.postMessage({ ...req, id });
+  /** The running engine of a Database, started if needed; ERR_NOT_FOUND if it was never ensured. */
+  private instance(ref: ResourceRef): Promise<DatabaseInstance> {
+    if (this.closed)
+      return Promise.reject(new KylixError('ERR_BACKEND_UNAVAILABLE', 'The embedded database is closed.'));
+    const id = identifierFor(ref);
+    const running = this.instances.get(id);
+    if (running?.alive) return Promise.resolve(running);
+    let opening = this.open.get(id);
+    if (!opening) {
+      opening = this.start(id).finally(() => this.open.delete(id));
+      this.open.set(id, opening);
+    }
+    return opening.catch((err) => {
+      throw err instanceof KylixError && err.code === 'ERR_NOT_FOUND' ? notFound(ref) : err;
     });
   }
 
-  async ensure(ref: ResourceRef): Promise<void> {
-    await this.call({ op: 'ensure', schema: identifierFor(ref) });
+  private async start(id: string, creating = false): Promise<DatabaseInstance> {
+    if (!creating && !existsSync(this.ready(id))) throw new KylixError('ERR_NOT_FOUND', id);
+    await this.makeRoom();
+    const template = join(this.options.dataDir, TEMPLATE);
+    const worker = startWorker({ mode: 'serve', dir: this.dir(id), template, readyMarker: this.ready(id) });
+    await whenReady(worker, 'The embedded database');
+    const instance = new DatabaseInstance(worker, (txs, timedOut) => {
+      if (this.instances.get(id) === instance) this.instances.delete(id);
+      for (const tx of txs) {
+        this.txs.delete(tx);
+        if (timedOut) this.markTimedOut(tx);
+      }
+    });
+    this.instances.set(id, instance);
+    return instance;
   }
 
-  async purge(ref: ResourceRef): Promise<void> {
-    await this.call({ op: 'purge', schema: identifierFor(ref) });
-  }
-
-  async health(): Promise<Health> {
-    try {
-      const version = await this.call<string>({ op: 'health' });
-      return { ok: true, message: `Embedded PGlite (${version.split(',')[0]}) in a worker thread.` };
-    } catch (err) {
-      return { ok: false, message: (err as Error).message };
+  /** Closes the least recently used idle engines while `maxOpen` are open. */
+  private async makeRoom(): Promise<void> {
+    const max = this.options.maxOpen ?? 8;
+    const idle = [...this.instances.entries()]
+      .filter(([, i]) => i.idle)
+      .sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    while (this.instances.size >= max && idle.length) {
+      const [id, instance] = idle.shift()!;
+      this.instances.delete(id);
+      await instance.close();
     }
   }
 
+  private closeIdle(idleMs: number): void {
+    const now = Date.now();
+    for (const [id, instance] of this.instances)
+      if (instance.idle && now - instance.lastUsed > idleMs) {
+        this.instances.delete(id);
+        instance.close().catch(() => {});
+      }
+  }
+
+  private markTimedOut(txId: string): void {
+    this.timedOut.add(txId);
+    if (this.timedOut.size > 1000) this.timedOut.delete(this.timedOut.values().next().value!);
+  }
+
+  async ensure(ref: ResourceRef): Promise<void> {
+    const id = identifierFor(ref);
+    if (existsSync(this.ready(id))) return;
+    await this.open.get(id)?.catch(() => {});
+    if (existsSync(this.ready(id))) return;
+    // A folder without the ready marker is a creation that did not finish: start it again.
+    rmSync(this.dir(id), { recursive: true, force: true });
+    await this.ensureTemplate();
+    mkdirSync(this.dir(id), { recursive: true, mode: 0o700 });
+    // The worker unpacks the template into the empty folder, then writes the ready marker.
+    const opening = this.start(id, true).finally(() => this.open.delete(id));
+    this.open.set(id, opening);
+    await opening;
+  }
+
+  async purge(ref: ResourceRef): Promise<void> {
+    const id = identifierFor(ref);
+    await this.open.get(id)?.catch(() => {});
+    const instance = this.instances.get(id);
+    this.instances.delete(id);
+    if (instance) instance.kill(new KylixError('ERR_NOT_FOUND', `Database "${ref.name}" was deleted.`));
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
+  async health(): Promise<Health> {
+    if (this.closed) return { ok: false, message: 'The embedded database is closed.' };
+    return {
+      ok: true,
+      message: `Embedded PGlite (PostgreSQL in WebAssembly): one engine per Database, ${this.instances.size} open.`,
+    };
+  }
+
   async close(): Promise<void> {
-    if (this.failure) return;
-    await this.call({ op: 'close' }).catch(() => {});
-    this.failure = new KylixError('ERR_BACKEND_UNAVAILABLE', 'The embedded database is closed.');
-    await this.worker.terminate();
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweeper);
+    await Promise.all([...this.open.values()].map((p) => p.catch(() => {})));
+    await Promise.all([...this.instances.values()].map((i) => i.close(2000)));
+    this.instances.clear();
   }
 
-  query(ref: ResourceRef, statement: Statement): Promise<SqlResult> {
-    return this.call({ op: 'query', schema: identifierFor(ref), statement }, ref);
+  async query(ref: ResourceRef, statement: Statement): Promise<SqlResult> {
+    return (await this.instance(ref)).call({ op: 'query', statement }, this.statementTimeoutMs);
   }
 
-  batch(ref: ResourceRef, statements: Statement[]): Promise<SqlResult[]> {
-    return this.call({ op: 'batch', schema: identifierFor(ref), statements }, ref);
+  async batch(ref: ResourceRef, statements: Statement[]): Promise<SqlResult[]> {
+    return (await this.instance(ref)).call({ op: 'batch', statements }, this.statementTimeoutMs);
   }
 
-  begin(ref: ResourceRef, timeoutMs: number): Promise<string> {
-    return this.call({ op: 'begin', schema: identifierFor(ref), timeoutMs }, ref);
+  async begin(ref: ResourceRef, timeoutMs: number): Promise<string> {
+    const instance = await this.instance(ref);
+    const txId = await instance.call<string>({ op: 'begin', timeoutMs }, this.statementTimeoutMs);
+    instance.txs.add(txId);
+    this.txs.set(txId, { id: identifierFor(ref), deadline: Date.now() + timeoutMs });
+    return txId;
   }
 
-  queryInTransaction(txId: string, statement: Statement): Promise<SqlResult> {
-    return this.call({ op: 'txQuery', txId, statement });
+  private txCall<T>(txId: string, req: Call): Promise<T> {
+    const tx = this.txs.get(txId);
+    const instance = tx && this.instances.get(tx.id);
+    if (!tx || !instance?.alive || !instance.txs.has(txId))
+      return Promise.reject(
+        this.timedOut.has(txId)
+          ? transactionClosed(txId, 'timed out and was rolled back')
+          : transactionClosed(txId),
+      );
+    const limit = Math.max(1, Math.min(this.statementTimeoutMs, tx.deadline + TX_GRACE_MS - Date.now()));
+    return instance.call<T>(req, limit).catch((err: unknown) => {
+      if (err instanceof KylixError && err.code === 'ERR_TRANSACTION_CLOSED') this.endTx(txId, instance);
+      throw err;
+    });
   }
 
-  commit(txId: string): Promise<void> {
-    return this.call({ op: 'commit', txId });
+  private endTx(txId: string, instance: DatabaseInstance): void {
+    const tx = this.txs.get(txId);
+    if (tx && Date.now() >= tx.deadline) this.markTimedOut(txId);
+    this.txs.delete(txId);
+    instance.txs.delete(txId);
   }
 
-  rollback(txId: string): Promise<void> {
-    return this.call({ op: 'rollback', txId });
+  async queryInTransaction(txId: string, statement: Statement): Promise<SqlResult> {
+    const instance = this.instances.get(this.txs.get(txId)?.id ?? '');
+    try {
+      return await this.txCall(txId, { op: 'txQuery', txId, statement });
+    } catch (err) {
+      // A failed statement rolls the transaction back (the worker did so already).
+      if (instance) this.endTx(txId, instance);
+      throw err;
+    }
   }
 
-  migrate(ref: ResourceRef, migrations: { name: string; sql: string }[]): Promise<string[]> {
-    return this.call({ op: 'migrate', schema: identifierFor(ref), migrations }, ref);
+  async commit(txId: string): Promise<void> {
+    return this.finish(txId, 'commit');
+  }
+
+  async rollback(txId: string): Promise<void> {
+    return this.finish(txId, 'rollback');
+  }
+
+  private async finish(txId: string, op: 'commit' | 'rollback'): Promise<void> {
+    const instance = this.instances.get(this.txs.get(txId)?.id ?? '');
+    try {
+      await this.txCall(txId, { op, txId });
+    } finally {
+      if (instance) this.endTx(txId, instance);
+    }
+  }
+
+  async migrate(ref: ResourceRef, migrations: { name: string; sql: string }[]): Promise<string[]> {
+    const limit = Math.max(MIGRATION_TIMEOUT_MS, this.statementTimeoutMs);
+    return (await this.instance(ref)).call({ op: 'migrate', migrations }, limit);
   }
 }

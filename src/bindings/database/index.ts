@@ -20,6 +20,8 @@ export const databaseConfigSchema = z.discriminatedUnion('provider', [
     url: z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/, 'must be a postgres:// URL'),
     /** Connections per Database resource. */
     poolSize: z.number().int().min(1).max(100).optional(),
+    /** How long one statement may run before it is cancelled (default 30 s). */
+    statementTimeoutMs: z.number().int().min(100).max(900_000).optional(),
   }),
 ]);
 
@@ -41,5 +43,5 @@ export async function createDatabaseProvider(config: unknown): Promise<DatabaseP
     return openEmbeddedDatabase({ dataDir: c.dataDir });
   }
   const { openPostgresDatabase } = await import('./postgres.js');
-  return openPostgresDatabase({ url: c.url, poolSize: c.poolSize });
+  return openPostgresDatabase({ url: c.url, poolSize: c.poolSize, statementTimeoutMs: c.statementTimeoutMs });
 }

@@ -1,7 +1,11 @@
 /**
- * The PostgreSQL Database provider: a DATABASE per resource (resourceIdentity().sql, created on
- * ensure, dropped on purge), so resources are isolated by PostgreSQL itself; a small pool per
- * resource; interactive transactions on a dedicated client that is rolled back on timeout.
+ * The PostgreSQL Database provider: a DATABASE and a ROLE per resource (both resourceIdentity().sql,
+ * created on ensure, dropped on purge). The role owns its database and nothing else, is a member of
+ * nothing, and has no superuser, CREATEDB, CREATEROLE, replication or BYPASSRLS; nobody else may
+ * connect to the database. Tenant SQL runs only on a pool connected AS that role (checked on every
+ * new connection), so PostgreSQL's own privileges stop it reading files, running programs, reaching
+ * other databases or seeing other tenants' sessions. The admin connection only creates and drops
+ * roles and databases (postgres-roles.ts). After each call the session is reset (DISCARD ALL).
  * The `pg` driver is imported only when this provider is opened.
  */
 import { randomUUID } from 'node:crypto';
@@ -12,13 +16,13 @@ import {
   identifierFor,
   notFound,
   orderMigrations,
-  quoteIdent,
   sqlError,
   TEXT_TYPES,
   toResult,
   transactionClosed,
 } from './common.js';
 import type { DatabaseProvider, SqlResult, Statement } from './interface.js';
+import { TenantRoles } from './postgres-roles.js';
 
 /** Options of the postgres provider. */
 export interface PostgresDatabaseOptions {
@@ -26,6 +30,8 @@ export interface PostgresDatabaseOptions {
   url: string;
   /** Connections per resource. */
   poolSize?: number;
+  /** How long one statement may run before PostgreSQL cancels it (default 30 s). */
+  statementTimeoutMs?: number;
 }
 
 interface Tx {
@@ -58,6 +64,12 @@ export async function openPostgresDatabase(
     await provider.close();
     throw new KylixError('ERR_BACKEND_UNAVAILABLE', health.message);
   }
+  try {
+    await provider.roles.prepare();
+  } catch (err) {
+    await provider.close();
+    throw err;
+  }
   return provider;
 }
 
@@ -65,7 +77,9 @@ export async function openPostgresDatabase(
 export class PostgresDatabaseProvider implements DatabaseProvider {
   readonly name = 'postgres';
   private readonly admin: Pool;
-  private readonly pools = new Map<string, Pool>();
+  /** Creates, checks and drops the per-resource roles and databases (admin connection only). */
+  readonly roles: TenantRoles;
+  private readonly pools = new Map<string, Promise<Pool>>();
   private readonly txs = new Map<string, Tx>();
   private readonly timedOut = new Set<string>();
 
@@ -73,14 +87,15 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
     private readonly pg: PgModule,
     private readonly options: PostgresDatabaseOptions,
   ) {
-    this.admin = this.newPool(options.url, 2);
+    this.admin = this.newPool({ connectionString: options.url }, 2);
+    this.roles = new TenantRoles(this.admin, options.url);
   }
 
   /** A pool whose results match the embedded provider's types (see TEXT_TYPES). */
-  private newPool(connectionString: string, max: number): Pool {
+  private newPool(config: import('pg').PoolConfig, max: number): Pool {
     const types = this.pg.types;
     const pool = new this.pg.Pool({
-      connectionString,
+      ...config,
       max,
       idleTimeoutMillis: 30_000,
       types: {
@@ -101,16 +116,48 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
     return pool;
   }
 
-  private pool(ref: ResourceRef): Pool {
+  /** The resource's pool, connected as its own role; ERR_NOT_FOUND if it was never ensured. */
+  private pool(ref: ResourceRef): Promise<Pool> {
     const db = identifierFor(ref);
     let pool = this.pools.get(db);
     if (!pool) {
-      const url = new URL(this.options.url);
-      url.pathname = `/${db}`;
-      pool = this.newPool(url.toString(), this.options.poolSize ?? 5);
+      pool = this.roles.credentials(db).then((c) => {
+        if (!c) throw notFound(ref);
+        const timeout = this.options.statementTimeoutMs ?? 30_000;
+        return this.newPool(
+          {
+            ...c,
+            // The session default a tenant's RESET or DISCARD returns to.
+            options: `-c statement_timeout=${timeout} -c idle_in_transaction_session_timeout=${Math.max(timeout, 60_000) + 5000}`,
+            // Every new connection proves it is the tenant's role and nothing more before use.
+            onConnect: (client: import('pg').ClientBase) => this.roles.verify(client, db),
+          },
+          this.options.poolSize ?? 5,
+        );
+      });
+      pool.catch(() => this.pools.delete(db));
       this.pools.set(db, pool);
     }
     return pool;
+  }
+
+  /** Runs fn on one of the resource's connections, then resets its session for the next call. */
+  private async withClient<T>(
+    ref: ResourceRef,
+    fn: (client: PoolClient) => Promise<T>,
+    watch = true,
+  ): Promise<T> {
+    const client = await (await this.pool(ref)).connect();
+    // statement_timeout is the session's, which a tenant may SET: past it, cancel from outside.
+    const pid = (client as { processID?: number }).processID;
+    const limit = (this.options.statementTimeoutMs ?? 30_000) + 2000;
+    const watchdog = watch ? setTimeout(() => pid && this.roles.cancel(pid), limit) : undefined;
+    try {
+      return await fn(client);
+    } finally {
+      clearTimeout(watchdog);
+      client.release(!(await resetSession(client)));
+    }
   }
 
   /** Runs fn, turning driver errors into KylixErrors (an unknown database means the resource is missing). */
@@ -127,34 +174,21 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
   }
 
   async ensure(ref: ResourceRef): Promise<void> {
-    const db = identifierFor(ref);
-    await this.guard(undefined, async () => {
-      const exists = await this.admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
-      if (exists.rowCount) return;
-      try {
-        await this.admin.query(`CREATE DATABASE ${quoteIdent(db)}`);
-      } catch (err) {
-        // Another node created it at the same moment.
-        if ((err as { code?: string }).code !== '42P04' && (err as { code?: string }).code !== '23505')
-          throw err;
-      }
-    });
+    await this.guard(undefined, () => this.roles.ensure(identifierFor(ref)));
   }
 
   async purge(ref: ResourceRef): Promise<void> {
     const db = identifierFor(ref);
     const pool = this.pools.get(db);
     this.pools.delete(db);
-    await pool?.end().catch(() => {});
-    await this.guard(undefined, () =>
-      this.admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)} WITH (FORCE)`),
-    );
+    await pool?.then((p) => p.end()).catch(() => {});
+    await this.guard(undefined, () => this.roles.drop(db));
   }
 
   async health(): Promise<Health> {
     try {
       const r = await this.admin.query<{ v: string }>('SELECT version() AS v');
-      return { ok: true, message: `${r.rows[0]?.v.split(',')[0]}, one database per resource.` };
+      return { ok: true, message: `${r.rows[0]?.v.split(',')[0]}, one database and role per resource.` };
     } catch (err) {
       const where = new URL(this.options.url);
       where.password = '';
@@ -164,36 +198,34 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
 
   async close(): Promise<void> {
     for (const txId of [...this.txs.keys()]) await this.end(txId, 'ROLLBACK').catch(() => {});
-    await Promise.all([...this.pools.values(), this.admin].map((p) => p.end().catch(() => {})));
+    const pools = await Promise.all([...this.pools.values()].map((p) => p.catch(() => undefined)));
+    await Promise.all([...pools, this.admin].map((p) => p?.end().catch(() => {})));
     this.pools.clear();
   }
 
   query(ref: ResourceRef, statement: Statement): Promise<SqlResult> {
-    return this.guard(ref, async () =>
-      toResult(await this.pool(ref).query(statement.sql, params(statement))),
+    return this.guard(ref, () =>
+      this.withClient(ref, async (client) => toResult(await client.query(statement.sql, params(statement)))),
     );
   }
 
   batch(ref: ResourceRef, statements: Statement[]): Promise<SqlResult[]> {
-    return this.guard(ref, async () => {
-      const client = await this.pool(ref).connect();
-      try {
+    return this.guard(ref, () =>
+      this.withClient(ref, async (client) => {
         await client.query('BEGIN');
         const out: SqlResult[] = [];
         for (const s of statements) out.push(toResult(await client.query(s.sql, params(s))));
+        // A tenant's own ROLLBACK or COMMIT inside the batch ended it early: the batch did not hold.
+        if (txStatus(client) !== 'T')
+          throw new KylixError('ERR_BAD_REQUEST', 'A batch may not end its own transaction; use begin().');
         await client.query('COMMIT');
         return out;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw err;
-      } finally {
-        client.release();
-      }
-    });
+      }),
+    );
   }
 
   async begin(ref: ResourceRef, timeoutMs: number): Promise<string> {
-    const client = await this.guard(ref, () => this.pool(ref).connect());
+    const client = await this.guard(ref, async () => (await this.pool(ref)).connect());
     try {
       await client.query('BEGIN');
     } catch (err) {
@@ -207,7 +239,7 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
       // A statement still running would hold the rollback back: cancel it first.
       const tx = this.txs.get(txId);
       const pid = (tx?.client as { processID?: number } | undefined)?.processID;
-      if (tx?.running && pid) this.admin.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {});
+      if (tx?.running && pid) this.roles.cancel(pid);
       this.end(txId, 'ROLLBACK').catch(() => {});
     }, timeoutMs);
     this.txs.set(txId, { client, timer, chain: Promise.resolve(), running: 0 });
@@ -244,39 +276,41 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
 
   async migrate(ref: ResourceRef, migrations: { name: string; sql: string }[]): Promise<string[]> {
     const ordered = orderMigrations(migrations);
-    return this.guard(ref, async () => {
-      const client = await this.pool(ref).connect();
-      try {
-        // Nodes that start together take turns; each applies only what the previous left undone.
-        await client.query("SELECT pg_advisory_lock(hashtext('kylix_migrations'))");
-        await client.query(
-          'CREATE TABLE IF NOT EXISTS kylix_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
-        );
-        const done = new Set(
-          (await client.query<{ name: string }>('SELECT name FROM kylix_migrations')).rows.map((r) => r.name),
-        );
-        const applied: string[] = [];
-        for (const m of ordered) {
-          if (done.has(m.name)) continue;
-          await client.query('BEGIN');
-          try {
-            await client.query(m.sql);
-            await client.query('INSERT INTO kylix_migrations (name) VALUES ($1)', [m.name]);
-            await client.query('COMMIT');
-          } catch (err) {
-            await client.query('ROLLBACK').catch(() => {});
-            const e = sqlError(err);
-            if (e instanceof Error) e.message = `Migration "${m.name}" failed: ${e.message}`;
-            throw e;
+    return this.guard(ref, () =>
+      this.withClient(
+        ref,
+        async (client) => {
+          // Nodes that start together take turns; each applies only what the previous left undone.
+          await client.query("SELECT pg_advisory_lock(hashtext('kylix_migrations'))");
+          await client.query(
+            'CREATE TABLE IF NOT EXISTS kylix_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+          );
+          const done = new Set(
+            (await client.query<{ name: string }>('SELECT name FROM kylix_migrations')).rows.map(
+              (r) => r.name,
+            ),
+          );
+          const applied: string[] = [];
+          for (const m of ordered) {
+            if (done.has(m.name)) continue;
+            await client.query('BEGIN');
+            try {
+              await client.query(m.sql);
+              await client.query('INSERT INTO kylix_migrations (name) VALUES ($1)', [m.name]);
+              await client.query('COMMIT');
+            } catch (err) {
+              await client.query('ROLLBACK').catch(() => {});
+              const e = sqlError(err);
+              if (e instanceof Error) e.message = `Migration "${m.name}" failed: ${e.message}`;
+              throw e;
+            }
+            applied.push(m.name);
           }
-          applied.push(m.name);
-        }
-        return applied;
-      } finally {
-        await client.query("SELECT pg_advisory_unlock(hashtext('kylix_migrations'))").catch(() => {});
-        client.release();
-      }
-    });
+          return applied;
+        },
+        false,
+      ),
+    );
   }
 
   private open(txId: string): Tx {
@@ -300,16 +334,35 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
     if (!tx) throw transactionClosed(txId);
     this.txs.delete(txId);
     clearTimeout(tx.timer);
-    let broken = false;
     try {
       await tx.chain;
+      if (how === 'COMMIT' && txStatus(tx.client) !== 'T')
+        throw transactionClosed(txId, 'was ended by a statement inside it');
       await tx.client.query(how);
     } catch (err) {
-      broken = true;
-      await tx.client.query('ROLLBACK').catch(() => {});
-      throw this.wrap(err);
+      throw err instanceof KylixError ? err : this.wrap(err);
     } finally {
-      tx.client.release(broken);
+      tx.client.release(!(await resetSession(tx.client)));
     }
+  }
+}
+
+/** The connection's transaction state: I idle, T in a transaction, E in a failed one. */
+function txStatus(client: PoolClient): string | null {
+  return (client as unknown as { getTransactionStatus(): string | null }).getTransactionStatus();
+}
+
+/**
+ * Ends whatever a call left open and resets the session (settings, role, temp tables, prepared
+ * statements, cursors, LISTENs, advisory locks), so nothing reaches the next call on this
+ * connection. False if the connection could not be reset: the pool then discards it.
+ */
+async function resetSession(client: PoolClient): Promise<boolean> {
+  try {
+    if (txStatus(client) !== 'I') await client.query('ROLLBACK');
+    await client.query('DISCARD ALL');
+    return true;
+  } catch {
+    return false;
   }
 }
