@@ -57,9 +57,12 @@ serveOptions(
     devCommand(dirs, { ...flags, namespace: program.opts().namespace }),
   );
 
-serveOptions(
-  program.command('server').description('run a long-lived node; its API requires a bearer token'),
-).action(async (flags) => serverCommand(flags));
+serveOptions(program.command('server').description('run a long-lived node; its API requires a bearer token'))
+  .option(
+    '--insecure-sandbox',
+    'start even where the namespace layer (bubblewrap) is unavailable, with tenant code less isolated (env KYLIX_INSECURE_SANDBOX=1)',
+  )
+  .action(async (flags) => serverCommand(flags));
 
 program
   .command('apply')

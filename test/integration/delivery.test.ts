@@ -112,7 +112,7 @@ interface Server {
 async function startServer(dataDir: string, env: NodeJS.ProcessEnv, namespace: string): Promise<Server> {
   const child = spawn(
     process.execPath,
-    [KYLIX, 'server', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--api-port', '0'],
+    [KYLIX, 'server', '--insecure-sandbox', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--api-port', '0'],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.add(child);

@@ -127,7 +127,7 @@ describe('kylix server', () => {
   it('creates an admin token (mode 0600) on first start and requires it', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'kylix-server-'));
     dirs.push(dataDir);
-    const server = await startKylix(['server', '--host', '127.0.0.1', '--data-dir', dataDir], /control API/);
+    const server = await startKylix(['server', '--insecure-sandbox', '--host', '127.0.0.1', '--data-dir', dataDir], /control API/);
     const token = /export KYLIX_TOKEN=(\S+)/.exec(server.output())?.[1];
     assert.ok(token, 'the token is shown on first start');
     assert.equal(statSync(join(dataDir, 'admin-token')).mode & 0o777, 0o600);
@@ -136,7 +136,7 @@ describe('kylix server', () => {
     assert.equal((await fetch(list, { headers: { authorization: `Bearer ${token}` } })).status, 200);
     server.child.kill('SIGTERM');
     await new Promise((r) => server.child.once('exit', r));
-    const second = await startKylix(['server', '--host', '127.0.0.1', '--data-dir', dataDir], /control API/);
+    const second = await startKylix(['server', '--insecure-sandbox', '--host', '127.0.0.1', '--data-dir', dataDir], /control API/);
     assert.doesNotMatch(second.output(), /Admin token/, 'the token is shown only once');
     second.child.kill('SIGTERM');
   });

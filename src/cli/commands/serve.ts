@@ -22,6 +22,8 @@ export interface ServeFlags {
   config?: string;
   namespace?: string;
   watch?: boolean;
+  /** server: start without bubblewrap (it refuses to, otherwise). */
+  insecureSandbox?: boolean;
 }
 
 const isLoopback = (host: string) =>
@@ -49,6 +51,18 @@ function adminToken(dataDir: string): string {
   return token;
 }
 
+/**
+ * Whether bubblewrap is required: `kylix server` (the production form) refuses to start without
+ * it unless told otherwise (--insecure-sandbox, KYLIX_INSECURE_SANDBOX=1, or an explicit
+ * KYLIX_SANDBOX_BWRAP); `kylix dev` runs without it, with a warning.
+ */
+function bubblewrapMode(flags: ServeFlags, mode: 'dev' | 'server'): 'auto' | 'off' | 'require' {
+  const explicit = process.env.KYLIX_SANDBOX_BWRAP;
+  if (explicit === 'auto' || explicit === 'off' || explicit === 'require') return explicit;
+  const insecure = flags.insecureSandbox || process.env.KYLIX_INSECURE_SANDBOX === '1';
+  return mode === 'server' && !insecure ? 'require' : 'auto';
+}
+
 async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platform> {
   const defaultHost = mode === 'dev' ? '127.0.0.1' : '0.0.0.0';
   const host = flags.host ?? process.env.KYLIX_HOST ?? defaultHost;
@@ -66,12 +80,18 @@ async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platfor
     installation: loadInstallation(flags.config ?? process.env.KYLIX_CONFIG_FILE),
     // dev opens the gateway once its folders are applied, so the first request finds them deployed.
     holdGateway: mode === 'dev',
+    isolation: { bubblewrap: bubblewrapMode(flags, mode) },
   });
   console.log(`Kylix ${VERSION} (${mode}) — data in ${dataDir}`);
   console.log(`  control API  ${platform.apiUrl}${token ? ' (bearer token required)' : ''}`);
   console.log(
     `  sandbox      ${platform.isolation.layers.map((l) => `${l.name} ${l.on ? 'on' : 'OFF'}`).join(', ')} (details: kylix doctor)`,
   );
+  const namespaces = platform.isolation.layers.find((l) => l.name === 'namespaces');
+  if (mode === 'server' && !namespaces?.on)
+    console.log(
+      '  WARNING      running with --insecure-sandbox: tenant code has no namespace layer (bubblewrap). Install bubblewrap and drop the flag for production.',
+    );
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -3,10 +3,12 @@
  * Node's permission flags and the Node runtime itself. Kylix runs with whatever subset is available
  * and says which layers are missing, at start-up and in `kylix doctor`.
  */
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { BlockList } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KylixError } from '../../errors.js';
 import { probeBubblewrap } from './bubblewrap.js';
 import { CgroupManager } from './cgroups.js';
 import { cidrList } from './egress-policy.js';
@@ -63,7 +65,10 @@ export class Isolation {
         ? { ok: false, reason: 'turned off (KYLIX_SANDBOX_BWRAP=off)' }
         : probeBubblewrap(runtime.path);
     if (bwrapMode === 'require' && !bw.ok)
-      throw new Error(`Kylix is configured to require bubblewrap, but ${bw.reason}.`);
+      throw new KylixError(
+        'ERR_CONFIG_INVALID',
+        `kylix server requires the namespace sandbox layer (bubblewrap), but ${bw.reason}. Install it (Debian/Ubuntu: apt-get install bubblewrap), or start with --insecure-sandbox to run tenant code less isolated.`,
+      );
     if (bw.ok && 'path' in bw) this.bubblewrap = bw.path;
     this.cgroups = new CgroupManager(cgroupMode === 'off' ? 'off' : 'auto');
     this.root = mkdtempSync(join(tmpdir(), 'kylix-sb-'));
