@@ -12,20 +12,7 @@ import {
   type WriteStream,
 } from 'node:fs';
 import { join } from 'node:path';
-
-/** One line of a function's log. */
-export interface LogEntry {
-  time: string;
-  level: string;
-  message: string;
-  /** The revision number that wrote it. */
-  revision?: number;
-  requestId?: string;
-  /** "function" for console output, "platform" for Kylix's own notes. */
-  source: 'function' | 'platform';
-  /** Set on the one line each invocation gets: whether it waited for an instance to start. */
-  invocation?: { status: number; durationMs: number; cold: boolean; startupMs: number };
-}
+import type { LogEntry } from '../resources/api-types.js';
 
 /** Lines kept in memory per function. */
 const RING = 1000;

@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadInstallation } from '../../src/config/installation.js';
-import type { ResealResult, RotationResult } from '../../src/control-plane/secret-rotation.js';
 import { keyIdOf } from '../../src/control-plane/secrets.js';
 import type { KylixError } from '../../src/errors.js';
+import type { ResealResult, RotationResult } from '../../src/resources/api-types.js';
 import {
   apply,
   eventually,

@@ -7,15 +7,18 @@
  * leaves what served before serving.
  */
 import { KylixError } from '../../errors.js';
-import type { Gateway } from '../../gateway/gateway.js';
-import type { TrafficShare } from '../../gateway/traffic.js';
 import type { FunctionSpec } from '../../resources/kinds.js';
 import { type KObject, setCondition } from '../../resources/meta.js';
-import type { RevisionTarget, Runtime } from '../../runtime/runtime.js';
-import type { TriggerHooks } from '../../triggers/triggers.js';
 import type { BundleStore } from '../bundles.js';
 import { recordEvent } from '../events.js';
 import type { Registry } from '../registry.js';
+import type {
+  FunctionRoutes,
+  FunctionTriggers,
+  RevisionRunner,
+  RevisionTarget,
+  TrafficShare,
+} from '../serving.js';
 import type { Watch } from '../store/interface.js';
 import { RevisionSecrets } from './revision-secrets.js';
 import { FUNCTION_LABEL, type RevisionSpec, revisionObject, revSpec, templateHash } from './revisions.js';
@@ -40,10 +43,10 @@ export class FunctionController {
 
   constructor(
     private readonly registry: Registry,
-    private readonly runtime: Runtime,
-    private readonly gateway: Gateway,
+    private readonly runtime: RevisionRunner,
+    private readonly gateway: FunctionRoutes,
     private readonly bundles: BundleStore,
-    private readonly triggers?: Pick<TriggerHooks, 'serving' | 'removed'>,
+    private readonly triggers?: FunctionTriggers,
   ) {
     this.secrets = new RevisionSecrets(registry);
   }
