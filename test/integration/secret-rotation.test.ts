@@ -14,14 +14,8 @@ import { loadInstallation } from '../../src/config/installation.js';
 import { keyIdOf } from '../../src/control-plane/secrets.js';
 import type { KylixError } from '../../src/errors.js';
 import type { ResealResult, RotationResult } from '../../src/resources/api-types.js';
-import {
-  apply,
-  eventually,
-  functionManifest,
-  startNode,
-  type TestNode,
-  writeProject,
-} from '../helpers/platform.js';
+import { eventually } from '../helpers/eventually.js';
+import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 
 const BIN = fileURLToPath(new URL('../../bin/kylix.js', import.meta.url));
 const CANARY = 'canary-rot-5d1e8b-do-not-leak';
