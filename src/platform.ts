@@ -2,7 +2,6 @@
  * One Kylix node: state store, control API, Function controller, runtime and gateway, wired
  * together. `kylix dev` and `kylix server` start one; tests start one on port 0.
  */
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -25,6 +24,7 @@ import { ProcessSandbox } from './runtime/process-sandbox.js';
 import { Runtime } from './runtime/runtime.js';
 import type { ConsumerOptions } from './triggers/queue-consumer.js';
 import { startTriggers } from './triggers/triggers.js';
+import { VERSION } from './version.js';
 
 /** Where and how a node runs. */
 export interface PlatformOptions {
@@ -77,11 +77,6 @@ export function dataPaths(dataDir: string) {
     keys: join(dataDir, 'keys'),
   };
 }
-
-/** The version in package.json. */
-export const VERSION = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
 
 function urlOf(addr: AddressInfo): string {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

@@ -1,19 +1,9 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { openJournal, splitLines } from '../src/storage/journal.js';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'kylix-journal-'));
-  dirs.push(d);
-  return d;
-}
+import { tempDir } from './helpers/temp-dir.js';
 
 /** A tiny state (a counter map) kept by a journal, the way the stores use it. */
 async function openCounter(dir: string, compactBytes?: number) {
@@ -58,7 +48,7 @@ async function openCounter(dir: string, compactBytes?: number) {
 
 describe('journal', () => {
   it('shares one sync among records appended together, and replays them in order', async () => {
-    const dir = tempDir();
+    const dir = tempDir('journal');
     const c = await openCounter(dir);
     await Promise.all(Array.from({ length: 200 }, (_, i) => c.set(`k${i % 10}`, i)));
     await c.journal.close();
@@ -69,7 +59,7 @@ describe('journal', () => {
   });
 
   it('cuts a torn last line off, so records appended after a crash are not glued to it', async () => {
-    const dir = tempDir();
+    const dir = tempDir('journal');
     let c = await openCounter(dir);
     await c.set('a', 1);
     await c.journal.close();
@@ -90,7 +80,7 @@ describe('journal', () => {
   });
 
   it('compacts into a snapshot as it grows, losing nothing', async () => {
-    const dir = tempDir();
+    const dir = tempDir('journal');
     const c = await openCounter(dir, 4096);
     for (let i = 0; i < 500; i++) await c.set(`key-${i % 50}`, i);
     await c.journal.close();
@@ -102,7 +92,7 @@ describe('journal', () => {
   });
 
   it('compacts on demand, so superseded records leave the disk', async () => {
-    const dir = tempDir();
+    const dir = tempDir('journal');
     const c = await openCounter(dir);
     await c.set('token', 1111);
     const pending = c.set('token', 2222);
@@ -119,7 +109,7 @@ describe('journal', () => {
   });
 
   it('refuses records once closed', async () => {
-    const c = await openCounter(tempDir());
+    const c = await openCounter(tempDir('journal'));
     await c.journal.close();
     await assert.rejects(c.set('a', 1), /closed/);
   });

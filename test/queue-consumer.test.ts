@@ -12,6 +12,7 @@ import {
   type ConsumerTarget,
   QueueConsumer,
 } from '../src/triggers/queue-consumer.js';
+import { eventually } from './helpers/eventually.js';
 
 interface Stored {
   id: string;
@@ -100,13 +101,8 @@ const target: ConsumerTarget = {
 const ref = { namespace: 'default', name: 'jobs' };
 const text = (s: string) => new TextEncoder().encode(s);
 
-async function until(check: () => boolean): Promise<void> {
-  const end = Date.now() + 5000;
-  while (!check()) {
-    assert.ok(Date.now() < end, 'condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** The consumer loop acts within milliseconds here: poll often, give up after 5 s. */
+const until = (check: () => boolean) => eventually(check, 5000, 5);
 
 describe('queue consumer', () => {
   it('acks what the handler returns from and delivers a poison message maxRetries + 1 times, then dead-letters it', async () => {

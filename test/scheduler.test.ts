@@ -4,21 +4,14 @@
  * schema, as nodes of a fleet are. The clock is injected.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { openEmbeddedStore } from '../src/control-plane/store/embedded.js';
 import type { Store } from '../src/control-plane/store/interface.js';
 import { openPostgresStore } from '../src/control-plane/store/postgres.js';
 import { type ScheduledEvent, Scheduler, type ScheduleTarget } from '../src/triggers/scheduler.js';
-import { reachable } from './bindings/reachable.js';
 import { scratchSchema, TEST_POSTGRES_URL } from './helpers/postgres.js';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+import { reachable } from './helpers/reachable.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const pgDown = await reachable(TEST_POSTGRES_URL);
 if (pgDown) console.log(`# skipping the cron-on-PostgreSQL test: ${pgDown}`);
@@ -28,8 +21,7 @@ if (pgDown) console.log(`# skipping the cron-on-PostgreSQL test: ${pgDown}`);
  * one embedded store; on PostgreSQL each node has its own connection to one schema, as a fleet does.
  */
 async function setup(storeFor?: (node: string) => Promise<Store>) {
-  const dir = mkdtempSync(join(tmpdir(), 'kylix-cron-'));
-  dirs.push(dir);
+  const dir = tempDir('cron');
   const store = await openEmbeddedStore(dir);
   const stores: Store[] = [];
   let clock = Date.parse('2026-11-24T10:00:30Z');

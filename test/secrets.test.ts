@@ -4,22 +4,17 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadInstallation } from '../src/config/installation.js';
 import { readKeyFile } from '../src/control-plane/secret-key-file.js';
 import { keyIdOf, SecretBox, sealedKeyId } from '../src/control-plane/secrets.js';
 import type { KylixError } from '../src/errors.js';
+import { tempDir } from './helpers/temp-dir.js';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 function keyFile(content?: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kylix-keys-'));
-  dirs.push(dir);
+  const dir = tempDir('keys');
   const path = join(dir, 'keys', 'secrets.key');
   if (content !== undefined) {
     SecretBox.open(path); // makes the folder
@@ -113,8 +108,7 @@ describe('secret keyring', () => {
         return true;
       },
     );
-    const dir = mkdtempSync(join(tmpdir(), 'kylix-conf-'));
-    dirs.push(dir);
+    const dir = tempDir('conf');
     writeFileSync(join(dir, 'kylix.yaml'), `secrets:\n  keys: ["short", "${b64(newKey)}"]\n`);
     assert.throws(
       () => loadInstallation(join(dir, 'kylix.yaml'), {}),
@@ -123,8 +117,7 @@ describe('secret keyring', () => {
   });
 
   it('takes configured keys from the config file and KYLIX_SECRET_KEYS (which wins), and then ignores the key file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kylix-conf-'));
-    dirs.push(dir);
+    const dir = tempDir('conf');
     writeFileSync(join(dir, 'kylix.yaml'), `secrets:\n  keys: ["${b64(oldKey)}"]\n`);
     assert.deepEqual(loadInstallation(join(dir, 'kylix.yaml'), {}).secrets?.keys, [b64(oldKey)]);
     const both = loadInstallation(join(dir, 'kylix.yaml'), {

@@ -1,27 +1,17 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { openEmbeddedStore } from '../src/control-plane/store/embedded.js';
 import type { Store, WatchEvent } from '../src/control-plane/store/interface.js';
 import { openPostgresStore } from '../src/control-plane/store/postgres.js';
 import type { KylixError } from '../src/errors.js';
 import type { KObject } from '../src/resources/meta.js';
-import { reachable } from './bindings/reachable.js';
 import { ackedBeforeKill } from './helpers/crash.js';
-import { eventually } from './helpers/platform.js';
+import { eventually } from './helpers/eventually.js';
 import { scratchSchema, TEST_POSTGRES_URL } from './helpers/postgres.js';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'kylix-store-'));
-  dirs.push(d);
-  return d;
-}
+import { reachable } from './helpers/reachable.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 function obj(name: string, value = 1): KObject {
   return {
@@ -109,20 +99,20 @@ function storeConformance(name: string, open: () => Promise<Store>, skip?: strin
   });
 }
 
-storeConformance('embedded', () => openEmbeddedStore(tempDir()));
+storeConformance('embedded', () => openEmbeddedStore(tempDir('store')));
 // Each test opens a new installation (schema).
 storeConformance('postgres', () => openPostgresStore({ url: pgUrl, schema: newSchema() }), pgDown);
 
 describe('embedded store', () => {
   it('numbers resource versions from 1', async () => {
-    const store = await openEmbeddedStore(tempDir());
+    const store = await openEmbeddedStore(tempDir('store'));
     const a = await store.put(obj('a'), { mustNotExist: true });
     assert.equal(a.metadata.resourceVersion, '1');
     await store.close();
   });
 
   it('keeps every write across a reopen, and ignores a torn last line', async () => {
-    const dir = tempDir();
+    const dir = tempDir('store');
     let store = await openEmbeddedStore(dir);
     for (let i = 0; i < 50; i++) await store.put(obj(`k${i}`, i));
     await store.delete('KeyValue', 'default', 'k3');
@@ -137,7 +127,7 @@ describe('embedded store', () => {
   });
 
   it('answers Gone for a watch from a version it no longer remembers', async () => {
-    const dir = tempDir();
+    const dir = tempDir('store');
     let store = await openEmbeddedStore(dir);
     await store.put(obj('a'));
     await store.put(obj('b'));
@@ -151,7 +141,7 @@ describe('embedded store', () => {
   });
 
   it('loses no acknowledged write when the process is killed with SIGKILL', async () => {
-    const dir = tempDir();
+    const dir = tempDir('store');
     // A child writes as fast as it can and prints each acknowledged name; we kill it mid-stream.
     const script = `
       import { openEmbeddedStore } from ${JSON.stringify(new URL('../src/control-plane/store/embedded.ts', import.meta.url).href)};

@@ -6,8 +6,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { build, type Message } from 'esbuild';
-import { digestOf } from '../control-plane/bundles.js';
 import { KylixError } from '../errors.js';
+import { digestOf } from './digest.js';
 
 /** A built bundle. */
 export interface Bundle {

@@ -1,22 +1,22 @@
 /**
- * The `kylix` command line: verbs and flags follow kubectl where kubectl has the same verb.
+ * The `kylix` command line: verbs and flags follow kubectl where kubectl has the same verb. It is a
+ * client of the control API; the commands that run or inspect a node on this machine (dev, server,
+ * doctor) live in src/server/ and are imported only when one of them runs.
  */
 import { Command, Option } from 'commander';
 import { describeError, KylixError } from '../errors.js';
-import { VERSION } from '../platform.js';
 import { findKind } from '../resources/kinds.js';
+import { VERSION } from '../version.js';
 import { applyManifests, deleteManifests } from './apply.js';
 import { ApiClient, resolveConfig } from './client.js';
 import { bucketCommand, kvCommand, queueCommand, secretSetCommand, sqlCommand } from './commands/data.js';
 import { describeCommand } from './commands/describe.js';
-import { doctorReport } from './commands/doctor.js';
 import { getCommand } from './commands/get.js';
 import { invokeCommand } from './commands/invoke.js';
 import { logsCommand } from './commands/logs.js';
 import { historyCommand, trafficCommand, undoCommand } from './commands/rollout.js';
 import { schemaCommand } from './commands/schema.js';
 import { secretResealCommand, secretRotateKeyCommand } from './commands/secret.js';
-import { devCommand, serverCommand } from './commands/serve.js';
 
 const program = new Command('kylix')
   .description('Kylix: run fetch-handler functions and their resources, on a laptop or a fleet.')
@@ -53,16 +53,20 @@ serveOptions(
     .description('run an embedded node, apply the manifests and re-apply on change'),
 )
   .option('--no-watch', 'do not re-apply on file change')
-  .action(async (dirs: string[], flags) =>
-    devCommand(dirs, { ...flags, namespace: program.opts().namespace }),
-  );
+  .action(async (dirs: string[], flags) => {
+    const { devCommand } = await import('../server/serve.js');
+    await devCommand(dirs, { ...flags, namespace: program.opts().namespace });
+  });
 
 serveOptions(program.command('server').description('run a long-lived node; its API requires a bearer token'))
   .option(
     '--insecure-sandbox',
     'start even where the namespace layer (bubblewrap) is unavailable, with tenant code less isolated (env KYLIX_INSECURE_SANDBOX=1)',
   )
-  .action(async (flags) => serverCommand(flags));
+  .action(async (flags) => {
+    const { serverCommand } = await import('../server/serve.js');
+    await serverCommand(flags);
+  });
 
 program
   .command('apply')
@@ -271,7 +275,8 @@ program
     'show how tenant code is isolated on this machine, layer by layer, and what to do about missing layers',
   )
   .option('--strict', 'exit 1 when a layer is off')
-  .action((flags: { strict?: boolean }) => {
+  .action(async (flags: { strict?: boolean }) => {
+    const { doctorReport } = await import('../server/doctor.js');
     const { text, ok } = doctorReport();
     console.log(text);
     if (flags.strict && !ok) process.exitCode = 1;

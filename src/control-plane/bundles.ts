@@ -3,9 +3,9 @@
  * code and re-applying unchanged code uploads and changes nothing. On a fleet the bundles live in
  * the shared state store and each node keeps a copy in its data folder.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { digestOf } from '../build/digest.js';
 import { KylixError } from '../errors.js';
 
 /** The largest bundle an installation accepts (env KYLIX_MAX_BUNDLE_BYTES; default 10 MiB, source maps included). */
@@ -18,11 +18,6 @@ export function checkBundleSize(bytes: number): void {
       'ERR_BUNDLE_TOO_LARGE',
       `The function bundle is ${(bytes / 2 ** 20).toFixed(1)} MiB, over this installation's limit of ${(MAX_BUNDLE_BYTES / 2 ** 20).toFixed(1)} MiB. Leave large assets out of the code (put them in a Bucket) or trim dependencies.`,
     );
-}
-
-/** The digest of a bundle's bytes, as written in spec.bundle. */
-export function digestOf(code: Uint8Array | string): string {
-  return `sha256:${createHash('sha256').update(code).digest('hex')}`;
 }
 
 /** Where a fleet keeps bundles so that every node can run what any node was given. */

@@ -14,21 +14,8 @@ import {
 import { join } from 'node:path';
 import { scopedKey } from '../bindings/identity.js';
 import { KylixError } from '../errors.js';
+import type { LogEntry } from '../resources/api-types.js';
 import { isDnsLabel } from '../resources/meta.js';
-
-/** One line of a function's log. */
-export interface LogEntry {
-  time: string;
-  level: string;
-  message: string;
-  /** The revision number that wrote it. */
-  revision?: number;
-  requestId?: string;
-  /** "function" for console output, "platform" for Kylix's own notes. */
-  source: 'function' | 'platform';
-  /** Set on the one line each invocation gets: whether it waited for an instance to start. */
-  invocation?: { status: number; durationMs: number; cold: boolean; startupMs: number };
-}
 
 /** Lines kept in memory per function. */
 const RING = 1000;

@@ -5,40 +5,10 @@
  * plaintext never changes, so functions that bind it keep running (see FunctionController).
  */
 import { KylixError } from '../errors.js';
+import type { ResealResult, RotationResult, UnreadableValue } from '../resources/api-types.js';
 import type { KObject } from '../resources/meta.js';
 import type { Registry } from './registry.js';
 import { sealedKeyId } from './secrets.js';
-
-/** A value that could not be re-sealed (its key is not in the ring, or it was altered). */
-export interface UnreadableValue {
-  namespace: string;
-  secret: string;
-  key: string;
-  keyId: string;
-  message: string;
-}
-
-/** What a re-seal did. */
-export interface ResealResult {
-  /** The key every value is sealed under now, save the unreadable ones. */
-  currentKeyId: string;
-  /** Secrets looked at, in every namespace. */
-  secrets: number;
-  /** Values sealed again under the current key. */
-  resealed: number;
-  /** Key ids that sealed values still name afterwards, sorted. */
-  keyIdsInUse: string[];
-  unreadable: UnreadableValue[];
-}
-
-/** What a key-file rotation did. */
-export interface RotationResult extends ResealResult {
-  previousKeyId: string;
-  /** Key ids removed from the key file because no value uses them any more. */
-  removedKeyIds: string[];
-  /** The key ids left in the key file, current first. */
-  keyIds: string[];
-}
 
 const CONFLICT_RETRIES = 10;
 

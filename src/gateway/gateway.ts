@@ -73,8 +73,8 @@ export class Gateway {
   ) {}
 
   /** Points a function ("namespace/name") at routes and the revisions that serve it. */
-  setFunction(functionKey: string, routes: RouteSpec[], target: ServingTarget): void {
-    this.router.setRoutes(functionKey, routes);
+  setFunction(functionKey: string, routes: RouteSpec[], target: ServingTarget, seniority?: string): void {
+    this.router.setRoutes(functionKey, routes, seniority);
     this.serving.set(functionKey, { target, split: new TrafficSplit(target.shares) });
   }
 

@@ -1,10 +1,14 @@
 /**
- * A durable journal of JSON records, shared by the embedded state store and the embedded binding
- * providers (KeyValue, Bucket index). The state lives in the caller's memory; every change is a
- * record appended to a file and fdatasynced before the caller's write is acknowledged, so an
- * acknowledged write survives `kill -9`. Records that arrive while a sync is under way share the
- * next one (group commit). Once the journal outgrows the last snapshot, the state is written as a
- * new snapshot and the journal starts over.
+ * The one durable journal of JSON records, shared by the embedded state store and every embedded
+ * binding provider (KeyValue, Bucket index, Queue). The state lives in the caller's memory; every
+ * change is a record appended to a file and fdatasynced before the caller's write is acknowledged,
+ * so an acknowledged write survives `kill -9`. Records that arrive while a sync is under way share
+ * the next one (group commit). Once the journal outgrows the last snapshot (and `compactBytes`),
+ * the state is written as a new snapshot and the journal starts over, so superseded records leave
+ * the disk.
+ *
+ * Every fault it reports is one `KylixError` code, ERR_BACKEND_UNAVAILABLE (the embedded
+ * providers' backend is the local disk): a failed write or fsync, a corrupt file, a closed journal.
  */
 import { existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
 import { type FileHandle, open, rename } from 'node:fs/promises';
@@ -23,7 +27,10 @@ export interface JournalOptions {
   snapshotFile?: string;
   /** Compact once the journal holds this many bytes and more than the last snapshot (default 16 MiB). */
   compactBytes?: number;
-  /** Loads the snapshot's bytes, when there is one, before any record is replayed. */
+  /**
+   * Loads the snapshot's bytes, when there is one, before any record is replayed. Callers whose
+   * snapshot is itself a list of records use `recordSnapshot` and `restoreRecords`.
+   */
   restore?: (snapshot: Buffer) => void;
   /**
    * Applies one record while loading. After a crash during compaction, records already in the
@@ -52,6 +59,40 @@ export async function openJournal(options: JournalOptions): Promise<Journal> {
   journal.load();
   await journal.openForAppend();
   return journal;
+}
+
+/**
+ * A snapshot written as one JSON record per line, for callers whose live state is best described
+ * by the same records the journal holds (the embedded queue): `restoreRecords` reads it back.
+ */
+export function recordSnapshot(records: Iterable<unknown>): Iterable<string> {
+  return (function* () {
+    for (const record of records) yield `${JSON.stringify(record)}\n`;
+  })();
+}
+
+/** Replays a snapshot written by `recordSnapshot`, one record at a time. */
+export function restoreRecords(snapshot: Buffer, replay: (record: unknown) => void, label: string): void {
+  let lineNo = 0;
+  for (const { line } of splitLines(snapshot)) {
+    lineNo++;
+    let record: unknown;
+    try {
+      record = JSON.parse(line);
+    } catch {
+      // A snapshot is renamed into place only once complete, so no line of it may be torn.
+      throw corrupt(label, 'its snapshot', lineNo);
+    }
+    replay(record);
+  }
+}
+
+/** The error for a journal or snapshot file that cannot be parsed. */
+function corrupt(label: string, file: string, lineNo: number): KylixError {
+  return new KylixError(
+    'ERR_BACKEND_UNAVAILABLE',
+    `${label}: ${file} is corrupt at line ${lineNo}; restore the data folder from a backup.`,
+  );
 }
 
 /** Splits a buffer into its non-empty lines without making one string of it (snapshots can be large). */
@@ -87,7 +128,10 @@ async function writeAll(file: FileHandle, buffers: Buffer[], size: number): Prom
 export class Journal {
   private handle?: FileHandle;
   private bytes = 0;
+  /** The snapshot file's size. */
   private snapshotBytes = 0;
+  /** The journal compacts once it holds more than this many bytes (raised after a failed compaction). */
+  private compactAt = 0;
   private pending: Pending[] = [];
   /** Callers of compactNow() waiting for the next compaction. */
   private compactWaiters: Pending[] = [];
@@ -102,6 +146,11 @@ export class Journal {
     this.journalPath = join(options.dir, options.journalFile ?? 'journal.log');
     this.snapshotPath = join(options.dir, options.snapshotFile ?? 'snapshot.json');
     this.compactBytes = options.compactBytes ?? DEFAULT_COMPACT_BYTES;
+  }
+
+  /** Bytes on disk: the snapshot and the journal after it (tests check that compaction shrinks it). */
+  get size(): number {
+    return this.snapshotBytes + this.bytes;
   }
 
   /** Set once a write or sync failed: the file is then in an unknown state, so nothing more is written. */
@@ -130,9 +179,7 @@ export class Journal {
       } catch {
         // Only the last line can be torn by a crash mid-write; it was never acknowledged.
         if (last) break;
-        throw new Error(
-          `${this.journalPath} is corrupt at line ${lineNo}; restore the data folder from a backup.`,
-        );
+        throw corrupt(this.options.label, this.journalPath, lineNo);
       }
       this.options.replay(record);
     }
@@ -140,9 +187,14 @@ export class Journal {
     if (complete < data.length) truncateSync(this.journalPath, complete);
   }
 
+  /** Opens the journal file for appending; a new file's name is made durable at once. */
   async openForAppend(): Promise<void> {
+    const created = !existsSync(this.journalPath);
     this.handle = await open(this.journalPath, 'a', 0o600);
     this.bytes = (await this.handle.stat()).size;
+    this.compactAt = Math.max(this.compactBytes, this.snapshotBytes);
+    // Without it, a crash could lose the whole journal file along with acknowledged records.
+    if (created) await syncDir(this.options.dir);
   }
 
   /** Appends one record; resolves once it is on disk. Records resolve in the order they were appended. */
@@ -190,11 +242,12 @@ export class Journal {
   }
 
   private unwritable(err: Error): KylixError {
-    return new KylixError('ERR_INTERNAL', `${this.options.label} cannot write: ${err.message}`);
+    return new KylixError('ERR_BACKEND_UNAVAILABLE', `${this.options.label} cannot write: ${err.message}`);
   }
 
   /** Writes batches until none is queued; `flushing` drops in the same tick as the last check. */
   private async flush(): Promise<void> {
+    // 1. Take the queued batch, 2. write it and fdatasync, 3. acknowledge it, 4. compact if due.
     while (this.pending.length > 0) {
       const batch = this.pending;
       this.pending = [];
@@ -217,14 +270,14 @@ export class Journal {
       }
       for (const p of batch) p.resolve();
       const waiters = this.compactWaiters;
-      if (waiters.length > 0 || this.bytes > Math.max(this.compactBytes, this.snapshotBytes)) {
+      if (waiters.length > 0 || this.bytes > this.compactAt) {
         this.compactWaiters = [];
         try {
           await this.compact();
           for (const w of waiters) w.resolve();
         } catch (err) {
-          // The journal still holds every record, so nothing is lost; try again after the next batch.
-          this.snapshotBytes = this.bytes;
+          // The journal still holds every record, so nothing is lost; try again once it has grown.
+          this.compactAt = Math.max(this.compactBytes, this.bytes);
           process.emitWarning(
             `${this.options.label} could not compact its journal: ${(err as Error).message}`,
           );
@@ -273,5 +326,6 @@ export class Journal {
     await this.handle?.truncate(0);
     this.bytes = 0;
     this.snapshotBytes = written;
+    this.compactAt = Math.max(this.compactBytes, written);
   }
 }

@@ -1,27 +1,20 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openEmbeddedBucket } from '../../src/bindings/bucket/embedded.js';
 import { createBucketProvider } from '../../src/bindings/bucket/index.js';
 import type { KylixError } from '../../src/errors.js';
 import { startS3rver } from '../helpers/s3rver.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { bucketConformance } from './bucket-conformance.js';
 
-const dirs: string[] = [];
 const children: ChildProcess[] = [];
 after(() => {
   for (const c of children) c.kill();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'kylix-bucket-'));
-  dirs.push(d);
-  return d;
-}
 
 /** Every file path under dir, relative to it. */
 function walk(dir: string, rel = ''): string[] {
@@ -31,7 +24,7 @@ function walk(dir: string, rel = ''): string[] {
 }
 
 // The embedded provider's data folder sits alone in a temp root, so anything a key smuggled out shows.
-const root = tempDir();
+const root = tempDir('bucket');
 const embeddedDir = join(root, 'buckets');
 mkdirSync(embeddedDir);
 bucketConformance({
@@ -51,7 +44,7 @@ bucketConformance({
   },
 });
 
-const startS3 = () => startS3rver(tempDir(), children);
+const startS3 = () => startS3rver(tempDir('bucket'), children);
 
 // KYLIX_TEST_S3_ENDPOINT runs the suite against a real store (MinIO in CI, say) instead of s3rver.
 const external = process.env.KYLIX_TEST_S3_ENDPOINT;

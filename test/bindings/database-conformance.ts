@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { DatabaseProvider } from '../../src/bindings/database/interface.js';
 import type { ResourceRef } from '../../src/bindings/provider.js';
 import { KylixError } from '../../src/errors.js';
-import { eventually } from '../helpers/platform.js';
+import { eventually } from '../helpers/eventually.js';
 import { collidingGroups } from './colliding-refs.js';
 
 /** How to run the suite against one provider. */

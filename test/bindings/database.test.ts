@@ -3,20 +3,17 @@
  * one resource can see another, and that PGlite's work never stalls the caller's event loop.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { identifierFor } from '../../src/bindings/database/common.js';
 import { type EmbeddedDatabaseProvider, openEmbeddedDatabase } from '../../src/bindings/database/embedded.js';
 import { createDatabaseProvider } from '../../src/bindings/database/index.js';
 import { openPostgresDatabase, type PostgresDatabaseProvider } from '../../src/bindings/database/postgres.js';
 import { KylixError } from '../../src/errors.js';
+import { reachable } from '../helpers/reachable.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { databaseConformance, isError } from './database-conformance.js';
-import { reachable } from './reachable.js';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'kylix-db-'));
-after(() => rmSync(dataDir, { recursive: true, force: true }));
+const dataDir = tempDir('db');
 
 databaseConformance({ name: 'embedded (PGlite)', open: () => openEmbeddedDatabase({ dataDir }) });
 

@@ -1,43 +1,15 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { openEmbeddedKeyValue } from '../../src/bindings/keyvalue/embedded.js';
 import { createKeyValueProvider } from '../../src/bindings/keyvalue/index.js';
 import type { KylixError } from '../../src/errors.js';
 import { ackedBeforeKill } from '../helpers/crash.js';
+import { reachable } from '../helpers/reachable.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { keyValueConformance } from './keyvalue-conformance.js';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'kylix-kv-'));
-  dirs.push(d);
-  return d;
-}
-
-/** Resolves with a reason when nothing accepts TCP connections at host:port, undefined when something does. */
-function unreachable(host: string, port: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: 1000 });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(undefined);
-    });
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve('timed out');
-    });
-    socket.once('error', (err) => resolve(err.message));
-  });
-}
-
-const embeddedDir = tempDir();
+const embeddedDir = tempDir('kv');
 keyValueConformance({
   name: 'embedded',
   // A tiny compaction threshold, so the suite also runs through snapshots.
@@ -49,8 +21,7 @@ keyValueConformance({
 });
 
 const redisUrl = process.env.KYLIX_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const redisTarget = new URL(redisUrl);
-const redisDown = await unreachable(redisTarget.hostname, Number(redisTarget.port || 6379));
+const redisDown = await reachable(redisUrl);
 if (redisDown)
   console.log(`# skipping the Redis KeyValue suite: Redis not reachable at ${redisUrl}: ${redisDown}`);
 keyValueConformance({
@@ -92,7 +63,7 @@ describe('KeyValue providers', () => {
   });
 
   it('embedded: loses no acknowledged write when the process is killed with SIGKILL', async () => {
-    const dir = tempDir();
+    const dir = tempDir('kv');
     // A child puts as fast as it can and prints each acknowledged key; we kill it mid-stream.
     const script = `
       import { openEmbeddedKeyValue } from ${JSON.stringify(new URL('../../src/bindings/keyvalue/embedded.ts', import.meta.url).href)};

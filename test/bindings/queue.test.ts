@@ -4,30 +4,18 @@
  */
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openEmbeddedQueue } from '../../src/bindings/queue/embedded.js';
 import { createQueueProvider } from '../../src/bindings/queue/index.js';
 import { openNatsQueue } from '../../src/bindings/queue/nats.js';
 import { KylixError } from '../../src/errors.js';
 import { ackedBeforeKill } from '../helpers/crash.js';
+import { reachable } from '../helpers/reachable.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { isCode, queueConformance } from './queue-conformance.js';
-import { reachable } from './reachable.js';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kylix-queue-'));
-  dirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const embeddedDir = tempDir();
+const embeddedDir = tempDir('queue');
 queueConformance({
   name: 'embedded',
   open: () => openEmbeddedQueue({ dataDir: embeddedDir }),
@@ -54,7 +42,7 @@ describe('embedded queue durability', () => {
   const ref = { namespace: 'crash', name: 'q' };
 
   it('keeps every acknowledged send after kill -9 of the process that sent it', async () => {
-    const dir = tempDir();
+    const dir = tempDir('queue');
     const module = fileURLToPath(new URL('../../src/bindings/queue/embedded.ts', import.meta.url));
     // Eight producers at once, so acknowledgements come out of shared (group) commits.
     const script = `
@@ -88,7 +76,7 @@ describe('embedded queue durability', () => {
   });
 
   it('compacts acked messages out of the journal, and the compacted journal reopens', async () => {
-    const dir = tempDir();
+    const dir = tempDir('queue');
     let p = await openEmbeddedQueue({ dataDir: dir, compactMinBytes: 64 * 1024 });
     await p.ensure(ref);
     const body = new Uint8Array(200).fill(65);
@@ -117,7 +105,7 @@ describe('embedded queue durability', () => {
   });
 
   it('never hands out the id of an acked message again, even after compaction and a restart', async () => {
-    const dir = tempDir();
+    const dir = tempDir('queue');
     let p = await openEmbeddedQueue({ dataDir: dir, compactMinBytes: 4096 });
     await p.ensure(ref);
     const used = new Set<string>();
@@ -143,7 +131,7 @@ describe('embedded queue durability', () => {
   });
 
   it('compacts a journal that is reopened before it doubles, so restarts do not let it grow without bound', async () => {
-    const dir = tempDir();
+    const dir = tempDir('queue');
     const body = new Uint8Array(200).fill(66);
     let bytes = 0;
     for (let start = 0; start < 12; start++) {
@@ -178,7 +166,7 @@ describe('queue provider config', () => {
   });
 
   it('opens the embedded provider, and says clearly when a NATS server cannot be reached', async () => {
-    const p = await createQueueProvider({ provider: 'embedded', dataDir: tempDir() });
+    const p = await createQueueProvider({ provider: 'embedded', dataDir: tempDir('queue') });
     assert.equal(p.name, 'embedded');
     assert.equal((await p.health()).ok, true);
     await p.close();

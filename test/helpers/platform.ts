@@ -3,8 +3,7 @@
  * functions to disk and apply them as a user would.
  */
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { applyManifests } from '../../src/cli/apply.js';
 import { ApiClient } from '../../src/cli/client.js';
@@ -12,6 +11,7 @@ import type { Installation } from '../../src/config/installation.js';
 import { type Platform, startPlatform } from '../../src/platform.js';
 import type { IsolationOptions } from '../../src/runtime/isolation/isolation.js';
 import type { ConsumerOptions } from '../../src/triggers/queue-consumer.js';
+import { tempDir } from './temp-dir.js';
 
 /** A running node plus a client for it. */
 export interface TestNode {
@@ -37,7 +37,7 @@ export async function startNode(
     consumer?: Partial<ConsumerOptions>;
   } = {},
 ): Promise<TestNode> {
-  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'kylix-test-'));
+  const dataDir = options.dataDir ?? tempDir('test');
   const platform = await startPlatform({
     dataDir,
     gatewayHost: '127.0.0.1',
@@ -70,7 +70,7 @@ export async function startNode(
 
 /** A temporary project folder with files written from a map of relative path → content. */
 export function writeProject(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kylix-app-'));
+  const dir = tempDir('app');
   for (const [rel, content] of Object.entries(files)) {
     const path = join(dir, rel);
     mkdirSync(dirname(path), { recursive: true });
@@ -97,17 +97,4 @@ export function functionManifest(name: string, source: string, routes: string[],
 /** Applies the manifests under `path` and waits for readiness, quietly. */
 export async function apply(node: TestNode, path: string) {
   return applyManifests(node.client, [path], { out: () => {} });
-}
-
-/**
- * Polls `check` until it is true, failing after `ms`: for changes that land asynchronously (a
- * route removed after a delete, a pool scaled down) where no event is exposed to wait on.
- */
-export async function eventually(check: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 15));
-  }
-  throw new Error(`condition not met within ${ms} ms`);
 }

@@ -8,20 +8,14 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { KylixError } from '../../src/errors.js';
+import { eventually } from '../helpers/eventually.js';
 import { apply, functionManifest, writeProject } from '../helpers/platform.js';
 import { type Arena, arena } from './harness.js';
 
 const errorCode = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;
 
-/** Polls until `check` holds (or fails after `ms`). */
-async function eventually(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail('condition not met in time');
-}
+/** These checks wait on sandbox limits and log floods: they get 10 s. */
+const WAIT_MS = 10_000;
 
 describe('hostile: starving neighbours and the node', () => {
   let a: Arena;
@@ -163,6 +157,7 @@ describe('hostile: starving neighbours and the node', () => {
           (r) => r.text(),
           () => '',
         )) === 'answered 1',
+      WAIT_MS,
     );
     await a.neighbourOk();
   });
@@ -171,10 +166,12 @@ describe('hostile: starving neighbours and the node', () => {
     const res = await a.get('/log-flood');
     assert.equal(await errorCode(res), 'ERR_CPU_LIMIT');
     await a.neighbourOk();
-    await eventually(() =>
-      a.node.platform.logs
-        .tail('default', 'log-flood', 10_000)
-        .some((e) => /log lines dropped/.test(e.message)),
+    await eventually(
+      () =>
+        a.node.platform.logs
+          .tail('default', 'log-flood', 10_000)
+          .some((e) => /log lines dropped/.test(e.message)),
+      WAIT_MS,
     );
     assert.ok(a.node.platform.logs.tail('default', 'log-flood', 100_000).length < 2000);
   });
@@ -218,8 +215,10 @@ describe('hostile: starving neighbours and the node', () => {
     await new Promise((r) => setTimeout(r, 200));
     controller.abort();
     await pending;
-    await eventually(() =>
-      a.node.platform.logs.tail('default', 'abort-aware').some((e) => e.message === 'aborted: AbortError'),
+    await eventually(
+      () =>
+        a.node.platform.logs.tail('default', 'abort-aware').some((e) => e.message === 'aborted: AbortError'),
+      WAIT_MS,
     );
     await a.neighbourOk();
   });

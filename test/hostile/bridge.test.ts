@@ -87,7 +87,11 @@ for (const bubblewrap of ['auto', 'off'] as const) {
       assert.doesNotMatch(out, /smuggled/);
       // The next client's request is its own, not anybody's body.
       const next = (await (
-        await a.get('/echo/next', { method: 'POST', headers: { authorization: 'Bearer victim' }, body: 'mine' })
+        await a.get('/echo/next', {
+          method: 'POST',
+          headers: { authorization: 'Bearer victim' },
+          body: 'mine',
+        })
       ).json()) as { body: string; auth: string; url: string };
       assert.equal(next.body, 'mine');
       assert.match(next.url, /\/echo\/next$/);
@@ -198,7 +202,14 @@ describe('hostile: a sandbox process that lies on its channel', () => {
 
   it('a binding call acts for the channel’s revision, whatever ids or namespaces it names', async () => {
     const c = await boundChannel();
-    const lies = { binding: 'KV', op: 'get', args: ['k'], id: 'ns-b/other/1/1', namespace: 'ns-b', instance: 'x' };
+    const lies = {
+      binding: 'KV',
+      op: 'get',
+      args: ['k'],
+      id: 'ns-b/other/1/1',
+      namespace: 'ns-b',
+      instance: 'x',
+    };
     c.theirs.write(frame(F.RPC, 7, serialize(lies)));
     const answered = await new Promise<Buffer>((r) => c.theirs.once('data', r));
     assert.equal(answered[4], F.RPC_RESULT);

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { digestOf } from '../../src/control-plane/bundles.js';
+import { digestOf } from '../../src/build/digest.js';
 import { type Arena, arena, assertAllBlocked, NEIGHBOUR_CANARY } from './harness.js';
 
 const handler = (body: string) =>

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { doctorReport } from '../../src/cli/commands/doctor.js';
 import { bubblewrapArgs, probeBubblewrap } from '../../src/runtime/isolation/bubblewrap.js';
 import { CgroupManager } from '../../src/runtime/isolation/cgroups.js';
 import { resolveNodeRuntime } from '../../src/runtime/isolation/node-runtime.js';
+import { doctorReport } from '../../src/server/doctor.js';
 import { type Arena, arena } from './harness.js';
 
 const runtime = resolveNodeRuntime();

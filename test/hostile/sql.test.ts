@@ -15,7 +15,7 @@ import type { DatabaseProvider } from '../../src/bindings/database/interface.js'
 import { openPostgresDatabase } from '../../src/bindings/database/postgres.js';
 import type { ResourceRef } from '../../src/bindings/provider.js';
 import { isError } from '../bindings/database-conformance.js';
-import { reachable } from '../bindings/reachable.js';
+import { reachable } from '../helpers/reachable.js';
 
 const pgUrl = process.env.KYLIX_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const pgDown = await reachable(pgUrl);

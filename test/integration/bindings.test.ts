@@ -6,32 +6,23 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { describeCommand } from '../../src/cli/commands/describe.js';
 import { type Installation, loadInstallation } from '../../src/config/installation.js';
 import { invokeEvent } from '../../src/runtime/events.js';
-import { reachable } from '../bindings/reachable.js';
-import {
-  apply,
-  eventually,
-  functionManifest,
-  startNode,
-  type TestNode,
-  writeProject,
-} from '../helpers/platform.js';
+import { eventually } from '../helpers/eventually.js';
+import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 import { scratchSchema } from '../helpers/postgres.js';
+import { reachable } from '../helpers/reachable.js';
 import { startS3rver } from '../helpers/s3rver.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const SHOP = fileURLToPath(new URL('../../examples/shop/', import.meta.url));
 const children: ChildProcess[] = [];
-const dirs: string[] = [];
 after(() => {
   for (const c of children) c.kill();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 /** The fleet installation, or why it cannot run here. */
@@ -45,8 +36,7 @@ async function fleet(): Promise<{ installation?: Installation; skip?: string }> 
     const problem = await reachable(url);
     if (problem) return { skip: `${name} is not reachable at ${url}: ${problem}` };
   }
-  const dir = mkdtempSync(join(tmpdir(), 'kylix-s3-'));
-  dirs.push(dir);
+  const dir = tempDir('s3');
   const s3 = await startS3rver(dir, children);
   if (!s3.endpoint) return { skip: `no S3 server: ${s3.reason}` };
   return {

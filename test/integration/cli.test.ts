@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { eventually, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
+import { eventually } from '../helpers/eventually.js';
+import { functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 
 const BIN = fileURLToPath(new URL('../../bin/kylix.js', import.meta.url));
 

@@ -14,15 +14,16 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { applyManifests } from '../../src/cli/apply.js';
 import { ApiClient } from '../../src/cli/client.js';
-import { reachable } from '../bindings/reachable.js';
-import { eventually, writeProject } from '../helpers/platform.js';
+import { eventually } from '../helpers/eventually.js';
+import { writeProject } from '../helpers/platform.js';
+import { reachable } from '../helpers/reachable.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const KYLIX = fileURLToPath(new URL('../../bin/kylix.js', import.meta.url));
 const TOTAL = 10_000;
@@ -43,10 +44,8 @@ const PAD_BYTES = 2048;
 const SEND_DEADLINE_MS = 60_000;
 
 const children = new Set<ChildProcess>();
-const dirs: string[] = [];
 after(() => {
   for (const c of children) c.kill('SIGKILL');
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 const PROJECT = {
@@ -112,7 +111,19 @@ interface Server {
 async function startServer(dataDir: string, env: NodeJS.ProcessEnv, namespace: string): Promise<Server> {
   const child = spawn(
     process.execPath,
-    [KYLIX, 'server', '--insecure-sandbox', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--api-port', '0'],
+    [
+      KYLIX,
+      'server',
+      '--insecure-sandbox',
+      '--data-dir',
+      dataDir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--api-port',
+      '0',
+    ],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.add(child);
@@ -202,13 +213,11 @@ interface Figures {
 /** The whole run on one installation (`env` chooses its backends). */
 async function crashRun(env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<Figures> {
   const started = Date.now();
-  const dataDir = mkdtempSync(join(tmpdir(), 'kylix-delivery-'));
-  dirs.push(dataDir);
+  const dataDir = tempDir('delivery');
   // A fresh namespace per run: the fleet backends keep data between runs.
   const namespace = `d${randomBytes(4).toString('hex')}`;
   let server = await startServer(dataDir, env, namespace);
   const project = writeProject(PROJECT);
-  dirs.push(project);
   await applyManifests(server.client, [project], { out: () => {} });
 
   // 1. Kill the server (at once, whatever is in flight) and start it again on the same folder.

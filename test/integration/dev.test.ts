@@ -4,19 +4,18 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { eventually, functionManifest, writeProject } from '../helpers/platform.js';
+import { eventually } from '../helpers/eventually.js';
+import { functionManifest, writeProject } from '../helpers/platform.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const BIN = fileURLToPath(new URL('../../bin/kylix.js', import.meta.url));
 const children: ChildProcess[] = [];
-const dirs: string[] = [];
 after(() => {
   for (const c of children) c.kill('SIGKILL');
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 interface Started {
@@ -52,8 +51,7 @@ describe('kylix dev', () => {
       'kylix.yaml': functionManifest('live', './live.ts', ['/live']),
       'live.ts': "export default { fetch() { return new Response('first'); } };",
     });
-    const dataDir = mkdtempSync(join(tmpdir(), 'kylix-dev-'));
-    dirs.push(app, dataDir);
+    const dataDir = tempDir('dev');
     const dev = await startKylix(['dev', app, '--data-dir', dataDir], /Watching/);
     assert.match(dev.output(), /function\/live ready: revision 1/);
     assert.equal(await (await fetch(`${dev.gateway}/live`)).text(), 'first');
@@ -79,8 +77,7 @@ describe('shutdown and crashes', () => {
       'slow.ts':
         "export default { async fetch() { console.log('started'); await new Promise((r) => setTimeout(r, 700)); return new Response('finished'); } };",
     });
-    const dataDir = mkdtempSync(join(tmpdir(), 'kylix-drain-'));
-    dirs.push(app, dataDir);
+    const dataDir = tempDir('drain');
     const dev = await startKylix(['dev', app, '--data-dir', dataDir, '--no-watch'], /Serving:/);
     const inFlight = fetch(`${dev.gateway}/slow`);
     await eventually(async () =>
@@ -102,8 +99,7 @@ describe('shutdown and crashes', () => {
       'kylix.yaml': functionManifest('flip', './flip.ts', ['/flip']),
       'flip.ts': "export default { fetch() { return new Response('old'); } };",
     });
-    const dataDir = mkdtempSync(join(tmpdir(), 'kylix-flip-'));
-    dirs.push(app, dataDir);
+    const dataDir = tempDir('flip');
     const dev = await startKylix(['dev', app, '--data-dir', dataDir], /Watching/);
     // The watcher starts the deploy; kill the node while it bundles, applies or starts the revision.
     writeFileSync(join(app, 'flip.ts'), "export default { fetch() { return new Response('new'); } };");
@@ -125,9 +121,11 @@ describe('shutdown and crashes', () => {
 
 describe('kylix server', () => {
   it('creates an admin token (mode 0600) on first start and requires it', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'kylix-server-'));
-    dirs.push(dataDir);
-    const server = await startKylix(['server', '--insecure-sandbox', '--host', '127.0.0.1', '--data-dir', dataDir], /control API/);
+    const dataDir = tempDir('server');
+    const server = await startKylix(
+      ['server', '--insecure-sandbox', '--host', '127.0.0.1', '--data-dir', dataDir],
+      /control API/,
+    );
     const token = /export KYLIX_TOKEN=(\S+)/.exec(server.output())?.[1];
     assert.ok(token, 'the token is shown on first start');
     assert.equal(statSync(join(dataDir, 'admin-token')).mode & 0o777, 0o600);
@@ -136,7 +134,10 @@ describe('kylix server', () => {
     assert.equal((await fetch(list, { headers: { authorization: `Bearer ${token}` } })).status, 200);
     server.child.kill('SIGTERM');
     await new Promise((r) => server.child.once('exit', r));
-    const second = await startKylix(['server', '--insecure-sandbox', '--host', '127.0.0.1', '--data-dir', dataDir], /control API/);
+    const second = await startKylix(
+      ['server', '--insecure-sandbox', '--host', '127.0.0.1', '--data-dir', dataDir],
+      /control API/,
+    );
     assert.doesNotMatch(second.output(), /Admin token/, 'the token is shown only once');
     second.child.kill('SIGTERM');
   });

@@ -9,9 +9,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Installation, loadInstallation } from '../../src/config/installation.js';
-import { reachable } from '../bindings/reachable.js';
-import { apply, eventually, startNode, type TestNode, writeProject } from '../helpers/platform.js';
+import { eventually } from '../helpers/eventually.js';
+import { apply, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 import { scratchSchema, TEST_POSTGRES_URL } from '../helpers/postgres.js';
+import { reachable } from '../helpers/reachable.js';
 
 const pgDown = await reachable(TEST_POSTGRES_URL);
 if (pgDown) console.log(`# skipping the fleet suite: ${pgDown}`);

@@ -7,14 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { KylixError } from '../../src/errors.js';
-import {
-  apply,
-  eventually,
-  functionManifest,
-  startNode,
-  type TestNode,
-  writeProject,
-} from '../helpers/platform.js';
+import { eventually } from '../helpers/eventually.js';
+import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 
 type WatchEvent = { type: string; object: { metadata: { name: string } } };
 

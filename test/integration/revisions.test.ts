@@ -7,14 +7,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { historyCommand, trafficCommand, undoCommand } from '../../src/cli/commands/rollout.js';
-import {
-  apply,
-  eventually,
-  functionManifest,
-  startNode,
-  type TestNode,
-  writeProject,
-} from '../helpers/platform.js';
+import { eventually } from '../helpers/eventually.js';
+import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 
 const versioned = (v: string, delayMs = 0) =>
   `export default { async fetch() { ${delayMs ? `await new Promise((r) => setTimeout(r, ${delayMs}));` : ''} return new Response('${v}'); } };\n`;

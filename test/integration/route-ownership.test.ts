@@ -10,7 +10,8 @@ import { applyManifests } from '../../src/cli/apply.js';
 import { ApiClient } from '../../src/cli/client.js';
 import type { KylixError } from '../../src/errors.js';
 import type { RouteSpec } from '../../src/resources/kinds.js';
-import { eventually, startNode, type TestNode, writeProject } from '../helpers/platform.js';
+import { eventually } from '../helpers/eventually.js';
+import { startNode, type TestNode, writeProject } from '../helpers/platform.js';
 
 /** A one-function project answering `body`, with routes written out in full (hosts, methods). */
 function project(name: string, body: string, routes: RouteSpec[]): string {

@@ -11,17 +11,11 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadInstallation } from '../../src/config/installation.js';
-import type { ResealResult, RotationResult } from '../../src/control-plane/secret-rotation.js';
 import { keyIdOf } from '../../src/control-plane/secrets.js';
 import type { KylixError } from '../../src/errors.js';
-import {
-  apply,
-  eventually,
-  functionManifest,
-  startNode,
-  type TestNode,
-  writeProject,
-} from '../helpers/platform.js';
+import type { ResealResult, RotationResult } from '../../src/resources/api-types.js';
+import { eventually } from '../helpers/eventually.js';
+import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 
 const BIN = fileURLToPath(new URL('../../bin/kylix.js', import.meta.url));
 const CANARY = 'canary-rot-5d1e8b-do-not-leak';

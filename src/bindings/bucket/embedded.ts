@@ -238,7 +238,8 @@ export class EmbeddedBucket implements BucketProvider {
 
   private bucket(ref: ResourceRef): Promise<BucketIndex> {
     checkRef(ref);
-    if (this.closed) throw new KylixError('ERR_INTERNAL', 'The embedded bucket provider is closed.');
+    if (this.closed)
+      throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The embedded bucket provider is closed.');
     const id = resourceIdentity(ref).path;
     let opening = this.buckets.get(id);
     if (!opening) {

@@ -189,7 +189,8 @@ export class EmbeddedKeyValue implements KeyValueProvider {
   }
 
   private async write(record: KvRecord): Promise<void> {
-    if (!this.journal) throw new KylixError('ERR_INTERNAL', 'The embedded KeyValue store is closed.');
+    if (!this.journal)
+      throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The embedded KeyValue store is closed.');
     await this.journal.append(record);
   }
 

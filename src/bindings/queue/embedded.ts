@@ -1,17 +1,16 @@
 /**
  * The embedded Queue provider: every queue of the installation in memory, every change in one
- * journal under the data folder (src/bindings/queue/journal.ts). A send resolves only after its
- * record is fdatasync'ed, so an acknowledged message survives `kill -9`. Leases live in memory
- * only: after a crash every unacked message is deliverable again (at-least-once).
+ * journal under the data folder (the shared src/storage/journal.ts: `queue.journal`, compacted
+ * into `queue.snapshot`). A send resolves only after its record is fdatasync'ed, so an
+ * acknowledged message survives `kill -9`. Leases live in memory only: after a crash every unacked
+ * message is deliverable again (at-least-once).
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { KylixError } from '../../errors.js';
+import { type Journal, openJournal, recordSnapshot, restoreRecords } from '../../storage/journal.js';
 import { resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
 import { Heap } from './heap.js';
 import type { Delivery, OutgoingMessage, QueueProvider, QueueStats } from './interface.js';
-import { type Journal, openJournal } from './journal.js';
 import { checkMessages, checkReceive } from './validate.js';
 
 type ContentType = OutgoingMessage['contentType'];
@@ -68,13 +67,21 @@ export interface EmbeddedQueueOptions {
 
 /** Opens the embedded queue provider on `options.dataDir`. */
 export async function openEmbeddedQueue(options: EmbeddedQueueOptions): Promise<EmbeddedQueueProvider> {
-  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const provider = new EmbeddedQueueProvider(options.now ?? Date.now);
-  const { journal, records } = await openJournal<QueueRecord>(join(options.dataDir, 'queue.journal'), {
-    snapshot: () => provider.snapshot(),
-    compactMinBytes: options.compactMinBytes ?? 16 * 1024 * 1024,
+  const label = 'The embedded queue';
+  // A data folder from before the shared journal has only queue.journal, holding every record:
+  // it replays as a journal with no snapshot.
+  const journal = await openJournal({
+    dir: options.dataDir,
+    label,
+    journalFile: 'queue.journal',
+    snapshotFile: 'queue.snapshot',
+    compactBytes: options.compactMinBytes ?? 16 * 1024 * 1024,
+    restore: (data) => restoreRecords(data, (r) => provider.apply(r as QueueRecord), label),
+    replay: (r) => provider.apply(r as QueueRecord),
+    snapshot: () => recordSnapshot(provider.snapshot()),
   });
-  provider.load(journal, records);
+  provider.opened(journal);
   return provider;
 }
 
@@ -82,49 +89,72 @@ export async function openEmbeddedQueue(options: EmbeddedQueueOptions): Promise<
 export class EmbeddedQueueProvider implements QueueProvider {
   readonly name = 'embedded';
   private readonly queues = new Map<string, QueueState>();
-  private journal!: Journal<QueueRecord>;
+  private journal!: Journal;
   private nextId = 1;
   private closed = false;
 
   constructor(private readonly now: () => number) {}
 
-  /** Rebuilds the state from the journal's records. */
-  load(journal: Journal<QueueRecord>, records: QueueRecord[]): void {
-    this.journal = journal;
-    for (const r of records) {
-      if (r.t === 'i') this.nextId = Math.max(this.nextId, r.next);
-      else if (r.t === 'q') this.state(r.q, true);
-      else if (r.t === 'p') this.queues.delete(r.q);
-      else if (r.t === 's') {
-        const body = new Uint8Array(Buffer.from(r.b, 'base64'));
-        const m: Message = { id: r.id, ts: r.ts, ct: r.ct, body, at: r.at, n: r.n, v: 0, durable: true };
-        this.state(r.q, true)?.messages.set(r.id, m);
-        this.nextId = Math.max(this.nextId, r.id + 1);
-      } else {
-        const m = this.queues.get(r.q)?.messages.get(r.id);
-        if (!m) continue;
-        if (r.t === 'a') this.queues.get(r.q)?.messages.delete(r.id);
-        else Object.assign(m, { n: r.n, at: r.at });
-      }
+  /**
+   * Applies one record of the snapshot or the journal while opening. Each record states an
+   * absolute value, so records replayed again on top of a snapshot (a crash during compaction)
+   * leave the same state.
+   */
+  apply(r: QueueRecord): void {
+    if (r.t === 'i') this.nextId = Math.max(this.nextId, r.next);
+    else if (r.t === 'q') this.state(r.q, true);
+    else if (r.t === 'p') this.queues.delete(r.q);
+    else if (r.t === 's') {
+      const body = new Uint8Array(Buffer.from(r.b, 'base64'));
+      const m: Message = { id: r.id, ts: r.ts, ct: r.ct, body, at: r.at, n: r.n, v: 0, durable: true };
+      this.state(r.q, true)?.messages.set(r.id, m);
+      this.nextId = Math.max(this.nextId, r.id + 1);
+    } else {
+      const m = this.queues.get(r.q)?.messages.get(r.id);
+      if (!m) return;
+      if (r.t === 'a') this.queues.get(r.q)?.messages.delete(r.id);
+      else Object.assign(m, { n: r.n, at: r.at });
     }
+  }
+
+  /** Takes the opened journal and schedules every message the records rebuilt. */
+  opened(journal: Journal): void {
+    this.journal = journal;
     for (const q of this.queues.values()) for (const m of q.messages.values()) this.schedule(q, m);
   }
 
-  /** The live state as journal records, for compaction. */
-  *snapshot(): Generator<QueueRecord> {
+  /**
+   * The live state as journal records, for compaction. The state is captured when it is called
+   * (the journal's contract); only the bodies' base64 is produced lazily.
+   */
+  snapshot(): Iterable<QueueRecord> {
     // Without it, ids of messages acked before the compaction would be handed out again after a
     // restart, and a consumer that deduplicates by message id would drop new messages.
-    yield { t: 'i', next: this.nextId };
-    for (const [q, state] of this.queues) {
-      yield { t: 'q', q };
-      for (const m of state.messages.values()) {
-        const b = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength).toString('base64');
-        yield { t: 's', q, id: m.id, ts: m.ts, ct: m.ct, b, at: m.at, n: m.n };
+    const next = this.nextId;
+    const queues = [...this.queues].map(([q, state]) => ({
+      q,
+      messages: [...state.messages.values()].map(({ id, ts, ct, body, at, n }) => ({
+        id,
+        ts,
+        ct,
+        body,
+        at,
+        n,
+      })),
+    }));
+    return (function* (): Generator<QueueRecord> {
+      yield { t: 'i', next };
+      for (const { q, messages } of queues) {
+        yield { t: 'q', q };
+        for (const m of messages) {
+          const b = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength).toString('base64');
+          yield { t: 's', q, id: m.id, ts: m.ts, ct: m.ct, b, at: m.at, n: m.n };
+        }
       }
-    }
+    })();
   }
 
-  /** The journal's size in bytes (tests check that acked messages are compacted away). */
+  /** The journal's and its snapshot's size in bytes (tests check that acked messages are compacted away). */
   get journalBytes(): number {
     return this.journal.size;
   }

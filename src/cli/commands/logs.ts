@@ -1,7 +1,7 @@
 /**
  * `kylix logs NAME [-f]`: a function's console output (and platform notes), optionally streamed.
  */
-import type { LogEntry } from '../../control-plane/logs.js';
+import type { LogEntry } from '../../resources/api-types.js';
 import type { ApiClient } from '../client.js';
 
 /** One log line for a terminal: time, level, revision, request id, message. */

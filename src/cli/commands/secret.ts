@@ -2,7 +2,7 @@
  * `kylix secret reseal` and `kylix secret rotate-key`: the keys that seal Secret values at rest.
  * (`kylix secret set` is in data.ts.)
  */
-import type { ResealResult, RotationResult } from '../../control-plane/secret-rotation.js';
+import type { ResealResult, RotationResult } from '../../resources/api-types.js';
 import type { ApiClient } from '../client.js';
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;

@@ -8,15 +8,18 @@
  */
 import { scopedKey } from '../../bindings/identity.js';
 import { KylixError } from '../../errors.js';
-import type { Gateway } from '../../gateway/gateway.js';
-import type { TrafficShare } from '../../gateway/traffic.js';
 import type { FunctionSpec } from '../../resources/kinds.js';
 import { type KObject, setCondition } from '../../resources/meta.js';
-import type { RevisionTarget, Runtime } from '../../runtime/runtime.js';
-import type { TriggerHooks } from '../../triggers/triggers.js';
 import type { BundleStore } from '../bundles.js';
 import { recordEvent } from '../events.js';
 import type { Registry } from '../registry.js';
+import type {
+  FunctionRoutes,
+  FunctionTriggers,
+  RevisionRunner,
+  RevisionTarget,
+  TrafficShare,
+} from '../serving.js';
 import type { Watch } from '../store/interface.js';
 import { RevisionSecrets } from './revision-secrets.js';
 import { FUNCTION_LABEL, type RevisionSpec, revisionObject, revSpec, templateHash } from './revisions.js';
@@ -41,10 +44,10 @@ export class FunctionController {
 
   constructor(
     private readonly registry: Registry,
-    private readonly runtime: Runtime,
-    private readonly gateway: Gateway,
+    private readonly runtime: RevisionRunner,
+    private readonly gateway: FunctionRoutes,
     private readonly bundles: BundleStore,
-    private readonly triggers?: Pick<TriggerHooks, 'serving' | 'removed'>,
+    private readonly triggers?: FunctionTriggers,
   ) {
     this.secrets = new RevisionSecrets(registry);
   }
@@ -185,17 +188,22 @@ export class FunctionController {
     const rev = revSpec(ready);
     const previous = this.serving.get(key) ?? new Set<string>();
     // Of two namespaces' overlapping routes (admissions racing on a fleet), every node serves the older function's.
-    this.gateway.router.setSeniority(key, fn.metadata.creationTimestamp);
-    this.gateway.setFunction(key, rev.routes, {
-      name,
-      shares,
-      tags,
-      limits: {
-        timeoutMs: rev.limits.timeoutMs,
-        maxRequestBytes: rev.limits.maxRequestBytes,
-        maxConcurrency: rev.limits.maxConcurrency,
+    this.gateway.setFunction(
+      key,
+      rev.routes,
+      {
+        name,
+        shares,
+        tags,
+        limits: {
+          timeoutMs: rev.limits.timeoutMs,
+          maxRequestBytes: rev.limits.maxRequestBytes,
+          maxConcurrency: rev.limits.maxConcurrency,
+        },
       },
-    });
+      // Of two namespaces' overlapping routes (admissions racing on a fleet), every node serves the older function's.
+      fn.metadata.creationTimestamp,
+    );
     const now = new Set([...shares, ...Object.values(tags)].map((s) => s.revisionKey));
     now.add(this.targetFor(namespace, name, rev).key);
     this.serving.set(key, now);

@@ -119,7 +119,8 @@ export class EmbeddedStore implements Store {
 
   /** Writes the snapshot now and empties the journal; see Store.compact. */
   async compact(): Promise<void> {
-    if (!this.journal) throw new KylixError('ERR_INTERNAL', 'The state store cannot write: it is closed');
+    if (!this.journal)
+      throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The state store cannot write: it is closed');
     await this.journal.compactNow();
   }
 
@@ -131,13 +132,15 @@ export class EmbeddedStore implements Store {
 
   private check(kind: string, name: string, existing: KObject | undefined, pre: Precondition): void {
     const broken = this.journal?.broken;
-    if (broken) throw new KylixError('ERR_INTERNAL', `The state store cannot write: ${broken.message}`);
+    if (broken)
+      throw new KylixError('ERR_BACKEND_UNAVAILABLE', `The state store cannot write: ${broken.message}`);
     checkPrecondition(kind, name, existing, pre);
   }
 
   /** Journals the change; once it is durable, hands the event to watchers (in journal order). */
   private async append(entry: JournalEntry, type: WatchEvent['type']): Promise<void> {
-    if (!this.journal) throw new KylixError('ERR_INTERNAL', 'The state store cannot write: it is closed');
+    if (!this.journal)
+      throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The state store cannot write: it is closed');
     await this.journal.append(entry);
     this.record({ type, object: entry.object });
   }

@@ -305,7 +305,8 @@ export class PostgresStore implements Store, SharedBundles {
   }
 
   private async connect(): Promise<PoolClient> {
-    if (this.closed) throw new KylixError('ERR_INTERNAL', 'The state store cannot write: it is closed');
+    if (this.closed)
+      throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The state store cannot write: it is closed');
     try {
       return await this.pool.connect();
     } catch (err) {
@@ -314,7 +315,7 @@ export class PostgresStore implements Store, SharedBundles {
   }
 
   private async query<R extends object>(sql: string, params: unknown[] = []) {
-    if (this.closed) throw new KylixError('ERR_INTERNAL', 'The state store is closed');
+    if (this.closed) throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The state store is closed');
     try {
       return await this.pool.query<R>(sql, params);
     } catch (err) {

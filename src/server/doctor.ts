@@ -3,9 +3,9 @@
  * cgroups, permission flags, the runtime Node and whether it is still supported, the egress proxy),
  * each on or off with the reason and what to do.
  */
-import { VERSION } from '../../platform.js';
-import { Isolation, type IsolationOptions } from '../../runtime/isolation/isolation.js';
-import { resolveNodeRuntime } from '../../runtime/isolation/node-runtime.js';
+import { Isolation, type IsolationOptions } from '../runtime/isolation/isolation.js';
+import { resolveNodeRuntime } from '../runtime/isolation/node-runtime.js';
+import { VERSION } from '../version.js';
 
 /** The report, and whether every layer is on. */
 export function doctorReport(options: IsolationOptions = {}): { text: string; ok: boolean } {

@@ -1,16 +1,18 @@
 /**
- * `kylix dev` and `kylix server`: start a node. dev applies the manifests under its folders and
+ * `kylix dev` and `kylix server`: start a node in this process (the CLI loads this file only when
+ * one of them runs, so other commands never load the server). dev applies the manifests under its folders and
  * re-applies them when a file changes; server is the long-running form and requires a token.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { watch } from 'chokidar';
-import { loadInstallation } from '../../config/installation.js';
-import { describeError, KylixError } from '../../errors.js';
-import { type Platform, startPlatform, VERSION } from '../../platform.js';
-import { applyManifests } from '../apply.js';
-import { ApiClient } from '../client.js';
+import { applyManifests } from '../cli/apply.js';
+import { ApiClient } from '../cli/client.js';
+import { loadInstallation } from '../config/installation.js';
+import { describeError, KylixError } from '../errors.js';
+import { type Platform, startPlatform } from '../platform.js';
+import { VERSION } from '../version.js';
 
 /** Flags shared by dev and server. */
 export interface ServeFlags {

@@ -1,0 +1,39 @@
+/**
+ * What the control plane needs from the serving side (the gateway's routing table, the runtime's
+ * revisions, the triggers), declared here as narrow interfaces: the controllers depend on these,
+ * never on the Gateway or Runtime classes. platform.ts passes the real objects; a test may pass
+ * fakes.
+ *
+ * TODO(bridge): the data the interfaces carry (ServingTarget, TrafficShare, RevisionTarget) is
+ * still declared by the gateway and the runtime, so this one file imports their types. When those
+ * files are rewritten, the types move to resources/ and these imports go (see
+ * .dependency-cruiser.cjs, rule control-plane-through-bridge).
+ */
+import type { ServingTarget } from '../gateway/gateway.js';
+import type { TrafficShare } from '../gateway/traffic.js';
+import type { FunctionSpec, RouteSpec } from '../resources/kinds.js';
+import type { RevisionTarget } from '../runtime/runtime.js';
+
+export type { RevisionTarget, ServingTarget, TrafficShare };
+
+/** Where a function's requests go: the gateway's routing table, as the Function controller sees it. */
+export interface FunctionRoutes {
+  /** `seniority` (the function's creation time) decides who keeps a route two namespaces claim. */
+  setFunction(functionKey: string, routes: RouteSpec[], target: ServingTarget, seniority?: string): void;
+  removeFunction(functionKey: string): void;
+}
+
+/** Starts, counts and stops revisions: the runtime, as the Function controller sees it. */
+export interface RevisionRunner {
+  has(revisionKey: string): boolean;
+  deploy(target: RevisionTarget): Promise<unknown>;
+  /** Requests the revision is serving now (drained to 0 before it is retired). */
+  inFlight(revisionKey: string): number;
+  retire(revisionKey: string): Promise<void>;
+}
+
+/** Told which revision serves a function's triggers (queue batches, scheduled ticks). */
+export interface FunctionTriggers {
+  serving(namespace: string, name: string, spec: FunctionSpec, revisionKey: string): void;
+  removed(namespace: string, name: string): void;
+}
