@@ -25,7 +25,7 @@ export interface CompareOptions {
   workload: Workload;
   rawLabel: string;
   /** Targets for Kylix from the issue. */
-  goals?: { vsRaw?: number; vsWorkerd?: number; p99Ms?: number };
+  goals?: { vsRaw?: number; vsWorkerd?: number; p99Ms?: number; cpuUsPerRequest?: number };
 }
 
 /** One measured round: the load generator's figures and where the CPU went meanwhile. */
@@ -183,6 +183,18 @@ function metricsOf(summary: Record<string, TargetSummary>, options: CompareOptio
     });
   }
   const kylix = summary.kylix;
+  if (kylix) {
+    // Every Kylix process together (supervisor and sandbox processes): what one request costs.
+    const total = Object.values(kylix.cpuUsPerRequest).reduce((a, b) => a + b, 0);
+    metrics.push({
+      name: 'kylix CPU per request, all processes',
+      value: total,
+      unit: 'µs',
+      ...(goals.cpuUsPerRequest !== undefined
+        ? { target: { op: '<=' as const, value: goals.cpuUsPerRequest } }
+        : {}),
+    });
+  }
   if (kylix && summary.raw) {
     metrics.push({
       name: `ratio Kylix/${options.rawLabel} req/s`,

@@ -73,6 +73,44 @@ async function direct(fleet: boolean, n: number, c: number): Promise<number> {
   }
 }
 
+/**
+ * KV get through the provider directly, in this process, on the same backend (a fresh embedded store,
+ * or Redis): the baseline for the binding's overhead (a call from the function, through its channel
+ * and the broker, to the same provider).
+ */
+async function directKvGet(fleet: boolean, n: number, c: number): Promise<number> {
+  const { createKeyValueProvider } = await import('../../src/bindings/keyvalue/index.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'kylix-bench-kv-'));
+  const provider = await createKeyValueProvider(
+    fleet
+      ? { provider: 'redis', url: FLEET.KYLIX_REDIS_URL, keyPrefix: 'bench-direct' }
+      : { provider: 'embedded', dataDir: dir },
+  );
+  const ref = { namespace: 'bench', name: 'direct' };
+  try {
+    await provider.ensure(ref);
+    const value = new TextEncoder().encode('value-of-about-thirty-bytes..');
+    for (let i = 0; i < 1000; i++) await provider.put(ref, `k${i}`, value);
+    const once = async (i: number) => provider.get(ref, `k${i % 1000}`);
+    for (let i = 0; i < 200; i++) await once(i);
+    let next = 0;
+    const t = performance.now();
+    await Promise.all(
+      Array.from({ length: c }, async () => {
+        while (next < n) await once(next++);
+      }),
+    );
+    return Math.round((n / (performance.now() - t)) * 1000);
+  } finally {
+    await provider.purge(ref).catch(() => undefined);
+    await provider.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** See the file comment. */
 export const bindings: Scenario = {
   id: 6,
@@ -85,6 +123,7 @@ export const bindings: Scenario = {
     const notes = [
       `Each figure: ${n} calls inside one request (sequential, then 16 in flight); the function and the node share core ${ctx.cores.server}.`,
       'SQL "direct" is the same statement through the driver in the bench process (PGlite in memory; pg against PostgreSQL), not pinned.',
+      'KV get "direct provider": the same provider (a fresh embedded store, or Redis) called in the bench process, one in flight, not pinned.',
       'Queue end to end: messages sent in batches of 100 from inside the function, until the consumer has acked all of them (queue stats empty).',
     ];
     for (const [config, env] of [
@@ -107,9 +146,18 @@ export const bindings: Scenario = {
           'SQL queries/s direct driver (16 in flight)': await direct(config === 'fleet', n, 16),
           'queue msgs/s end to end': await queueEndToEnd(node, Math.max(1000, n)),
         };
-        details[config] = figures;
+        const directGet = await directKvGet(config === 'fleet', n, 1);
+        details[config] = { ...figures, 'KV get ops/s direct provider': directGet };
         for (const [name, value] of Object.entries(figures))
           metrics.push({ name: `${config}: ${name}`, value, unit: '/s' });
+        metrics.push({ name: `${config}: KV get ops/s direct provider`, value: directGet, unit: '/s' });
+        // Issue 10: a binding call (one in flight) costs at most 1.5 x the provider call itself.
+        metrics.push({
+          name: `${config}: KV get binding overhead (time per call, binding / direct)`,
+          value: Math.round((directGet / figures['KV get ops/s']) * 100) / 100,
+          unit: '×',
+          target: { op: '<=', value: 1.5 },
+        });
       } catch (err) {
         notes.push(`${config}: not measured: ${err instanceof Error ? err.message : String(err)}`);
       } finally {

@@ -196,6 +196,8 @@ describe('hostile: a sandbox process that lies on its channel', () => {
       },
       (reason) => broken.push(reason),
     );
+    // The supervisor hangs up on a lying process: its further writes fail, as they should.
+    pair.theirs.on('error', () => undefined);
     const closed = new Promise<void>((r) => pair.theirs.once('close', () => r()));
     return { ...pair, channel, calls, broken, closed };
   }
