@@ -124,15 +124,19 @@ export class CpuWatchdog {
         next.set(seq, total);
         worst = Math.max(worst, total);
       }
-      // Requests that finished since the last tick hand their charge on to the work after them.
-      let finishedNow = -1;
-      for (const [seq, total] of w.charged) if (!next.has(seq)) finishedNow = Math.max(finishedNow, total);
-      if (finishedNow >= 0) w.trailing = finishedNow;
-      // An idle thread's own housekeeping (under 5 % of a core) is not charged, or an instance kept
-      // warm for hours would add up to a limit doing nothing.
-      if (live.length === 0 && d.active > 0.05 * (d.active + d.idle)) w.trailing += d.active;
-      w.charged = next;
       const finished = Atomics.load(w.usage, 0);
+      // Requests that finished since the last tick hand their charge on to the work after them
+      // (requests that came and went between two ticks used what they used: nothing carries over).
+      if (finished !== w.finished) {
+        w.trailing = 0;
+        for (const [seq, total] of w.charged) if (!next.has(seq)) w.trailing = Math.max(w.trailing, total);
+      } else if (live.length === 0 && d.active > 0.05 * (d.active + d.idle)) {
+        // Nothing in flight and nothing finished: this busy time is work left running after a
+        // response. (An idle thread's own housekeeping, under 5 % of a core, is not charged, or an
+        // instance kept warm for hours would add up to a limit doing nothing.)
+        w.trailing += d.active;
+      }
+      w.charged = next;
       // A thread that never went idle and finished nothing this tick is stuck in one task.
       if (d.idle < 0.5 && finished === w.finished && d.active > 0) w.busyStreakMs += d.active;
       else w.busyStreakMs = 0;

@@ -69,6 +69,7 @@ for (const bubblewrap of ['auto', 'off'] as const) {
     before(async () => {
       a = await arena({ isolation: { bubblewrap } });
       await a.deploy({
+        hello: { code: "export default { fetch() { return new Response('hi'); } };", spec: 'limits:\n  cpuMs: 200' },
         echo: { code: ECHO },
         'burn-after': { code: BURN_AFTER, spec: 'limits:\n  cpuMs: 200' },
       });
@@ -139,6 +140,25 @@ for (const bubblewrap of ['auto', 'off'] as const) {
         const res = await a.get('/echo/tag', { headers: { 'kylix-revision': tag } });
         assert.equal(res.status, 404, tag);
       }
+    });
+
+    it('steady load on a quick function never trips its CPU limit (only work after a response counts)', async () => {
+      let next = 0;
+      const statuses = new Map<number, number>();
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (next++ < 3000) {
+            const res = await a.get('/hello');
+            await res.arrayBuffer();
+            statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          }
+        }),
+      );
+      assert.deepEqual([...statuses.keys()], [200], JSON.stringify([...statuses]));
+      const stopped = a.node.platform.logs
+        .tail('default', 'hello', 1000)
+        .filter((e) => /Instance stopped/.test(e.message));
+      assert.deepEqual(stopped, []);
     });
 
     it('CPU a function burns after it answered counts against its cpuMs', async () => {
