@@ -20,7 +20,7 @@ import { SecretBox } from './control-plane/secrets.js';
 import { openStateStore } from './control-plane/store/open.js';
 import { Gateway } from './gateway/gateway.js';
 import { Isolation, type IsolationOptions } from './runtime/isolation/isolation.js';
-import { ProcessSandbox } from './runtime/process-sandbox.js';
+import { NamespaceSandbox } from './runtime/namespace-sandbox.js';
 import { Runtime } from './runtime/runtime.js';
 import type { ConsumerOptions } from './triggers/queue-consumer.js';
 import { startTriggers } from './triggers/triggers.js';
@@ -109,17 +109,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const broker = new BindingBroker(registry, providers);
   const runtime = new Runtime({
     makeSandbox: (namespace, events) =>
-      new ProcessSandbox(namespace, events, {
+      new NamespaceSandbox(namespace, events, {
         isolation,
-        revisionLimits: async (key) => {
-          // key is "<namespace>/<function>/<revision>"; the Revision object holds its spec.
-          const [ns = '', fn = '', rev = ''] = key.split('/');
-          const spec = (await store.get('Revision', ns, `${fn}-${rev}`))?.spec as
-            | { limits?: { cpuMs?: number }; egress?: { allow?: string[] } }
-            | undefined;
-          if (!spec) return undefined;
-          return { cpuMs: spec.limits?.cpuMs ?? 1000, egressAllow: spec.egress?.allow ?? [] };
-        },
         onStderr: (ns, text) => log(`[sandbox ${ns}] ${text.trimEnd()}`),
       }),
     logSink: (target, record) =>

@@ -3,9 +3,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { RevisionTarget } from '../src/resources/serving.js';
 import type { InstanceChannel } from '../src/runtime/instance-channel.js';
 import { RevisionPool, type ScalingPolicy } from '../src/runtime/pool.js';
-import type { RevisionTarget } from '../src/runtime/runtime.js';
 
 function fakePool(policy: Partial<ScalingPolicy>) {
   let clock = 1_000_000;

@@ -3,18 +3,14 @@
  * revisions, the triggers), declared here as narrow interfaces: the controllers depend on these,
  * never on the Gateway or Runtime classes. platform.ts passes the real objects; a test may pass
  * fakes.
- *
- * TODO(bridge): the data the interfaces carry (ServingTarget, TrafficShare, RevisionTarget) is
- * still declared by the gateway and the runtime, so this one file imports their types. When those
- * files are rewritten, the types move to resources/ and these imports go (see
- * .dependency-cruiser.cjs, rule control-plane-through-bridge).
- */
-import type { ServingTarget } from '../gateway/gateway.js';
-import type { TrafficShare } from '../gateway/traffic.js';
-import type { FunctionSpec, RouteSpec } from '../resources/kinds.js';
-import type { RevisionTarget } from '../runtime/runtime.js';
 
-export type { RevisionTarget, ServingTarget, TrafficShare };
+ * The data the interfaces carry (ServingTarget, TrafficShare, RevisionTarget) is declared in
+ * resources/serving.ts, shared by all three.
+ */
+import type { FunctionSpec, RouteSpec } from '../resources/kinds.js';
+import type { RevisionKey, RevisionTarget, ServingTarget, TrafficShare } from '../resources/serving.js';
+
+export type { RevisionKey, RevisionTarget, ServingTarget, TrafficShare };
 
 /** Where a function's requests go: the gateway's routing table, as the Function controller sees it. */
 export interface FunctionRoutes {

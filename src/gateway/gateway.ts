@@ -8,23 +8,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { KylixError } from '../errors.js';
 import type { RouteSpec } from '../resources/kinds.js';
+import type { ServingTarget } from '../resources/serving.js';
 import type { Lease, Runtime } from '../runtime/runtime.js';
 import { Admission } from './concurrency.js';
 import { sendError } from './errors.js';
 import { type ProxyLimits, proxy } from './proxy.js';
 import { Router } from './router.js';
 import { splitTaggedHost, type TrafficShare, TrafficSplit } from './traffic.js';
-
-/** Where a function's traffic goes right now. */
-export interface ServingTarget {
-  /** The function's name, for messages. */
-  name: string;
-  /** Revisions taking traffic; percents add up to 100. */
-  shares: TrafficShare[];
-  /** Revisions addressable by tag (header kylix-revision, or host prefix "tag--"). */
-  tags: Record<string, TrafficShare>;
-  limits: ProxyLimits;
-}
 
 /** One finished invocation, for the function's log. */
 export interface Invocation {

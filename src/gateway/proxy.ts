@@ -9,17 +9,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KylixError } from '../errors.js';
+import type { ProxyLimits } from '../resources/serving.js';
 import type { Fate, InstanceChannel, StreamSink } from '../runtime/instance-channel.js';
 import { F, INLINE_BODY_BYTES, type ResponseHead, STREAM_WINDOW } from '../sandbox/channel.js';
 import { REQUEST_ID, sendError } from './errors.js';
 
-/** Limits the proxy enforces for one call. */
-export interface ProxyLimits {
-  timeoutMs: number;
-  maxRequestBytes: number;
-  /** Requests the function may serve at once (spec.limits.maxConcurrency); more get 429. */
-  maxConcurrency?: number;
-}
+export type { ProxyLimits };
 
 /** What one proxied call needs. */
 export interface ProxyCall {

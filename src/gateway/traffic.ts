@@ -3,12 +3,9 @@
  * every ten requests instead of only on average, plus tags that address one revision directly.
  */
 
-/** One revision taking a share of a function's traffic. */
-export interface TrafficShare {
-  revision: number;
-  revisionKey: string;
-  percent: number;
-}
+import type { TrafficShare } from '../resources/serving.js';
+
+export type { TrafficShare };
 
 /** Picks the revision for each request according to the shares. */
 export class TrafficSplit {

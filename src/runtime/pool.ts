@@ -4,16 +4,11 @@
  * to maxInstances); instances idle for idleSeconds are stopped, down to minInstances (zero by
  * default: an idle function holds no instance at all).
  */
-import type { InstanceChannel } from './instance-channel.js';
-import type { Lease, RevisionTarget } from './runtime.js';
 
-/** spec.scaling of the revision. */
-export interface ScalingPolicy {
-  minInstances: number;
-  maxInstances: number;
-  targetConcurrency: number;
-  idleSeconds: number;
-}
+import type { RevisionTarget, ScalingPolicy } from '../resources/serving.js';
+import type { InstanceChannel } from './instance-channel.js';
+
+export type { ScalingPolicy };
 
 /** One running instance and its load. */
 export interface Instance {
@@ -25,6 +20,16 @@ export interface Instance {
   startupMs: number;
   /** Requests served so far. */
   served: number;
+}
+
+/** An instance lent to one request; release() must be called exactly once when it is done. */
+export interface Lease {
+  instance: Instance;
+  /** True when this request had to wait for an instance to start. */
+  cold: boolean;
+  /** How long it waited for that start, in ms (0 when warm). */
+  waitedMs: number;
+  release(): void;
 }
 
 interface Waiter {

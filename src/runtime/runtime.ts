@@ -4,37 +4,15 @@
  * minInstances says otherwise), and an instance that dies is replaced on the next request.
  */
 import type { FunctionSpec } from '../resources/kinds.js';
+import type { RevisionTarget } from '../resources/serving.js';
 import type { BindingCall, LogRecord } from '../sandbox/protocol.js';
 import type { InstanceChannel } from './instance-channel.js';
-import { type Instance, RevisionPool, type ScalingPolicy } from './pool.js';
+import { type Lease, RevisionPool } from './pool.js';
 import type { Sandbox, SandboxFactory } from './sandbox.js';
 
 export type { ScalingPolicy } from './pool.js';
 
-/** What the runtime needs to run one revision. */
-export interface RevisionTarget {
-  /** "<namespace>/<function>/<revision number>". */
-  key: string;
-  namespace: string;
-  functionName: string;
-  revision: number;
-  bundlePath: string;
-  env: Record<string, string>;
-  memoryMiB: number;
-  scaling: ScalingPolicy;
-  /** spec.bindings of the revision; secrets are already resolved into env. */
-  bindings: FunctionSpec['bindings'];
-}
-
-/** An instance lent to one request; release() must be called exactly once when it is done. */
-export interface Lease {
-  instance: Instance;
-  /** True when this request had to wait for an instance to start. */
-  cold: boolean;
-  /** How long it waited for that start, in ms (0 when warm). */
-  waitedMs: number;
-  release(): void;
-}
+export type { Lease };
 
 /** Where instance logs go: the function's log. */
 export type LogSink = (target: RevisionTarget, record: LogRecord) => void;
@@ -190,7 +168,7 @@ export class Runtime {
     this.byInstance.set(id, pool);
     try {
       const started = await this.sandbox(target.namespace).startInstance(
-        target.key,
+        target,
         {
           id,
           bundlePath: target.bundlePath,

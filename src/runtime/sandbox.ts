@@ -1,9 +1,10 @@
 /**
  * The one interface tenant code runs behind. The runtime asks a Sandbox for instances and talks to
  * each over its channel (instance-channel.ts); how the sandbox isolates them (sandbox processes
- * under bubblewrap and cgroups, with an egress proxy: see process-sandbox.ts and isolation/) stays
+ * under bubblewrap and cgroups, with an egress proxy: see namespace-sandbox.ts and isolation/) stays
  * behind it.
  */
+import type { RevisionKey, RevisionLimits } from '../resources/serving.js';
 import type { InstanceSpec } from '../sandbox/protocol.js';
 import type { InstanceChannel, InstanceHooks } from './instance-channel.js';
 
@@ -26,10 +27,14 @@ export interface Sandbox {
   /** What isolation this is, for `kylix doctor` and start-up output. */
   readonly kind: string;
   /**
-   * Loads the bundle in a new instance of revision `revisionKey`; its binding calls and logs go to
-   * `hooks`. Rejects with ERR_* when the module fails to load.
+   * Loads the bundle in a new instance of `revision` (whose limits the sandbox enforces); its
+   * binding calls and logs go to `hooks`. Rejects with ERR_* when the module fails to load.
    */
-  startInstance(revisionKey: string, spec: InstanceSpec, hooks: InstanceHooks): Promise<SandboxInstance>;
+  startInstance(
+    revision: { key: RevisionKey; limits: RevisionLimits },
+    spec: InstanceSpec,
+    hooks: InstanceHooks,
+  ): Promise<SandboxInstance>;
   /** Stops an instance; resolves once it is gone. */
   stopInstance(id: string): Promise<void>;
   /** Stops every instance and the sandbox itself. */

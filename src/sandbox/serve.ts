@@ -19,7 +19,7 @@ import {
   type RequestHead,
   STREAM_WINDOW,
 } from './channel.js';
-import { messageBatch, scheduledEvent, type WireDelivery } from './events.js';
+import { messageBatch, scheduledEvent, type WireDelivery } from './handler-args.js';
 import { isResponse, lightRequest, simpleResponseOf } from './web-objects.js';
 
 /** The Workers-style handler object a module exports by default. */

@@ -7,7 +7,7 @@ import type { QueueProvider } from '../bindings/queue/interface.js';
 import type { LogStore } from '../control-plane/logs.js';
 import type { Store } from '../control-plane/store/interface.js';
 import type { FunctionSpec } from '../resources/kinds.js';
-import { invokeEvent } from '../runtime/events.js';
+import { invokeEvent } from '../runtime/deliver-event.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { type BatchOutcome, type ConsumerOptions, QueueConsumer } from './queue-consumer.js';
 import { Scheduler } from './scheduler.js';

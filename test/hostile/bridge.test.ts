@@ -69,7 +69,10 @@ for (const bubblewrap of ['auto', 'off'] as const) {
     before(async () => {
       a = await arena({ isolation: { bubblewrap } });
       await a.deploy({
-        hello: { code: "export default { fetch() { return new Response('hi'); } };", spec: 'limits:\n  cpuMs: 200' },
+        hello: {
+          code: "export default { fetch() { return new Response('hi'); } };",
+          spec: 'limits:\n  cpuMs: 200',
+        },
         echo: { code: ECHO },
         'burn-after': { code: BURN_AFTER, spec: 'limits:\n  cpuMs: 200' },
       });

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { describeCommand } from '../../src/cli/commands/describe.js';
 import { type Installation, loadInstallation } from '../../src/config/installation.js';
-import { invokeEvent } from '../../src/runtime/events.js';
+import { invokeEvent } from '../../src/runtime/deliver-event.js';
 import { eventually } from '../helpers/eventually.js';
 import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 import { scratchSchema } from '../helpers/postgres.js';

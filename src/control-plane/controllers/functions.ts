@@ -10,6 +10,7 @@ import { scopedKey } from '../../bindings/identity.js';
 import { KylixError } from '../../errors.js';
 import type { FunctionSpec } from '../../resources/kinds.js';
 import { type KObject, setCondition } from '../../resources/meta.js';
+import { type RevisionKey, revisionKey } from '../../resources/serving.js';
 import type { BundleStore } from '../bundles.js';
 import { recordEvent } from '../events.js';
 import type { Registry } from '../registry.js';
@@ -35,7 +36,7 @@ export class FunctionController {
     (key, err) => console.error(`kylix: reconciling function ${key} failed (retrying):`, err),
   );
   /** Revision keys each function currently routes to. */
-  private readonly serving = new Map<string, Set<string>>();
+  private readonly serving = new Map<string, Set<RevisionKey>>();
   private watch?: Watch;
   /** The generation of each function this node last reconciled. */
   private readonly reconciled = new Map<string, number>();
@@ -186,7 +187,7 @@ export class FunctionController {
 
     // 4. Route: the routes of the newest ready revision, to the revisions in the split.
     const rev = revSpec(ready);
-    const previous = this.serving.get(key) ?? new Set<string>();
+    const previous = this.serving.get(key) ?? new Set<RevisionKey>();
     // Of two namespaces' overlapping routes (admissions racing on a fleet), every node serves the older function's.
     this.gateway.setFunction(
       key,
@@ -336,13 +337,15 @@ export class FunctionController {
 
   private targetFor(namespace: string, name: string, rev: RevisionSpec): RevisionTarget {
     return {
-      key: `${namespace}/${name}/${rev.number}`,
+      key: revisionKey(namespace, name, rev.number),
       namespace,
       functionName: name,
       revision: rev.number,
       bundlePath: this.bundles.path(rev.bundle ?? ''),
       env: { ...rev.env },
       memoryMiB: rev.limits.memoryMiB,
+      // Carried to the sandbox with the target: it never reads them back from the store.
+      limits: { cpuMs: rev.limits.cpuMs, egressAllow: [...rev.egress.allow] },
       scaling: rev.scaling,
       bindings: rev.bindings,
     };
@@ -406,14 +409,14 @@ export class FunctionController {
     });
   }
 
-  private async drainAndRetire(revisionKey: string): Promise<void> {
+  private async drainAndRetire(key: RevisionKey): Promise<void> {
     const deadline = Date.now() + DRAIN_MS;
-    while (this.runtime.inFlight(revisionKey) > 0 && Date.now() < deadline)
+    while (this.runtime.inFlight(key) > 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 20));
     // It may have been put back into service while it drained.
-    for (const keys of this.serving.values()) if (keys.has(revisionKey)) return;
-    this.secrets.forget(revisionKey);
-    await this.runtime.retire(revisionKey);
+    for (const keys of this.serving.values()) if (keys.has(key)) return;
+    this.secrets.forget(key);
+    await this.runtime.retire(key);
   }
 
   private async revisions(namespace: string, name: string): Promise<KObject[]> {
@@ -427,11 +430,11 @@ export class FunctionController {
     name: string,
     revisions: KObject[],
     keep: number,
-    serving: Set<string>,
+    serving: Set<RevisionKey>,
   ): Promise<void> {
     const old = revisions.slice(0, Math.max(0, revisions.length - 1 - keep));
     for (const r of old) {
-      if (serving.has(`${namespace}/${name}/${revSpec(r).number}`)) continue;
+      if (serving.has(revisionKey(namespace, name, revSpec(r).number))) continue;
       await this.registry.delete('Revision', namespace, r.metadata.name).catch(() => undefined);
     }
   }
@@ -441,10 +444,10 @@ export class FunctionController {
     const key = scopedKey(namespace, name);
     this.gateway.removeFunction(key);
     this.triggers?.removed(namespace, name);
-    const serving = this.serving.get(key) ?? new Set<string>();
+    const serving = this.serving.get(key) ?? new Set<RevisionKey>();
     this.serving.delete(key);
     const revisions = await this.revisions(namespace, name);
-    for (const r of revisions) serving.add(`${key}/${revSpec(r).number}`);
+    for (const r of revisions) serving.add(revisionKey(namespace, name, revSpec(r).number));
     for (const k of serving) {
       this.secrets.forget(k);
       await this.runtime.retire(k);

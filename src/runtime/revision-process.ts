@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KylixError } from '../errors.js';
+import type { RevisionLimits } from '../resources/serving.js';
 import type { FromSandbox, InstanceSpec, LogRecord, ToSandbox, WorkerSpec } from '../sandbox/protocol.js';
 import { InstanceChannel, type InstanceHooks } from './instance-channel.js';
 import { bubblewrapArgs } from './isolation/bubblewrap.js';
@@ -49,11 +50,7 @@ export const CHANNEL_SLOTS = 12;
 /** The sandbox process's fd of its first channel (0–2 stdio, 3 the IPC channel). */
 const FIRST_CHANNEL_FD = 4;
 
-/** The limits of a revision that the sandbox enforces (read from its spec). */
-export interface RevisionLimits {
-  cpuMs: number;
-  egressAllow: string[];
-}
+export type { RevisionLimits };
 
 interface Waiter {
   resolve(instance: SandboxInstance): void;
@@ -86,7 +83,7 @@ async function bootSlot(): Promise<() => void> {
 }
 
 /** See the file comment. */
-export class SandboxProcess {
+export class RevisionProcess {
   private child?: ChildProcess;
   /** The start under way, shared by everyone who needs the process meanwhile. */
   private spawning?: Promise<ChildProcess>;

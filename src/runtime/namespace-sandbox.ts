@@ -1,23 +1,22 @@
 /**
- * The Sandbox of one namespace: one sandbox process per function revision (see sandbox-process.ts),
+ * The Sandbox of one namespace: one sandbox process per function revision (see revision-process.ts),
  * so a revision that blows its memory cap or is killed takes no other function down with it. Once a
  * namespace is in use it keeps one spare process started, so a new revision starts warm.
  */
 import { join } from 'node:path';
 import { KylixError } from '../errors.js';
+import type { RevisionKey, RevisionLimits } from '../resources/serving.js';
 import type { InstanceSpec } from '../sandbox/protocol.js';
 import type { InstanceHooks } from './instance-channel.js';
 import type { Isolation } from './isolation/isolation.js';
+import { DEFAULT_MEMORY_MIB, RevisionProcess } from './revision-process.js';
 import type { Sandbox, SandboxEvents, SandboxInstance } from './sandbox.js';
-import { DEFAULT_MEMORY_MIB, type RevisionLimits, SandboxProcess } from './sandbox-process.js';
 
-export { SANDBOX_HOST } from './sandbox-process.js';
+export { SANDBOX_HOST } from './revision-process.js';
 
 /** Options for process sandboxes. */
-export interface ProcessSandboxOptions {
+export interface NamespaceSandboxOptions {
   isolation: Isolation;
-  /** The limits of a revision ("namespace/function/revision"); defaults apply when unknown. */
-  revisionLimits?: (revisionKey: string) => Promise<RevisionLimits | undefined>;
   /** Where the sandbox's own stderr goes (the platform log). */
   onStderr?: (namespace: string, text: string) => void;
 }
@@ -33,18 +32,18 @@ const DEFAULT_LIMITS: RevisionLimits = { cpuMs: 1000, egressAllow: [] };
 const IDLE_PROCESS_MS = 10_000;
 
 /** See the file comment. */
-export class ProcessSandbox implements Sandbox {
+export class NamespaceSandbox implements Sandbox {
   readonly kind: string;
-  private readonly processes = new Map<string, Promise<SandboxProcess>>();
+  private readonly processes = new Map<string, Promise<RevisionProcess>>();
   private readonly byInstance = new Map<string, string>();
   /** The heap cap of each instance, for the warm worker its process keeps once idle. */
   private readonly memoryOf = new Map<string, number>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
-  private spare?: SandboxProcess;
+  private spare?: RevisionProcess;
   /** Processes with no channel left, closing once their last instance stops. */
-  private readonly retired = new Set<SandboxProcess>();
+  private readonly retired = new Set<RevisionProcess>();
   /** The process of each instance (a revision's may change while its instances run). */
-  private readonly processOf = new Map<string, SandboxProcess>();
+  private readonly processOf = new Map<string, RevisionProcess>();
   /** The next spare starts when this fires (not on the path of the start that used the last one). */
   private spareTimer?: NodeJS.Timeout;
   private closed = false;
@@ -54,7 +53,7 @@ export class ProcessSandbox implements Sandbox {
   constructor(
     private readonly namespace: string,
     events: SandboxEvents,
-    private readonly options: ProcessSandboxOptions,
+    private readonly options: NamespaceSandboxOptions,
   ) {
     // An instance that ends on its own (a crash, a limit) may leave its revision's process idle.
     this.events = {
@@ -72,10 +71,11 @@ export class ProcessSandbox implements Sandbox {
   }
 
   async startInstance(
-    revisionKey: string,
+    revision: { key: RevisionKey; limits: RevisionLimits },
     spec: InstanceSpec,
     hooks: InstanceHooks,
   ): Promise<SandboxInstance> {
+    const revisionKey = revision.key;
     if (this.closed) throw new KylixError('ERR_NOT_READY', 'The platform is shutting down.');
     // Claimed before any await, so releaseIfIdle cannot close the process under this start.
     this.byInstance.set(spec.id, revisionKey);
@@ -83,14 +83,14 @@ export class ProcessSandbox implements Sandbox {
     clearTimeout(this.idleTimers.get(revisionKey));
     this.idleTimers.delete(revisionKey);
     try {
-      const p = this.process(revisionKey);
+      const p = this.process(revisionKey, revision.limits);
       let proc = await p;
       if (proc.full) {
         // Every channel of that process was used once: the revision moves to a fresh one, and the
         // old one closes when its last instance stops.
         if (this.processes.get(revisionKey) === p) this.processes.delete(revisionKey);
         this.retired.add(proc);
-        proc = await this.process(revisionKey);
+        proc = await this.process(revisionKey, revision.limits);
       }
       this.processOf.set(spec.id, proc);
       return await proc.startInstance(spec, hooks);
@@ -142,7 +142,7 @@ export class ProcessSandbox implements Sandbox {
   }
 
   /** No instance of the revision runs or is being started. */
-  private idle(key: string, p: Promise<SandboxProcess>, proc: SandboxProcess): boolean {
+  private idle(key: string, p: Promise<RevisionProcess>, proc: RevisionProcess): boolean {
     if (proc.size > 0 || this.processes.get(key) !== p) return false;
     for (const k of this.byInstance.values()) if (k === key) return false;
     return true;
@@ -162,13 +162,10 @@ export class ProcessSandbox implements Sandbox {
     await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.close()));
   }
 
-  private process(revisionKey: string): Promise<SandboxProcess> {
+  private process(revisionKey: string, limits: RevisionLimits): Promise<RevisionProcess> {
     let p = this.processes.get(revisionKey);
     if (!p) {
       p = (async () => {
-        // A revision the store does not know gets the defaults; a store that cannot answer fails
-        // the start, rather than starting it with limits that may be too loose.
-        const limits = (await this.options.revisionLimits?.(revisionKey)) ?? DEFAULT_LIMITS;
         const spare = this.spare;
         this.spare = undefined;
         const proc = spare?.usable ? spare : this.newProcess(limits);
@@ -187,8 +184,8 @@ export class ProcessSandbox implements Sandbox {
     return p;
   }
 
-  private newProcess(limits: RevisionLimits): SandboxProcess {
-    return new SandboxProcess(
+  private newProcess(limits: RevisionLimits): RevisionProcess {
+    return new RevisionProcess(
       this.namespace,
       join(this.options.isolation.root, `p${++processCounter}`),
       this.options.isolation,
