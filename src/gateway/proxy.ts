@@ -203,11 +203,9 @@ class Exchange implements StreamSink {
     const { res, requestId } = this.call;
     const isHead = this.call.req.method === 'HEAD';
     try {
-      res.writeHead(
-        head.s,
-        head.t,
-        responseHeaders(head, requestId, body && !isHead ? body.byteLength : undefined),
-      );
+      // 204 and 304 carry no body and, by RFC 9110, no Content-Length of one either.
+      const length = body && !isHead && head.s !== 204 && head.s !== 304 ? body.byteLength : undefined;
+      res.writeHead(head.s, head.t, responseHeaders(head, requestId, length));
     } catch {
       // A status or header Node refuses: the function's answer cannot be sent as it is.
       this.responded = false;
