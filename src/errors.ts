@@ -55,6 +55,8 @@ export const ERROR_CODES = {
   ERR_FUNCTION_CRASHED: { status: 502, user: true, reason: 'BadGateway' },
   /** The function did not answer within its wall-time limit. */
   ERR_TIMEOUT: { status: 504, user: true, reason: 'Timeout' },
+  /** The client did not finish sending its request within the function's wall-time limit. */
+  ERR_REQUEST_TIMEOUT: { status: 408, user: true, reason: 'Timeout' },
   /** A request used more CPU time than spec.limits.cpuMs; its instance was stopped. */
   ERR_CPU_LIMIT: { status: 503, user: true, reason: 'ServiceUnavailable' },
   /** The instance used more memory than spec.limits.memoryMiB; it was stopped. */

@@ -95,6 +95,8 @@ class Exchange implements StreamSink {
   /** Response body bytes written to the client but not yet credited back to the instance. */
   private unacked = 0;
   private waitingDrain = false;
+  /** The whole request has reached the instance: from then on, not answering is the function's doing. */
+  private delivered = false;
 
   constructor(
     private readonly call: ProxyCall,
@@ -122,6 +124,7 @@ class Exchange implements StreamSink {
     if (!hasBody) {
       req.resume();
       channel.sendHead(F.REQUEST, this.stream, head);
+      this.delivered = true;
       return;
     }
     if (req.headers['transfer-encoding'] === undefined && Number(length) <= INLINE_BODY_BYTES) {
@@ -131,7 +134,9 @@ class Exchange implements StreamSink {
         if (this.count(chunk)) chunks.push(chunk);
       });
       req.once('end', () => {
-        if (!this.done) channel.sendHead(F.REQUEST, this.stream, head, Buffer.concat(chunks));
+        if (this.done) return;
+        channel.sendHead(F.REQUEST, this.stream, head, Buffer.concat(chunks));
+        this.delivered = true;
       });
       return;
     }
@@ -143,7 +148,9 @@ class Exchange implements StreamSink {
       if (this.allowance <= 0) req.pause();
     });
     req.once('end', () => {
-      if (!this.done) channel.send(F.END, this.stream);
+      if (this.done) return;
+      channel.send(F.END, this.stream);
+      this.delivered = true;
     });
   }
 
@@ -187,7 +194,18 @@ class Exchange implements StreamSink {
       this.finish();
       return;
     }
-    // A handler that has not answered in time may be stuck: its instance is stopped.
+    // A handler that had the whole request and has not answered in time may be stuck: its instance
+    // is stopped. A client still sending its body is not the instance's fault: it keeps serving,
+    // and the client gets 408.
+    if (!this.delivered) {
+      this.fail(
+        new KylixError(
+          'ERR_REQUEST_TIMEOUT',
+          `The request body did not arrive within ${this.call.limits.timeoutMs} ms (the time limit of ${this.call.functionName}, spec.limits.timeoutMs). Send it faster.`,
+        ),
+      );
+      return;
+    }
     this.call.onInstanceFailure();
     this.fail(
       new KylixError(

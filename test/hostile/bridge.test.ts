@@ -74,6 +74,10 @@ for (const bubblewrap of ['auto', 'off'] as const) {
           spec: 'limits:\n  cpuMs: 200',
         },
         echo: { code: ECHO },
+        counter: {
+          code: 'let seen = 0; export default { fetch() { return Response.json({ seen: ++seen }); } };',
+          spec: 'limits:\n  timeoutMs: 1000',
+        },
         'burn-after': { code: BURN_AFTER, spec: 'limits:\n  cpuMs: 200' },
       });
       port = Number(new URL(a.node.url('/')).port);
@@ -136,6 +140,19 @@ for (const bubblewrap of ['auto', 'off'] as const) {
       }
       const log = a.node.platform.logs.tail('default', 'echo', 1000).map((e) => e.message);
       assert.ok(!log.some((m) => /QUEUE-REACHED|SCHEDULED-REACHED/.test(m)), log.join('\n'));
+    });
+
+    it('a client that sends its body too slowly gets 408, and the instance keeps serving others', async () => {
+      const before = (await (await a.get('/counter')).json()) as { seen: number };
+      const out = await raw(
+        port,
+        'POST /counter HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-ten-b',
+        2500,
+      );
+      assert.match(out, /^HTTP\/1\.1 408/);
+      assert.match(out, /ERR_REQUEST_TIMEOUT/);
+      const after = (await (await a.get('/counter')).json()) as { seen: number };
+      assert.equal(after.seen, before.seen + 1, 'the instance was replaced because a client was slow');
     });
 
     it('a revision header of __proto__ or constructor is an unknown tag (404), not a server error', async () => {
