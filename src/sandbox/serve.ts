@@ -5,7 +5,7 @@
  * instance; the socket it writes to is created by instance.ts from the fd the supervisor gave it.
  */
 import { Buffer } from 'node:buffer';
-import { deserialize, serialize } from 'node:v8';
+import { DefaultDeserializer, serialize } from 'node:v8';
 import {
   creditFrame,
   creditOf,
@@ -142,7 +142,7 @@ export class InstanceServer {
       case F.RPC_RESULT: {
         const waiting = this.rpcs.get(stream);
         this.rpcs.delete(stream);
-        const result = deserialize(payload) as { ok: boolean; value?: unknown; error?: WireError };
+        const result = plainDeserialize(payload) as { ok: boolean; value?: unknown; error?: WireError };
         if (result.ok) waiting?.resolve(result.value);
         else waiting?.reject(bindingError(result.error));
         return;
@@ -360,6 +360,23 @@ export class InstanceServer {
       return { ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
     }
   }
+}
+
+/** Node's deserializer, but bytes come out as plain Uint8Arrays, never Node Buffers. */
+class PlainDeserializer extends DefaultDeserializer {
+  // Node's own hook for typed arrays (not in @types/node).
+  _readHostObject(): unknown {
+    const read = (DefaultDeserializer.prototype as unknown as { _readHostObject(): unknown })._readHostObject;
+    const value = read.call(this);
+    return Buffer.isBuffer(value) ? new Uint8Array(value) : value;
+  }
+}
+
+/** A binding call's result: function code never holds a Node Buffer. */
+function plainDeserialize(payload: Uint8Array): unknown {
+  const d = new PlainDeserializer(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+  d.readHeader();
+  return d.readValue();
 }
 
 /** The Error a function sees for a failed binding call: message, `code` and, for SQL, `sqlState`. */
