@@ -1,7 +1,8 @@
 /**
  * What `kylix apply -f` (and `kylix dev`) do with manifests: 1. read and validate every document,
  * reporting all errors at once, 2. bundle each Function's source and upload the bundle, 3. apply
- * each object, 4. wait until each changed Function's new revision is ready (or failed).
+ * each object, 4. wait until each changed Function's new revision is ready (or failed), following
+ * its status with the API's watch.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -12,6 +13,7 @@ import { type ManifestDocument, readManifests } from '../resources/manifest.js';
 import type { KObject } from '../resources/meta.js';
 import { validateObject } from '../resources/validate.js';
 import type { ApiClient } from './client.js';
+import { watchUntil } from './watch.js';
 
 /** The outcome of applying one object. */
 export interface Applied {
@@ -174,7 +176,19 @@ function readyNote(
   return `${status?.backend ?? 'unknown'} backend${status?.migrations?.length ? `, ${status.migrations.length} migration(s)` : ''}`;
 }
 
-/** Waits until the object's status reflects its generation; prints ready or why not. */
+/** The status fields the wait reads. */
+interface WaitedStatus {
+  observedGeneration?: number;
+  conditions?: { type: string; status: string; message: string }[];
+  latestReadyRevision?: number;
+  backend?: string;
+  migrations?: string[];
+}
+
+/**
+ * Waits until the object's status reflects its generation, following its changes with the API's
+ * watch (src/cli/watch.ts); prints ready or why not.
+ */
 export async function waitForReady(
   client: ApiClient,
   a: Applied,
@@ -182,46 +196,41 @@ export async function waitForReady(
   out: (l: string) => void,
 ): Promise<boolean> {
   const start = Date.now();
-  let announced = false;
   const info = KINDS[a.kind]!;
   const label = `${info.singular}/${a.name}`;
-  const path = client.path(info.plural, a.name, a.namespace);
-  for (;;) {
-    const { data } = await client.json('GET', path);
-    const status = data.status as
-      | {
-          observedGeneration?: number;
-          conditions?: { type: string; status: string; message: string }[];
-          latestReadyRevision?: number;
-          backend?: string;
-          migrations?: string[];
-        }
-      | undefined;
+  const slow = setTimeout(() => out(`Waiting for ${label} to become ready…`), 1000).unref();
+  const decide = (o: KObject | undefined): boolean | undefined => {
+    if (!o) {
+      out(`${label} NOT ready: it was deleted while waiting for it.`);
+      return false;
+    }
+    const status = o.status as WaitedStatus | undefined;
     const ready = status?.conditions?.find((c) => c.type === 'Ready');
-    if (
-      (status?.observedGeneration ?? 0) >= data.metadata.generation &&
-      ready &&
-      ready.status !== 'Unknown'
-    ) {
-      if (ready.status === 'True') {
-        if (a.result !== 'unchanged')
-          out(`${label} ready: ${readyNote(a.kind, status)} (${Date.now() - start} ms)`);
-        return true;
-      }
-      out(`${label} NOT ready: ${ready.message}`);
-      return false;
+    if ((status?.observedGeneration ?? 0) < o.metadata.generation || !ready || ready.status === 'Unknown')
+      return undefined;
+    if (ready.status === 'True') {
+      if (a.result !== 'unchanged')
+        out(`${label} ready: ${readyNote(a.kind, status)} (${Date.now() - start} ms)`);
+      return true;
     }
-    if (Date.now() - start > timeoutMs) {
-      out(
-        `${label} did not become ready within ${timeoutMs / 1000} s; see kylix describe ${info.singular} ${a.name}`,
-      );
-      return false;
-    }
-    if (!announced && Date.now() - start > 1000) {
-      announced = true;
-      out(`Waiting for ${label} to become ready…`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
+    out(`${label} NOT ready: ${ready.message}`);
+    return false;
+  };
+  try {
+    return await watchUntil(
+      client,
+      { plural: info.plural, namespace: a.namespace, name: a.name, label },
+      decide,
+      { timeoutMs, what: 'to become ready' },
+    );
+  } catch (err) {
+    if (!(err instanceof KylixError && err.code === 'ERR_TIMEOUT')) throw err;
+    out(
+      `${label} did not become ready within ${timeoutMs / 1000} s; see kylix describe ${info.singular} ${a.name}`,
+    );
+    return false;
+  } finally {
+    clearTimeout(slow);
   }
 }
 

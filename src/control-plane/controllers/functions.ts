@@ -4,7 +4,9 @@
  * changed, 2. starts it, 3. resolves spec.traffic to revisions and starts each of them,
  * 4. points the gateway at them, 5. drains and stops revisions that no longer take traffic, and
  * 6. writes status (Ready, traffic, observedGeneration) and Events. A revision that fails to start
- * leaves what served before serving.
+ * leaves what served before serving. Functions and Secrets reach it through informers (a list, then
+ * a watch, with their cache); each function is reconciled from the work queue, one at a time and
+ * retried with backoff when a reconcile throws.
  */
 import { scopedKey } from '../../bindings/identity.js';
 import { KylixError } from '../../errors.js';
@@ -12,7 +14,9 @@ import type { FunctionSpec } from '../../resources/kinds.js';
 import { type KObject, setCondition } from '../../resources/meta.js';
 import { type RevisionKey, revisionKey } from '../../resources/serving.js';
 import type { BundleStore } from '../bundles.js';
+import type { Clock } from '../clock.js';
 import { recordEvent } from '../events.js';
+import { Informer } from '../informer.js';
 import type { Registry } from '../registry.js';
 import type {
   FunctionRoutes,
@@ -21,23 +25,29 @@ import type {
   RevisionTarget,
   TrafficShare,
 } from '../serving.js';
-import type { Watch } from '../store/interface.js';
+import { WorkQueue } from '../work-queue.js';
 import { RevisionSecrets } from './revision-secrets.js';
 import { FUNCTION_LABEL, type RevisionSpec, revisionObject, revSpec, templateHash } from './revisions.js';
-import { WorkQueue } from './work-queue.js';
+
+/** "namespace/name" → [namespace, name]. */
+const splitKey = (key: string): [string, string] => [
+  key.slice(0, key.indexOf('/')),
+  key.slice(key.indexOf('/') + 1),
+];
 
 /** How long a replaced revision may finish its in-flight requests. */
 const DRAIN_MS = 30_000;
 
 /** See the file comment. */
 export class FunctionController {
-  private readonly work = new WorkQueue(
-    (key) => this.reconcile(key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)),
-    (key, err) => console.error(`kylix: reconciling function ${key} failed (retrying):`, err),
-  );
+  private readonly work: WorkQueue;
+  /** Functions (the cache reconciles read) and Secrets (whose changes restart functions binding them). */
+  private readonly functions: Informer;
+  private readonly secretObjects: Informer;
+  /** Secrets that changed, each checked once at a time against the functions binding it. */
+  private readonly secretWork: WorkQueue;
   /** Revision keys each function currently routes to. */
   private readonly serving = new Map<string, Set<RevisionKey>>();
-  private watch?: Watch;
   /** The generation of each function this node last reconciled. */
   private readonly reconciled = new Map<string, number>();
   /** What each running revision's secret bindings held when it started. */
@@ -49,35 +59,67 @@ export class FunctionController {
     private readonly gateway: FunctionRoutes,
     private readonly bundles: BundleStore,
     private readonly triggers?: FunctionTriggers,
+    clock?: Clock,
   ) {
     this.secrets = new RevisionSecrets(registry);
+    this.work = new WorkQueue({
+      work: (key) => this.reconcile(...splitKey(key)),
+      onError: (key, err) => console.error(`kylix: reconciling function ${key} failed (retrying):`, err),
+      clock,
+    });
+    this.secretWork = new WorkQueue({
+      work: (key) => this.secretChanged(...splitKey(key)),
+      onError: (key, err) =>
+        console.error(`kylix: restarting the functions bound to Secret ${key} failed (retrying):`, err),
+      clock,
+    });
+    const onError = (kind: string) => (err: unknown, retryInMs: number) =>
+      console.error(`kylix: watching ${kind}s failed; trying again in ${retryInMs} ms:`, err);
+    const enqueue = (o: KObject) => this.enqueue(o.metadata.namespace, o.metadata.name);
+    this.functions = new Informer({
+      source: registry.store,
+      kind: 'Function',
+      clock,
+      onError: onError('Function'),
+      handlers: {
+        add: enqueue,
+        update: (_previous, fn) => {
+          const { namespace, name, generation } = fn.metadata;
+          // Status writes (this node's, or another node's on a fleet) come back as updates: only a
+          // new generation needs a reconcile, or nodes would answer each other's writes forever.
+          if (this.reconciled.get(scopedKey(namespace, name)) !== generation) enqueue(fn);
+        },
+        delete: enqueue,
+      },
+    });
+    const secretChanged = (o: KObject) =>
+      this.secretWork.add(scopedKey(o.metadata.namespace, o.metadata.name));
+    this.secretObjects = new Informer({
+      source: registry.store,
+      kind: 'Secret',
+      clock,
+      onError: onError('Secret'),
+      handlers: {
+        // Functions starting up read their Secrets anyway: only later changes restart anything.
+        add: (o, initialList) => {
+          if (!initialList) secretChanged(o);
+        },
+        update: (_previous, o) => secretChanged(o),
+      },
+    });
   }
 
   /** Reconciles every Function, then follows changes. */
   async start(): Promise<void> {
-    this.watch = this.registry.store.watch(await this.registry.store.currentVersion(), (e) => {
-      if (e.object.kind === 'Function') {
-        const { namespace, name, generation } = e.object.metadata;
-        // Status writes (this node's, or another node's on a fleet) come back as MODIFIED events:
-        // only a new generation needs a reconcile, or nodes would answer each other's writes forever.
-        if (e.type === 'MODIFIED' && this.reconciled.get(scopedKey(namespace, name)) === generation) return;
-        this.enqueue(namespace, name);
-      } else if (e.object.kind === 'Secret' && e.type !== 'DELETED')
-        this.secretChanged(e.object.metadata.namespace, e.object.metadata.name).catch((err) =>
-          console.error(
-            `kylix: restarting the functions bound to Secret ${e.object.metadata.name} failed:`,
-            err,
-          ),
-        );
-    });
-    for (const fn of await this.registry.list('Function', undefined))
-      this.enqueue(fn.metadata.namespace, fn.metadata.name);
+    await Promise.all([this.secretObjects.start(), this.functions.start()]);
     await this.settled();
   }
 
   stop(): void {
-    this.watch?.close();
+    this.functions.stop();
+    this.secretObjects.stop();
     this.work.stop();
+    this.secretWork.stop();
   }
 
   /** Resolves when no reconcile is queued or running (for start-up and tests). */
@@ -92,7 +134,7 @@ export class FunctionController {
 
   private async reconcile(namespace: string, name: string): Promise<void> {
     const key = scopedKey(namespace, name);
-    const fn = await this.registry.store.get('Function', namespace, name);
+    const fn = this.functions.get(namespace, name);
     if (!fn) {
       this.reconciled.delete(key);
       return this.teardown(namespace, name);
@@ -358,7 +400,7 @@ export class FunctionController {
    * (re-sealed under a new key, labels changed) restarts nothing.
    */
   async secretChanged(namespace: string, secret: string): Promise<void> {
-    for (const fn of await this.registry.list('Function', namespace)) {
+    for (const fn of this.functions.list(namespace)) {
       const bindings = (fn.spec as FunctionSpec).bindings ?? {};
       if (!Object.values(bindings).some((b) => 'secret' in b && b.secret === secret)) continue;
       for (const k of this.serving.get(scopedKey(namespace, fn.metadata.name)) ?? []) {

@@ -3,13 +3,17 @@
  * backend needs (a database, a stream, a bucket) and, for a Database, applies its migrations once
  * each; status says which backend serves it and whether it is healthy. Deleting an object keeps
  * its data unless it was deleted with --purge (the API marks it with the purge annotation first).
+ * Each kind reaches it through an informer; reconciles run from one work queue, one at a time per
+ * object, and a backend that fails is tried again with backoff.
  */
 import type { Providers } from '../../bindings/broker.js';
 import type { Provider, ResourceRef } from '../../bindings/provider.js';
 import { type KObject, setCondition } from '../../resources/meta.js';
+import type { Clock } from '../clock.js';
 import { recordEvent } from '../events.js';
+import { Informer } from '../informer.js';
 import type { Registry } from '../registry.js';
-import type { Watch } from '../store/interface.js';
+import { WorkQueue } from '../work-queue.js';
 
 /** Set on an object just before it is deleted, when its data must go with it. */
 export const PURGE_ANNOTATION = 'kylix.dev/purge-on-delete';
@@ -21,52 +25,85 @@ const KIND_PROVIDER: Record<string, keyof Providers> = {
   Bucket: 'bucket',
 };
 
+const keyOf = (o: KObject) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`;
+
 /** See the file comment. */
 export class ResourceController {
-  private watch?: Watch;
-  private readonly chains = new Map<string, Promise<void>>();
+  /** One informer per kind, each with its cache of that kind's objects. */
+  private readonly informers = new Map<string, Informer>();
+  /** Keys are "kind/namespace/name". */
+  private readonly work: WorkQueue;
+  /** Deleted objects whose removal has not run yet (it runs before a re-created one is provisioned). */
+  private readonly deleted = new Map<string, KObject>();
 
   constructor(
     private readonly registry: Registry,
     private readonly providers: Providers,
     private readonly note: (message: string) => void = (m) => console.error(m),
-  ) {}
+    clock?: Clock,
+  ) {
+    this.work = new WorkQueue({
+      work: (key) => this.sync(key),
+      onError: (key, err, retryInMs) =>
+        this.note(
+          `kylix: reconciling ${key} failed (retrying in ${Math.round(retryInMs / 100) / 10} s): ${err instanceof Error ? err.message : String(err)}`,
+        ),
+      clock,
+    });
+    for (const kind of Object.keys(KIND_PROVIDER)) {
+      this.informers.set(
+        kind,
+        new Informer({
+          source: registry.store,
+          kind,
+          clock,
+          onError: (err, retryInMs) =>
+            this.note(
+              `kylix: watching ${kind}s failed; trying again in ${retryInMs} ms: ${err instanceof Error ? err.message : String(err)}`,
+            ),
+          handlers: {
+            add: (o) => this.work.add(keyOf(o)),
+            // Status writes come back as updates; act only on spec changes.
+            update: (_previous, o) => {
+              if (o.status?.observedGeneration !== o.metadata.generation) this.work.add(keyOf(o));
+            },
+            delete: (o) => {
+              this.deleted.set(keyOf(o), o);
+              this.work.add(keyOf(o));
+            },
+          },
+        }),
+      );
+    }
+  }
 
   /** Reconciles every resource, then follows changes. */
   async start(): Promise<void> {
-    this.watch = this.registry.store.watch(await this.registry.store.currentVersion(), (e) => {
-      if (!KIND_PROVIDER[e.object.kind]) return;
-      // Status writes come back as MODIFIED events; act only on spec changes and deletions.
-      if (e.type === 'MODIFIED' && e.object.status?.observedGeneration === e.object.metadata.generation)
-        return;
-      this.enqueue(e.object, e.type === 'DELETED');
-    });
-    for (const kind of Object.keys(KIND_PROVIDER))
-      for (const o of await this.registry.list(kind, undefined)) this.enqueue(o, false);
-    await Promise.all(this.chains.values());
+    await Promise.all([...this.informers.values()].map((i) => i.start()));
+    await this.work.settled();
   }
 
   stop(): void {
-    this.watch?.close();
+    for (const i of this.informers.values()) i.stop();
+    this.work.stop();
   }
 
   /** Resolves when every queued reconcile has finished (for tests and apply --wait). */
-  async settled(): Promise<void> {
-    await Promise.all(this.chains.values());
+  settled(): Promise<void> {
+    return this.work.settled();
   }
 
-  private enqueue(object: KObject, deleted: boolean): void {
-    const key = `${object.kind}/${object.metadata.namespace}/${object.metadata.name}`;
-    const previous = this.chains.get(key) ?? Promise.resolve();
-    const next = previous
-      .then(() => (deleted ? this.remove(object) : this.reconcile(object)))
-      .catch((err) =>
-        this.note(`kylix: reconciling ${key} failed: ${err instanceof Error ? err.message : String(err)}`),
-      )
-      .finally(() => {
-        if (this.chains.get(key) === next) this.chains.delete(key);
-      });
-    this.chains.set(key, next);
+  /** 1. a deletion not yet handled first (its purge), 2. the object as the cache has it now. */
+  private async sync(key: string): Promise<void> {
+    const gone = this.deleted.get(key);
+    if (gone) {
+      await this.remove(gone);
+      // A newer deletion may have replaced it meanwhile; that one still runs.
+      if (this.deleted.get(key) === gone) this.deleted.delete(key);
+    }
+    const [kind, namespace, name] = key.split('/') as [string, string, string];
+    const current = this.informers.get(kind)?.get(namespace, name);
+    if (current) await this.reconcile(current);
   }
 
   private async provider(kind: string): Promise<Provider> {
@@ -75,10 +112,11 @@ export class ResourceController {
     return this.providers[name]();
   }
 
-  /** 1. ensure the backend has it, 2. apply new migrations, 3. write status. */
-  private async reconcile(seen: KObject): Promise<void> {
-    const current = await this.registry.store.get(seen.kind, seen.metadata.namespace, seen.metadata.name);
-    if (!current) return;
+  /**
+   * 1. ensure the backend has it, 2. apply new migrations, 3. write status. A backend failure is
+   * written to status, then thrown, so the queue tries again with backoff.
+   */
+  private async reconcile(current: KObject): Promise<void> {
     const ref: ResourceRef = { namespace: current.metadata.namespace, name: current.metadata.name };
     let backend = 'unknown';
     let applied: string[] | undefined;
@@ -96,12 +134,15 @@ export class ResourceController {
       }
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      await recordEvent(this.registry, current, 'Warning', 'BackendFailed', message);
+      // Retries of the same failure add no new Event.
+      const ready = current.status?.conditions?.find((c) => c.type === 'Ready');
+      if (!(ready?.reason === 'BackendFailed' && ready.message === message))
+        await recordEvent(this.registry, current, 'Warning', 'BackendFailed', message);
       await this.setStatus(current, {
         backend,
         conditions: { status: 'False', reason: 'BackendFailed', message },
       });
-      return;
+      throw err;
     }
     await this.setStatus(current, {
       backend,
