@@ -29,7 +29,7 @@ export const ERROR_CODES = {
   ERR_NO_ROUTE: { status: 404, user: true, reason: 'NotFound' },
   /** The route's method list does not include the request's method. */
   ERR_METHOD_NOT_ALLOWED: { status: 405, user: true, reason: 'MethodNotAllowed' },
-  /** The request body is larger than the function's limit. */
+  /** The request body is larger than the function's limit, or the control API's (3 MiB). */
   ERR_BODY_TOO_LARGE: { status: 413, user: true, reason: 'RequestEntityTooLarge' },
   /** The request URL is longer than the gateway accepts. */
   ERR_URL_TOO_LONG: { status: 414, user: true, reason: 'RequestURITooLong' },

@@ -96,6 +96,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       "kylix: the state store is shared (PostgreSQL), but the secret key is this node's own file; other nodes cannot open the secrets it seals. Give every node the same keys (KYLIX_SECRET_KEYS or secrets.keys; see docs/operations.md).",
     );
   registry.addAdmission(checkRouteConflicts);
+  await registry.indexRoutes();
   const bundles = new BundleStore(paths.bundles, sharedBundles);
   const logs = new LogStore(paths.logs);
   const isolation = Isolation.detect(options.isolation);
@@ -206,6 +207,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         await resources.settled();
         await providers.close();
         await logs.close();
+        registry.close();
         await store.close();
         isolation.close();
       })();

@@ -125,3 +125,85 @@ describe('manifest validation', () => {
     assert.equal(schema.properties.spec?.additionalProperties, false);
   });
 });
+
+describe('object and field limits in the schemas', () => {
+  const fnObj = (spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}) => ({
+    apiVersion: 'kylix.dev/v1',
+    kind: 'Function',
+    metadata: { name: 'f', ...metadata },
+    spec: { source: './x.ts', ...spec },
+  });
+  const causesOf = (input: unknown) => {
+    try {
+      validateObject(input);
+      return [];
+    } catch (err) {
+      return (err as KylixError).causes;
+    }
+  };
+
+  it('label values at most 63, keys as Kubernetes qualified names', () => {
+    assert.deepEqual(causesOf(fnObj({}, { labels: { 'example.com/app': 'a-b_c.d', x: '' } })), []);
+    assert.match(causesOf(fnObj({}, { labels: { a: 'v'.repeat(64) } }))[0]?.message ?? '', /63/);
+    assert.equal(causesOf(fnObj({}, { labels: { '-a': 'v' } }))[0]?.field, 'metadata.labels.-a');
+    assert.equal(causesOf(fnObj({}, { labels: { [`${'k'.repeat(64)}`]: 'v' } })).length, 1);
+  });
+
+  it('annotations at most 256 KiB together; ownerReferences at most 20', () => {
+    assert.equal(causesOf(fnObj({}, { annotations: { a: 'x'.repeat(256 * 1024) } })).length, 1);
+    assert.deepEqual(causesOf(fnObj({}, { annotations: { a: 'x'.repeat(255 * 1024) } })), []);
+    const refs = Array.from({ length: 21 }, () => ({ kind: 'Function' }));
+    assert.match(causesOf(fnObj({}, { ownerReferences: refs }))[0]?.message ?? '', /at most 20/);
+  });
+
+  it('routes at most 100, env at most 1,000 entries of at most 32 KiB', () => {
+    const routes = Array.from({ length: 101 }, (_, i) => ({ path: `/r${i}` }));
+    assert.equal(causesOf(fnObj({ routes }))[0]?.field, 'spec.routes');
+    const env = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`K${i}`, 'v']));
+    assert.match(causesOf(fnObj({ env }))[0]?.message ?? '', /at most 1000/);
+    assert.equal(causesOf(fnObj({ env: { A: 'x'.repeat(33 * 1024) } }))[0]?.field, 'spec.env.A');
+    assert.deepEqual(causesOf(fnObj({ env: { A: 'x'.repeat(32 * 1024) } })), []);
+  });
+
+  it('Secret values at most 1 MiB together; objects at most 1.5 MiB; nesting at most 64', () => {
+    const secret = (spec: unknown) => ({
+      apiVersion: 'kylix.dev/v1',
+      kind: 'Secret',
+      metadata: { name: 's' },
+      spec,
+    });
+    assert.match(
+      causesOf(secret({ stringData: { a: 'x'.repeat(1024 * 1024 + 1) } }))[0]?.message ?? '',
+      /1 MiB/,
+    );
+    assert.deepEqual(causesOf(secret({ stringData: { a: 'x'.repeat(1000 * 1024) } })), []);
+    const db = {
+      apiVersion: 'kylix.dev/v1',
+      kind: 'Database',
+      metadata: { name: 'd' },
+      spec: { migrationFiles: [{ name: 'a.sql', sql: 'x'.repeat(1.6 * 1024 * 1024) }] },
+    };
+    assert.match(causesOf(db)[0]?.message ?? '', /1\.5 MiB/);
+    let deep: unknown = 1;
+    for (let i = 0; i < 70; i++) deep = [deep];
+    assert.match(causesOf(fnObj({}, { labels: deep }))[0]?.message ?? '', /64 levels/);
+  });
+
+  it('the JSON Schemas carry the limits', () => {
+    const schema = JSON.stringify(jsonSchemaFor('Function'));
+    assert.match(schema, /"maxItems":100/);
+    assert.match(schema, /"maxProperties":1000/);
+    assert.match(schema, /"maxItems":20/);
+  });
+
+  it('a YAML alias bomb in a manifest names the file', () => {
+    let text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n';
+    let prev = 'a';
+    for (const n of 'bcdefghi') {
+      text += `${n}: &${n} [${Array(9).fill(`*${prev}`).join(',')}]\n`;
+      prev = n;
+    }
+    assert.throws(() => parseManifest(text, 'bomb.yaml'), /bomb\.yaml: too many YAML aliases \(limit 100\)/);
+    assert.throws(() => parseManifest('a: 1\na: 2\n', 'dup.yaml'), /dup\.yaml is not valid YAML/);
+  });
+});

@@ -9,6 +9,7 @@ import { describeRoute, routesConflict, routesOverlap } from '../gateway/router.
 import type { FunctionSpec } from '../resources/kinds.js';
 import type { KObject } from '../resources/meta.js';
 import type { Registry } from './registry.js';
+import type { IndexedFunction } from './route-index.js';
 
 /** Rejects a Function whose routes collide with another function's (see the file comment). */
 export async function checkRouteConflicts(object: KObject, registry: Registry): Promise<void> {
@@ -17,11 +18,12 @@ export async function checkRouteConflicts(object: KObject, registry: Registry): 
   if (routes.length === 0) return;
   const { namespace, name } = object.metadata;
   const causes: { field: string; message: string }[] = [];
-  let foreignOwner: KObject | undefined;
-  for (const other of await registry.list('Function', undefined)) {
-    const sameNamespace = other.metadata.namespace === namespace;
-    if (sameNamespace && other.metadata.name === name) continue;
-    const theirs = (other.spec as FunctionSpec).routes ?? [];
+  let foreignOwner: IndexedFunction | undefined;
+  // Only Functions whose routes share a host and first path segment with ours (see route-index.ts).
+  for (const other of (await registry.routes()).candidates(routes)) {
+    const sameNamespace = other.namespace === namespace;
+    if (sameNamespace && other.name === name) continue;
+    const theirs = other.routes;
     routes.forEach((r, i) => {
       const clash = theirs.find((t) => (sameNamespace ? routesConflict(r, t) : routesOverlap(r, t)));
       if (!clash) return;
@@ -29,8 +31,8 @@ export async function checkRouteConflicts(object: KObject, registry: Registry): 
       causes.push({
         field: `spec.routes[${i}]`,
         message: sameNamespace
-          ? `"${describeRoute(r)}" is already served by function "${other.metadata.name}" in namespace "${other.metadata.namespace}" (route "${describeRoute(clash)}")`
-          : `"${describeRoute(r)}" overlaps route "${describeRoute(clash)}" of function "${other.metadata.name}" in namespace "${other.metadata.namespace}", which owns it: a host or path one namespace serves cannot be served by another`,
+          ? `"${describeRoute(r)}" is already served by function "${other.name}" in namespace "${other.namespace}" (route "${describeRoute(clash)}")`
+          : `"${describeRoute(r)}" overlaps route "${describeRoute(clash)}" of function "${other.name}" in namespace "${other.namespace}", which owns it: a host or path one namespace serves cannot be served by another`,
       });
     });
   }
@@ -38,7 +40,7 @@ export async function checkRouteConflicts(object: KObject, registry: Registry): 
   throw new KylixError(
     'ERR_ROUTE_CONFLICT',
     foreignOwner
-      ? `Function "${name}" claims routes that namespace "${foreignOwner.metadata.namespace}" owns (function "${foreignOwner.metadata.name}"). Choose a host or path no other namespace serves; methods do not separate namespaces.`
+      ? `Function "${name}" claims routes that namespace "${foreignOwner.namespace}" owns (function "${foreignOwner.name}"). Choose a host or path no other namespace serves; methods do not separate namespaces.`
       : `Function "${name}" claims routes another function serves. Change the path, host or methods, or delete the other function first.`,
     causes,
   );

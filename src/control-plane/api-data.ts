@@ -8,7 +8,7 @@ import type { Providers } from '../bindings/broker.js';
 import type { ResourceRef } from '../bindings/provider.js';
 import { KylixError, quoteInput } from '../errors.js';
 import { API_VERSION, DNS_LABEL_RULE, isDnsLabel } from '../resources/meta.js';
-import { parseBody } from './api-input.js';
+import { parseBody, readBodyBytes } from './api-input.js';
 import type { Registry } from './registry.js';
 
 const PREFIX = `/apis/${API_VERSION}/namespaces/:ns`;
@@ -31,7 +31,7 @@ function tail(c: Context, marker: string): string {
 }
 
 async function json<T>(c: Context): Promise<T> {
-  return (parseBody(await c.req.text(), 'json') ?? {}) as T;
+  return (parseBody((await readBodyBytes(c)).toString('utf8'), 'json') ?? {}) as T;
 }
 
 /** Adds the data routes to the API app. */

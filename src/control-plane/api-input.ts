@@ -1,15 +1,19 @@
 /**
  * Checks on what a control API request carries before any route uses it: the namespace and name in
  * the URL must be DNS labels (they become store keys, file names and backend identifiers), a body's
- * kind and apiVersion must be the URL's, and a body that does not parse is reported by line and
- * column, never by quoting it back.
+ * kind and apiVersion must be the URL's, a body over MAX_REQUEST_BYTES is refused before it is read
+ * whole, a large body is parsed off the event loop, and a body that does not parse is reported by
+ * line and column, never by quoting it back.
  */
 import type { HttpBindings } from '@hono/node-server';
-import type { MiddlewareHandler } from 'hono';
-import { parse as parseYaml } from 'yaml';
+import type { Context, MiddlewareHandler } from 'hono';
 import { KylixError, quoteInput } from '../errors.js';
 import { findKind, type KindInfo } from '../resources/kinds.js';
+import { formatBytes, MAX_REQUEST_BYTES } from '../resources/limits.js';
 import { API_VERSION, DNS_LABEL_RULE, isDnsLabel, isDnsSubdomain } from '../resources/meta.js';
+import { checkObjectSize } from '../resources/validate.js';
+import { parseBodyText as parseText, YamlProblem } from '../resources/yaml.js';
+import { INLINE_PARSE_BYTES, parsePool } from './parse-pool.js';
 
 /** The path segments before the namespace: /apis/kylix.dev/v1/namespaces/{ns}/{plural}/{name}/… */
 const NAMESPACED = ['', 'apis', ...API_VERSION.split('/'), 'namespaces'];
@@ -69,28 +73,145 @@ export function checkBodyKind(body: unknown, info: KindInfo): void {
     );
 }
 
+/** How much of a refused body is read and dropped before the connection is cut. */
+const DRAIN_BYTES = 16 * 1024 * 1024;
+
 /**
- * Parses a request body as YAML or JSON. A syntax error says where it is (line and column) and what
- * kind of error it is, but never repeats the body: it may hold secret values.
+ * Reads and drops the rest of a refused body, up to DRAIN_BYTES, so that the client reads the 413
+ * rather than a connection reset; past that the connection is cut.
  */
+function drainThenCut(incoming: HttpBindings['incoming'], already: number): void {
+  let n = already;
+  incoming.on('data', (chunk: Buffer) => {
+    n += chunk.length;
+    if (n > DRAIN_BYTES + MAX_REQUEST_BYTES) incoming.socket?.destroy();
+  });
+  incoming.on('error', () => {});
+  incoming.resume();
+}
+
+/** The 413 for a control API body over MAX_REQUEST_BYTES. */
+function requestTooLarge(bytes: number | undefined): KylixError {
+  return new KylixError(
+    'ERR_BODY_TOO_LARGE',
+    `The request body is ${bytes === undefined ? 'larger than' : `${(bytes / 2 ** 20).toFixed(1)} MiB, over`} the control API's limit of ${formatBytes(MAX_REQUEST_BYTES)}. Objects are limited further, to 1.5 MiB each: keep large data in a Bucket or Database.`,
+  );
+}
+
+/**
+ * Reads a request body, refusing it with a 413 (`tooLarge`) as soon as it is known to exceed `limit`:
+ * by its Content-Length before reading anything, or, for a chunked body, by counting while reading.
+ * Nothing more is kept: the rest is read and dropped, up to DRAIN_BYTES, then the connection is cut.
+ */
+export async function readBodyBytes(
+  c: Context,
+  limit = MAX_REQUEST_BYTES,
+  tooLarge: (bytes: number | undefined) => KylixError = requestTooLarge,
+): Promise<Buffer> {
+  const declared = c.req.header('content-length');
+  const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+  if (declared !== undefined && Number(declared) > limit) {
+    if (incoming) drainThenCut(incoming, 0);
+    throw tooLarge(Number(declared));
+  }
+  if (!incoming) {
+    // Not behind a Node server (app.request in tests): the web stream, counted the same way.
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const reader = c.req.raw.body?.getReader();
+    for (;;) {
+      const r = await reader?.read();
+      if (!r || r.done) break;
+      n += r.value.byteLength;
+      if (n > limit) {
+        await reader?.cancel();
+        throw tooLarge(undefined);
+      }
+      chunks.push(Buffer.from(r.value));
+    }
+    return Buffer.concat(chunks);
+  }
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const done = () => {
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onError);
+    };
+    const onData = (chunk: Buffer) => {
+      n += chunk.length;
+      if (n <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      chunks.length = 0;
+      done();
+      drainThenCut(incoming, n);
+      reject(tooLarge(undefined));
+    };
+    const onEnd = () => {
+      done();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(new KylixError('ERR_BAD_REQUEST', `The request body could not be read: ${err.message}.`));
+    };
+    if (incoming.readableEnded) return resolve(Buffer.alloc(0));
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onError);
+  });
+}
+
+/**
+ * Reads and parses a request body as YAML or JSON (see the file comment). A syntax error says where
+ * it is and what kind of error it is, but never repeats the body: it may hold secret values.
+ */
+export async function readBody(c: Context): Promise<unknown> {
+  const type = c.req.header('content-type') ?? '';
+  const text = (await readBodyBytes(c)).toString('utf8');
+  return parseBodyText(text, type.includes('yaml') ? 'yaml' : 'json');
+}
+
+/** Parses a body's text: inline when small, else in the parse worker. */
+export async function parseBodyText(text: string, format: 'yaml' | 'json'): Promise<unknown> {
+  if (text.length <= INLINE_PARSE_BYTES) return checked(parseBody(text, format));
+  const reply = await parsePool.parse(text, format);
+  if ('json' in reply) return JSON.parse(reply.json);
+  if ('refused' in reply)
+    throw new KylixError(reply.refused.code, reply.refused.message, [
+      { field: reply.refused.field, message: reply.refused.why },
+    ]);
+  throw syntaxError(format, reply.syntax ?? undefined);
+}
+
+/** A parsed body after the depth and size checks the worker makes for large ones. */
+function checked(value: unknown): unknown {
+  checkObjectSize(value);
+  return value;
+}
+
+function syntaxError(format: 'yaml' | 'json', where: string | undefined): KylixError {
+  return new KylixError(
+    'ERR_BAD_REQUEST',
+    `The request body is not valid ${format === 'yaml' ? 'YAML' : 'JSON'}${where ? ` (${where})` : ''}. Fix it and send it again.`,
+  );
+}
+
+/** Parses a small request body as YAML or JSON, on the event loop; errors as readBody's. */
 export function parseBody(text: string, format: 'yaml' | 'json'): unknown {
   try {
-    return format === 'yaml' ? parseYaml(text) : JSON.parse(text);
+    return parseText(text, format);
   } catch (err) {
-    const where = format === 'yaml' ? yamlWhere(err) : jsonWhere(err, text);
-    throw new KylixError(
-      'ERR_BAD_REQUEST',
-      `The request body is not valid ${format === 'yaml' ? 'YAML' : 'JSON'}${where ? ` (${where})` : ''}. Fix it and send it again.`,
-    );
+    throw syntaxError(format, format === 'yaml' ? yamlWhere(err) : jsonWhere(err, text));
   }
 }
 
-/** The yaml package's error code (BAD_INDENT, …) and position, without its excerpt of the text. */
+/** The YAML error's code (BAD_INDENT, …) and position, without the parser's excerpt of the text. */
 function yamlWhere(err: unknown): string | undefined {
-  const e = err as { code?: unknown; linePos?: { line: number; col: number }[] };
-  const at = e.linePos?.[0];
-  const code = typeof e.code === 'string' && /^[A-Z_]+$/.test(e.code) ? `${e.code} ` : '';
-  return at ? `${code}at line ${at.line}, column ${at.col}` : code.trim() || undefined;
+  return err instanceof YamlProblem ? err.where : undefined;
 }
 
 /** Where JSON.parse stopped, from its "at position N" (V8 quotes the text in other messages, so they are not used). */

@@ -17,9 +17,9 @@ import { KINDS } from '../resources/kinds.js';
 import { API_GROUP, API_VERSION, type KObject } from '../resources/meta.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { addDataRoutes } from './api-data.js';
-import { checkBodyKind, checkUrlNames, parseBody } from './api-input.js';
+import { checkBodyKind, checkUrlNames, readBody, readBodyBytes } from './api-input.js';
 import { addSecretKeyRoutes } from './api-secrets.js';
-import { type BundleStore, checkBundleSize } from './bundles.js';
+import { type BundleStore, bundleTooLarge, checkBundleSize, MAX_BUNDLE_BYTES } from './bundles.js';
 import type { LogStore } from './logs.js';
 import { labelSelector, type Registry } from './registry.js';
 import type { WatchEvent } from './store/interface.js';
@@ -77,11 +77,6 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
     else out[k] = mergePatch(out[k], v);
   }
   return out;
-}
-
-async function readBody(c: Context): Promise<unknown> {
-  const type = c.req.header('content-type') ?? '';
-  return parseBody(await c.req.text(), type.includes('yaml') ? 'yaml' : 'json');
 }
 
 function tokenMatches(given: string | undefined, token: string): boolean {
@@ -166,9 +161,8 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     c.body(null, (await deps.bundles.has(c.req.param('digest'))) ? 200 : 404),
   );
   app.post('/kylix/v1/bundles', async (c) => {
-    // Checked before reading, so an oversized upload is not held in memory.
-    checkBundleSize(Number(c.req.header('content-length') ?? 0));
-    const code = Buffer.from(await c.req.arrayBuffer());
+    // Checked before and while reading, so an oversized upload is not held in memory.
+    const code = await readBodyBytes(c, MAX_BUNDLE_BYTES, bundleTooLarge);
     checkBundleSize(code.length);
     const digest = await deps.bundles.put(code, c.req.header('kylix-digest'));
     return c.json({ digest }, 201);

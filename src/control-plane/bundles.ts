@@ -13,11 +13,15 @@ export const MAX_BUNDLE_BYTES = Number(process.env.KYLIX_MAX_BUNDLE_BYTES) || 10
 
 /** Refuses a bundle over the size limit, with what to do about it. */
 export function checkBundleSize(bytes: number): void {
-  if (bytes > MAX_BUNDLE_BYTES)
-    throw new KylixError(
-      'ERR_BUNDLE_TOO_LARGE',
-      `The function bundle is ${(bytes / 2 ** 20).toFixed(1)} MiB, over this installation's limit of ${(MAX_BUNDLE_BYTES / 2 ** 20).toFixed(1)} MiB. Leave large assets out of the code (put them in a Bucket) or trim dependencies.`,
-    );
+  if (bytes > MAX_BUNDLE_BYTES) throw bundleTooLarge(bytes);
+}
+
+/** The 413 for a bundle over the limit (`bytes` unknown when a chunked upload ran past it). */
+export function bundleTooLarge(bytes: number | undefined): KylixError {
+  return new KylixError(
+    'ERR_BUNDLE_TOO_LARGE',
+    `The function bundle is ${bytes === undefined ? 'larger than' : `${(bytes / 2 ** 20).toFixed(1)} MiB, over`} this installation's limit of ${(MAX_BUNDLE_BYTES / 2 ** 20).toFixed(1)} MiB. Leave large assets out of the code (put them in a Bucket) or trim dependencies.`,
+  );
 }
 
 /** Where a fleet keeps bundles so that every node can run what any node was given. */

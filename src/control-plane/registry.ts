@@ -9,8 +9,9 @@ import { KylixError, quoteInput } from '../errors.js';
 import { findKind, type KindInfo } from '../resources/kinds.js';
 import { API_VERSION, type KObject } from '../resources/meta.js';
 import { validateObject } from '../resources/validate.js';
+import { RouteIndex } from './route-index.js';
 import type { SecretBox } from './secrets.js';
-import type { Store } from './store/interface.js';
+import type { Store, Watch } from './store/interface.js';
 
 /** A check run before a write is accepted (route conflicts, for one). */
 export type Admission = (object: KObject, registry: Registry) => Promise<void>;
@@ -51,12 +52,47 @@ export class Registry {
   private readonly admissions: Admission[] = [];
   /** User writes under way (a Secret write seals its values before it reaches the store). */
   private readonly writes = new Set<Promise<unknown>>();
+  /** Every Function's routes, for admission (see route-index.ts); fed by writes and the store's watch. */
+  private readonly routeIndex = new RouteIndex();
+  private routeWatch?: Watch;
+  /** Function writes, one at a time from admission to store, so none is admitted against a stale index. */
+  private functionWrites: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly store: Store,
     /** The keyring that seals Secret values (key rotation works on it; see secret-rotation.ts). */
     readonly secrets: SecretBox,
   ) {}
+
+  /**
+   * Builds the route index and keeps it current: 1. note the store's version, 2. watch from it (on a
+   * fleet this carries other nodes' writes), 3. list the Functions. A write between 1 and 3 is then
+   * seen twice, which the index ignores by resourceVersion, never missed.
+   */
+  async indexRoutes(): Promise<void> {
+    this.routeWatch?.close();
+    this.routeIndex.clear();
+    const from = await this.store.currentVersion();
+    this.routeWatch = this.store.watch(from, (e) => this.routeIndex.update(e.object, e.type === 'DELETED'));
+    for (const o of await this.store.list('Function')) this.routeIndex.update(o);
+  }
+
+  /** Stops following the store (the index stays as it is). */
+  close(): void {
+    this.routeWatch?.close();
+    this.routeWatch = undefined;
+  }
+
+  /**
+   * The route index, with every write committed so far in it: on a fleet the store first hands over
+   * other nodes' writes not yet delivered (one small query), as a full list would have read them.
+   * Before indexRoutes() ran, it is built from a list on first use.
+   */
+  async routes(): Promise<RouteIndex> {
+    if (!this.routeWatch) await this.indexRoutes();
+    await this.store.sync?.();
+    return this.routeIndex;
+  }
 
   /** Adds a check that every user write must pass. */
   addAdmission(check: Admission): void {
@@ -96,7 +132,11 @@ export class Registry {
     where?: string,
   ): Promise<{ object: KObject; changed: boolean; created: boolean }> {
     // Tracked whatever the kind: the body's kind is only trusted after validation.
-    const done = this.writeObject(namespace, body, mode, where);
+    const isFunction = (body as { kind?: unknown } | null)?.kind === 'Function';
+    const done = isFunction
+      ? this.functionWrites.then(() => this.writeObject(namespace, body, mode, where))
+      : this.writeObject(namespace, body, mode, where);
+    if (isFunction) this.functionWrites = done.catch(() => {});
     this.writes.add(done);
     return done.finally(() => this.writes.delete(done));
   }
@@ -176,6 +216,7 @@ export class Registry {
         ? { resourceVersion: valid.metadata.resourceVersion ?? existing.metadata.resourceVersion }
         : { mustNotExist: true },
     );
+    this.routeIndex.update(stored);
     return { object: stored, changed: true, created: !existing };
   }
 
@@ -229,7 +270,9 @@ export class Registry {
   }
 
   async delete(kind: string, namespace: string, name: string, resourceVersion?: string): Promise<KObject> {
-    return this.store.delete(kind, namespace, name, resourceVersion ? { resourceVersion } : {});
+    const gone = await this.store.delete(kind, namespace, name, resourceVersion ? { resourceVersion } : {});
+    this.routeIndex.update(gone, true);
+    return gone;
   }
 
   /** The plaintext values of a Secret, for bindings. Never for API output. */

@@ -3,10 +3,28 @@
  * the JSON Schemas for editors and (later) the Kubernetes CRDs are all derived from these.
  */
 import { z } from 'zod';
+import {
+  formatBytes,
+  MAX_BINDINGS,
+  MAX_EGRESS_ALLOW,
+  MAX_ENV,
+  MAX_ENV_VALUE_BYTES,
+  MAX_ROUTES,
+  MAX_SECRET_BYTES,
+  MAX_SECRET_KEYS,
+} from './limits.js';
 import { dnsLabel } from './meta.js';
+
+/** A record schema with at most `max` entries; the JSON Schema carries it as maxProperties. */
+function capped<T extends z.ZodType>(record: T, max: number, what: string) {
+  return record
+    .refine((r) => Object.keys(r as object).length <= max, `must hold at most ${max} ${what}`)
+    .meta({ maxProperties: max });
+}
 
 const envName = z
   .string()
+  .max(256, 'must be at most 256 characters')
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name (letters, digits, "_")');
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -14,6 +32,7 @@ const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'
 /** A route pattern: "/exact", "/users/:id" or "/static/*" (a trailing "*" only). */
 export const routePath = z
   .string()
+  .max(1024, 'must be at most 1024 characters')
   .refine((p) => p.startsWith('/'), 'must start with "/"')
   .refine(
     (p) => !p.includes('*') || (p.endsWith('/*') && !p.slice(0, -1).includes('*')),
@@ -65,9 +84,22 @@ export const functionSpec = z.strictObject({
     .string()
     .regex(/^sha256:[a-f0-9]{64}$/, 'must be "sha256:" and 64 hex digits (kylix apply writes it)')
     .optional(),
-  routes: z.array(routeSchema).default([]),
-  env: z.record(envName, z.string()).default({}),
-  bindings: z.record(envName, bindingSchema).default({}),
+  routes: z.array(routeSchema).max(MAX_ROUTES, `must hold at most ${MAX_ROUTES} routes`).default([]),
+  env: capped(
+    z.record(
+      envName,
+      z
+        .string()
+        .refine(
+          (v) => v.length <= MAX_ENV_VALUE_BYTES / 3 || Buffer.byteLength(v) <= MAX_ENV_VALUE_BYTES,
+          `a value must be at most ${formatBytes(MAX_ENV_VALUE_BYTES)}`,
+        )
+        .meta({ maxLength: MAX_ENV_VALUE_BYTES }),
+    ),
+    MAX_ENV,
+    'environment variables',
+  ).default({}),
+  bindings: capped(z.record(envName, bindingSchema), MAX_BINDINGS, 'bindings').default({}),
   limits: z
     .strictObject({
       cpuMs: z.number().int().min(10).max(300_000).default(1000),
@@ -90,7 +122,14 @@ export const functionSpec = z.strictObject({
       idleSeconds: z.number().int().min(1).default(300),
     })
     .prefault({}),
-  egress: z.strictObject({ allow: z.array(z.string()).default([]) }).prefault({}),
+  egress: z
+    .strictObject({
+      allow: z
+        .array(z.string().max(253))
+        .max(MAX_EGRESS_ALLOW, `must name at most ${MAX_EGRESS_ALLOW} hosts`)
+        .default([]),
+    })
+    .prefault({}),
   triggers: z
     .strictObject({
       queue: z
@@ -168,11 +207,30 @@ export const queueSpec = z.strictObject({
 /** spec of a Bucket. */
 export const bucketSpec = z.strictObject({});
 
-/** spec of a Secret: values are write-only; the API never returns them. */
-export const secretSpec = z.strictObject({
-  stringData: z.record(z.string(), z.string()).optional(),
-  data: z.record(z.string(), z.base64()).optional(),
-});
+/** A Secret key, as Kubernetes: letters, digits, "-", "_" and ".". */
+const secretKey = z
+  .string()
+  .max(253, 'must be at most 253 characters')
+  .regex(/^[-._a-zA-Z0-9]+$/, 'must be letters, digits, "-", "_" and "."');
+
+/** The bytes of a Secret's values, decoded, as they will be sealed. */
+function secretBytes(spec: { stringData?: Record<string, string>; data?: Record<string, string> }): number {
+  let n = 0;
+  for (const v of Object.values(spec.stringData ?? {})) n += Buffer.byteLength(v);
+  for (const v of Object.values(spec.data ?? {})) n += Math.floor((v.replace(/=+$/, '').length * 3) / 4);
+  return n;
+}
+
+/** spec of a Secret: values are write-only; the API never returns them. At most 1 MiB together. */
+export const secretSpec = z
+  .strictObject({
+    stringData: capped(z.record(secretKey, z.string()), MAX_SECRET_KEYS, 'keys').optional(),
+    data: capped(z.record(secretKey, z.base64()), MAX_SECRET_KEYS, 'keys').optional(),
+  })
+  .refine((s) => secretBytes(s) <= MAX_SECRET_BYTES, {
+    message: `the values together must be at most ${formatBytes(MAX_SECRET_BYTES)}`,
+    path: ['data'],
+  });
 
 /** How the API and CLI know a kind: its names and whether users may write it. */
 export interface KindInfo {

@@ -3,8 +3,8 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { KylixError } from '../errors.js';
+import { parseYamlDocuments, YamlProblem } from './yaml.js';
 
 /** One document read from a manifest file, with where it came from. */
 export interface ManifestDocument {
@@ -39,23 +39,27 @@ export function manifestFiles(path: string): string[] {
     });
 }
 
-/** Parses one file's text into documents; YAML syntax errors name the file and line. */
+/**
+ * Parses one file's text into documents. YAML syntax errors name the file and line; an alias bomb
+ * or other abuse of YAML names the file and the limit.
+ */
 export function parseManifest(text: string, file: string): ManifestDocument[] {
-  const docs = parseAllDocuments(text, { prettyErrors: true });
+  let values: unknown[];
+  try {
+    values = parseYamlDocuments(text);
+  } catch (err) {
+    if (!(err instanceof YamlProblem)) throw err;
+    const line = err.line ? `${file}:${err.line}` : file;
+    throw new KylixError(
+      'ERR_MANIFEST_INVALID',
+      err.code === 'TOO_MANY_ALIASES'
+        ? `${file}: ${err.where}. Write the repeated parts out, or use fewer aliases.`
+        : `${file} is not valid YAML: ${err.detail}`,
+      [{ field: line, message: err.code === 'TOO_MANY_ALIASES' ? err.where : err.detail }],
+    );
+  }
   const out: ManifestDocument[] = [];
-  const list = Array.isArray(docs) ? docs : [docs];
-  list.forEach((doc, i) => {
-    if (doc.errors.length > 0) {
-      throw new KylixError(
-        'ERR_MANIFEST_INVALID',
-        `${file} is not valid YAML: ${doc.errors[0]?.message.split('\n')[0]}`,
-        doc.errors.map((e) => ({
-          field: `${file}:${e.linePos?.[0]?.line ?? '?'}`,
-          message: e.message.split('\n')[0] ?? '',
-        })),
-      );
-    }
-    const value = doc.toJS() as unknown;
+  values.forEach((value, i) => {
     if (value === null || value === undefined) return; // an empty document between "---" lines
     if (typeof value !== 'object' || Array.isArray(value)) {
       throw new KylixError(

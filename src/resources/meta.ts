@@ -3,6 +3,15 @@
  * server-written status with conditions.
  */
 import { z } from 'zod';
+import {
+  formatBytes,
+  MAX_ANNOTATIONS_BYTES,
+  MAX_KEY_NAME,
+  MAX_KEY_PREFIX,
+  MAX_LABEL_VALUE,
+  MAX_LABELS,
+  MAX_OWNER_REFERENCES,
+} from './limits.js';
 
 /** The API group and version of every Kylix kind. */
 export const API_VERSION = 'kylix.dev/v1';
@@ -34,18 +43,72 @@ export const dnsLabel = z
   .max(63, 'must be at most 63 characters')
   .regex(DNS_LABEL, 'must be lowercase letters, digits and "-", starting and ending with a letter or digit');
 
+/** The name part of a label or annotation key (and a label value), as Kubernetes has it. */
+const QUALIFIED_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+
+/** Whether `key` is a Kubernetes qualified name: an optional DNS-subdomain prefix and "/", then a name. */
+function isQualifiedName(key: string): boolean {
+  const slash = key.indexOf('/');
+  const name = slash === -1 ? key : key.slice(slash + 1);
+  const prefix = slash === -1 ? undefined : key.slice(0, slash);
+  if (prefix !== undefined && !isDnsSubdomain(prefix)) return false;
+  return name.length <= MAX_KEY_NAME && QUALIFIED_NAME.test(name);
+}
+
+/** A label or annotation key, checked as Kubernetes checks it. */
+const qualifiedKey = z
+  .string()
+  .max(MAX_KEY_PREFIX + 1 + MAX_KEY_NAME, `must be at most ${MAX_KEY_PREFIX + 1 + MAX_KEY_NAME} characters`)
+  .refine(
+    isQualifiedName,
+    `must be a name of at most ${MAX_KEY_NAME} letters, digits, "-", "_" and "." (starting and ending with a letter or digit), optionally after a DNS subdomain prefix of at most ${MAX_KEY_PREFIX} characters and "/"`,
+  );
+
+/** Labels: selectable, so short (as Kubernetes). */
+export const labelsSchema = z
+  .record(
+    qualifiedKey,
+    z
+      .string()
+      .max(MAX_LABEL_VALUE, `a label value must be at most ${MAX_LABEL_VALUE} characters`)
+      .regex(
+        /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/,
+        'a label value must be empty or letters, digits, "-", "_" and ".", starting and ending with a letter or digit',
+      ),
+  )
+  .refine((l) => Object.keys(l).length <= MAX_LABELS, `must hold at most ${MAX_LABELS} labels`)
+  .meta({ maxProperties: MAX_LABELS });
+
+/** The bytes of annotations' keys and values together. */
+function annotationBytes(a: Record<string, string>): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(a)) n += Buffer.byteLength(k) + Buffer.byteLength(v);
+  return n;
+}
+
+/** Annotations: free text, but at most 256 KiB together (as Kubernetes). */
+export const annotationsSchema = z
+  .record(qualifiedKey, z.string().max(MAX_ANNOTATIONS_BYTES))
+  .refine(
+    (a) => annotationBytes(a) <= MAX_ANNOTATIONS_BYTES,
+    `keys and values together must be at most ${formatBytes(MAX_ANNOTATIONS_BYTES)}`,
+  );
+
 /** metadata as a user may write it; the server fills in the rest. */
 export const objectMetaSchema = z.strictObject({
   name: dnsLabel,
   namespace: dnsLabel.optional(),
-  labels: z.record(z.string(), z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
+  labels: labelsSchema.optional(),
+  annotations: annotationsSchema.optional(),
   // Server-written fields are accepted back (kubectl round-trips them) and then overwritten.
   uid: z.string().optional(),
   resourceVersion: z.string().optional(),
   generation: z.number().int().optional(),
   creationTimestamp: z.string().optional(),
-  ownerReferences: z.array(z.record(z.string(), z.unknown())).optional(),
+  ownerReferences: z
+    .array(z.record(z.string().max(MAX_KEY_NAME), z.union([z.string().max(MAX_KEY_PREFIX), z.boolean()])))
+    .max(MAX_OWNER_REFERENCES, `must hold at most ${MAX_OWNER_REFERENCES} owner references`)
+    .optional(),
 });
 
 /** One status condition, the Kubernetes way. */

@@ -45,5 +45,11 @@ export interface Store {
    * secret values re-sealed under a new key leave no old ciphertext behind.
    */
   compact?(): Promise<void>;
+  /**
+   * Resolves once every change committed before the call has reached this node's watchers. Only a
+   * store that others write to (PostgreSQL) needs it; in the embedded store a write reaches the
+   * watchers before it resolves.
+   */
+  sync?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -207,6 +207,15 @@ export class PostgresStore implements Store, SharedBundles {
     return { close: () => this.listeners.delete(entry) };
   }
 
+  /** Reads other nodes' events up to now and hands them to watchers; see Store.sync. */
+  async sync(): Promise<void> {
+    try {
+      await this.pump();
+    } catch (err) {
+      throw unavailable(this.url, err);
+    }
+  }
+
   /** A bundle's bytes, if any node stored it. */
   async getBundle(digest: string): Promise<Buffer | undefined> {
     const r = await this.query<{ code: Buffer }>(`SELECT code FROM ${this.t.bundles} WHERE digest = $1`, [
