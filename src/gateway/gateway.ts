@@ -142,6 +142,21 @@ export class Gateway {
         requestId,
       );
     }
+    // RFC 9112: a request with more than one Host is refused, so the router and the function can
+    // never see two different hosts. (Node already refuses an HTTP/1.1 request with none.)
+    let hosts = 0;
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2)
+      if ((raw[i] as string).length === 4 && raw[i]?.toLowerCase() === 'host') hosts++;
+    if (hosts > 1) {
+      req.resume();
+      return sendError(
+        res,
+        new KylixError('ERR_BAD_REQUEST', 'The request has more than one Host header.'),
+        requestId,
+        { connection: 'close' },
+      );
+    }
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const method = req.method ?? 'GET';

@@ -42,25 +42,35 @@ const HOP_BY_HOP = new Set([
   'trailer',
 ]);
 
-/** The request's headers as a flat list, less the hop-by-hop ones. */
-function forwardedHeaders(raw: string[]): string[] {
-  const out: string[] = [];
+/**
+ * The request's headers as a flat list, less the hop-by-hop ones, with the one Host the gateway
+ * routed by (the untagged host of a `tag--host` request), so the function sees what was routed.
+ */
+function forwardedHeaders(raw: string[], host: string): string[] {
+  const out: string[] = ['host', host];
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (!HOP_BY_HOP.has(name.toLowerCase())) out.push(name, raw[i + 1] as string);
+    const name = (raw[i] as string).toLowerCase();
+    if (!HOP_BY_HOP.has(name) && name !== 'host') out.push(raw[i] as string, raw[i + 1] as string);
   }
   return out;
 }
 
 /** The response's headers for the client: hop-by-hop ones dropped, the request id added. */
-function responseHeaders(head: ResponseHead, requestId: string, inlineLength: number | undefined): string[] {
+function responseHeaders(
+  head: ResponseHead,
+  requestId: string,
+  inlineLength: number | undefined,
+  keepLength: boolean,
+): string[] {
   const out: string[] = [];
   const h = head.h;
   for (let i = 0; i + 1 < h.length; i += 2) {
     const name = String(h[i]).toLowerCase();
     if (HOP_BY_HOP.has(name) || name === REQUEST_ID) continue;
-    // An inline body's length is known exactly; the function's own claim is not trusted.
-    if (inlineLength !== undefined && name === 'content-length') continue;
+    // The body's length is the gateway's to state: exactly, for an inline body; by chunked framing,
+    // for a streamed one. A function's own claim could frame bytes of its body as a second response
+    // on the client's connection. (A HEAD answer keeps it: it describes the body GET would send.)
+    if (name === 'content-length' && !keepLength) continue;
     out.push(name, String(h[i + 1]));
   }
   if (inlineLength !== undefined) out.push('content-length', String(inlineLength));
@@ -112,10 +122,12 @@ class Exchange implements StreamSink {
       if (!res.writableFinished) this.call.channel.abort(this.stream);
       this.finish();
     });
+    const host = req.headers.host ?? '';
     const head = {
       m: req.method ?? 'GET',
       u: this.call.path,
-      h: forwardedHeaders(req.rawHeaders),
+      h: forwardedHeaders(req.rawHeaders, host),
+      host,
       id: this.call.requestId,
     };
     const length = req.headers['content-length'];
@@ -217,13 +229,18 @@ class Exchange implements StreamSink {
 
   response(head: ResponseHead, body: Uint8Array | undefined): void {
     if (this.done || this.responded) return;
+    // 1xx answers are the gateway's own connection business; a function answers 200-599.
+    if (!Number.isInteger(head.s) || head.s < 200 || head.s > 599 || (head.t?.length ?? 0) > 1024) {
+      this.threw();
+      return;
+    }
     this.responded = true;
     const { res, requestId } = this.call;
     const isHead = this.call.req.method === 'HEAD';
     try {
       // 204 and 304 carry no body and, by RFC 9110, no Content-Length of one either.
       const length = body && !isHead && head.s !== 204 && head.s !== 304 ? body.byteLength : undefined;
-      res.writeHead(head.s, head.t, responseHeaders(head, requestId, length));
+      res.writeHead(head.s, head.t, responseHeaders(head, requestId, length, isHead));
     } catch {
       // A status or header Node refuses: the function's answer cannot be sent as it is.
       this.responded = false;

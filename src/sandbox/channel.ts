@@ -59,6 +59,8 @@ export interface RequestHead {
   m: string;
   u: string;
   h: string[];
+  /** The host the gateway routed by: the one the function's request.url names. */
+  host: string;
   id: string;
 }
 

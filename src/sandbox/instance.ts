@@ -207,7 +207,13 @@ async function prewarm(): Promise<void> {
       end: () => {},
     },
   );
-  const request = headFrame(F.REQUEST, 1, { m: 'GET', u: '/prewarm', h: ['host', 'prewarm'], id: '' });
+  const request = headFrame(F.REQUEST, 1, {
+    m: 'GET',
+    u: '/prewarm',
+    h: ['host', 'prewarm'],
+    host: 'prewarm',
+    id: '',
+  });
   new FrameReader((type, stream, payload) => server.onFrame(type, stream, payload)).push(request);
   await done;
 }

@@ -20,7 +20,7 @@ import {
   STREAM_WINDOW,
 } from './channel.js';
 import { messageBatch, scheduledEvent, type WireDelivery } from './handler-args.js';
-import { isResponse, lightRequest, simpleResponseOf } from './web-objects.js';
+import { isResponse, lightRequest, responseParts, simpleResponseOf } from './web-objects.js';
 
 /** The Workers-style handler object a module exports by default. */
 export interface Handler {
@@ -70,6 +70,10 @@ interface WireError {
 }
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD']);
+/** The longest status text a response may carry. */
+const MAX_STATUS_TEXT = 1024;
+/** The largest header block a response may carry (names and values). */
+const MAX_HEADER_BYTES = 64 * 1024;
 /** The headers of a light Response made from a string with no headers given. */
 const TEXT_PLAIN = ['content-type', 'text/plain;charset=UTF-8'];
 const BODY_CHUNK = 64 * 1024;
@@ -199,7 +203,7 @@ export class InstanceServer {
     };
     try {
       await this.hooks.inInvocation(head.id, async () => {
-        const request = lightRequest(method, head.u, head.h, call.aborter.signal, makeBody);
+        const request = lightRequest(method, head.host, head.u, head.h, call.aborter.signal, makeBody);
         const response = await this.callFetch(request);
         if (call.done) {
           await response?.body?.cancel().catch(() => undefined);
@@ -251,6 +255,7 @@ export class InstanceServer {
         t: simple.statusText || undefined,
         h: simple.headers ? flatHeaders(simple.headers) : typeof simple.body === 'string' ? TEXT_PLAIN : [],
       };
+      if (!this.headFits(stream, responseHead)) return;
       const body = simple.body;
       const bytes = head || body === null ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
       if (!bytes || bytes.byteLength <= INLINE_BODY_BYTES) {
@@ -258,18 +263,19 @@ export class InstanceServer {
         return;
       }
     }
-    const responseHead = {
-      s: response.status,
-      t: response.statusText || undefined,
-      h: flatHeaders(response.headers),
-    };
-    if (head || !response.body) {
+    const parts = responseParts(response);
+    const responseHead = { s: parts.status, t: parts.statusText || undefined, h: flatHeaders(parts.headers) };
+    if (!this.headFits(stream, responseHead)) {
+      await parts.body?.cancel().catch(() => undefined);
+      return;
+    }
+    if (head || !parts.body) {
       this.hooks.write(headFrame(F.RESPONSE, stream, responseHead));
-      await response.body?.cancel().catch(() => undefined);
+      await parts.body?.cancel().catch(() => undefined);
       return;
     }
     this.hooks.write(headFrame(F.RESPONSE_HEAD, stream, responseHead));
-    const reader = response.body.getReader();
+    const reader = parts.body.getReader();
     try {
       for (;;) {
         const next = await reader.read();
@@ -295,6 +301,27 @@ export class InstanceServer {
       this.hooks.logError('The response body failed:', err);
       this.hooks.write(frame(F.RESET, stream));
     }
+  }
+
+  /**
+   * Whether a response head is one the gateway can send: a status of 200-599 (1xx answers belong to
+   * the gateway's own connection handling, never to a function) and a status text and header block
+   * within limits. If not, the function threw as far as the client is concerned (502).
+   */
+  private headFits(stream: number, head: { s: number; t?: string; h: string[] }): boolean {
+    let why: string | undefined;
+    if (!Number.isInteger(head.s) || head.s < 200 || head.s > 599) why = `status ${head.s} is not 200-599`;
+    else if ((head.t?.length ?? 0) > MAX_STATUS_TEXT)
+      why = `its status text is over ${MAX_STATUS_TEXT} characters`;
+    else {
+      let bytes = 0;
+      for (const part of head.h) bytes += part.length + 4;
+      if (bytes > MAX_HEADER_BYTES) why = `its headers are over ${MAX_HEADER_BYTES} bytes`;
+    }
+    if (!why) return true;
+    this.hooks.logError(`The response cannot be sent: ${why}.`);
+    this.hooks.write(frame(F.THREW, stream));
+    return false;
   }
 
   /**

@@ -116,20 +116,19 @@ Object.defineProperties(lightProto, {
 });
 
 /**
- * A light Request for a request the gateway framed (see the file comment): `target` is its path
+ * A light Request for a request the gateway framed (see the file comment): `host` is the host it
+ * was routed by, `target` its path
  * and query, `rawHeaders` a flat [name, value, …] list; makeBody is called at most once, on demand.
  */
 export function lightRequest(
   method: string,
+  host: string,
   target: string,
   rawHeaders: string[],
   signal: AbortSignal,
   makeBody: () => ReadableStream<Uint8Array> | undefined,
 ): Request {
   const req = Object.create(lightProto) as Request;
-  let host = 'localhost';
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2)
-    if (rawHeaders[i]?.toLowerCase() === 'host') host = rawHeaders[i + 1] ?? host;
   // A Host header the URL parser refuses (the client's to send) must not fail the request.
   let url = `http://${host}${target}`;
   if (!URL.canParse(url)) url = `http://localhost${target}`;
@@ -288,12 +287,46 @@ export function simpleResponseOf(response: Response): SimpleResponse | undefined
   return { status: s.status, statusText: s.statusText, headers: s.headers, body: s.body };
 }
 
-/** Whether `value` is a Response of any kind (light, or native, made before or after the globals were replaced). */
+const nativeGetter = (key: string) =>
+  Reflect.getOwnPropertyDescriptor(NativeResponse.prototype, key)?.get as (this: Response) => unknown;
+const NATIVE_STATUS = nativeGetter('status');
+const NATIVE_STATUS_TEXT = nativeGetter('statusText');
+const NATIVE_HEADERS = nativeGetter('headers');
+const NATIVE_BODY = nativeGetter('body');
+
+/**
+ * Whether `value` is a real Response: a light one, or one with undici's internal state (a brand
+ * check, not instanceof: an object made with Object.create(Response.prototype) is not one).
+ */
 export function isResponse(value: unknown): value is Response {
-  return (
-    (typeof value === 'object' && value !== null && lightResponses.has(value)) ||
-    value instanceof NativeResponse
-  );
+  if (typeof value !== 'object' || value === null) return false;
+  if (lightResponses.has(value)) return true;
+  try {
+    NATIVE_STATUS.call(value as Response);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What the serving path sends of a streamed Response, read through the native getters of the real
+ * Response behind it: a subclass's own `status` or `headers` getters are not consulted.
+ */
+export function responseParts(response: Response): {
+  status: number;
+  statusText: string;
+  headers: Headers;
+  body: ReadableStream<Uint8Array> | null;
+} {
+  const s = lightResponses.get(response);
+  const real = s ? realResponse(s) : response;
+  return {
+    status: s ? s.status : (NATIVE_STATUS.call(real) as number),
+    statusText: s ? s.statusText : (NATIVE_STATUS_TEXT.call(real) as string),
+    headers: s ? lightHeaders(s) : (NATIVE_HEADERS.call(real) as Headers),
+    body: NATIVE_BODY.call(real) as ReadableStream<Uint8Array> | null,
+  };
 }
 
 /** Installs the Request and Response classes above as globals. */
