@@ -4,8 +4,9 @@
  * each; status says which backend serves it and whether it is healthy. Deleting an object keeps
  * its data unless it was deleted with --purge (the API marks it with the purge annotation first).
  */
-import type { Providers } from '../../bindings/broker.js';
+import type { AnyBindingKind } from '../../bindings/kind.js';
 import type { Provider, ResourceRef } from '../../bindings/provider.js';
+import { ALL_BINDING_KINDS, kindOfResource, type Providers } from '../../bindings/registry.js';
 import { type KObject, setCondition } from '../../resources/meta.js';
 import { recordEvent } from '../events.js';
 import type { Registry } from '../registry.js';
@@ -13,13 +14,6 @@ import type { Watch } from '../store/interface.js';
 
 /** Set on an object just before it is deleted, when its data must go with it. */
 export const PURGE_ANNOTATION = 'kylix.dev/purge-on-delete';
-
-const KIND_PROVIDER: Record<string, keyof Providers> = {
-  Database: 'database',
-  KeyValue: 'keyValue',
-  Queue: 'queue',
-  Bucket: 'bucket',
-};
 
 /** See the file comment. */
 export class ResourceController {
@@ -35,14 +29,14 @@ export class ResourceController {
   /** Reconciles every resource, then follows changes. */
   async start(): Promise<void> {
     this.watch = this.registry.store.watch(await this.registry.store.currentVersion(), (e) => {
-      if (!KIND_PROVIDER[e.object.kind]) return;
+      if (!kindOfResource(e.object.kind)) return;
       // Status writes come back as MODIFIED events; act only on spec changes and deletions.
       if (e.type === 'MODIFIED' && e.object.status?.observedGeneration === e.object.metadata.generation)
         return;
       this.enqueue(e.object, e.type === 'DELETED');
     });
-    for (const kind of Object.keys(KIND_PROVIDER))
-      for (const o of await this.registry.list(kind, undefined)) this.enqueue(o, false);
+    for (const kind of ALL_BINDING_KINDS)
+      for (const o of await this.registry.list(kind.resourceKind, undefined)) this.enqueue(o, false);
     await Promise.all(this.chains.values());
   }
 
@@ -69,31 +63,27 @@ export class ResourceController {
     this.chains.set(key, next);
   }
 
-  private async provider(kind: string): Promise<Provider> {
-    const name = KIND_PROVIDER[kind];
-    if (!name) throw new Error(`no provider for ${kind}`);
-    return this.providers[name]();
+  private async provider(resourceKind: string): Promise<{ kind: AnyBindingKind; provider: Provider }> {
+    const kind = kindOfResource(resourceKind);
+    if (!kind) throw new Error(`no provider for ${resourceKind}`);
+    return { kind, provider: await this.providers[kind.name]() };
   }
 
-  /** 1. ensure the backend has it, 2. apply new migrations, 3. write status. */
+  /** 1. ensure the backend has it, 2. what else its spec asks for (migrations), 3. write status. */
   private async reconcile(seen: KObject): Promise<void> {
     const current = await this.registry.store.get(seen.kind, seen.metadata.namespace, seen.metadata.name);
     if (!current) return;
     const ref: ResourceRef = { namespace: current.metadata.namespace, name: current.metadata.name };
     let backend = 'unknown';
-    let applied: string[] | undefined;
+    let provisioned: Record<string, unknown> | undefined;
     try {
-      const provider = await this.provider(current.kind);
+      const { kind, provider } = await this.provider(current.kind);
       backend = provider.name;
       await provider.ensure(ref);
-      const files = (current.spec as { migrationFiles?: { name: string; sql: string }[] }).migrationFiles;
-      if (current.kind === 'Database' && files?.length) {
-        const db = await this.providers.database();
-        const ran = await db.migrate(ref, files);
-        if (ran.length)
-          await recordEvent(this.registry, current, 'Normal', 'Migrated', `Applied ${ran.join(', ')}`);
-        applied = files.map((f) => f.name);
-      }
+      const done = await kind.provision?.(provider, ref, current.spec);
+      if (done?.event)
+        await recordEvent(this.registry, current, 'Normal', done.event.reason, done.event.message);
+      provisioned = done?.status;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       await recordEvent(this.registry, current, 'Warning', 'BackendFailed', message);
@@ -105,7 +95,7 @@ export class ResourceController {
     }
     await this.setStatus(current, {
       backend,
-      ...(applied ? { migrations: applied } : {}),
+      ...provisioned,
       conditions: { status: 'True', reason: 'Provisioned', message: `Served by the ${backend} backend.` },
     });
   }
@@ -114,7 +104,8 @@ export class ResourceController {
     o: KObject,
     s: {
       backend: string;
-      migrations?: string[];
+      /** Whatever the kind's provision() reported (a Database's migrations). */
+      [field: string]: unknown;
       conditions: { status: 'True' | 'False'; reason: string; message: string };
     },
   ): Promise<void> {
@@ -133,6 +124,7 @@ export class ResourceController {
   /** Deleted: the data stays unless the object carried the purge annotation. */
   private async remove(o: KObject): Promise<void> {
     if (o.metadata.annotations?.[PURGE_ANNOTATION] !== 'true') return;
-    await (await this.provider(o.kind)).purge({ namespace: o.metadata.namespace, name: o.metadata.name });
+    const { provider } = await this.provider(o.kind);
+    await provider.purge({ namespace: o.metadata.namespace, name: o.metadata.name });
   }
 }
