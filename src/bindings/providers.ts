@@ -3,9 +3,8 @@
  * installation config (so an unused backend, and its driver, costs nothing) and closed with the node.
  */
 import type { Installation } from '../config/installation.js';
-import { BINDING_KIND_NAMES } from '../resources/binding-kinds.js';
 import type { Provider } from './provider.js';
-import { BINDING_KINDS, type Providers } from './registry.js';
+import { ALL_BINDING_KINDS, type Providers } from './registry.js';
 
 /** Providers plus a way to close the ones that were opened. */
 export interface OpenProviders extends Providers {
@@ -30,11 +29,11 @@ export function createProviders(installation: Installation, dataDir: string): Op
     };
   };
   const providers = Object.fromEntries(
-    BINDING_KIND_NAMES.map((name) => {
-      const kind = BINDING_KINDS[name] as { open(config: unknown, dataDir: string): Promise<Provider> };
-      return [name, once(() => kind.open(installation.backends[name], dataDir))];
-    }),
-  ) as unknown as Providers;
+    ALL_BINDING_KINDS.map((kind) => [
+      kind.name,
+      once<Provider>(() => kind.open(installation.backends[kind.name], dataDir)),
+    ]),
+  ) as Providers;
   return {
     ...providers,
     async close() {
