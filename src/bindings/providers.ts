@@ -1,11 +1,10 @@
 /**
- * The installation's providers, one per kind, each created on first use from the installation
- * config (so an unused backend, and its driver, costs nothing) and closed with the node.
+ * The installation's providers, one per kind of the registry, each created on first use from the
+ * installation config (so an unused backend, and its driver, costs nothing) and closed with the node.
  */
-import { join } from 'node:path';
 import type { Installation } from '../config/installation.js';
-import type { Providers } from './broker.js';
 import type { Provider } from './provider.js';
+import { ALL_BINDING_KINDS, type Providers } from './registry.js';
 
 /** Providers plus a way to close the ones that were opened. */
 export interface OpenProviders extends Providers {
@@ -29,40 +28,14 @@ export function createProviders(installation: Installation, dataDir: string): Op
       return p;
     };
   };
-  const { backends } = installation;
+  const providers = Object.fromEntries(
+    ALL_BINDING_KINDS.map((kind) => [
+      kind.name,
+      once<Provider>(() => kind.open(installation.backends[kind.name], dataDir)),
+    ]),
+  ) as Providers;
   return {
-    keyValue: once(async () => {
-      const { createKeyValueProvider } = await import('./keyvalue/index.js');
-      const b = backends.keyValue;
-      return createKeyValueProvider(
-        b.provider === 'embedded' ? { provider: 'embedded', dataDir: join(dataDir, 'kv') } : b,
-      );
-    }),
-    bucket: once(async () => {
-      const { createBucketProvider } = await import('./bucket/index.js');
-      const b = backends.bucket;
-      if (b.provider === 'embedded')
-        return createBucketProvider({ provider: 'embedded', dataDir: join(dataDir, 'buckets') });
-      const { accessKeyId, secretAccessKey, ...rest } = b;
-      return createBucketProvider({
-        ...rest,
-        ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey } } : {}),
-      });
-    }),
-    queue: once(async () => {
-      const { createQueueProvider } = await import('./queue/index.js');
-      const b = backends.queue;
-      return createQueueProvider(
-        b.provider === 'embedded' ? { provider: 'embedded', dataDir: join(dataDir, 'queues') } : b,
-      );
-    }),
-    database: once(async () => {
-      const { createDatabaseProvider } = await import('./database/index.js');
-      const b = backends.database;
-      return createDatabaseProvider(
-        b.provider === 'embedded' ? { provider: 'embedded', dataDir: join(dataDir, 'databases') } : b,
-      );
-    }),
+    ...providers,
     async close() {
       const all = await Promise.allSettled(opened);
       await Promise.all(

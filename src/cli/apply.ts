@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { bundleFunction } from '../build/bundle.js';
 import { type ErrorCause, KylixError } from '../errors.js';
+import { BINDING_RESOURCE_KIND_LIST } from '../resources/binding-kinds.js';
 import { KINDS } from '../resources/kinds.js';
 import { type ManifestDocument, readManifests } from '../resources/manifest.js';
 import type { KObject } from '../resources/meta.js';
@@ -34,7 +35,8 @@ export interface ApplyOptions {
   out?: (line: string) => void;
 }
 
-const ORDER = ['Secret', 'Database', 'KeyValue', 'Queue', 'Bucket', 'Function'];
+/** Secrets and the resources functions bind first, so a new revision finds them. */
+const ORDER = ['Secret', ...BINDING_RESOURCE_KIND_LIST, 'Function'];
 
 function where(d: ManifestDocument): string {
   return `${d.file}${d.index > 1 ? ` (document ${d.index})` : ''}`;
@@ -165,7 +167,7 @@ export async function applyManifests(
 }
 
 /** Kinds whose status says when they are usable: functions started, resources provisioned. */
-const WAITED_FOR = new Set(['Function', 'Database', 'KeyValue', 'Queue', 'Bucket']);
+const WAITED_FOR = new Set<string>(['Function', ...BINDING_RESOURCE_KIND_LIST]);
 
 /** What a ready object's line says: a function's revision, a resource's backend. */
 function readyNote(

@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { describeError, KylixError } from '../errors.js';
+import { BINDING_RESOURCE_KIND_LIST } from '../resources/binding-kinds.js';
 import { findKind } from '../resources/kinds.js';
 import { VERSION } from '../version.js';
 import { applyManifests, deleteManifests } from './apply.js';
@@ -32,7 +33,7 @@ function client(): ApiClient {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 /** Kinds whose data outlives the object unless deleted with --purge. */
-const DATA_KINDS = new Set(['Database', 'KeyValue', 'Queue', 'Bucket']);
+const DATA_KINDS = new Set<string>(BINDING_RESOURCE_KIND_LIST);
 
 const serveOptions = (cmd: Command) =>
   cmd

@@ -6,8 +6,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { ALL_BINDING_KINDS, type BINDING_KINDS } from '../bindings/registry.js';
 import { decodeKey } from '../control-plane/secret-key-file.js';
 import { KylixError } from '../errors.js';
+import type { BindingKindName } from '../resources/binding-kinds.js';
 import { issuesToCauses } from '../resources/validate.js';
 
 const url = (schemes: string[]) =>
@@ -19,6 +21,11 @@ const url = (schemes: string[]) =>
     );
 
 const embedded = z.strictObject({ provider: z.literal('embedded') });
+
+/** Each binding kind's section (`backends.keyValue`, …), as its kind declares it (bindings/<kind>/kind.ts). */
+const kindSections = Object.fromEntries(ALL_BINDING_KINDS.map((k) => [k.name, k.config])) as {
+  [K in BindingKindName]: (typeof BINDING_KINDS)[K]['config'];
+};
 
 /** The config file's shape. */
 export const installationSchema = z.strictObject({
@@ -42,45 +49,7 @@ export const installationSchema = z.strictObject({
           }),
         ])
         .default({ provider: 'embedded' }),
-      keyValue: z
-        .discriminatedUnion('provider', [
-          embedded,
-          z.strictObject({ provider: z.literal('redis'), url: url(['redis', 'rediss']) }),
-        ])
-        .default({ provider: 'embedded' }),
-      database: z
-        .discriminatedUnion('provider', [
-          embedded,
-          z.strictObject({
-            provider: z.literal('postgres'),
-            url: url(['postgres', 'postgresql']),
-            /** How long one tenant statement may run before it is cancelled (default 30 s). */
-            statementTimeoutMs: z.number().int().min(100).max(900_000).optional(),
-          }),
-        ])
-        .default({ provider: 'embedded' }),
-      queue: z
-        .discriminatedUnion('provider', [
-          embedded,
-          z.strictObject({ provider: z.literal('nats'), url: url(['nats', 'tls']) }),
-        ])
-        .default({ provider: 'embedded' }),
-      bucket: z
-        .discriminatedUnion('provider', [
-          embedded,
-          z.strictObject({
-            provider: z.literal('s3'),
-            /** The one S3 bucket that holds every Bucket resource, each under its own prefix. */
-            bucket: z.string().min(3),
-            prefix: z.string().optional(),
-            endpoint: url(['http', 'https']).optional(),
-            region: z.string().default('us-east-1'),
-            accessKeyId: z.string().optional(),
-            secretAccessKey: z.string().optional(),
-            forcePathStyle: z.boolean().default(true),
-          }),
-        ])
-        .default({ provider: 'embedded' }),
+      ...kindSections,
     })
     .prefault({}),
   /** Secret values at rest: the keyring, current key first (KYLIX_SECRET_KEYS overrides it). */
@@ -101,10 +70,10 @@ export const installationSchema = z.strictObject({
 /** A validated installation config. */
 export type Installation = z.output<typeof installationSchema>;
 
-/** Env vars that switch a kind to its fleet backend. */
+/** Env vars that switch a kind to its fleet backend: the state store's, then each binding kind's. */
 const ENV_OVERRIDES: Record<
   string,
-  (value: string, c: Record<string, Record<string, unknown>>, env: NodeJS.ProcessEnv) => void
+  (value: string, c: Record<string, unknown>, env: NodeJS.ProcessEnv) => void
 > = {
   KYLIX_STATE_URL: (v, c, env) => {
     c.state = {
@@ -113,25 +82,16 @@ const ENV_OVERRIDES: Record<
       ...(env.KYLIX_STATE_SCHEMA ? { schema: env.KYLIX_STATE_SCHEMA } : {}),
     };
   },
-  KYLIX_REDIS_URL: (v, c) => {
-    c.keyValue = { provider: 'redis', url: v };
-  },
-  KYLIX_POSTGRES_URL: (v, c) => {
-    c.database = { provider: 'postgres', url: v };
-  },
-  KYLIX_NATS_URL: (v, c) => {
-    c.queue = { provider: 'nats', url: v };
-  },
-  KYLIX_S3_ENDPOINT: (v, c, env) => {
-    c.bucket = {
-      provider: 's3',
-      endpoint: v,
-      bucket: env.KYLIX_S3_BUCKET ?? 'kylix',
-      accessKeyId: env.KYLIX_S3_ACCESS_KEY_ID,
-      secretAccessKey: env.KYLIX_S3_SECRET_ACCESS_KEY,
-      region: env.KYLIX_S3_REGION ?? 'us-east-1',
-    };
-  },
+  ...Object.fromEntries(
+    ALL_BINDING_KINDS.flatMap((k) =>
+      Object.entries(k.env).map(([name, section]) => [
+        name,
+        (v: string, c: Record<string, unknown>, env: NodeJS.ProcessEnv) => {
+          c[k.name] = section(v, env);
+        },
+      ]),
+    ),
+  ),
 };
 
 /** Reads the config file (if any) and applies env overrides; every error names its field. */
@@ -149,7 +109,7 @@ export function loadInstallation(
       throw new KylixError('ERR_MANIFEST_INVALID', `${path} is not valid YAML: ${(err as Error).message}`);
     }
   }
-  const backends = { ...((raw.backends as Record<string, Record<string, unknown>>) ?? {}) };
+  const backends = { ...((raw.backends as Record<string, unknown>) ?? {}) };
   for (const [name, apply] of Object.entries(ENV_OVERRIDES)) {
     const value = env[name];
     if (value) apply(value, backends, env);

@@ -4,16 +4,19 @@
  */
 import type { HttpBindings } from '@hono/node-server';
 import type { Context, Hono } from 'hono';
-import type { Providers } from '../bindings/broker.js';
 import type { ResourceRef } from '../bindings/provider.js';
+import { ALL_BINDING_KINDS, type Providers } from '../bindings/registry.js';
 import { KylixError, quoteInput } from '../errors.js';
+import type { BindingResourceKind } from '../resources/binding-kinds.js';
+import { KINDS } from '../resources/kinds.js';
 import { API_VERSION, DNS_LABEL_RULE, isDnsLabel } from '../resources/meta.js';
 import { parseBody, readBodyBytes } from './api-input.js';
 import type { Registry } from './registry.js';
 
 const PREFIX = `/apis/${API_VERSION}/namespaces/:ns`;
 
-async function refOf(registry: Registry, c: Context, kind: string): Promise<ResourceRef> {
+/** The resource the URL names, after checking it exists. */
+async function refOf(registry: Registry, c: Context, kind: BindingResourceKind): Promise<ResourceRef> {
   const { ns, name } = c.req.param() as { ns: string; name: string };
   await registry.get(kind, ns, name);
   return { namespace: ns, name };
@@ -40,17 +43,11 @@ export function addDataRoutes(
   registry: Registry,
   providers: Providers,
 ): void {
-  // Health of the backend behind a resource, checked now (for `kylix describe`).
-  const kinds = {
-    databases: ['Database', 'database'],
-    keyvalues: ['KeyValue', 'keyValue'],
-    queues: ['Queue', 'queue'],
-    buckets: ['Bucket', 'bucket'],
-  } as const;
-  for (const [plural, [kind, provider]] of Object.entries(kinds)) {
-    app.get(`${PREFIX}/${plural}/:name/health`, async (c) => {
-      await refOf(registry, c, kind);
-      const p = await providers[provider]();
+  // Health of the backend behind a resource, checked now (for `kylix describe`), for every kind.
+  for (const kind of ALL_BINDING_KINDS) {
+    app.get(`${PREFIX}/${KINDS[kind.resourceKind]!.plural}/:name/health`, async (c) => {
+      await refOf(registry, c, kind.resourceKind);
+      const p = await providers[kind.name]();
       return c.json({ backend: p.name, ...(await p.health()) });
     });
   }

@@ -3,6 +3,7 @@
  * instance is at its target concurrency, shrink when instances sit idle (down to zero unless
  * minInstances says otherwise), and an instance that dies is replaced on the next request.
  */
+import type { BindingKindName } from '../resources/binding-kinds.js';
 import type { FunctionSpec } from '../resources/kinds.js';
 import type { RevisionTarget } from '../resources/serving.js';
 import type { BindingCall, LogRecord } from '../sandbox/protocol.js';
@@ -39,13 +40,11 @@ export interface RevisionStats {
 }
 
 /** The kind of each non-secret binding (secrets travel as env strings). */
-function bindingKinds(
-  bindings: FunctionSpec['bindings'],
-): Record<string, 'keyValue' | 'database' | 'queue' | 'bucket'> {
-  const out: Record<string, 'keyValue' | 'database' | 'queue' | 'bucket'> = {};
+function bindingKinds(bindings: FunctionSpec['bindings']): Record<string, BindingKindName> {
+  const out: Record<string, BindingKindName> = {};
   for (const [name, b] of Object.entries(bindings)) {
     if ('secret' in b) continue;
-    out[name] = Object.keys(b)[0] as 'keyValue';
+    out[name] = Object.keys(b)[0] as BindingKindName;
   }
   return out;
 }

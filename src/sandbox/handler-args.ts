@@ -3,7 +3,7 @@
  * messages can be acked or retried one by one or all at once, and a ScheduledController. The
  * batch records what the handler decided, for the supervisor's consumer loop.
  */
-import { decodeMessage } from './bindings.js';
+import { decodeMessage } from './bindings/queue.js';
 
 /** One delivery as the supervisor sends it. */
 export interface WireDelivery {

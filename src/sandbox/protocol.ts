@@ -4,6 +4,7 @@
  * Requests, binding calls and logs do not come this way: each instance has its own channel to the
  * supervisor (channel.ts). Shared by both sides, so it holds types only.
  */
+import type { BindingKindName } from '../resources/binding-kinds.js';
 
 /** What an instance needs to start: the bundle to load, its env and bindings. */
 export interface InstanceSpec {
@@ -13,7 +14,7 @@ export interface InstanceSpec {
   /** Plain env vars and secret values, passed to the handler as `env`. */
   env: Record<string, string>;
   /** Bound resources by env name and kind; each becomes a binding object whose calls go to the supervisor. */
-  bindings: Record<string, 'keyValue' | 'database' | 'queue' | 'bucket'>;
+  bindings: Record<string, BindingKindName>;
   /** V8 heap cap for the instance thread. */
   memoryMiB: number;
 }

@@ -7,22 +7,25 @@ import { KylixError } from '../../errors.js';
 import { issuesToCauses } from '../../resources/validate.js';
 import type { DatabaseProvider } from './interface.js';
 
-/** The `database` section of the installation config. */
+/** The PostgreSQL provider's config, as the installation config's `backends.database` takes it too. */
+export const postgresConfigSchema = z.strictObject({
+  provider: z.literal('postgres'),
+  /** postgres://user:password@host:port/database — the database used to create the others. */
+  url: z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/, 'must be a postgres:// URL'),
+  /** Connections per Database resource (default 5). */
+  poolSize: z.number().int().min(1).max(100).optional(),
+  /** How long one statement may run before it is cancelled (default 30 s). */
+  statementTimeoutMs: z.number().int().min(100).max(900_000).optional(),
+});
+
+/** What a Database provider is opened with. */
 export const databaseConfigSchema = z.discriminatedUnion('provider', [
   z.strictObject({
     provider: z.literal('embedded'),
     /** The folder that holds the PGlite data directory. */
     dataDir: z.string().min(1),
   }),
-  z.strictObject({
-    provider: z.literal('postgres'),
-    /** postgres://user:password@host:port/database — the database used to create the others. */
-    url: z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/, 'must be a postgres:// URL'),
-    /** Connections per Database resource. */
-    poolSize: z.number().int().min(1).max(100).optional(),
-    /** How long one statement may run before it is cancelled (default 30 s). */
-    statementTimeoutMs: z.number().int().min(100).max(900_000).optional(),
-  }),
+  postgresConfigSchema,
 ]);
 
 /** A validated database config. */

@@ -7,18 +7,22 @@ import { KylixError } from '../../errors.js';
 import { issuesToCauses } from '../../resources/validate.js';
 import type { KeyValueProvider } from './interface.js';
 
-/** The KeyValue section of the installation config. */
+/** The Redis provider's config, as the installation config's `backends.keyValue` takes it too. */
+export const redisConfigSchema = z.strictObject({
+  provider: z.literal('redis'),
+  url: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL'),
+  /** Put before every key, so that several installations can share one Redis. */
+  keyPrefix: z.string().min(1).max(64).optional(),
+});
+
+/** What a KeyValue provider is opened with. */
 export const keyValueConfigSchema = z.discriminatedUnion('provider', [
   z.strictObject({
     provider: z.literal('embedded'),
     /** The folder holding the journal and snapshot. */
     dataDir: z.string().min(1),
   }),
-  z.strictObject({
-    provider: z.literal('redis'),
-    url: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL'),
-    keyPrefix: z.string().min(1).max(64).optional(),
-  }),
+  redisConfigSchema,
 ]);
 
 /** What createKeyValueProvider accepts. */

@@ -7,22 +7,25 @@ import { KylixError } from '../../errors.js';
 import { issuesToCauses } from '../../resources/validate.js';
 import type { QueueProvider } from './interface.js';
 
-/** The `queue` section of the installation config. */
+/** The NATS JetStream provider's config, as the installation config's `backends.queue` takes it too. */
+export const natsConfigSchema = z.strictObject({
+  provider: z.literal('nats'),
+  /** nats://host:port, comma-separated for several servers. */
+  url: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'must be a nats:// or tls:// URL'),
+  /** Stream replicas: 3 in a cluster. */
+  replicas: z.number().int().min(1).max(5).optional(),
+  /** The server's monitoring URL, so health() can check its fsync policy. */
+  monitorUrl: z.url().optional(),
+});
+
+/** What a Queue provider is opened with. */
 export const queueConfigSchema = z.discriminatedUnion('provider', [
   z.strictObject({
     provider: z.literal('embedded'),
     /** The folder that holds the queue journal. */
     dataDir: z.string().min(1),
   }),
-  z.strictObject({
-    provider: z.literal('nats'),
-    /** nats://host:port, comma-separated for several servers. */
-    url: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'must be a nats:// or tls:// URL'),
-    /** Stream replicas: 3 in a cluster. */
-    replicas: z.number().int().min(1).max(5).optional(),
-    /** The server's monitoring URL, so health() can check its fsync policy. */
-    monitorUrl: z.url().optional(),
-  }),
+  natsConfigSchema,
 ]);
 
 /** A validated queue config. */

@@ -4,7 +4,8 @@
  */
 import { stringify as toYaml } from 'yaml';
 import { KylixError } from '../../errors.js';
-import { findKind } from '../../resources/kinds.js';
+import { BINDING_RESOURCE_KINDS } from '../../resources/binding-kinds.js';
+import { findKind, KINDS } from '../../resources/kinds.js';
 import type { ApiClient } from '../client.js';
 import { age, table } from '../output.js';
 
@@ -80,13 +81,9 @@ export async function describeCommand(client: ApiClient, kindName: string, name:
     const bindings = Object.entries(
       (o.spec as { bindings?: Record<string, Record<string, string>> }).bindings ?? {},
     );
-    const plurals: Record<string, string> = {
-      database: 'databases',
-      keyValue: 'keyvalues',
-      queue: 'queues',
-      bucket: 'buckets',
-      secret: 'secrets',
-    };
+    const plurals: Record<string, string> = Object.fromEntries(
+      Object.entries(BINDING_RESOURCE_KINDS).map(([binding, kind]) => [binding, KINDS[kind]!.plural]),
+    );
     const rows = await Promise.all(
       bindings.map(async ([name, b]) => {
         const kind = Object.keys(b).find((k) => k !== 'key') ?? '';

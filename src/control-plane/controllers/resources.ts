@@ -6,8 +6,9 @@
  * Each kind reaches it through an informer; reconciles run from one work queue, one at a time per
  * object, and a backend that fails is tried again with backoff.
  */
-import type { Providers } from '../../bindings/broker.js';
+import type { AnyBindingKind } from '../../bindings/kind.js';
 import type { Provider, ResourceRef } from '../../bindings/provider.js';
+import { ALL_BINDING_KINDS, kindOfResource, type Providers } from '../../bindings/registry.js';
 import { type KObject, setCondition } from '../../resources/meta.js';
 import type { Clock } from '../clock.js';
 import { recordEvent } from '../events.js';
@@ -17,13 +18,6 @@ import { WorkQueue } from '../work-queue.js';
 
 /** Set on an object just before it is deleted, when its data must go with it. */
 export const PURGE_ANNOTATION = 'kylix.dev/purge-on-delete';
-
-const KIND_PROVIDER: Record<string, keyof Providers> = {
-  Database: 'database',
-  KeyValue: 'keyValue',
-  Queue: 'queue',
-  Bucket: 'bucket',
-};
 
 const keyOf = (o: KObject) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`;
 
@@ -50,7 +44,7 @@ export class ResourceController {
         ),
       clock,
     });
-    for (const kind of Object.keys(KIND_PROVIDER)) {
+    for (const { resourceKind: kind } of ALL_BINDING_KINDS) {
       this.informers.set(
         kind,
         new Informer({
@@ -106,32 +100,28 @@ export class ResourceController {
     if (current) await this.reconcile(current);
   }
 
-  private async provider(kind: string): Promise<Provider> {
-    const name = KIND_PROVIDER[kind];
-    if (!name) throw new Error(`no provider for ${kind}`);
-    return this.providers[name]();
+  private async provider(resourceKind: string): Promise<{ kind: AnyBindingKind; provider: Provider }> {
+    const kind = kindOfResource(resourceKind);
+    if (!kind) throw new Error(`no provider for ${resourceKind}`);
+    return { kind, provider: await this.providers[kind.name]() };
   }
 
   /**
-   * 1. ensure the backend has it, 2. apply new migrations, 3. write status. A backend failure is
+   * 1. ensure the backend has it, 2. what else its spec asks for (migrations), 3. write status. A backend failure is
    * written to status, then thrown, so the queue tries again with backoff.
    */
   private async reconcile(current: KObject): Promise<void> {
     const ref: ResourceRef = { namespace: current.metadata.namespace, name: current.metadata.name };
     let backend = 'unknown';
-    let applied: string[] | undefined;
+    let provisioned: Record<string, unknown> | undefined;
     try {
-      const provider = await this.provider(current.kind);
+      const { kind, provider } = await this.provider(current.kind);
       backend = provider.name;
       await provider.ensure(ref);
-      const files = (current.spec as { migrationFiles?: { name: string; sql: string }[] }).migrationFiles;
-      if (current.kind === 'Database' && files?.length) {
-        const db = await this.providers.database();
-        const ran = await db.migrate(ref, files);
-        if (ran.length)
-          await recordEvent(this.registry, current, 'Normal', 'Migrated', `Applied ${ran.join(', ')}`);
-        applied = files.map((f) => f.name);
-      }
+      const done = await kind.provision?.(provider, ref, current.spec);
+      if (done?.event)
+        await recordEvent(this.registry, current, 'Normal', done.event.reason, done.event.message);
+      provisioned = done?.status;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       // Retries of the same failure add no new Event.
@@ -146,7 +136,7 @@ export class ResourceController {
     }
     await this.setStatus(current, {
       backend,
-      ...(applied ? { migrations: applied } : {}),
+      ...provisioned,
       conditions: { status: 'True', reason: 'Provisioned', message: `Served by the ${backend} backend.` },
     });
   }
@@ -155,7 +145,8 @@ export class ResourceController {
     o: KObject,
     s: {
       backend: string;
-      migrations?: string[];
+      /** Whatever the kind's provision() reported (a Database's migrations). */
+      [field: string]: unknown;
       conditions: { status: 'True' | 'False'; reason: string; message: string };
     },
   ): Promise<void> {
@@ -174,6 +165,7 @@ export class ResourceController {
   /** Deleted: the data stays unless the object carried the purge annotation. */
   private async remove(o: KObject): Promise<void> {
     if (o.metadata.annotations?.[PURGE_ANNOTATION] !== 'true') return;
-    await (await this.provider(o.kind)).purge({ namespace: o.metadata.namespace, name: o.metadata.name });
+    const { provider } = await this.provider(o.kind);
+    await provider.purge({ namespace: o.metadata.namespace, name: o.metadata.name });
   }
 }
