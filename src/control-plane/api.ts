@@ -20,7 +20,7 @@ import { addDataRoutes } from './api-data.js';
 import { checkBodyKind, checkUrlNames, parseBody } from './api-input.js';
 import { addSecretKeyRoutes } from './api-secrets.js';
 import type { AuditLog } from './auth/audit.js';
-import { accessControl } from './auth/middleware.js';
+import { accessControl, requestIdOf } from './auth/middleware.js';
 import type { TokenStore } from './auth/tokens.js';
 import { type BundleStore, checkBundleSize } from './bundles.js';
 import type { LogStore } from './logs.js';
@@ -238,6 +238,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
       c.env.outgoing,
       scopedKey(ns, name),
       path.startsWith('/') ? path : `/${path}`,
+      requestIdOf(c),
     );
     return RESPONSE_ALREADY_SENT;
   });

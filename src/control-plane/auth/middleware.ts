@@ -28,6 +28,14 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** Names a route learns only while it runs (a created token's id), for the audit entry. */
 const auditNames = new WeakMap<Request, string>();
 
+/** Request ids by request, for routes that answer outside Hono (a function's proxy). */
+const requestIds = new WeakMap<Request, string>();
+
+/** The id this middleware gave the request (the gateway answers an invocation with the same). */
+export function requestIdOf(c: Context): string | undefined {
+  return requestIds.get(c.req.raw);
+}
+
 /** Lets a route name the object it acted on, when the URL does not. */
 export function setAuditName(c: Context, name: string): void {
   auditNames.set(c.req.raw, name);
@@ -43,6 +51,7 @@ export function accessControl(deps: {
   return async (c, next) => {
     const requestId = randomBytes(8).toString('hex');
     c.header(REQUEST_ID_HEADER, requestId);
+    requestIds.set(c.req.raw, requestId);
     const principal = deps.tokens ? await deps.tokens.authenticate(c.req.header('authorization')) : DEV;
     const raw = c.env?.incoming?.url ?? c.req.url;
     const url = new URL(raw, 'http://api');
