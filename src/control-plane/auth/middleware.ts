@@ -48,8 +48,11 @@ export function accessControl(deps: {
   log?: (message: string) => void;
 }): MiddlewareHandler<{ Bindings: HttpBindings }> {
   const log = deps.log ?? ((m: string) => console.error(m));
+  // The gateway's form: this node's boot id, then a counter (unique per node, cheap, sortable).
+  const bootId = randomBytes(4).toString('hex');
+  let counter = 0;
   return async (c, next) => {
-    const requestId = randomBytes(8).toString('hex');
+    const requestId = `${bootId}-a${(++counter).toString(36)}`;
     c.header(REQUEST_ID_HEADER, requestId);
     requestIds.set(c.req.raw, requestId);
     const principal = deps.tokens ? await deps.tokens.authenticate(c.req.header('authorization')) : DEV;
