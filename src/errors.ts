@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   ERR_ROUTE_CONFLICT: { status: 409, user: true, reason: 'Conflict' },
   /** The API needs a bearer token and none (or a wrong one) was given. */
   ERR_UNAUTHORIZED: { status: 401, user: true, reason: 'Unauthorized' },
+  /** The token is valid, but its role does not allow this request (another namespace, a write by a viewer). */
+  ERR_FORBIDDEN: { status: 403, user: true, reason: 'Forbidden' },
   /** A watch asked for a resourceVersion older than the server still remembers. */
   ERR_GONE: { status: 410, user: true, reason: 'Expired' },
   /** esbuild could not bundle the function's source. */

@@ -11,6 +11,9 @@ import { createProviders } from './bindings/providers.js';
 import { type Installation, loadInstallation } from './config/installation.js';
 import { checkRouteConflicts } from './control-plane/admission.js';
 import { createApi } from './control-plane/api.js';
+import { type AdminBootstrap, bootstrapAdmin } from './control-plane/auth/bootstrap.js';
+import { openAuditLog } from './control-plane/auth/open-audit.js';
+import { TokenStore } from './control-plane/auth/tokens.js';
 import { BundleStore } from './control-plane/bundles.js';
 import { FunctionController } from './control-plane/controllers/functions.js';
 import { ResourceController } from './control-plane/controllers/resources.js';
@@ -33,8 +36,16 @@ export interface PlatformOptions {
   gatewayPort: number;
   apiHost: string;
   apiPort: number;
-  /** When set, the control API requires it as a bearer token. */
+  /**
+   * When set, the control API requires a token, and this is the installation's bootstrap admin
+   * token (KYLIX_ADMIN_TOKEN): the shared store's admin record is set to it.
+   */
   token?: string;
+  /**
+   * When set (and `token` is not), the control API requires a token, and the bootstrap admin token
+   * is kept in this file: made on the installation's first start, see control-plane/auth/bootstrap.ts.
+   */
+  adminTokenFile?: string;
   /** Where the platform's own diagnostics go (not functions' logs). */
   log?: (message: string) => void;
   /** How tenant code is isolated (bubblewrap, cgroups, runtime Node, egress exceptions). */
@@ -61,6 +72,8 @@ export interface Platform {
   isolation: Isolation;
   runtime: Runtime;
   gateway: Gateway;
+  /** What start-up did about the bootstrap admin token (a new one to show, or a warning). */
+  admin: AdminBootstrap;
   /**
    * 1. stops accepting requests, 2. lets in-flight ones finish (at most `graceMs`), 3. stops every
    * instance, 4. closes the store.
@@ -159,6 +172,14 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const controller = new FunctionController(registry, runtime, gateway, bundles, triggers);
   await controller.start();
 
+  const tokens = new TokenStore(store);
+  const required = options.token !== undefined || options.adminTokenFile !== undefined;
+  let admin: AdminBootstrap = {};
+  if (options.token !== undefined) admin = await bootstrapAdmin(tokens, { secret: options.token });
+  else if (options.adminTokenFile !== undefined)
+    admin = await bootstrapAdmin(tokens, { file: options.adminTokenFile });
+  if (admin.notice) log(admin.notice);
+  const audit = await openAuditLog(installation.backends.state, options.dataDir);
   const app = createApi({
     registry,
     bundles,
@@ -166,7 +187,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     gateway,
     runtime,
     providers,
-    token: options.token,
+    access: { tokens, audit, required },
     version: VERSION,
   });
   const apiServer = createAdaptorServer({ fetch: app.fetch }) as Server;
@@ -195,6 +216,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     isolation,
     runtime,
     gateway,
+    admin,
     close(graceMs = 30_000) {
       closing ??= (async () => {
         controller.stop();
@@ -208,6 +230,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         await providers.close();
         await logs.close();
         registry.close();
+        await audit.close();
         await store.close();
         isolation.close();
       })();

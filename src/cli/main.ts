@@ -10,6 +10,7 @@ import { findKind } from '../resources/kinds.js';
 import { VERSION } from '../version.js';
 import { applyManifests, deleteManifests } from './apply.js';
 import { ApiClient, resolveConfig } from './client.js';
+import { auditCommand, tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/access.js';
 import { bucketCommand, kvCommand, queueCommand, secretSetCommand, sqlCommand } from './commands/data.js';
 import { describeCommand } from './commands/describe.js';
 import { getCommand } from './commands/get.js';
@@ -269,6 +270,47 @@ secret
     'make a new key for the key file in the data folder, re-seal every value under it, drop the old key',
   )
   .action(report(secretRotateKeyCommand));
+
+/** The namespaces given with -n/--namespace (comma-separated), not the configured default. */
+const givenNamespaces = (): string[] =>
+  ((program.opts().namespace as string | undefined) ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
+
+const token = program
+  .command('token')
+  .description('create, list and revoke API tokens (admin only; see docs/access.md)');
+token
+  .command('create')
+  .description('create a token: --role admin | --role edit|view -n NS[,NS…]; it is shown once')
+  .requiredOption('--role <role>', 'admin, edit or view (as the Kubernetes roles)')
+  .option('--ttl <duration>', 'expire after this long (30m, 24h, 7d); default never')
+  .option('--name <name>', 'what the token is for (shown by list and in the audit log)')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']))
+  .action(async (flags: { role: string; ttl?: string; name?: string; output?: string }) =>
+    console.log(await tokenCreateCommand(client(), { ...flags, namespaces: givenNamespaces() })),
+  );
+token
+  .command('list')
+  .description('list tokens: id, name, role, namespaces, status, expiry (never a secret)')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']))
+  .action(async (flags: { output?: string }) => console.log(await tokenListCommand(client(), flags)));
+token
+  .command('revoke')
+  .description('revoke a token by id; it stops working on every node at once')
+  .argument('<id>')
+  .action(async (id: string) => console.log(await tokenRevokeCommand(client(), id)));
+
+program
+  .command('audit')
+  .description('show the audit log of mutations: who, what, when, result (admin only)')
+  .option('--since <when>', 'entries newer than a duration (1h, 7d) or an RFC 3339 time')
+  .option('--limit <n>', 'at most this many of the newest entries (default 500)')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']))
+  .action(async (flags: { since?: string; limit?: string; output?: string }) =>
+    console.log(await auditCommand(client(), { ...flags, namespace: givenNamespaces()[0] })),
+  );
 
 program
   .command('doctor')

@@ -5,7 +5,6 @@
  * Plus what Kylix adds: bundle upload, function logs, a proxy to call a function directly, and
  * re-sealing secret values / rotating their key.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { type Context, Hono } from 'hono';
@@ -16,9 +15,13 @@ import type { Gateway } from '../gateway/gateway.js';
 import { KINDS } from '../resources/kinds.js';
 import { API_GROUP, API_VERSION, type KObject } from '../resources/meta.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { addAccessRoutes } from './api-access.js';
 import { addDataRoutes } from './api-data.js';
 import { checkBodyKind, checkUrlNames, readBody, readBodyBytes } from './api-input.js';
 import { addSecretKeyRoutes } from './api-secrets.js';
+import type { AuditLog } from './auth/audit.js';
+import { accessControl, requestIdOf } from './auth/middleware.js';
+import type { TokenStore } from './auth/tokens.js';
 import { type BundleStore, bundleTooLarge, checkBundleSize, MAX_BUNDLE_BYTES } from './bundles.js';
 import type { LogStore } from './logs.js';
 import { labelSelector, type Registry } from './registry.js';
@@ -33,8 +36,13 @@ export interface ApiDeps {
   runtime: Runtime;
   /** The backends behind resources, for the data subresources (kylix kv, sql, queue, bucket). */
   providers: Providers;
-  /** When set, every request but health checks needs `Authorization: Bearer <token>`. */
-  token?: string;
+  /** The installation's API tokens and audit log; see docs/access.md. */
+  access: {
+    tokens: TokenStore;
+    audit: AuditLog;
+    /** Whether every request but health checks needs a token (not in `kylix dev` on loopback). */
+    required: boolean;
+  };
   version: string;
 }
 
@@ -79,12 +87,6 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   return out;
 }
 
-function tokenMatches(given: string | undefined, token: string): boolean {
-  const g = Buffer.from(given ?? '');
-  const t = Buffer.from(`Bearer ${token}`);
-  return g.length === t.length && timingSafeEqual(g, t);
-}
-
 /** Builds the API app. */
 export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   const { registry } = deps;
@@ -107,16 +109,11 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/readyz', (c) => c.text('ok'));
 
-  app.use('*', async (c, next) => {
-    if (deps.token && !tokenMatches(c.req.header('authorization'), deps.token)) {
-      throw new KylixError(
-        'ERR_UNAUTHORIZED',
-        'This API needs a bearer token. Pass --token or set KYLIX_TOKEN (kylix server printed it on first start; it is in <data>/admin-token).',
-      );
-    }
-    await next();
-  });
+  // Who is asking, whether their role allows it, and an audit entry for every mutation.
+  const { tokens, audit, required } = deps.access;
+  app.use('*', accessControl({ tokens: required ? tokens : undefined, audit }));
   app.use('*', checkUrlNames());
+  addAccessRoutes(app, tokens, audit);
 
   app.get('/version', (c) =>
     c.json({
@@ -235,6 +232,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
       c.env.outgoing,
       scopedKey(ns, name),
       path.startsWith('/') ? path : `/${path}`,
+      requestIdOf(c),
     );
     return RESPONSE_ALREADY_SENT;
   });

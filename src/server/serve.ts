@@ -3,8 +3,6 @@
  * one of them runs, so other commands never load the server). dev applies the manifests under its folders and
  * re-applies them when a file changes; server is the long-running form and requires a token.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { watch } from 'chokidar';
 import { applyManifests } from '../cli/apply.js';
@@ -40,17 +38,21 @@ function portOf(flag: string | undefined, env: string | undefined, fallback: num
   return n;
 }
 
-/** The admin token in the data folder, created (mode 0600) and shown once on first start. */
-function adminToken(dataDir: string): string {
-  const path = join(dataDir, 'admin-token');
-  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const token = randomBytes(32).toString('base64url');
-  writeFileSync(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
-  console.log(
-    `Admin token (shown once; stored in ${path}):\n  ${token}\nUse it with: export KYLIX_TOKEN=${token}`,
-  );
-  return token;
+/**
+ * Where the bootstrap admin token comes from: KYLIX_ADMIN_TOKEN (the same on every node of a
+ * fleet), else `<data>/admin-token`, made on the installation's first start (docs/access.md).
+ */
+function adminSource(dataDir: string): { token: string } | { adminTokenFile: string } {
+  const fromEnv = process.env.KYLIX_ADMIN_TOKEN?.trim();
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (fromEnv.length < 32 || /\s/.test(fromEnv))
+      throw new KylixError(
+        'ERR_BAD_REQUEST',
+        'KYLIX_ADMIN_TOKEN must be at least 32 characters with no spaces; make one with: openssl rand -base64 32',
+      );
+    return { token: fromEnv };
+  }
+  return { adminTokenFile: join(dataDir, 'admin-token') };
 }
 
 /**
@@ -70,22 +72,27 @@ async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platfor
   const host = flags.host ?? process.env.KYLIX_HOST ?? defaultHost;
   const apiHost = flags.apiHost ?? process.env.KYLIX_API_HOST ?? host;
   const dataDir = resolve(flags.dataDir ?? process.env.KYLIX_DATA_DIR ?? '.kylix');
-  // The API is open only in dev mode bound to loopback; anywhere else it needs the admin token.
-  const token = mode === 'dev' && isLoopback(apiHost) ? undefined : adminToken(dataDir);
+  // The API is open only in dev mode bound to loopback; anywhere else it needs a token.
+  const open = mode === 'dev' && isLoopback(apiHost);
   const platform = await startPlatform({
     dataDir,
     gatewayHost: host,
     gatewayPort: portOf(flags.port, process.env.KYLIX_PORT, 8080),
     apiHost,
     apiPort: portOf(flags.apiPort, process.env.KYLIX_API_PORT, 8081),
-    token,
+    ...(open ? {} : adminSource(dataDir)),
     installation: loadInstallation(flags.config ?? process.env.KYLIX_CONFIG_FILE),
     // dev opens the gateway once its folders are applied, so the first request finds them deployed.
     holdGateway: mode === 'dev',
     isolation: { bubblewrap: bubblewrapMode(flags, mode) },
   });
+  const created = platform.admin.created;
+  if (created)
+    console.log(
+      `Admin token (shown once; stored in ${join(dataDir, 'admin-token')}):\n  ${created}\nUse it with: export KYLIX_TOKEN=${created}`,
+    );
   console.log(`Kylix ${VERSION} (${mode}) — data in ${dataDir}`);
-  console.log(`  control API  ${platform.apiUrl}${token ? ' (bearer token required)' : ''}`);
+  console.log(`  control API  ${platform.apiUrl}${open ? '' : ' (bearer token required)'}`);
   console.log(
     `  sandbox      ${platform.isolation.layers.map((l) => `${l.name} ${l.on ? 'on' : 'OFF'}`).join(', ')} (details: kylix doctor)`,
   );

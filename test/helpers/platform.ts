@@ -31,6 +31,8 @@ export async function startNode(
   options: {
     dataDir?: string;
     token?: string;
+    /** Keep the bootstrap admin token in this file (as `kylix server` does) instead of `token`. */
+    adminTokenFile?: string;
     isolation?: IsolationOptions;
     installation?: Installation;
     namespace?: string;
@@ -45,6 +47,7 @@ export async function startNode(
     apiHost: '127.0.0.1',
     apiPort: 0,
     token: options.token,
+    adminTokenFile: options.adminTokenFile,
     isolation: options.isolation,
     installation: options.installation,
     consumer: options.consumer,
