@@ -49,6 +49,12 @@ export const F = {
 export const HEADER_BYTES = 9;
 /** The largest payload a frame may carry; a peer that sends more is broken or hostile. */
 export const MAX_FRAME_BYTES = 64 * 2 ** 20;
+/**
+ * The largest head (request or response line and headers, as JSON) a frame may carry. The gateway
+ * accepts 32 KiB of request headers and an instance sends at most 64 KiB of response headers, so a
+ * bigger head is a broken or hostile peer.
+ */
+export const MAX_HEAD_BYTES = 256 * 1024;
 /** Bodies up to this size travel inline in the REQUEST/RESPONSE frame. */
 export const INLINE_BODY_BYTES = 64 * 1024;
 /** The credit a body stream starts with, and the most a receiver keeps granted ahead. */
@@ -125,9 +131,10 @@ export function creditFrame(stream: number, bytes: number): Uint8Array {
 }
 
 /** Splits a head frame's payload into its parsed head and its body bytes; throws on a malformed one. */
-export function parseHead<T>(payload: Uint8Array): { head: T; body: Uint8Array } {
+export function parseHead<T>(payload: Uint8Array, maxHeadBytes = MAX_HEAD_BYTES): { head: T; body: Uint8Array } {
   if (payload.byteLength < 4) throw new Error('head frame too short');
   const length = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
+  if (length > maxHeadBytes) throw new Error(`a head of ${length} bytes is over the limit`);
   if (4 + length > payload.byteLength) throw new Error('head longer than its frame');
   const head = JSON.parse(decoder.decode(payload.subarray(4, 4 + length))) as T;
   if (typeof head !== 'object' || head === null) throw new Error('head is not an object');
@@ -150,6 +157,8 @@ export type FrameHandler = (type: number, stream: number, payload: Uint8Array) =
 export class FrameReader {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  /** Bytes the pending data must reach before a frame can complete (0 while its header is incomplete). */
+  private needed = 0;
 
   constructor(private readonly onFrame: FrameHandler) {}
 
@@ -159,16 +168,24 @@ export class FrameReader {
     if (this.pendingBytes === 0) buf = chunk;
     else {
       this.pending.push(chunk);
-      buf = concat(this.pending, this.pendingBytes + chunk.byteLength);
+      this.pendingBytes += chunk.byteLength;
+      // A large frame arrives in many chunks: they are joined once, when it is complete, so
+      // reading it costs linear time, not a copy of everything so far per chunk.
+      if (this.needed > 0 && this.pendingBytes < this.needed) return;
+      buf = concat(this.pending, this.pendingBytes);
       this.pending = [];
       this.pendingBytes = 0;
     }
     let offset = 0;
+    this.needed = 0;
     while (buf.byteLength - offset >= HEADER_BYTES) {
       const view = new DataView(buf.buffer, buf.byteOffset + offset, HEADER_BYTES);
       const length = view.getUint32(0);
       if (length > MAX_FRAME_BYTES) throw new Error(`a frame of ${length} bytes is over the limit`);
-      if (buf.byteLength - offset - HEADER_BYTES < length) break;
+      if (buf.byteLength - offset - HEADER_BYTES < length) {
+        this.needed = HEADER_BYTES + length;
+        break;
+      }
       const start = offset + HEADER_BYTES;
       offset = start + length;
       this.onFrame(view.getUint8(4), view.getUint32(5), buf.subarray(start, offset));

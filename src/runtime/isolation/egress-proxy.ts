@@ -125,11 +125,22 @@ async function forward(req: IncomingMessage, res: ServerResponse, options: Egres
   req.pipe(upstream);
 }
 
+/** fetch() connections one sandbox process may have open through its proxy at once. */
+export const EGRESS_CONNECTIONS = 64;
+/** How long a sandbox has to send a whole outbound request, body included. */
+const EGRESS_REQUEST_TIMEOUT_MS = 60_000;
+
 /** Starts a proxy on `socketPath` (reachable by the sandbox's user); resolves once it listens. */
 export async function startEgressProxy(socketPath: string, options: EgressOptions): Promise<Server> {
-  const server = createServer((req, res) => {
-    forward(req, res, options).catch((err: Error) => refuse(res, 502, err.message));
-  });
+  const server = createServer(
+    // A sandbox may not hold the supervisor's sockets without bound: requests (and their bodies)
+    // must arrive in time, and one sandbox process has at most EGRESS_CONNECTIONS open at once.
+    { requestTimeout: EGRESS_REQUEST_TIMEOUT_MS, headersTimeout: 10_000 },
+    (req, res) => {
+      forward(req, res, options).catch((err: Error) => refuse(res, 502, err.message));
+    },
+  );
+  server.maxConnections = EGRESS_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(socketPath, () => resolve());
