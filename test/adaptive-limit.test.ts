@@ -29,6 +29,7 @@ describe('adaptive concurrency limit', () => {
     const l = new AdaptiveLimit({ initial: 100 });
     feed(l, clock, 5, 10);
     const steady = l.limit;
+    assert.ok(l.baseline > 9 && l.baseline < 11, `baseline ${l.baseline}`);
     assert.ok(steady >= 100, `steady ${steady}`);
     feed(l, clock, 20, 60);
     const shrunk = l.limit;

@@ -5,11 +5,15 @@
  * limit shrinks (by at most half per window), otherwise it grows by √limit of headroom, but only
  * while the traffic actually uses the limit (a function serving 3 requests says nothing about 300).
  *
- * The baseline follows the window means down at once and up slowly (a few seconds), so a burst
- * cannot teach the limiter that its own queueing is the normal latency, and a machine that got
- * slower for good is learnt within seconds. No timer: the work is a few additions per request and
+ * The baseline is the latency of windows that used the limit: it follows their means down fast
+ * and up slowly (~20 s), so a burst cannot teach the limiter that its own queueing is the normal
+ * latency, one lucky window cannot make every later one look slow, and a machine that got slower
+ * for good is learnt in the end. No timer: the work is a few additions per request and
  * one update per window, done by the request that closes the window.
  */
+
+/** Fall of the baseline per window towards a lower mean, as a fraction of the gap. */
+const BASELINE_FALL = 0.2;
 
 /** The limiter's parameters. */
 export interface AdaptiveLimitOptions {
@@ -87,11 +91,13 @@ export class AdaptiveLimit {
   }
 
   private update(rtt: number): void {
-    // 1. The baseline: down at once, up slowly.
-    if (this.baseline === 0 || rtt < this.baseline) this.baseline = rtt;
-    else this.baseline += (rtt - this.baseline) * this.o.baselineRise;
-    // 2. Traffic that did not use half the limit tells nothing about it.
+    // 1. Traffic that did not use half the limit tells nothing about it, nor about the latency
+    //    under load (a lone request after a burst is fast, and would make every later one look slow).
     if (this.peakInFlight < this.limitValue / 2) return;
+    // 2. The baseline: down fast (a fifth of the gap per window), up slowly.
+    if (this.baseline === 0) this.baseline = rtt;
+    else if (rtt < this.baseline) this.baseline += (rtt - this.baseline) * BASELINE_FALL;
+    else this.baseline += (rtt - this.baseline) * this.o.baselineRise;
     // 3. Gradient: 1 while the RTT is within tolerance, down to 0.5 as it rises past it.
     const gradient = Math.max(0.5, Math.min(1, (this.o.tolerance * this.baseline) / Math.max(rtt, 1e-6)));
     // √limit of headroom only while latency is within tolerance, so a slow function can get down to 1.

@@ -18,7 +18,7 @@ import { REQUEST_ID } from './errors.js';
 /** Seconds a refused client is told to wait. */
 export const RETRY_AFTER_S = 1;
 /** Refusals per second per core answered without slowing their connection (env KYLIX_REFUSALS_PER_S). */
-const REFUSALS_PER_S = (Number(process.env.KYLIX_REFUSALS_PER_S) || 2000) * availableParallelism();
+const REFUSALS_PER_S = (Number(process.env.KYLIX_REFUSALS_PER_S) || 1000) * availableParallelism();
 /** The wheel's tick. */
 const TICK_MS = 50;
 /** Slots of the wheel: a paused connection is read again within Retry-After. */
