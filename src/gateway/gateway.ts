@@ -255,7 +255,11 @@ export class Gateway {
     // Past the node's or the function's limit: a short wait at most, then a cheap refusal.
     const { gate } = served;
     let verdict = this.admission.enter(gate);
-    if (verdict !== undefined && typeof verdict !== 'string') verdict = await verdict;
+    if (verdict !== undefined && typeof verdict !== 'string') {
+      verdict = await verdict;
+      // The client went away while it waited: its slot goes to the next one, not to a dead exchange.
+      if (verdict === undefined && req.socket.destroyed) return this.admission.leave(gate, undefined);
+    }
     if (verdict !== undefined) return this.pacer.refuse(res, verdict, name, requestId);
 
     const started = performance.now();
