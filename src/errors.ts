@@ -63,7 +63,7 @@ export const ERROR_CODES = {
   ERR_CPU_LIMIT: { status: 503, user: true, reason: 'ServiceUnavailable' },
   /** The instance used more memory than spec.limits.memoryMiB; it was stopped. */
   ERR_MEMORY_LIMIT: { status: 503, user: true, reason: 'ServiceUnavailable' },
-  /** The function already serves spec.limits.maxConcurrency requests; retry after Retry-After. */
+  /** The function is at its concurrency limit (adaptive, at most spec.limits.maxConcurrency) and its queue is full; retry after Retry-After. */
   ERR_TOO_MANY_REQUESTS: { status: 429, user: true, reason: 'TooManyRequests' },
   /** The node serves as many requests as it can; retry after Retry-After. */
   ERR_OVERLOADED: { status: 503, user: false, reason: 'ServiceUnavailable' },

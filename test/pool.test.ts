@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RevisionTarget } from '../src/resources/serving.js';
 import type { InstanceChannel } from '../src/runtime/instance-channel.js';
-import { RevisionPool, type ScalingPolicy } from '../src/runtime/pool.js';
+import { type GrowthBounds, PoolBusyError, RevisionPool, type ScalingPolicy } from '../src/runtime/pool.js';
 
-function fakePool(policy: Partial<ScalingPolicy>) {
+function fakePool(policy: Partial<ScalingPolicy>, bounds?: GrowthBounds) {
   let clock = 1_000_000;
   let n = 0;
   const stopped: string[] = [];
@@ -25,9 +25,11 @@ function fakePool(policy: Partial<ScalingPolicy>) {
       stopped.push(id);
     },
     () => clock,
+    bounds,
   );
   return {
     pool,
+    starting: () => pending.length,
     stopped,
     finishStarts: () => {
       for (const f of pending.splice(0)) f();
@@ -124,5 +126,42 @@ describe('revision pool', () => {
       Date.now,
     );
     await assert.rejects(pool.acquire(), /module threw/);
+  });
+
+  it('starts no more instances than the cores they can use, whatever maxInstances says', async () => {
+    const f = fakePool({ maxInstances: 10 }, { maxByCores: 2, cpuAvailable: () => true });
+    const first = f.pool.acquire();
+    f.finishStarts();
+    await first;
+    for (let i = 0; i < 20; i++) await f.pool.acquire();
+    f.finishStarts();
+    await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 20; i++) await f.pool.acquire();
+    f.finishStarts();
+    assert.equal(f.pool.stats().instances, 2);
+  });
+
+  it('adds no instance while the node is CPU-saturated, but still starts the first one', async () => {
+    let saturated = true;
+    const f = fakePool({ maxInstances: 10 }, { maxByCores: 8, cpuAvailable: () => !saturated });
+    const first = f.pool.acquire();
+    assert.equal(f.starting(), 1, 'a cold start is never held back');
+    f.finishStarts();
+    await first;
+    await f.pool.acquire();
+    await f.pool.acquire();
+    assert.equal(f.starting(), 0, 'busy, but no CPU to start another');
+    saturated = false;
+    await f.pool.acquire();
+    assert.equal(f.starting(), 1);
+  });
+
+  it('bounds the requests waiting for a cold start, refusing the rest with PoolBusyError', async () => {
+    const f = fakePool({ maxInstances: 1, targetConcurrency: 3 });
+    const waiting = Array.from({ length: 3 }, () => f.pool.acquire());
+    await assert.rejects(f.pool.acquire(), PoolBusyError);
+    f.finishStarts();
+    const leases = await Promise.all(waiting);
+    assert.ok(leases.every((l) => l.cold));
   });
 });

@@ -93,7 +93,7 @@ const NUMERIC: [flag: string, env: string, key: keyof BenchConfig][] = [
 /** The usage text of `npm run bench -- --help`. */
 export const USAGE = `Usage: npm run bench -- [scenario…] [flags]
 
-Scenarios (default: all): hello, hono, cold-start, deploy, density, bindings, isolation, control-plane
+Scenarios (default: all): hello, hono, cold-start, deploy, density, bindings, isolation, control-plane, overload
 
 Flags (each also an environment variable):
 ${NUMERIC.map(([flag, env, key]) => `  --${flag.padEnd(14)} ${env.padEnd(20)} default ${DEFAULTS[key]}`).join('\n')}

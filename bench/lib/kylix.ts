@@ -9,8 +9,8 @@ import { type Child, freePort, removeOnExit, runProcess, startProcess } from './
 
 /** The repository root (bench/lib/../..). */
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-/** The Kylix CLI entry. */
-export const KYLIX_BIN = join(ROOT, 'bin', 'kylix.js');
+/** The Kylix CLI entry; BENCH_KYLIX_BIN points at another build (an earlier commit) for a before/after. */
+export const KYLIX_BIN = process.env.BENCH_KYLIX_BIN || join(ROOT, 'bin', 'kylix.js');
 
 /** A running Kylix node. */
 export interface KylixNode {
@@ -34,6 +34,7 @@ export interface KylixOptions {
 
 /** Fails early with a clear message when the platform has not been built. */
 export function assertBuilt(): void {
+  if (process.env.BENCH_KYLIX_BIN) return;
   if (
     !existsSync(join(ROOT, 'dist', 'platform.js')) ||
     !existsSync(join(ROOT, 'dist', 'sandbox', 'host.js'))

@@ -8,6 +8,7 @@ import { deploy } from './deploy.js';
 import { hello } from './hello.js';
 import { hono } from './hono.js';
 import { isolation } from './isolation.js';
+import { overload } from './overload.js';
 
 /** All scenarios in issue order. */
 export const SCENARIOS: Scenario[] = [
@@ -19,4 +20,5 @@ export const SCENARIOS: Scenario[] = [
   bindings,
   isolation,
   controlPlane,
+  overload,
 ];

@@ -1,45 +1,190 @@
 /**
- * Admission control: a function past spec.limits.maxConcurrency gets 429, and a node past its
- * capacity gets 503, both with Retry-After, at once. Nothing queues without bound in the gateway.
+ * Admission control. Each function has an adaptive concurrency limit (`adaptive-limit.ts`, never
+ * above spec.limits.maxConcurrency) and a short FIFO wait queue; the node has its own adaptive
+ * limit over all functions, under its hard capacity. A request past the node's limit is refused at
+ * once (503 ERR_OVERLOADED); past its function's limit it waits in the queue, for a few ms of work
+ * at most, and when the queue is full or its wait runs out it is refused (429
+ * ERR_TOO_MANY_REQUESTS). Nothing queues without bound, and no request has a timer of its own:
+ * one sweep, running only while some queue holds requests, refuses the ones that waited too long.
  */
-import { KylixError } from '../errors.js';
+import { availableParallelism } from 'node:os';
+import { AdaptiveLimit } from './adaptive-limit.js';
 
 /** Requests one node serves at once, across all functions, unless configured (env KYLIX_MAX_INFLIGHT). */
 export const DEFAULT_NODE_CAPACITY = Number(process.env.KYLIX_MAX_INFLIGHT) || 10_000;
+/** The node's adaptive limit before it has measured anything. */
+const NODE_INITIAL_LIMIT = 1000;
+/** Whether the limits adapt to latency (env KYLIX_ADAPTIVE_CONCURRENCY=0 keeps only the hard caps). */
+export const ADAPTIVE = process.env.KYLIX_ADAPTIVE_CONCURRENCY !== '0';
+/** A queue holds at least this many requests… */
+const QUEUE_MIN = 8;
+/** …or a quarter of the function's limit, whichever is more. */
+const QUEUE_SHARE = 0.25;
+/** A queued request waits twice the function's baseline latency, within these bounds (ms). */
+const QUEUE_WAIT_MIN_MS = 10;
+const QUEUE_WAIT_MAX_MS = 100;
+/** How often the sweep looks for requests that waited too long. */
+const SWEEP_MS = 5;
 
-/** Counts requests in flight per function and per node. */
-export class Admission {
-  private readonly perFunction = new Map<string, number>();
-  private total = 0;
+/** Why a request was refused: the node is full (503) or its function is (429). */
+export type Refusal = 'ERR_OVERLOADED' | 'ERR_TOO_MANY_REQUESTS';
 
-  constructor(private readonly capacity = DEFAULT_NODE_CAPACITY) {}
+/** What enter() decided: admitted (undefined), refused, or queued (settles to one of those). */
+export type Verdict = Refusal | undefined | Promise<Refusal | undefined>;
 
-  /** Admits a request, or returns the error to answer with; every admitted request must leave(). */
-  enter(
-    functionKey: string,
-    name: string,
-    maxConcurrency = Number.POSITIVE_INFINITY,
-  ): KylixError | undefined {
-    if (this.total >= this.capacity)
-      return new KylixError(
-        'ERR_OVERLOADED',
-        `This node is serving ${this.capacity} requests already. Retry after the Retry-After delay.`,
-      );
-    const n = this.perFunction.get(functionKey) ?? 0;
-    if (n >= maxConcurrency)
-      return new KylixError(
-        'ERR_TOO_MANY_REQUESTS',
-        `${name} is serving ${maxConcurrency} requests already (spec.limits.maxConcurrency). Retry after the Retry-After delay, or raise the limit.`,
-      );
-    this.perFunction.set(functionKey, n + 1);
-    this.total++;
-    return undefined;
+interface Waiter {
+  since: number;
+  resolve(verdict: Refusal | undefined): void;
+}
+
+/** One function's share of admission: its requests in flight, its limit and its queue. */
+export class FunctionGate {
+  /** Requests of this function being served. */
+  inFlight = 0;
+  readonly limit: AdaptiveLimit;
+  private queue: Waiter[] = [];
+  private head = 0;
+
+  constructor(
+    /** spec.limits.maxConcurrency: the hard cap. */
+    public maxConcurrency: number,
+  ) {
+    this.limit = new AdaptiveLimit({ initial: Math.min(100, maxConcurrency), max: maxConcurrency });
   }
 
-  leave(functionKey: string): void {
-    const n = (this.perFunction.get(functionKey) ?? 1) - 1;
-    if (n > 0) this.perFunction.set(functionKey, n);
-    else this.perFunction.delete(functionKey);
+  /** A new spec.limits.maxConcurrency (a new revision of the function). */
+  setMaxConcurrency(max: number): void {
+    this.maxConcurrency = max;
+    this.limit.setMax(max);
+  }
+
+  /** Requests waiting for a slot. */
+  get queued(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Requests admitted at once right now: the adaptive limit, or the hard cap when adaptation is off. */
+  get admitLimit(): number {
+    return ADAPTIVE ? this.limit.limit : this.maxConcurrency;
+  }
+
+  /** How many requests may wait. */
+  get queueCapacity(): number {
+    return Math.max(QUEUE_MIN, Math.ceil(this.admitLimit * QUEUE_SHARE));
+  }
+
+  /** How long one may wait (ms): a few of this function's requests' worth. */
+  get maxWaitMs(): number {
+    return Math.min(QUEUE_WAIT_MAX_MS, Math.max(QUEUE_WAIT_MIN_MS, 2 * this.limit.baseline));
+  }
+
+  /** @internal */ push(waiter: Waiter): void {
+    this.queue.push(waiter);
+  }
+
+  /** @internal Takes the oldest waiter. */
+  shift(): Waiter | undefined {
+    const w = this.queue[this.head];
+    if (!w) return undefined;
+    this.queue[this.head++] = undefined as unknown as Waiter;
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 64 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return w;
+  }
+
+  /** @internal The oldest waiter, left in place. */
+  peek(): Waiter | undefined {
+    return this.queue[this.head];
+  }
+}
+
+/** Counts requests in flight per function and per node, and decides who is served; see the file comment. */
+export class Admission {
+  private total = 0;
+  readonly nodeLimit: AdaptiveLimit;
+  /** Gates with requests waiting, for the sweep. */
+  private readonly waiting = new Set<FunctionGate>();
+  private sweeper?: NodeJS.Timeout;
+
+  constructor(
+    private readonly capacity = DEFAULT_NODE_CAPACITY,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.nodeLimit = new AdaptiveLimit({
+      initial: Math.min(capacity, NODE_INITIAL_LIMIT * Math.max(1, availableParallelism() / 2)),
+      max: capacity,
+    });
+  }
+
+  /** Requests in flight on the node. */
+  get inFlight(): number {
+    return this.total;
+  }
+
+  /** Admits a request, queues it, or refuses it; every admitted request must leave() once. */
+  enter(gate: FunctionGate): Verdict {
+    if (this.total >= this.capacity || (ADAPTIVE && this.total >= this.nodeLimit.limit))
+      return 'ERR_OVERLOADED';
+    if (gate.inFlight < gate.admitLimit && gate.queued === 0) {
+      gate.inFlight++;
+      this.total++;
+      return undefined;
+    }
+    if (gate.queued >= gate.queueCapacity) return 'ERR_TOO_MANY_REQUESTS';
+    return new Promise((resolve) => {
+      gate.push({ since: this.now(), resolve });
+      this.waiting.add(gate);
+      this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+    });
+  }
+
+  /** An admitted request finished after `rttMs` (undefined: not served): the limits learn from it, and its slot passes on. */
+  leave(gate: FunctionGate, rttMs: number | undefined): void {
+    const now = this.now();
+    if (ADAPTIVE && rttMs !== undefined) {
+      gate.limit.sample(rttMs, now, gate.inFlight);
+      this.nodeLimit.sample(rttMs, now, this.total);
+    }
+    gate.inFlight--;
     this.total--;
+    if (gate.queued > 0) this.drain(gate, now);
+  }
+
+  /** Stops the sweep (the gateway is closing). */
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    for (const gate of this.waiting)
+      for (let w = gate.shift(); w; w = gate.shift()) w.resolve('ERR_OVERLOADED');
+    this.waiting.clear();
+  }
+
+  /** Refuses the waiters past their wait, then admits the oldest ones while slots are free. */
+  private drain(gate: FunctionGate, now: number): void {
+    const maxWait = gate.maxWaitMs;
+    for (let w = gate.peek(); w && now - w.since > maxWait; w = gate.peek()) {
+      gate.shift();
+      w.resolve('ERR_TOO_MANY_REQUESTS');
+    }
+    while (gate.queued > 0 && gate.inFlight < gate.admitLimit && this.total < this.capacity) {
+      gate.inFlight++;
+      this.total++;
+      gate.shift()!.resolve(undefined);
+    }
+    if (gate.queued === 0) this.waiting.delete(gate);
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const gate of this.waiting) this.drain(gate, now);
+    if (this.waiting.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 }

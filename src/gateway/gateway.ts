@@ -9,10 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { KylixError } from '../errors.js';
 import type { RouteSpec } from '../resources/kinds.js';
 import type { ServingTarget } from '../resources/serving.js';
-import type { Lease, Runtime } from '../runtime/runtime.js';
-import { Admission } from './concurrency.js';
+import { type Lease, PoolBusyError, type Runtime } from '../runtime/runtime.js';
+import { Admission, FunctionGate } from './concurrency.js';
 import { sendError } from './errors.js';
 import { type ProxyLimits, proxy } from './proxy.js';
+import { RefusalPacer } from './refusal.js';
 import { Router } from './router.js';
 import { splitTaggedHost, type TrafficShare, TrafficSplit } from './traffic.js';
 
@@ -44,6 +45,10 @@ function ownTag(tags: Record<string, TrafficShare> | undefined, tag: string): Tr
 interface Served {
   target: ServingTarget;
   split: TrafficSplit;
+  /** The function's admission state: kept across setFunction, so what its limit learnt stays. */
+  gate: FunctionGate;
+  /** The function's name, for messages. */
+  name: string;
 }
 
 /** See the file comment. */
@@ -51,6 +56,7 @@ export class Gateway {
   readonly router = new Router();
   private readonly serving = new Map<string, Served>();
   private readonly admission = new Admission();
+  private readonly pacer = new RefusalPacer();
   private server?: Server;
   private readonly bootId = randomBytes(4).toString('hex');
   private counter = 0;
@@ -65,7 +71,12 @@ export class Gateway {
   /** Points a function ("namespace/name") at routes and the revisions that serve it. */
   setFunction(functionKey: string, routes: RouteSpec[], target: ServingTarget, seniority?: string): void {
     this.router.setRoutes(functionKey, routes, seniority);
-    this.serving.set(functionKey, { target, split: new TrafficSplit(target.shares) });
+    const max = target.limits.maxConcurrency ?? Number.POSITIVE_INFINITY;
+    let gate = this.serving.get(functionKey)?.gate;
+    if (gate) gate.setMaxConcurrency(max);
+    else gate = new FunctionGate(max);
+    const name = functionKey.split('/')[1] ?? functionKey;
+    this.serving.set(functionKey, { target, split: new TrafficSplit(target.shares), gate, name });
   }
 
   /** Removes a function: its routes answer 404 from now on. */
@@ -117,11 +128,13 @@ export class Gateway {
     const server = this.server;
     if (!server) return;
     this.draining = true;
+    this.pacer.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const deadline = Date.now() + graceMs;
     while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     server.closeAllConnections();
+    this.admission.close();
     await closed;
   }
 
@@ -196,7 +209,7 @@ export class Gateway {
     tag = req.headers[REVISION_HEADER] as string | undefined,
   ): Promise<void> {
     const served = this.serving.get(functionKey);
-    const name = functionKey.split('/')[1] ?? functionKey;
+    const name = served?.name ?? functionKey.split('/')[1] ?? functionKey;
     const fail = (err: KylixError, headers?: Record<string, string>) => {
       req.resume();
       sendError(res, err, requestId, headers);
@@ -244,10 +257,15 @@ export class Gateway {
       );
     }
 
-    // Past the function's or the node's concurrency: refuse now rather than queue without bound.
-    const refused = this.admission.enter(functionKey, name, target.limits.maxConcurrency);
-    if (refused) return fail(refused, { 'retry-after': '1' });
-    res.once('close', () => this.admission.leave(functionKey));
+    // Past the node's or the function's limit: a short wait at most, then a cheap refusal.
+    const { gate } = served;
+    let verdict = this.admission.enter(gate);
+    if (verdict !== undefined && typeof verdict !== 'string') {
+      verdict = await verdict;
+      // The client went away while it waited: its slot goes to the next one, not to a dead exchange.
+      if (verdict === undefined && req.socket.destroyed) return this.admission.leave(gate, undefined);
+    }
+    if (verdict !== undefined) return this.pacer.refuse(res, verdict, name, requestId);
 
     const started = performance.now();
     this.active++;
@@ -256,6 +274,8 @@ export class Gateway {
       try {
         lease = await this.runtime.acquire(share.revisionKey);
       } catch (err) {
+        // Too many already wait for its instance to start: refused like any overload.
+        if (err instanceof PoolBusyError) return this.pacer.refuse(res, 'ERR_OVERLOADED', name, requestId);
         const message = err instanceof Error ? err.message : String(err);
         return fail(new KylixError('ERR_NOT_READY', `${name} could not start: ${message}`), {
           'retry-after': '1',
@@ -275,6 +295,8 @@ export class Gateway {
     } finally {
       lease?.release();
       this.active--;
+      // Only served requests teach the limits their latency (a refusal's would pull it down).
+      this.admission.leave(gate, lease ? performance.now() - started : undefined);
       this.onInvocation({
         functionKey,
         revision: share.revision,

@@ -3,6 +3,12 @@
  * busy instance; a new instance is started when every instance is at its target concurrency (up
  * to maxInstances); instances idle for idleSeconds are stopped, down to minInstances (zero by
  * default: an idle function holds no instance at all).
+ *
+ * A burst must not make things worse: an instance is one thread, so a revision runs and starts no
+ * more instances than the cores it can use (`maxByCores`), and none is added while the node's CPU
+ * is saturated (starting one would take CPU from the requests being served). Requests waiting for
+ * a cold start are bounded too (targetConcurrency per starting instance); past that they are
+ * refused with `PoolBusyError`, which the gateway answers 503 with Retry-After.
  */
 
 import type { RevisionTarget, ScalingPolicy } from '../resources/serving.js';
@@ -38,6 +44,25 @@ interface Waiter {
   reject(err: Error): void;
 }
 
+/** The pool cannot take another request now: too many are waiting for instances to start. */
+export class PoolBusyError extends Error {
+  constructor() {
+    super('too many requests are waiting for an instance to start');
+    this.name = 'PoolBusyError';
+  }
+}
+
+/** How a pool bounds its growth beyond spec.scaling (the runtime passes the node's figures). */
+export interface GrowthBounds {
+  /** Instances (running + starting) a revision may have at most: the cores they can use. */
+  maxByCores: number;
+  /** False while the node's CPU is saturated: no instance is added then (a first one still is). */
+  cpuAvailable(): boolean;
+}
+
+/** No bounds beyond spec.scaling: for pools built directly (tests). */
+const UNBOUNDED: GrowthBounds = { maxByCores: Number.POSITIVE_INFINITY, cpuAvailable: () => true };
+
 type StartFn = (pool: RevisionPool) => Promise<{ id: string; channel: InstanceChannel; startupMs: number }>;
 type StopFn = (id: string) => Promise<void>;
 
@@ -65,6 +90,7 @@ export class RevisionPool {
     private readonly start: StartFn,
     private readonly stop: StopFn,
     private readonly now: () => number,
+    private readonly bounds: GrowthBounds = UNBOUNDED,
   ) {}
 
   setPolicy(policy: ScalingPolicy): void {
@@ -85,13 +111,25 @@ export class RevisionPool {
     let best: Instance | undefined;
     for (const i of this.instances) if (!best || i.inFlight < best.inFlight) best = i;
     if (best && best.inFlight < this.policy.targetConcurrency) return Promise.resolve(this.lease(best, 0));
-    if (this.instances.length + this.starting < this.policy.maxInstances)
-      void this.spawn().catch(() => undefined);
+    if (this.mayGrow(best === undefined)) void this.spawn().catch(() => undefined);
     // Busy but running: serve now rather than queue behind a start.
     if (best) return Promise.resolve(this.lease(best, 0));
+    // Nothing runs yet: wait for the start, unless as many wait as the starting instances will take.
+    if (this.waiters.length >= this.policy.targetConcurrency * Math.max(1, this.starting))
+      return Promise.reject(new PoolBusyError());
     return new Promise((resolve, reject) => this.waiters.push({ since: this.now(), resolve, reject }));
   }
 
+  /** Whether one more instance may start; see the file comment. `none`: no instance runs yet. */
+  private mayGrow(none: boolean): boolean {
+    const total = this.instances.length + this.starting;
+    if (total >= this.policy.maxInstances) return false;
+    // The first instance always starts (a cold start); more only within the cores and spare CPU.
+    if (none && this.starting === 0) return true;
+    return total < Math.max(1, this.bounds.maxByCores) && this.bounds.cpuAvailable();
+  }
+
+  /** Requests the revision's instances are serving. */
   inFlight(): number {
     return this.instances.reduce((n, i) => n + i.inFlight, 0);
   }

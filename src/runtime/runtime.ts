@@ -7,11 +7,12 @@ import type { BindingKindName } from '../resources/binding-kinds.js';
 import type { FunctionSpec } from '../resources/kinds.js';
 import type { RevisionTarget } from '../resources/serving.js';
 import type { BindingCall, LogRecord } from '../sandbox/protocol.js';
+import { CpuGauge } from './cpu-gauge.js';
 import type { InstanceChannel } from './instance-channel.js';
-import { type Lease, RevisionPool } from './pool.js';
+import { type GrowthBounds, type Lease, RevisionPool } from './pool.js';
 import type { Sandbox, SandboxFactory } from './sandbox.js';
 
-export type { ScalingPolicy } from './pool.js';
+export { PoolBusyError, type ScalingPolicy } from './pool.js';
 
 export type { Lease };
 
@@ -61,6 +62,12 @@ export class Runtime {
   private readonly stopping = new Set<string>();
   private counter = 0;
   private readonly reaper: NodeJS.Timeout;
+  private readonly cpu = new CpuGauge();
+  /** What every pool may grow to beyond its spec: one instance per usable core but one, and spare CPU. */
+  private readonly bounds: GrowthBounds = {
+    maxByCores: Math.max(1, this.cpu.cores - 1),
+    cpuAvailable: () => !this.cpu.saturated(),
+  };
 
   private readonly makeSandbox: SandboxFactory;
   private readonly logSink: LogSink;
@@ -74,7 +81,10 @@ export class Runtime {
     this.onCrash = options.onCrash ?? (() => {});
     this.rpc = options.rpc ?? (async () => Promise.reject(new Error('bindings are not available here')));
     this.now = options.now ?? Date.now;
-    this.reaper = setInterval(() => this.reap(), REAP_INTERVAL_MS).unref();
+    this.reaper = setInterval(() => {
+      this.cpu.sample();
+      this.reap();
+    }, REAP_INTERVAL_MS).unref();
   }
 
   /**
@@ -90,6 +100,7 @@ export class Runtime {
         (p) => this.startInstance(target, p),
         (i) => this.stopInstance(target, i),
         this.now,
+        this.bounds,
       );
       this.pools.set(target.key, pool);
     } else {

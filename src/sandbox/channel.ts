@@ -131,7 +131,10 @@ export function creditFrame(stream: number, bytes: number): Uint8Array {
 }
 
 /** Splits a head frame's payload into its parsed head and its body bytes; throws on a malformed one. */
-export function parseHead<T>(payload: Uint8Array, maxHeadBytes = MAX_HEAD_BYTES): { head: T; body: Uint8Array } {
+export function parseHead<T>(
+  payload: Uint8Array,
+  maxHeadBytes = MAX_HEAD_BYTES,
+): { head: T; body: Uint8Array } {
   if (payload.byteLength < 4) throw new Error('head frame too short');
   const length = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
   if (length > maxHeadBytes) throw new Error(`a head of ${length} bytes is over the limit`);
