@@ -9,8 +9,10 @@
  * Cost per open Database: ~1 s to create (unpacked from a template made once by initdb, ~8 s),
  * ~0.3 s to reopen, and the memory of one PGlite engine (see docs/operations.md).
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { KylixError } from '../../errors.js';
 import type { Health, ResourceRef } from '../provider.js';
 import { identifierFor, notFound, transactionClosed } from './common.js';
@@ -34,6 +36,24 @@ const MIGRATION_TIMEOUT_MS = 300_000;
 const TX_GRACE_MS = 1000;
 /** Bump when the template's content changes, so an old template is not reused. */
 const TEMPLATE = 'template-v1.tar';
+
+/**
+ * Where this machine keeps a copy of the template: the user's cache folder, keyed by the PGlite
+ * version in use, or undefined when there is no cache folder to use.
+ */
+function templateCachePath(): string | undefined {
+  try {
+    const base = process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache');
+    // dist/index.js → the package's own package.json (its exports map hides it from import).
+    const entry = fileURLToPath(import.meta.resolve('@electric-sql/pglite'));
+    const { version } = JSON.parse(readFileSync(join(dirname(entry), '..', 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    return join(base, 'kylix', `pglite-${version}-${TEMPLATE}`);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Prepares the data folder; Databases are opened on first use. */
 export async function openEmbeddedDatabase(
@@ -71,13 +91,36 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     return join(this.dir(id), '.kylix-ready');
   }
 
-  /** Runs initdb once per data folder, in a worker, and keeps the result as a tar file. */
+  /**
+   * Runs initdb once, in a worker, and keeps the result as a tar file in the data folder. The result
+   * is also kept in the user's cache (per PGlite build), so a second data folder on this machine —
+   * another project, a test — copies it instead of running initdb again.
+   */
   private ensureTemplate(): Promise<void> {
     const path = join(this.options.dataDir, TEMPLATE);
     if (existsSync(path)) return Promise.resolve();
     this.template ??= (async () => {
+      const cached = templateCachePath();
+      if (cached && existsSync(cached)) {
+        try {
+          copyFileSync(cached, path);
+          return;
+        } catch {
+          // fall through: make it here
+        }
+      }
       const worker = startWorker({ mode: 'template', template: path });
       await whenReady(worker, 'The embedded database');
+      if (cached) {
+        try {
+          mkdirSync(dirname(cached), { recursive: true });
+          // Written under another name, then renamed: a reader never sees half a template.
+          copyFileSync(path, `${cached}.${process.pid}`);
+          renameSync(`${cached}.${process.pid}`, cached);
+        } catch {
+          // the cache is an optimisation only
+        }
+      }
     })().finally(() => {
       this.template = undefined;
     });
