@@ -141,7 +141,7 @@ describe('revision pool', () => {
     assert.equal(f.pool.stats().instances, 2);
   });
 
-  it('adds no instance while the node is CPU-saturated, but still starts the first one', async () => {
+  it('adds no instance beyond a second one while the node is CPU-saturated, but still starts the first', async () => {
     let saturated = true;
     const f = fakePool({ maxInstances: 10 }, { maxByCores: 8, cpuAvailable: () => !saturated });
     const first = f.pool.acquire();
@@ -149,8 +149,11 @@ describe('revision pool', () => {
     f.finishStarts();
     await first;
     await f.pool.acquire();
+    assert.equal(f.starting(), 1, 'a second instance, a sibling for a slow one, starts anyway');
+    f.finishStarts();
     await f.pool.acquire();
-    assert.equal(f.starting(), 0, 'busy, but no CPU to start another');
+    await f.pool.acquire();
+    assert.equal(f.starting(), 0, 'busy, but no CPU to start a third');
     saturated = false;
     await f.pool.acquire();
     assert.equal(f.starting(), 1);

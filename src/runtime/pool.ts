@@ -124,9 +124,11 @@ export class RevisionPool {
   private mayGrow(none: boolean): boolean {
     const total = this.instances.length + this.starting;
     if (total >= this.policy.maxInstances) return false;
-    // The first instance always starts (a cold start); more only within the cores and spare CPU.
+    // The first instance always starts (a cold start), and a second one (a sibling for a slow or
+    // stuck instance); more only within the cores and while the CPU has room for them.
     if (none && this.starting === 0) return true;
-    return total < Math.max(1, this.bounds.maxByCores) && this.bounds.cpuAvailable();
+    if (total >= Math.max(1, this.bounds.maxByCores)) return false;
+    return total < 2 || this.bounds.cpuAvailable();
   }
 
   /** Requests the revision's instances are serving. */

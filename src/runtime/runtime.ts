@@ -63,9 +63,12 @@ export class Runtime {
   private counter = 0;
   private readonly reaper: NodeJS.Timeout;
   private readonly cpu = new CpuGauge();
-  /** What every pool may grow to beyond its spec: one instance per usable core but one, and spare CPU. */
+  /**
+   * What every pool may grow to beyond its spec: one instance per usable core (at least two, so a
+   * stuck or slow instance always has a sibling), more only with spare CPU.
+   */
   private readonly bounds: GrowthBounds = {
-    maxByCores: Math.max(1, this.cpu.cores - 1),
+    maxByCores: Math.max(2, this.cpu.cores),
     cpuAvailable: () => !this.cpu.saturated(),
   };
 
