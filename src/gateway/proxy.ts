@@ -88,6 +88,40 @@ export function limitError(fate: Fate, functionName: string): KylixError {
   );
 }
 
+/**
+ * Every exchange in flight, checked against its deadline by one shared sweep every SWEEP_MS rather
+ * than a timer per request (a limit passes at most SWEEP_MS late).
+ */
+class Deadlines {
+  private readonly live = new Set<Exchange>();
+  private timer?: NodeJS.Timeout;
+
+  add(e: Exchange): void {
+    this.live.add(e);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.sweep(), SWEEP_MS);
+      this.timer.unref();
+    }
+  }
+
+  delete(e: Exchange): void {
+    this.live.delete(e);
+  }
+
+  private sweep(): void {
+    if (this.live.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    const now = performance.now();
+    for (const e of this.live) if (now >= e.deadline) e.onTimeout();
+  }
+}
+
+const SWEEP_MS = 10;
+const deadlines = new Deadlines();
+
 /** Proxies the call; resolves when the response has ended (or failed). Never rejects. */
 export function proxy(call: ProxyCall): Promise<void> {
   return new Promise((resolve) => new Exchange(call, resolve).start());
@@ -98,7 +132,8 @@ class Exchange implements StreamSink {
   private stream = 0;
   private done = false;
   private responded = false;
-  private timer?: NodeJS.Timeout;
+  /** When the wall-time limit passes (performance.now() ms); the shared sweep checks it. */
+  deadline = 0;
   /** Request body bytes the instance will take now. */
   private allowance = STREAM_WINDOW;
   private received = 0;
@@ -116,7 +151,8 @@ class Exchange implements StreamSink {
   start(): void {
     const { req, res, channel, limits } = this.call;
     this.stream = channel.open(this);
-    this.timer = setTimeout(() => this.onTimeout(), limits.timeoutMs);
+    this.deadline = performance.now() + limits.timeoutMs;
+    deadlines.add(this);
     // The client went away: cancel the call inside the function (request.signal aborts there).
     res.once('close', () => {
       if (!res.writableFinished) this.call.channel.abort(this.stream);
@@ -184,7 +220,7 @@ class Exchange implements StreamSink {
   private finish(): void {
     if (this.done) return;
     this.done = true;
-    clearTimeout(this.timer);
+    deadlines.delete(this);
     this.call.channel.done(this.stream);
     this.resolve();
   }
@@ -197,7 +233,8 @@ class Exchange implements StreamSink {
     this.finish();
   }
 
-  private onTimeout(): void {
+  /** The wall-time limit passed (called by the shared sweep). */
+  onTimeout(): void {
     if (this.done) return;
     if (this.responded) {
       // Answering already: the stream is cut, and the instance keeps serving others.

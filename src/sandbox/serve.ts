@@ -50,7 +50,9 @@ export interface ServeHooks {
 
 /** A call in flight on this instance, by stream id. */
 interface Call {
-  aborter: AbortController;
+  /** Made when the function first asks for request.signal; `aborted` holds until then. */
+  aborter?: AbortController;
+  aborted: boolean;
   /** The request body's stream controller, while the body is still arriving. */
   body?: ReadableStreamDefaultController<Uint8Array>;
   /** Bytes of request body received but not yet credited back. */
@@ -127,7 +129,8 @@ export class InstanceServer {
       case F.ABORT: {
         const call = this.calls.get(stream);
         if (!call) return;
-        call.aborter.abort(new DOMException('The client disconnected.', 'AbortError'));
+        call.aborted = true;
+        call.aborter?.abort(new DOMException('The client disconnected.', 'AbortError'));
         this.finishCall(stream, call);
         return;
       }
@@ -174,7 +177,14 @@ export class InstanceServer {
     inline: Uint8Array | undefined,
   ): Promise<void> {
     const slot = this.hooks.begin();
-    const call: Call = { aborter: new AbortController(), unacked: 0, credit: STREAM_WINDOW, done: false };
+    const call: Call = { aborted: false, unacked: 0, credit: STREAM_WINDOW, done: false };
+    const signal = (): AbortSignal => {
+      if (!call.aborter) {
+        call.aborter = new AbortController();
+        if (call.aborted) call.aborter.abort(new DOMException('The client disconnected.', 'AbortError'));
+      }
+      return call.aborter.signal;
+    };
     this.calls.set(stream, call);
     const method = head.m;
     const makeBody = (): ReadableStream<Uint8Array> | undefined => {
@@ -203,7 +213,7 @@ export class InstanceServer {
     };
     try {
       await this.hooks.inInvocation(head.id, async () => {
-        const request = lightRequest(method, head.host, head.u, head.h, call.aborter.signal, makeBody);
+        const request = lightRequest(method, head.host, head.u, head.h, signal, makeBody);
         const response = await this.callFetch(request);
         if (call.done) {
           await response?.body?.cancel().catch(() => undefined);

@@ -13,13 +13,20 @@ interface LightState {
   url: string;
   /** Flat [name, value, …] list, as the gateway framed it. */
   rawHeaders: string[];
-  signal: AbortSignal;
+  /** The request's signal, made on first use (most functions never ask for it). */
+  signal: () => AbortSignal;
   headers?: Headers;
   real?: Request;
   makeBody: () => ReadableStream<Uint8Array> | undefined;
 }
 
 const light = new WeakMap<object, LightState>();
+/**
+ * A host (and port) that always makes a valid URL with any path the gateway forwards: DNS labels
+ * whose last one starts with a letter (so it is never read as an IPv4 address), a port under 10000.
+ * Anything else (an IP, a long port) is left to the URL parser.
+ */
+const PLAIN_HOST = /^([a-z0-9-]{1,63}\.){0,8}[a-z][a-z0-9-]{0,62}(:[0-9]{1,4})?$/i;
 
 function headersOf(raw: string[]): Headers {
   const headers = new Headers();
@@ -46,7 +53,7 @@ function realOf(s: LightState): Request {
       method,
       headers: s.headers ?? headersOf(s.rawHeaders),
       body: method === 'GET' || method === 'HEAD' ? undefined : s.makeBody(),
-      signal: s.signal,
+      signal: s.signal(),
       duplex: 'half',
     } as RequestInit);
   }
@@ -100,7 +107,7 @@ Object.defineProperties(lightProto, {
   },
   signal: {
     get: function (this: object) {
-      return stateOf(this).signal;
+      return stateOf(this).signal();
     },
     configurable: true,
   },
@@ -125,13 +132,14 @@ export function lightRequest(
   host: string,
   target: string,
   rawHeaders: string[],
-  signal: AbortSignal,
+  signal: () => AbortSignal,
   makeBody: () => ReadableStream<Uint8Array> | undefined,
 ): Request {
   const req = Object.create(lightProto) as Request;
   // A Host header the URL parser refuses (the client's to send) must not fail the request.
   let url = `http://${host}${target}`;
-  if (!URL.canParse(url)) url = `http://localhost${target}`;
+  // A plain host name (the usual case) needs no parser's opinion; anything else is checked.
+  if (!PLAIN_HOST.test(host) && !URL.canParse(url)) url = `http://localhost${target}`;
   light.set(req, { method, url, rawHeaders, signal, makeBody });
   return req;
 }
