@@ -27,6 +27,7 @@ import {
 import { type Handler, InstanceServer, type ServeHooks } from './serve.js';
 import { installWebObjects } from './web-objects.js';
 import { handlerOf } from './workers-compat/module-shapes.js';
+import { offerWorkersState } from './workers-compat/workers-module.js';
 
 const data = workerData as { spec?: WorkerSpec; usage: Int32Array; prestart?: { egressSocket: string } };
 const { usage } = data;
@@ -94,8 +95,14 @@ parentPort?.on('message', (m: ToInstance) => {
  * WorkerEntrypoint class, Service Worker listeners: see workers-compat/module-shapes.ts).
  */
 async function load(env: Record<string, unknown>): Promise<Handler> {
-  const mod = (await import(pathToFileURL(spec.bundlePath).href)) as { default?: unknown };
-  return handlerOf(mod, env);
+  // The bundle's compat modules (cloudflare:workers, node:async_hooks) take env and the rest as it loads.
+  const withdraw = offerWorkersState(env, capture('error'));
+  try {
+    const mod = (await import(pathToFileURL(spec.bundlePath).href)) as { default?: unknown };
+    return handlerOf(mod, env);
+  } finally {
+    withdraw();
+  }
 }
 
 /** The hooks a server needs, writing to `write`. */
