@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { invokeEvent } from '../../src/runtime/deliver-event.js';
+import { eventually } from '../helpers/eventually.js';
 import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 
 const SERVICE_WORKER = `
@@ -57,6 +58,19 @@ export default {
 };
 `;
 
+const EGRESS = `
+export default {
+  async fetch() {
+    try {
+      await fetch('https://api.stripe.com/v1/charges');
+      return new Response('reached');
+    } catch (err) {
+      return Response.json({ message: err.message, cause: String(err.cause?.message) });
+    }
+  },
+};
+`;
+
 describe('Workers compatibility: syntax and globals', () => {
   let node: TestNode;
   before(async () => {
@@ -68,7 +82,10 @@ describe('Workers compatibility: syntax and globals', () => {
           functionManifest('sw', './sw.js', ['/sw/*'], '  env:\n    GREETING: hello'),
           '---',
           functionManifest('classes', './classes.js', ['/classes']),
+          '---',
+          functionManifest('egress', './egress.js', ['/egress']),
         ].join('\n'),
+        'egress.js': EGRESS,
         'sw.js': SERVICE_WORKER,
         'classes.js': CLASSES,
       }),
@@ -120,5 +137,24 @@ describe('Workers compatibility: syntax and globals', () => {
       plainObject: false,
       ctorName: 'Request',
     });
+  });
+
+  it('a refused fetch() says which spec.egress entry would allow it, in the error and in the log', async () => {
+    const body = (await (await fetch(node.url('/egress'))).json()) as { message: string; cause: string };
+    assert.equal(body.message, 'fetch failed');
+    assert.match(
+      body.cause,
+      /api\.stripe\.com is not in spec\.egress\.allow of this function \(allowed: none\)/,
+    );
+    assert.match(
+      body.cause,
+      /To allow it, add "api\.stripe\.com" to the Function's spec\.egress\.allow \(egress: \{ allow: \["api\.stripe\.com"\] \}\), or "\*\.stripe\.com" for every host under stripe\.com/,
+    );
+    // The log line travels apart from the response: wait for it.
+    await eventually(() =>
+      node.platform.logs
+        .tail('default', 'egress', 10)
+        .some((e) => /refused by the egress proxy: .*To allow it, add "api\.stripe\.com"/.test(e.message)),
+    );
   });
 });
