@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import { build, type Message } from 'esbuild';
 import { KylixError } from '../errors.js';
 import { digestOf } from './digest.js';
-import { INJECT, PRELUDE, workersCompat } from './workers-compat/plugin.js';
+import { PRELUDE, workersCompat } from './workers-compat/plugin.js';
 
 /** A built bundle. */
 export interface Bundle {
@@ -80,7 +80,6 @@ export async function bundleFunction(source: string, cwd = process.cwd()): Promi
       logLevel: 'silent',
       legalComments: 'none',
       plugins: [workersCompat()],
-      inject: INJECT,
       banner: { js: PRELUDE },
     });
     const file = result.outputFiles[0];

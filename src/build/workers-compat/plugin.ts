@@ -8,12 +8,15 @@
  *   async_hooks over the instance's AsyncLocalStorage, process, buffer as the realm's frozen Buffer);
  * - `cloudflare:workers` is a module of its own (env, waitUntil, WorkerEntrypoint);
  * - any other `node:*` import is a build error that names what is offered;
- * - a free `process` in the code gets the process of modules/process.ts (see INJECT).
+ * - the polyfills that name a free `process` (POLYFILLS_USING_PROCESS) get modules/process.ts. The
+ *   function's own code does not: `process` stays undefined there, as on Workers without
+ *   nodejs_compat, unless it imports node:process.
  *
  * Run-time state (the env) reaches the bundle through PRELUDE: the instance offers it under
  * WORKERS_GLOBAL while the bundle loads (src/sandbox/workers-compat/workers-module.ts).
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'esbuild';
@@ -57,8 +60,8 @@ const NODE_MODULES: Record<string, Source> = {
   'util/types': { cjs: "module.exports = require('util').types;" },
 };
 
-/** `process` as a free name resolves to this import (esbuild's inject). */
-export const INJECT = ['kylix-compat:process-inject'];
+/** Polyfill files that use `process` without importing it: they are given modules/process.ts. */
+const POLYFILLS_USING_PROCESS = /[\\/]node_modules[\\/](util|assert|path-browserify)[\\/].*\.js$/;
 
 const OFFERED = Object.keys(NODE_MODULES)
   .filter((n) => !n.includes('/'))
@@ -82,11 +85,12 @@ export function workersCompat(): Plugin {
         return resolved.errors.length ? { errors: resolved.errors } : { path: resolved.path };
       });
       build.onResolve({ filter: /^cloudflare:workers$/ }, () => ({ path: ownModule('cloudflare-workers') }));
-      build.onResolve({ filter: /^kylix-compat:process-inject$/ }, () => ({
-        path: 'process-inject',
-        namespace: 'kylix-compat',
-        pluginData: `export { process } from ${JSON.stringify(ownModule('process'))};`,
-      }));
+      build.onLoad({ filter: POLYFILLS_USING_PROCESS }, async (args) => {
+        const text = await readFile(args.path, 'utf8');
+        if (!/\bprocess\b/.test(text)) return undefined;
+        const prelude = `var process = require(${JSON.stringify(ownModule('process'))}).process;`;
+        return { contents: `${prelude}${text}`, loader: 'js' };
+      });
       build.onResolve({ filter: /^(node|cloudflare):/ }, (args) => ({
         errors: [
           {

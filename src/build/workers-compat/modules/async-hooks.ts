@@ -5,9 +5,6 @@
 import { state } from './state.js';
 
 type Fn = (...args: unknown[]) => unknown;
-type Storage = InstanceType<typeof state.AsyncLocalStorage> & {
-  snapshot?: never;
-};
 
 /** AsyncLocalStorage: a store that follows the async calls made inside run(). */
 export const AsyncLocalStorage = state.AsyncLocalStorage;
@@ -36,5 +33,4 @@ export class AsyncResource {
   }
 }
 
-export type { Storage };
 export default { AsyncLocalStorage, AsyncResource };

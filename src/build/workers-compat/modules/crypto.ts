@@ -5,11 +5,11 @@
  * use crypto.subtle.
  */
 
+import { Buffer } from 'node:buffer';
 import { hmac } from '@noble/hashes/hmac.js';
 import { md5, ripemd160, sha1 } from '@noble/hashes/legacy.js';
 import { pbkdf2 as noblePbkdf2 } from '@noble/hashes/pbkdf2.js';
 import { sha224, sha256, sha384, sha512 } from '@noble/hashes/sha2.js';
-import { Buffer } from 'buffer';
 
 type Encoding = 'hex' | 'base64' | 'base64url' | 'latin1' | 'binary' | 'utf8' | 'utf-8';
 type Input = string | ArrayBufferView | ArrayBuffer;

@@ -1,6 +1,6 @@
 /**
- * The `process` functions see when their code (or a dependency) names it, as under Workers'
- * nodejs_compat: env holds the function's string vars and secrets; nothing reaches a real process.
+ * `node:process`, and the `process` the bundled polyfills use: env holds the function's string vars
+ * and secrets; nothing reaches a real process.
  */
 import { state } from './state.js';
 
