@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { build } from 'esbuild';
 import { invokeEvent } from '../../src/runtime/deliver-event.js';
 import { eventually } from '../helpers/eventually.js';
 import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
@@ -71,10 +72,27 @@ export default {
 };
 `;
 
+/** A Hono app reading its env through hono/adapter, which picks the runtime by navigator.userAgent. */
+const HONO_APP = `
+import { Hono } from 'hono';
+import { env, getRuntimeKey } from 'hono/adapter';
+const app = new Hono();
+app.get('/hono', (c) => c.json({ runtime: getRuntimeKey(), greeting: env(c).GREETING }));
+export default app;
+`;
+
 describe('Workers compatibility: syntax and globals', () => {
   let node: TestNode;
   before(async () => {
     node = await startNode();
+    // Bundled here, where hono resolves; apply bundles the result again as a user's file.
+    const hono = await build({
+      stdin: { contents: HONO_APP, resolveDir: process.cwd(), loader: 'js' },
+      bundle: true,
+      format: 'esm',
+      platform: 'neutral',
+      write: false,
+    });
     await apply(
       node,
       writeProject({
@@ -84,7 +102,10 @@ describe('Workers compatibility: syntax and globals', () => {
           functionManifest('classes', './classes.js', ['/classes']),
           '---',
           functionManifest('egress', './egress.js', ['/egress']),
+          '---',
+          functionManifest('hono', './hono.js', ['/hono'], '  env:\n    GREETING: from-env'),
         ].join('\n'),
+        'hono.js': hono.outputFiles[0]?.text ?? '',
         'egress.js': EGRESS,
         'sw.js': SERVICE_WORKER,
         'classes.js': CLASSES,
@@ -137,6 +158,11 @@ describe('Workers compatibility: syntax and globals', () => {
       plainObject: false,
       ctorName: 'Request',
     });
+  });
+
+  it("Hono's runtime detection says workerd, so hono/adapter's env() reads the function's env", async () => {
+    const res = await fetch(node.url('/hono'));
+    assert.deepEqual(await res.json(), { runtime: 'workerd', greeting: 'from-env' });
   });
 
   it('a refused fetch() says which spec.egress entry would allow it, in the error and in the log', async () => {
