@@ -1,13 +1,15 @@
 /**
  * Bundles a function's source (a file, or a folder with an entry point) and its npm dependencies
- * into one ES module with esbuild, for Web-standard runtimes: Node built-ins are not available to
- * functions, so importing one is a build error, not a surprise at run time.
+ * into one ES module with esbuild, for Web-standard runtimes. The Node built-ins Workers offers
+ * under nodejs_compat, and `cloudflare:workers`, are bundled in as pure-JS modules
+ * (workers-compat/plugin.ts); importing any other is a build error, not a surprise at run time.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { build, type Message } from 'esbuild';
 import { KylixError } from '../errors.js';
 import { digestOf } from './digest.js';
+import { PRELUDE, workersCompat } from './workers-compat/plugin.js';
 
 /** A built bundle. */
 export interface Bundle {
@@ -77,6 +79,8 @@ export async function bundleFunction(source: string, cwd = process.cwd()): Promi
       sourcemap: 'inline',
       logLevel: 'silent',
       legalComments: 'none',
+      plugins: [workersCompat()],
+      banner: { js: PRELUDE },
     });
     const file = result.outputFiles[0];
     if (!file) throw new KylixError('ERR_BUILD_FAILED', `esbuild produced no output for ${entry}.`);

@@ -333,6 +333,20 @@ program
     for (const f of schemaCommand(dir)) console.log(f);
   });
 
+program
+  .command('import')
+  .description("write a kylix.yaml from another platform's config")
+  .command('wrangler')
+  .description(
+    'read wrangler.toml / wrangler.json(c) and .dev.vars in DIR, write DIR/kylix.yaml, list what was not mapped',
+  )
+  .argument('[dir]', 'the Workers project folder', '.')
+  .option('--force', 'overwrite an existing kylix.yaml')
+  .action(async (dir: string, flags: { force?: boolean }) => {
+    const { importWranglerCommand } = await import('./commands/import-wrangler.js');
+    for (const line of importWranglerCommand(dir, flags)) console.log(line);
+  });
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof KylixError) console.error(describeError(err));
   else console.error('kylix: unexpected error (a bug; please report it):', err);

@@ -138,6 +138,10 @@ const GUEST_GLOBALS = new Set<string | symbol>([
 
 /** Globals replaced by plain objects (see the functions below); installed after the walk. */
 const REPLACED = [
+  'self',
+  'addEventListener',
+  'removeEventListener',
+  'scheduler',
   'console',
   'performance',
   'navigator',
@@ -217,10 +221,17 @@ function guestPerformance(host: Performance): Performance {
   } as unknown as Performance;
 }
 
+/**
+ * What navigator.userAgent says: Workers' own string, since libraries pick their runtime adapter by it
+ * (Hono's getRuntimeKey() answers 'workerd', so its env() helper reads the env argument, not a
+ * `process.env` that does not exist here).
+ */
+export const GUEST_USER_AGENT = 'Cloudflare-Workers';
+
 /** navigator: what it says about the runtime, without `locks` (shared by every thread in the process). */
 function guestNavigator(host: Navigator | undefined): Navigator {
   return {
-    userAgent: host?.userAgent ?? 'Kylix',
+    userAgent: GUEST_USER_AGENT,
     language: host?.language ?? 'en-US',
     languages: freeze([...(host?.languages ?? ['en-US'])]),
     hardwareConcurrency: host?.hardwareConcurrency ?? 1,
@@ -260,6 +271,55 @@ function guestTimers() {
       start(true, callback, delay, args),
     clearTimeout: clear,
     clearInterval: clear,
+  };
+}
+
+/** Listeners of Service Worker syntax (`addEventListener('fetch', …)`), by event type. */
+const listeners = new Map<string, Fn[]>();
+
+/** The listeners a function registered for `type` with addEventListener, in order. */
+export function eventListeners(type: string): readonly Fn[] {
+  return [...(listeners.get(type) ?? [])];
+}
+
+/**
+ * addEventListener and removeEventListener of Service Worker syntax, as plain functions over a list
+ * only the instance reads: the global object itself is no EventTarget (it would reach Node's).
+ */
+function guestEventListeners() {
+  return {
+    addEventListener(type: unknown, listener: unknown) {
+      if (typeof listener !== 'function') return;
+      const list = listeners.get(String(type)) ?? [];
+      if (!list.includes(listener as Fn)) list.push(listener as Fn);
+      listeners.set(String(type), list);
+    },
+    removeEventListener(type: unknown, listener: unknown) {
+      const list = listeners.get(String(type));
+      const at = list?.indexOf(listener as Fn) ?? -1;
+      if (list && at >= 0) list.splice(at, 1);
+    },
+  };
+}
+
+/** Workers' `scheduler`: wait(ms) resolves after ms, over the guest's own setTimeout. */
+function guestScheduler(timers: ReturnType<typeof guestTimers>) {
+  return {
+    wait(ms: unknown, options?: { signal?: AbortSignal }): Promise<void> {
+      return new Promise((resolve, reject) => {
+        const signal = options?.signal;
+        if (signal?.aborted) return reject(signal.reason);
+        const id = timers.setTimeout(() => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        }, ms);
+        const onAbort = () => {
+          timers.clearTimeout(id);
+          reject(signal?.reason);
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    },
   };
 }
 
@@ -431,11 +491,15 @@ function hiddenIntrinsics(): unknown[] {
 export function hardenGlobals(fetchImpl: typeof fetch): void {
   const g = globalThis as unknown as Record<string | symbol, unknown>;
   // 1. Build the replacements from the host's objects while they are still there.
+  const timers = guestTimers();
   const replacements: Record<string, unknown> = {
+    self: globalThis,
     console: guestConsole(console),
     performance: guestPerformance(performance),
     navigator: guestNavigator(g.navigator as Navigator | undefined),
-    ...guestTimers(),
+    scheduler: guestScheduler(timers),
+    ...guestEventListeners(),
+    ...timers,
   };
   // 2. Remove every own key of the global (and of its prototypes but Object.prototype) that is not on
   // the allow-list. Kept ones become data properties: lazy getters resolved, host reads made stable.

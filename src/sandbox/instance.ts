@@ -26,6 +26,8 @@ import {
 } from './protocol.js';
 import { type Handler, InstanceServer, type ServeHooks } from './serve.js';
 import { installWebObjects } from './web-objects.js';
+import { handlerOf } from './workers-compat/module-shapes.js';
+import { offerWorkersState } from './workers-compat/workers-module.js';
 
 const data = workerData as { spec?: WorkerSpec; usage: Int32Array; prestart?: { egressSocket: string } };
 const { usage } = data;
@@ -88,20 +90,19 @@ parentPort?.on('message', (m: ToInstance) => {
   if (m.type === 'assign') assigned(m.spec);
 });
 
-async function load(): Promise<Handler> {
-  const mod = (await import(pathToFileURL(spec.bundlePath).href)) as { default?: Partial<Handler> };
-  const handler = mod.default;
-  if (
-    !handler ||
-    !['fetch', 'queue', 'scheduled'].some(
-      (h) => typeof (handler as Record<string, unknown>)[h] === 'function',
-    )
-  ) {
-    throw new Error(
-      'The module has no default export with a fetch(request, env, ctx), queue(batch, env, ctx) or scheduled(event, env, ctx) method. Export `default { fetch(request, env, ctx) { … } }`.',
-    );
+/**
+ * Imports the bundle and finds its handler in whichever shape Workers accepts (module syntax, a
+ * WorkerEntrypoint class, Service Worker listeners: see workers-compat/module-shapes.ts).
+ */
+async function load(env: Record<string, unknown>): Promise<Handler> {
+  // The bundle's compat modules (cloudflare:workers, node:async_hooks) take env and the rest as it loads.
+  const withdraw = offerWorkersState(env, capture('error'));
+  try {
+    const mod = (await import(pathToFileURL(spec.bundlePath).href)) as { default?: unknown };
+    return handlerOf(mod, env);
+  } finally {
+    withdraw();
   }
-  return handler as Handler;
 }
 
 /** The hooks a server needs, writing to `write`. */
@@ -115,12 +116,30 @@ function serveHooks(write: (bytes: Uint8Array) => void): ServeHooks {
   };
 }
 
+/** Where binding calls go: the instance's server, once the channel is open. */
+interface RpcTarget {
+  server?: InstanceServer;
+}
+
+/** The function's env: its vars and bindings, whose calls go out on the channel once it is open. */
+function makeEnv(calls: RpcTarget): Record<string, unknown> {
+  return buildEnv(
+    (binding, op, args) => {
+      if (!calls.server)
+        return Promise.reject(new Error('Bindings cannot be called while the module loads.'));
+      return calls.server.rpc(binding, op, args);
+    },
+    spec.env,
+    spec.bindings ?? {},
+  );
+}
+
 /**
  * Opens the channel on the fd the supervisor gave this instance and serves on it. Frames written
  * in one turn of the event loop go out in one write (corked until its check phase), so answers to
  * the requests that arrived together leave together.
  */
-function serveChannel(handler: Handler, fd: number): void {
+function serveChannel(handler: Handler, env: Record<string, unknown>, calls: RpcTarget, fd: number): void {
   const socket = new Socket({ fd, readable: true, writable: true });
   let corked = false;
   const uncork = () => {
@@ -135,12 +154,6 @@ function serveChannel(handler: Handler, fd: number): void {
     }
     socket.write(bytes);
   };
-  const calls: { server?: InstanceServer } = {};
-  const env = buildEnv(
-    (binding, op, args) => (calls.server as InstanceServer).rpc(binding, op, args),
-    spec.env,
-    spec.bindings ?? {},
-  );
   const server = new InstanceServer(handler, env, serveHooks(write));
   calls.server = server;
   const reader = new FrameReader((type, stream, payload) => server.onFrame(type, stream, payload));
@@ -235,9 +248,11 @@ async function main(): Promise<void> {
   // 4. Load the function.
   post({ type: 'loading' });
   const cpuBefore = threadCpuMs();
+  const calls: RpcTarget = {};
+  const env = makeEnv(calls);
   let handler: Handler;
   try {
-    handler = await load();
+    handler = await load(env);
   } catch (err) {
     post({ type: 'failed', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
     return;
@@ -250,7 +265,7 @@ async function main(): Promise<void> {
   }
   // 5. Serve on the channel the supervisor gave this instance.
   try {
-    serveChannel(handler, spec.channelFd);
+    serveChannel(handler, env, calls, spec.channelFd);
   } catch (err) {
     post({ type: 'failed', message: `cannot open the instance's channel: ${(err as Error).message}` });
     return;

@@ -17,6 +17,8 @@ interface LightState {
   signal: () => AbortSignal;
   headers?: Headers;
   real?: Request;
+  /** request.cf: empty (Kylix has no edge metadata to give), made when first asked for. */
+  cf?: Record<string, unknown>;
   makeBody: () => ReadableStream<Uint8Array> | undefined;
 }
 
@@ -68,6 +70,27 @@ class KylixRequest extends NativeRequest {
   }
 }
 
+/**
+ * Names and instanceof as on Workers: the classes are called Request and Response, and every request
+ * or response (light, native, made by clone() or Response.redirect(), before or after the globals were
+ * replaced) is an instance of the global class. Subclasses keep ordinary instanceof.
+ */
+function workersClass(cls: object, name: string, isOne: (value: unknown) => boolean): void {
+  const ordinary = Function.prototype[Symbol.hasInstance];
+  Object.defineProperty(cls, 'name', { value: name, configurable: true });
+  Object.defineProperty(cls, Symbol.hasInstance, {
+    value: function (this: unknown, value: unknown): boolean {
+      return this === cls ? isOne(value) : ordinary.call(this, value);
+    },
+    configurable: true,
+  });
+}
+workersClass(
+  KylixRequest,
+  'Request',
+  (v) => typeof v === 'object' && v !== null && (light.has(v) || v instanceof NativeRequest),
+);
+
 const lightProto: object = Object.create(KylixRequest.prototype);
 for (const key of Reflect.ownKeys(NativeRequest.prototype)) {
   if (key === 'constructor') continue;
@@ -108,6 +131,14 @@ Object.defineProperties(lightProto, {
   signal: {
     get: function (this: object) {
       return stateOf(this).signal();
+    },
+    configurable: true,
+  },
+  cf: {
+    get: function (this: object) {
+      const s = stateOf(this);
+      s.cf ??= {};
+      return s.cf;
     },
     configurable: true,
   },
@@ -270,6 +301,7 @@ Object.defineProperty(lightResponseProto, 'constructor', {
 });
 Object.defineProperty(KylixResponse, 'prototype', { value: lightResponseProto, writable: false });
 Object.setPrototypeOf(KylixResponse, NativeResponse);
+workersClass(KylixResponse, 'Response', isResponse);
 Object.defineProperty(KylixResponse, 'json', {
   value: function json(data: unknown, init?: ResponseInit): Response {
     const headers = new Headers(init?.headers);

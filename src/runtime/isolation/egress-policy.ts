@@ -154,6 +154,20 @@ export function addressRefusal(address: string, installationAllows?: BlockList):
   return undefined;
 }
 
+/**
+ * The sentence a refused fetch() carries: which spec.egress.allow entry would let the function reach
+ * `host` (the exact name, or a wildcard for its siblings).
+ */
+export function egressAllowHint(host: string): string {
+  const h = host
+    .toLowerCase()
+    .replace(/\.$/, '')
+    .replace(/^\[(.*)\]$/, '$1');
+  const parent = isIP(h) ? '' : h.split('.').slice(1).join('.');
+  const wildcard = parent.includes('.') ? `, or "*.${parent}" for every host under ${parent}` : '';
+  return `To allow it, add "${h}" to the Function's spec.egress.allow (egress: { allow: ["${h}"] })${wildcard}; "*" allows the whole public internet.`;
+}
+
 /** Whether `host` is in the allow-list: exact names, "*.example.com" for subdomains, "*" for all. */
 export function hostAllowed(host: string, allow: readonly string[]): boolean {
   const h = host

@@ -17,7 +17,7 @@ import {
 import { request as httpsRequest } from 'node:https';
 import { type BlockList, isIP, type LookupFunction } from 'node:net';
 import { EGRESS_ERROR_HEADER, EGRESS_URL_HEADER } from '../../sandbox/protocol.js';
-import { addressRefusal, hostAllowed } from './egress-policy.js';
+import { addressRefusal, egressAllowHint, hostAllowed } from './egress-policy.js';
 
 /** What one proxy lets through. */
 export interface EgressOptions {
@@ -57,7 +57,7 @@ export async function checkTarget(
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (!hostAllowed(host, options.allow))
     return {
-      refused: `${host} is not in spec.egress.allow of this function (allowed: ${options.allow.length ? options.allow.join(', ') : 'none'})`,
+      refused: `${host} is not in spec.egress.allow of this function (allowed: ${options.allow.length ? options.allow.join(', ') : 'none'}). ${egressAllowHint(host)}`,
     };
   let addresses: { address: string; family: number }[];
   if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
@@ -71,7 +71,10 @@ export async function checkTarget(
   // Every address must pass: a name that also resolves to a private address is refused outright.
   for (const a of addresses) {
     const why = addressRefusal(a.address, options.installationAllows);
-    if (why) return { refused: `${host} resolves to ${why}` };
+    if (why)
+      return {
+        refused: `${host} resolves to ${why}. No spec.egress entry allows a non-public address; the installation can allow its range (KYLIX_EGRESS_ALLOW_CIDRS).`,
+      };
   }
   const first = addresses[0];
   if (!first) return { refused: `${host} has no address` };

@@ -1,0 +1,186 @@
+/**
+ * Workers code runs unchanged, through the real platform: Service Worker syntax (fetch and scheduled
+ * listeners, env as globals, `self`), navigator.userAgent, scheduler.wait, request.cf, and the Web
+ * classes named and matched by instanceof as on Workers.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { build } from 'esbuild';
+import { invokeEvent } from '../../src/runtime/deliver-event.js';
+import { eventually } from '../helpers/eventually.js';
+import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
+
+const SERVICE_WORKER = `
+let ticks = [];
+async function handle(request) {
+  const path = new URL(request.url).pathname;
+  if (path === '/sw/ticks') return Response.json(ticks);
+  const started = Date.now();
+  await scheduler.wait(20);
+  return Response.json({
+    self: self === globalThis,
+    userAgent: navigator.userAgent,
+    waited: Date.now() - started >= 15,
+    cf: typeof request.cf === 'object' && request.cf !== null && Object.keys(request.cf).length === 0,
+    greeting: GREETING,
+    method: request.method,
+  });
+}
+addEventListener('fetch', (event) => event.respondWith(handle(event.request)));
+self.addEventListener('scheduled', (event) => {
+  event.waitUntil(scheduler.wait(5).then(() => ticks.push(event.cron + '@' + event.scheduledTime)));
+});
+`;
+
+const CLASSES = `
+class Mine extends Response {}
+export default {
+  async fetch(request) {
+    const native = Response.redirect('https://example.com/', 302);
+    const out = {
+      responseName: Response.name,
+      requestName: Request.name,
+      lightRequest: request instanceof Request,
+      clonedRequest: request.clone() instanceof Request,
+      newRequest: new Request('https://example.com/') instanceof Request,
+      lightResponse: new Response('x') instanceof Response,
+      streamResponse: new Response(new ReadableStream()) instanceof Response,
+      redirect: native instanceof Response,
+      error: Response.error() instanceof Response,
+      json: Response.json({}) instanceof Response,
+      subclass: new Mine('x') instanceof Response,
+      notSubclass: new Response('x') instanceof Mine,
+      cloneResponse: new Response('x').clone() instanceof Response,
+      plainObject: ({}) instanceof Response,
+      ctorName: request.constructor.name,
+    };
+    return new Mine(JSON.stringify(out), { headers: { 'content-type': 'application/json' } });
+  },
+};
+`;
+
+const EGRESS = `
+export default {
+  async fetch() {
+    try {
+      await fetch('https://api.stripe.com/v1/charges');
+      return new Response('reached');
+    } catch (err) {
+      return Response.json({ message: err.message, cause: String(err.cause?.message) });
+    }
+  },
+};
+`;
+
+/** A Hono app reading its env through hono/adapter, which picks the runtime by navigator.userAgent. */
+const HONO_APP = `
+import { Hono } from 'hono';
+import { env, getRuntimeKey } from 'hono/adapter';
+const app = new Hono();
+app.get('/hono', (c) => c.json({ runtime: getRuntimeKey(), greeting: env(c).GREETING }));
+export default app;
+`;
+
+describe('Workers compatibility: syntax and globals', () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startNode();
+    // Bundled here, where hono resolves; apply bundles the result again as a user's file.
+    const hono = await build({
+      stdin: { contents: HONO_APP, resolveDir: process.cwd(), loader: 'js' },
+      bundle: true,
+      format: 'esm',
+      platform: 'neutral',
+      write: false,
+    });
+    await apply(
+      node,
+      writeProject({
+        'kylix.yaml': [
+          functionManifest('sw', './sw.js', ['/sw/*'], '  env:\n    GREETING: hello'),
+          '---',
+          functionManifest('classes', './classes.js', ['/classes']),
+          '---',
+          functionManifest('egress', './egress.js', ['/egress']),
+          '---',
+          functionManifest('hono', './hono.js', ['/hono'], '  env:\n    GREETING: from-env'),
+        ].join('\n'),
+        'hono.js': hono.outputFiles[0]?.text ?? '',
+        'egress.js': EGRESS,
+        'sw.js': SERVICE_WORKER,
+        'classes.js': CLASSES,
+      }),
+    );
+  });
+  after(() => node.destroy());
+
+  it('serves a Service Worker module: respondWith, self, env as globals, navigator, scheduler, cf', async () => {
+    const res = await fetch(node.url('/sw/x'), { method: 'POST', body: 'b' });
+    assert.equal(res.status, 200, JSON.stringify(node.platform.logs.tail('default', 'sw', 5)));
+    assert.deepEqual(await res.json(), {
+      self: true,
+      userAgent: 'Cloudflare-Workers',
+      waited: true,
+      cf: true,
+      greeting: 'hello',
+      method: 'POST',
+    });
+  });
+
+  it("runs a Service Worker module's scheduled listener and waits for its waitUntil work", async () => {
+    const fn = await node.client.get('functions', 'sw');
+    await invokeEvent(
+      node.platform.runtime,
+      `default/sw/${fn.status?.latestReadyRevision}`,
+      'scheduled',
+      { cron: '*/5 * * * *', scheduledTime: 1_700_000_000_000 },
+      10_000,
+    );
+    assert.deepEqual(await (await fetch(node.url('/sw/ticks'))).json(), ['*/5 * * * *@1700000000000']);
+  });
+
+  it('names Request and Response as Workers does, and every request and response is instanceof them', async () => {
+    const res = await fetch(node.url('/classes'));
+    assert.deepEqual(await res.json(), {
+      responseName: 'Response',
+      requestName: 'Request',
+      lightRequest: true,
+      clonedRequest: true,
+      newRequest: true,
+      lightResponse: true,
+      streamResponse: true,
+      redirect: true,
+      error: true,
+      json: true,
+      subclass: true,
+      notSubclass: false,
+      cloneResponse: true,
+      plainObject: false,
+      ctorName: 'Request',
+    });
+  });
+
+  it("Hono's runtime detection says workerd, so hono/adapter's env() reads the function's env", async () => {
+    const res = await fetch(node.url('/hono'));
+    assert.deepEqual(await res.json(), { runtime: 'workerd', greeting: 'from-env' });
+  });
+
+  it('a refused fetch() says which spec.egress entry would allow it, in the error and in the log', async () => {
+    const body = (await (await fetch(node.url('/egress'))).json()) as { message: string; cause: string };
+    assert.equal(body.message, 'fetch failed');
+    assert.match(
+      body.cause,
+      /api\.stripe\.com is not in spec\.egress\.allow of this function \(allowed: none\)/,
+    );
+    assert.match(
+      body.cause,
+      /To allow it, add "api\.stripe\.com" to the Function's spec\.egress\.allow \(egress: \{ allow: \["api\.stripe\.com"\] \}\), or "\*\.stripe\.com" for every host under stripe\.com/,
+    );
+    // The log line travels apart from the response: wait for it.
+    await eventually(() =>
+      node.platform.logs
+        .tail('default', 'egress', 10)
+        .some((e) => /refused by the egress proxy: .*To allow it, add "api\.stripe\.com"/.test(e.message)),
+    );
+  });
+});

@@ -1,0 +1,144 @@
+/**
+ * The node:* modules Workers offers under nodejs_compat, and cloudflare:workers, through the real
+ * platform: bundled in as pure-JS modules at apply, so nothing of the host's Node is imported at run
+ * time; any other node: module is refused at build with the list of those offered.
+ */
+import assert from 'node:assert/strict';
+import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { bundleFunction } from '../../src/build/bundle.js';
+import type { KylixError } from '../../src/errors.js';
+import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
+
+const NODE_APP = `
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Buffer } from 'node:buffer';
+import { EventEmitter, once } from 'node:events';
+import util, { format, promisify } from 'node:util';
+import crypto, { createHash, createHmac, randomBytes, timingSafeEqual, pbkdf2Sync, randomUUID } from 'node:crypto';
+import { Readable, Transform, PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import path from 'node:path';
+import { fileURLToPath, parse } from 'node:url';
+import assert from 'node:assert';
+import { strictEqual } from 'node:assert/strict';
+import { StringDecoder } from 'node:string_decoder';
+import events from 'events';
+import nodeProcess from 'node:process';
+import { env, waitUntil } from 'cloudflare:workers';
+
+const als = new AsyncLocalStorage();
+const loadedEnv = env.GREETING;
+
+async function later() { await new Promise((r) => setTimeout(r, 2)); await null; return als.getStore(); }
+
+export default {
+  async fetch(request) {
+    const out = {};
+    out.als = await als.run({ id: 'req-1' }, () => later()).then((s) => s?.id);
+    out.alsOutside = als.getStore() ?? null;
+    out.buffer = Buffer.from('hello').toString('base64') + '|' + Buffer.concat([Buffer.from('a'), Buffer.from('b')]).toString();
+    const e = new EventEmitter();
+    setTimeout(() => e.emit('go', 42), 1);
+    out.events = (await once(e, 'go'))[0] + (events.EventEmitter === EventEmitter ? 0 : 1000);
+    out.util = format('%s=%d', 'x', 5) + '|' + util.inspect({ a: [1] }) + '|' + typeof promisify(setTimeout);
+    out.sha256 = createHash('sha256').update('abc').digest('hex');
+    out.md5 = createHash('md5').update('abc').digest('base64');
+    out.hmac = createHmac('sha256', 'key').update('data').digest('hex');
+    out.pbkdf2 = pbkdf2Sync('pw', 'salt', 10, 16, 'sha256').toString('hex');
+    out.random = randomBytes(8).length + '|' + timingSafeEqual(Buffer.from('ab'), Buffer.from('ab')) + '|' + randomUUID().length;
+    out.subtle = typeof crypto.subtle.digest;
+    const upper = new Transform({ transform(chunk, _enc, cb) { cb(null, chunk.toString().toUpperCase()); } });
+    const sink = new PassThrough(); const parts = []; sink.on('data', (c) => parts.push(c.toString()));
+    await pipeline(Readable.from(['ab', 'cd']), upper, sink);
+    out.stream = parts.join('');
+    out.path = path.join('/a/b', '../c', 'd.txt') + '|' + path.extname('x.tar.gz') + '|' + path.resolve('/x', 'y');
+    out.url = fileURLToPath('file:///tmp/a%20b') + '|' + parse('http://u@h:8/p?q=1').query;
+    assert.ok(true); strictEqual(1, 1);
+    try { assert.deepStrictEqual({ a: 1 }, { a: 2 }); } catch (err) { out.assert = err.code; }
+    const d = new StringDecoder('utf8'); const euro = Buffer.from('€');
+    out.decoder = d.write(euro.subarray(0, 1)) + d.write(euro.subarray(1)) + d.end();
+    out.env = [loadedEnv, env.GREETING, env === globalThis.__kylix_workers__?.env, typeof process, nodeProcess.env.GREETING].join('|');
+    waitUntil(Promise.resolve());
+    return Response.json(out);
+  },
+};
+`;
+
+const ENTRYPOINT_APP = `
+import { WorkerEntrypoint, env } from 'cloudflare:workers';
+export default class extends WorkerEntrypoint {
+  async fetch(request) {
+    return Response.json({ mine: this.env.GREETING, same: this.env === env, ctx: typeof this.ctx.waitUntil, url: new URL(request.url).pathname });
+  }
+}
+`;
+
+describe('Workers compatibility: node:* modules and cloudflare:workers', () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startNode();
+    const env = '  env:\n    GREETING: hello';
+    await apply(
+      node,
+      writeProject({
+        'kylix.yaml': [
+          functionManifest('nodeapp', './node-app.js', ['/node'], env),
+          '---',
+          functionManifest('entry', './entry.js', ['/entry'], env),
+        ].join('\n'),
+        'node-app.js': NODE_APP,
+        'entry.js': ENTRYPOINT_APP,
+      }),
+    );
+  });
+  after(() => node.destroy());
+
+  it('offers async_hooks, buffer, events, util, crypto, stream, path, url, assert and string_decoder', async () => {
+    const res = await fetch(node.url('/node'));
+    const fn = await node.client.get('functions', 'nodeapp');
+    const logs = node.platform.logs.tail('default', 'nodeapp', 5);
+    assert.equal(res.status, 200, JSON.stringify([fn.status?.conditions, logs]));
+    assert.deepEqual(await res.json(), {
+      als: 'req-1',
+      alsOutside: null,
+      buffer: 'aGVsbG8=|ab',
+      events: 42,
+      util: 'x=5|{ a: [ 1 ] }|function',
+      sha256: createHash('sha256').update('abc').digest('hex'),
+      md5: createHash('md5').update('abc').digest('base64'),
+      hmac: createHmac('sha256', 'key').update('data').digest('hex'),
+      pbkdf2: pbkdf2Sync('pw', 'salt', 10, 16, 'sha256').toString('hex'),
+      random: '8|true|36',
+      subtle: 'function',
+      stream: 'ABCD',
+      path: '/a/c/d.txt|.gz|/x/y',
+      url: '/tmp/a b|q=1',
+      assert: 'ERR_ASSERTION',
+      decoder: '€',
+      // env is the function's env while it loads and after; the state's global is gone once loaded;
+      // `process` is not a global (as on Workers without nodejs_compat), node:process has the vars.
+      env: 'hello|hello|false|undefined|hello',
+    });
+  });
+
+  it('serves a default export that extends WorkerEntrypoint, with this.env and this.ctx', async () => {
+    const res = await fetch(node.url('/entry'));
+    assert.equal(res.status, 200, JSON.stringify(node.platform.logs.tail('default', 'entry', 5)));
+    assert.deepEqual(await res.json(), { mine: 'hello', same: true, ctx: 'function', url: '/entry' });
+  });
+
+  it('refuses other node: modules at build, naming those offered', async () => {
+    const dir = writeProject({
+      'fs.js': "import { readFileSync } from 'node:fs'; export default { fetch() {} };",
+    });
+    await assert.rejects(bundleFunction(`${dir}/fs.js`, dir), (err: KylixError) => {
+      assert.equal(err.code, 'ERR_BUILD_FAILED');
+      assert.match(
+        err.causes?.[0]?.message ?? '',
+        /"node:fs" is not available to functions\. Kylix offers node:assert/,
+      );
+      return true;
+    });
+  });
+});
