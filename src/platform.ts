@@ -19,6 +19,8 @@ import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
 import { openStateStore } from './control-plane/store/open.js';
 import { Gateway } from './gateway/gateway.js';
+import { PlatformMetrics } from './observability/metrics.js';
+import type { RevisionTarget } from './resources/serving.js';
 import { Isolation, type IsolationOptions } from './runtime/isolation/isolation.js';
 import { NamespaceSandbox } from './runtime/namespace-sandbox.js';
 import { Runtime } from './runtime/runtime.js';
@@ -78,6 +80,13 @@ export function dataPaths(dataDir: string) {
   };
 }
 
+/** A binding's kind (keyValue, database, queue, bucket) in a revision, or "unknown" when it has none. */
+function bindingKind(bindings: RevisionTarget['bindings'], name: string): string {
+  const b = Object.hasOwn(bindings, name) ? bindings[name] : undefined;
+  if (!b || 'secret' in b) return 'unknown';
+  return Object.keys(b)[0] ?? 'unknown';
+}
+
 function urlOf(addr: AddressInfo): string {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
@@ -107,6 +116,36 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
 
   const providers = createProviders(installation, options.dataDir);
   const broker = new BindingBroker(registry, providers);
+  // 1. metrics: gauges are read from the runtime and the queue provider when Prometheus scrapes.
+  let runtimeRef: Runtime | undefined;
+  let gatewayRef: Gateway | undefined;
+  const metrics = new PlatformMetrics(
+    {
+      *revisions() {
+        for (const key of runtimeRef?.revisionKeys() ?? []) {
+          const s = runtimeRef?.stats(key);
+          if (s) yield { key, instances: s.instances, inFlight: s.inFlight };
+        }
+      },
+      // Only the embedded queue's stats are cheap enough to read on every scrape.
+      ...(installation.backends.queue.provider === 'embedded'
+        ? {
+            queues: async () => {
+              const queues = await registry.list('Queue', undefined);
+              if (queues.length === 0) return [];
+              const provider = await providers.queue();
+              return Promise.all(
+                queues.map(async (q) => {
+                  const ref = { namespace: q.metadata.namespace ?? '', name: q.metadata.name };
+                  return { namespace: ref.namespace, queue: ref.name, ...(await provider.stats(ref)) };
+                }),
+              );
+            },
+          }
+        : {}),
+    },
+    { gatewayInFlight: () => gatewayRef?.activeRequests() ?? 0 },
+  );
   const runtime = new Runtime({
     makeSandbox: (namespace, events) =>
       new NamespaceSandbox(namespace, events, {
@@ -128,12 +167,21 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         source: 'platform',
       }),
     rpc: (target, call) =>
-      broker.call(
-        { namespace: target.namespace, functionName: target.functionName, bindings: target.bindings },
-        call,
+      metrics.bindingCall(
+        target.namespace,
+        target.functionName,
+        bindingKind(target.bindings, call.binding),
+        call.op,
+        () =>
+          broker.call(
+            { namespace: target.namespace, functionName: target.functionName, bindings: target.bindings },
+            call,
+          ),
       ),
   });
+  runtimeRef = runtime;
   const gateway = new Gateway(runtime, (i) => {
+    metrics.request(i);
     const [namespace = '', name = ''] = i.functionKey.split('/');
     const ms = Math.round(i.durationMs);
     logs.append(namespace, name, {
@@ -146,6 +194,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       invocation: { status: i.status, durationMs: ms, cold: i.cold, startupMs: i.startupMs },
     });
   });
+  gatewayRef = gateway;
   const resources = new ResourceController(registry, providers, log);
   await resources.start();
   const triggers = startTriggers({
@@ -154,6 +203,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     queue: providers.queue,
     logs,
     consumer: options.consumer,
+    onCronFire: (namespace, name, ok) => metrics.cronFired(namespace, name, ok),
   });
   const controller = new FunctionController(registry, runtime, gateway, bundles, triggers);
   await controller.start();
@@ -167,6 +217,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     providers,
     token: options.token,
     version: VERSION,
+    metrics,
   });
   const apiServer = createAdaptorServer({ fetch: app.fetch }) as Server;
   const apiAddr = await new Promise<AddressInfo>((resolve, reject) => {

@@ -18,6 +18,7 @@ import { API_GROUP, API_VERSION, type KObject } from '../resources/meta.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { addDataRoutes } from './api-data.js';
 import { checkBodyKind, checkUrlNames, parseBody } from './api-input.js';
+import { type ApiMetrics, addMetricsRoute, apiMetricsMiddleware } from './api-metrics.js';
 import { addSecretKeyRoutes } from './api-secrets.js';
 import { type BundleStore, checkBundleSize } from './bundles.js';
 import type { LogStore } from './logs.js';
@@ -36,6 +37,8 @@ export interface ApiDeps {
   /** When set, every request but health checks needs `Authorization: Bearer <token>`. */
   token?: string;
   version: string;
+  /** The node's metrics: GET /metrics, and API requests counted (absent: neither). */
+  metrics?: ApiMetrics;
 }
 
 const PREFIX = `/apis/${API_VERSION}`;
@@ -109,6 +112,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     ),
   );
 
+  app.use('*', apiMetricsMiddleware(deps.metrics));
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/readyz', (c) => c.text('ok'));
 
@@ -122,6 +126,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     await next();
   });
   app.use('*', checkUrlNames());
+  addMetricsRoute(app, deps.metrics);
 
   app.get('/version', (c) =>
     c.json({

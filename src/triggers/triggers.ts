@@ -26,6 +26,8 @@ export function startTriggers(deps: {
   queue: () => Promise<QueueProvider>;
   logs: LogStore;
   consumer?: Partial<ConsumerOptions>;
+  /** Told of every scheduled tick fired into a function, and whether scheduled() succeeded (metrics). */
+  onCronFire?: (namespace: string, name: string, ok: boolean) => void;
 }): TriggerHooks {
   const targets = new Map<string, { revisionKey: string; timeoutMs: number }>();
   const note = (namespace: string, name: string, level: string, message: string) =>
@@ -39,12 +41,18 @@ export function startTriggers(deps: {
   const scheduler = new Scheduler(
     deps.store,
     async (target, event) => {
-      const t = targetOf(target.namespace, target.functionName);
-      const answer = (await invokeEvent(deps.runtime, t.revisionKey, 'scheduled', event, t.timeoutMs)) as {
-        ok: boolean;
-        error?: string;
-      };
-      if (!answer.ok) throw new Error(answer.error ?? 'scheduled() failed');
+      let ok = false;
+      try {
+        const t = targetOf(target.namespace, target.functionName);
+        const answer = (await invokeEvent(deps.runtime, t.revisionKey, 'scheduled', event, t.timeoutMs)) as {
+          ok: boolean;
+          error?: string;
+        };
+        if (!answer.ok) throw new Error(answer.error ?? 'scheduled() failed');
+        ok = true;
+      } finally {
+        deps.onCronFire?.(target.namespace, target.functionName, ok);
+      }
     },
     (t, level, message) => note(t.namespace, t.functionName, level, message),
   );
