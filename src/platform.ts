@@ -18,8 +18,10 @@ import { LogStore } from './control-plane/logs.js';
 import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
 import { openStateStore } from './control-plane/store/open.js';
-import { Gateway } from './gateway/gateway.js';
+import { Gateway, type Invocation } from './gateway/gateway.js';
 import { PlatformMetrics } from './observability/metrics.js';
+import { TracedGateway } from './observability/traced-gateway.js';
+import { RequestTracing } from './observability/tracing.js';
 import type { RevisionTarget } from './resources/serving.js';
 import { Isolation, type IsolationOptions } from './runtime/isolation/isolation.js';
 import { NamespaceSandbox } from './runtime/namespace-sandbox.js';
@@ -116,7 +118,9 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
 
   const providers = createProviders(installation, options.dataDir);
   const broker = new BindingBroker(registry, providers);
-  // 1. metrics: gauges are read from the runtime and the queue provider when Prometheus scrapes.
+  // Traces only when the OTEL_* variables ask for them; metrics always (they cost a few increments).
+  const tracing = RequestTracing.fromEnv(VERSION, process.env, log);
+  // Metrics: gauges are read from the runtime and the queue provider when Prometheus scrapes.
   let runtimeRef: Runtime | undefined;
   let gatewayRef: Gateway | undefined;
   const metrics = new PlatformMetrics(
@@ -166,21 +170,22 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         revision: target.revision,
         source: 'platform',
       }),
-    rpc: (target, call) =>
-      metrics.bindingCall(
-        target.namespace,
-        target.functionName,
-        bindingKind(target.bindings, call.binding),
-        call.op,
-        () =>
-          broker.call(
-            { namespace: target.namespace, functionName: target.functionName, bindings: target.bindings },
-            call,
-          ),
-      ),
+    rpc: (target, call) => {
+      const kind = bindingKind(target.bindings, call.binding);
+      const scope = {
+        namespace: target.namespace,
+        functionName: target.functionName,
+        bindings: target.bindings,
+      };
+      const run = () =>
+        metrics.bindingCall(target.namespace, target.functionName, kind, call.op, () =>
+          broker.call(scope, call),
+        );
+      return tracing ? tracing.binding(target.namespace, target.functionName, kind, call.op, run) : run();
+    },
   });
   runtimeRef = runtime;
-  const gateway = new Gateway(runtime, (i) => {
+  const onInvocation = (i: Invocation) => {
     metrics.request(i);
     const [namespace = '', name = ''] = i.functionKey.split('/');
     const ms = Math.round(i.durationMs);
@@ -193,7 +198,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       source: 'platform',
       invocation: { status: i.status, durationMs: ms, cold: i.cold, startupMs: i.startupMs },
     });
-  });
+  };
+  const gateway = tracing
+    ? new TracedGateway(tracing, runtime, onInvocation)
+    : new Gateway(runtime, onInvocation);
   gatewayRef = gateway;
   const resources = new ResourceController(registry, providers, log);
   await resources.start();
@@ -257,6 +265,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         await resources.settled();
         await providers.close();
         await logs.close();
+        await tracing?.shutdown();
         await store.close();
         isolation.close();
       })();
