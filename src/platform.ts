@@ -19,6 +19,7 @@ import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
 import { openStateStore } from './control-plane/store/open.js';
 import { Gateway, type Invocation } from './gateway/gateway.js';
+import { createPlatformLogger, type PlatformLevel } from './observability/logger.js';
 import { PlatformMetrics } from './observability/metrics.js';
 import { TracedGateway } from './observability/traced-gateway.js';
 import { RequestTracing } from './observability/tracing.js';
@@ -39,8 +40,8 @@ export interface PlatformOptions {
   apiPort: number;
   /** When set, the control API requires it as a bearer token. */
   token?: string;
-  /** Where the platform's own diagnostics go (not functions' logs). */
-  log?: (message: string) => void;
+  /** Where the platform's own diagnostics go (not functions' logs); level defaults to info. */
+  log?: (message: string, level?: PlatformLevel, fields?: Record<string, unknown>) => void;
   /** How tenant code is isolated (bubblewrap, cgroups, runtime Node, egress exceptions). */
   isolation?: IsolationOptions;
   /** Start with the gateway closed (openGateway() opens it): `kylix dev` deploys first, then takes requests. */
@@ -96,7 +97,13 @@ function urlOf(addr: AddressInfo): string {
 
 /** 1. open the store, 2. build the runtime and gateway, 3. reconcile, 4. listen. */
 export async function startPlatform(options: PlatformOptions): Promise<Platform> {
-  const log = options.log ?? ((m: string) => console.error(m));
+  const log =
+    options.log ??
+    (() => {
+      const logger = createPlatformLogger();
+      return (m: string, level: PlatformLevel = 'info', fields?: Record<string, unknown>) =>
+        logger.log(level, m, fields);
+    })();
   const paths = dataPaths(options.dataDir);
   const installation = options.installation ?? loadInstallation(undefined, {});
   const { store, sharedBundles } = await openStateStore(installation.backends.state, paths.state);
@@ -105,6 +112,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   if (installation.backends.state.provider === 'postgres' && !installation.secrets?.keys?.length)
     log(
       "kylix: the state store is shared (PostgreSQL), but the secret key is this node's own file; other nodes cannot open the secrets it seals. Give every node the same keys (KYLIX_SECRET_KEYS or secrets.keys; see docs/operations.md).",
+      'warn',
     );
   registry.addAdmission(checkRouteConflicts);
   const bundles = new BundleStore(paths.bundles, sharedBundles);
@@ -114,12 +122,14 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   if (missing.length > 0)
     log(
       `kylix: sandbox layers off: ${missing.map((l) => `${l.name} (${l.detail})`).join('; ')}. See: kylix doctor`,
+      'warn',
+      { layersOff: missing.map((l) => l.name) },
     );
 
   const providers = createProviders(installation, options.dataDir);
   const broker = new BindingBroker(registry, providers);
   // Traces only when the OTEL_* variables ask for them; metrics always (they cost a few increments).
-  const tracing = RequestTracing.fromEnv(VERSION, process.env, log);
+  const tracing = RequestTracing.fromEnv(VERSION, process.env, (m) => log(m, 'warn'));
   // Metrics: gauges are read from the runtime and the queue provider when Prometheus scrapes.
   let runtimeRef: Runtime | undefined;
   let gatewayRef: Gateway | undefined;
@@ -154,7 +164,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     makeSandbox: (namespace, events) =>
       new NamespaceSandbox(namespace, events, {
         isolation,
-        onStderr: (ns, text) => log(`[sandbox ${ns}] ${text.trimEnd()}`),
+        onStderr: (ns, text) => log(`[sandbox ${ns}] ${text.trimEnd()}`, 'warn', { namespace: ns }),
       }),
     logSink: (target, record) =>
       logs.append(target.namespace, target.functionName, {

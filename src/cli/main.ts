@@ -149,6 +149,19 @@ program
   .argument('<function>')
   .option('-f, --follow', 'stream new lines as they are written')
   .option('--tail <n>', 'lines of history to show', '100')
+  .option('--since <when>', 'only lines newer than a duration (30s, 10m, 1h) or a time (RFC 3339)')
+  .addOption(
+    new Option('--level <level>', 'only lines at this level or above').choices([
+      'debug',
+      'info',
+      'warn',
+      'error',
+    ]),
+  )
+  .option('--revision <n>', 'only lines of this revision')
+  .addOption(
+    new Option('-o, --output <format>', 'output format (json: one JSON object per line)').choices(['json']),
+  )
   .action(async (name: string, flags) => logsCommand(client(), name, flags));
 
 program

@@ -21,7 +21,7 @@ import { checkBodyKind, checkUrlNames, parseBody } from './api-input.js';
 import { type ApiMetrics, addMetricsRoute, apiMetricsMiddleware } from './api-metrics.js';
 import { addSecretKeyRoutes } from './api-secrets.js';
 import { type BundleStore, checkBundleSize } from './bundles.js';
-import type { LogStore } from './logs.js';
+import { type LogStore, logFilterOf, matchesLog } from './logs.js';
 import { labelSelector, type Registry } from './registry.js';
 import type { WatchEvent } from './store/interface.js';
 
@@ -179,12 +179,13 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     return c.json({ digest }, 201);
   });
 
-  // Logs of a function: JSON lines, optionally followed.
+  // Logs of a function: JSON lines, optionally followed, filtered by time, level and revision.
   app.get(`${PREFIX}/namespaces/:ns/functions/:name/log`, async (c) => {
     const { ns, name } = c.req.param();
     const tail = Number(c.req.query('tailLines') ?? 100);
     const follow = c.req.query('follow') === 'true';
-    const past = deps.logs.tail(ns, name, Number.isFinite(tail) ? tail : 100);
+    const filter = logFilterOf(c.req.query('sinceTime'), c.req.query('level'), c.req.query('revision'));
+    const past = deps.logs.tail(ns, name, Number.isFinite(tail) ? tail : 100, filter);
     if (!follow)
       return c.body(past.map((e) => `${JSON.stringify(e)}\n`).join(''), 200, {
         'content-type': 'application/x-ndjson',
@@ -193,7 +194,9 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     const stream = new ReadableStream<string>({
       start(controller) {
         for (const e of past) controller.enqueue(`${JSON.stringify(e)}\n`);
-        stop = deps.logs.follow(ns, name, (e) => controller.enqueue(`${JSON.stringify(e)}\n`));
+        stop = deps.logs.follow(ns, name, (e) => {
+          if (!filter || matchesLog(e, filter)) controller.enqueue(`${JSON.stringify(e)}\n`);
+        });
       },
       cancel() {
         stop();
