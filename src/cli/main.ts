@@ -17,6 +17,7 @@ import { logsCommand } from './commands/logs.js';
 import { historyCommand, trafficCommand, undoCommand } from './commands/rollout.js';
 import { schemaCommand } from './commands/schema.js';
 import { secretResealCommand, secretRotateKeyCommand } from './commands/secret.js';
+import { topCommand } from './commands/top.js';
 
 const program = new Command('kylix')
   .description('Kylix: run fetch-handler functions and their resources, on a laptop or a fleet.')
@@ -163,6 +164,14 @@ program
     new Option('-o, --output <format>', 'output format (json: one JSON object per line)').choices(['json']),
   )
   .action(async (name: string, flags) => logsCommand(client(), name, flags));
+
+program
+  .command('top')
+  .description('per-function requests/s, latency p50/p99, errors and instances, live (from /metrics)')
+  .option('--once', 'print one table (over one interval) and exit')
+  .option('--interval <seconds>', 'seconds between refreshes; rates and percentiles cover this span', '2')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['json']))
+  .action(async (flags) => topCommand(client(), flags));
 
 program
   .command('invoke')
