@@ -222,6 +222,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     logs,
     consumer: options.consumer,
     onCronFire: (namespace, name, ok) => metrics.cronFired(namespace, name, ok),
+    onQueueSettled: (t, result) => metrics.queueDelivery(t.namespace, t.queue, t.functionName, result),
   });
   const controller = new FunctionController(registry, runtime, gateway, bundles, triggers);
   await controller.start();

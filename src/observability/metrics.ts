@@ -144,6 +144,12 @@ export class PlatformMetrics {
     labelNames: ['namespace', 'function', 'result'],
     registers: [this.registry],
   });
+  private readonly queueDeliveries = new Counter({
+    name: 'kylix_queue_deliveries_total',
+    help: 'Messages delivered to a consumer function, by what became of them: acked, retried, dead_lettered, dropped.',
+    labelNames: ['namespace', 'queue', 'function', 'result'],
+    registers: [this.registry],
+  });
   private readonly apiRequests = new Counter({
     name: 'kylix_api_requests_total',
     help: 'Control API requests, by verb, resource kind and HTTP status code.',
@@ -271,6 +277,11 @@ export class PlatformMetrics {
   /** Counts one scheduled tick fired into a function. */
   cronFired(namespace: string, fn: string, ok: boolean): void {
     this.cronFires.labels(namespace, fn, ok ? 'ok' : 'error').inc();
+  }
+
+  /** Counts one delivered message by what became of it. */
+  queueDelivery(namespace: string, queue: string, fn: string, result: string): void {
+    this.queueDeliveries.labels(namespace, queue, fn, result).inc();
   }
 
   /** Records one control API request. */

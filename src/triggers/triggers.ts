@@ -9,7 +9,12 @@ import type { Store } from '../control-plane/store/interface.js';
 import type { FunctionSpec } from '../resources/kinds.js';
 import { invokeEvent } from '../runtime/deliver-event.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { type BatchOutcome, type ConsumerOptions, QueueConsumer } from './queue-consumer.js';
+import {
+  type BatchOutcome,
+  type ConsumerOptions,
+  type ConsumerSettled,
+  QueueConsumer,
+} from './queue-consumer.js';
 import { Scheduler } from './scheduler.js';
 
 /** What the function controller calls as functions come, change and go. */
@@ -28,6 +33,8 @@ export function startTriggers(deps: {
   consumer?: Partial<ConsumerOptions>;
   /** Told of every scheduled tick fired into a function, and whether scheduled() succeeded (metrics). */
   onCronFire?: (namespace: string, name: string, ok: boolean) => void;
+  /** Told what became of each message a queue consumer delivered (metrics). */
+  onQueueSettled?: ConsumerSettled;
 }): TriggerHooks {
   const targets = new Map<string, { revisionKey: string; timeoutMs: number }>();
   const note = (namespace: string, name: string, level: string, message: string) =>
@@ -71,6 +78,7 @@ export function startTriggers(deps: {
     },
     (t, level, message) => note(t.namespace, t.functionName, level, message),
     deps.consumer,
+    deps.onQueueSettled,
   );
 
   return {

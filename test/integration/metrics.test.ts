@@ -227,3 +227,57 @@ describe('metrics', () => {
     }
   });
 });
+
+describe('queue metrics', () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startNode({ consumer: { backoffBaseSeconds: 0.02, waitMs: 50 } });
+  });
+  after(async () => {
+    await node.destroy();
+  });
+
+  it('counts deliveries by outcome and reports queue depth', async () => {
+    const dir = writeProject({
+      'kylix.yaml': [
+        'apiVersion: kylix.dev/v1',
+        'kind: Queue',
+        'metadata: { name: jobs }',
+        'spec: {}',
+        '---',
+        'apiVersion: kylix.dev/v1',
+        'kind: Queue',
+        'metadata: { name: jobs-dlq }',
+        'spec: {}',
+        '---',
+        functionManifest(
+          'failing',
+          './f.ts',
+          ['/failing'],
+          '  triggers:\n    queue: { name: jobs, maxRetries: 1, deadLetter: jobs-dlq }',
+        ),
+      ].join('\n'),
+      'f.ts':
+        "export default { fetch() { return new Response('ok'); }, queue() { throw new Error('always'); } };\n",
+    });
+    assert.ok((await apply(node, dir)).ok);
+    const send = await node.client.raw('POST', `${node.client.path('queues', 'jobs')}/messages`, {
+      body: JSON.stringify({ body: { n: 1 } }),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(send.status, 204);
+    let text = '';
+    const labels = { namespace: 'default', queue: 'jobs', function: 'failing' };
+    await eventually(
+      async () => {
+        text = await (await fetch(`${node.platform.apiUrl}/metrics`)).text();
+        return sample(text, 'kylix_queue_deliveries_total', { ...labels, result: 'dead_lettered' }) === 1;
+      },
+      15_000,
+      50,
+    );
+    assert.equal(sample(text, 'kylix_queue_deliveries_total', { ...labels, result: 'retried' }), 1);
+    assert.equal(sample(text, 'kylix_queue_messages_ready', { namespace: 'default', queue: 'jobs-dlq' }), 1);
+    assert.equal(sample(text, 'kylix_queue_messages_ready', { namespace: 'default', queue: 'jobs' }), 0);
+  });
+});
