@@ -21,7 +21,12 @@ import { LogStore } from './control-plane/logs.js';
 import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
 import { openStateStore } from './control-plane/store/open.js';
-import { Gateway } from './gateway/gateway.js';
+import { Gateway, type Invocation } from './gateway/gateway.js';
+import { createPlatformLogger, type PlatformLevel } from './observability/logger.js';
+import { PlatformMetrics } from './observability/metrics.js';
+import { TracedGateway } from './observability/traced-gateway.js';
+import { RequestTracing } from './observability/tracing.js';
+import type { RevisionTarget } from './resources/serving.js';
 import { Isolation, type IsolationOptions } from './runtime/isolation/isolation.js';
 import { NamespaceSandbox } from './runtime/namespace-sandbox.js';
 import { Runtime } from './runtime/runtime.js';
@@ -46,8 +51,8 @@ export interface PlatformOptions {
    * is kept in this file: made on the installation's first start, see control-plane/auth/bootstrap.ts.
    */
   adminTokenFile?: string;
-  /** Where the platform's own diagnostics go (not functions' logs). */
-  log?: (message: string) => void;
+  /** Where the platform's own diagnostics go (not functions' logs); level defaults to info. */
+  log?: (message: string, level?: PlatformLevel, fields?: Record<string, unknown>) => void;
   /** How tenant code is isolated (bubblewrap, cgroups, runtime Node, egress exceptions). */
   isolation?: IsolationOptions;
   /** Start with the gateway closed (openGateway() opens it): `kylix dev` deploys first, then takes requests. */
@@ -91,6 +96,13 @@ export function dataPaths(dataDir: string) {
   };
 }
 
+/** A binding's kind (keyValue, database, queue, bucket) in a revision, or "unknown" when it has none. */
+function bindingKind(bindings: RevisionTarget['bindings'], name: string): string {
+  const b = Object.hasOwn(bindings, name) ? bindings[name] : undefined;
+  if (!b || 'secret' in b) return 'unknown';
+  return Object.keys(b)[0] ?? 'unknown';
+}
+
 function urlOf(addr: AddressInfo): string {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
@@ -98,7 +110,13 @@ function urlOf(addr: AddressInfo): string {
 
 /** 1. open the store, 2. build the runtime and gateway, 3. reconcile, 4. listen. */
 export async function startPlatform(options: PlatformOptions): Promise<Platform> {
-  const log = options.log ?? ((m: string) => console.error(m));
+  const log =
+    options.log ??
+    (() => {
+      const logger = createPlatformLogger();
+      return (m: string, level: PlatformLevel = 'info', fields?: Record<string, unknown>) =>
+        logger.log(level, m, fields);
+    })();
   const paths = dataPaths(options.dataDir);
   const installation = options.installation ?? loadInstallation(undefined, {});
   const { store, sharedBundles } = await openStateStore(installation.backends.state, paths.state);
@@ -107,6 +125,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   if (installation.backends.state.provider === 'postgres' && !installation.secrets?.keys?.length)
     log(
       "kylix: the state store is shared (PostgreSQL), but the secret key is this node's own file; other nodes cannot open the secrets it seals. Give every node the same keys (KYLIX_SECRET_KEYS or secrets.keys; see docs/operations.md).",
+      'warn',
     );
   registry.addAdmission(checkRouteConflicts);
   await registry.indexRoutes();
@@ -117,15 +136,49 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   if (missing.length > 0)
     log(
       `kylix: sandbox layers off: ${missing.map((l) => `${l.name} (${l.detail})`).join('; ')}. See: kylix doctor`,
+      'warn',
+      { layersOff: missing.map((l) => l.name) },
     );
 
   const providers = createProviders(installation, options.dataDir);
   const broker = new BindingBroker(registry, providers);
+  // Traces only when the OTEL_* variables ask for them; metrics always (they cost a few increments).
+  const tracing = RequestTracing.fromEnv(VERSION, process.env, (m) => log(m, 'warn'));
+  // Metrics: gauges are read from the runtime and the queue provider when Prometheus scrapes.
+  let runtimeRef: Runtime | undefined;
+  let gatewayRef: Gateway | undefined;
+  const metrics = new PlatformMetrics(
+    {
+      *revisions() {
+        for (const key of runtimeRef?.revisionKeys() ?? []) {
+          const s = runtimeRef?.stats(key);
+          if (s) yield { key, instances: s.instances, inFlight: s.inFlight };
+        }
+      },
+      // Only the embedded queue's stats are cheap enough to read on every scrape.
+      ...(installation.backends.queue.provider === 'embedded'
+        ? {
+            queues: async () => {
+              const queues = await registry.list('Queue', undefined);
+              if (queues.length === 0) return [];
+              const provider = await providers.queue();
+              return Promise.all(
+                queues.map(async (q) => {
+                  const ref = { namespace: q.metadata.namespace ?? '', name: q.metadata.name };
+                  return { namespace: ref.namespace, queue: ref.name, ...(await provider.stats(ref)) };
+                }),
+              );
+            },
+          }
+        : {}),
+    },
+    { gatewayInFlight: () => gatewayRef?.activeRequests() ?? 0 },
+  );
   const runtime = new Runtime({
     makeSandbox: (namespace, events) =>
       new NamespaceSandbox(namespace, events, {
         isolation,
-        onStderr: (ns, text) => log(`[sandbox ${ns}] ${text.trimEnd()}`),
+        onStderr: (ns, text) => log(`[sandbox ${ns}] ${text.trimEnd()}`, 'warn', { namespace: ns }),
       }),
     logSink: (target, record) =>
       logs.append(target.namespace, target.functionName, {
@@ -141,13 +194,23 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         revision: target.revision,
         source: 'platform',
       }),
-    rpc: (target, call) =>
-      broker.call(
-        { namespace: target.namespace, functionName: target.functionName, bindings: target.bindings },
-        call,
-      ),
+    rpc: (target, call) => {
+      const kind = bindingKind(target.bindings, call.binding);
+      const scope = {
+        namespace: target.namespace,
+        functionName: target.functionName,
+        bindings: target.bindings,
+      };
+      const run = () =>
+        metrics.bindingCall(target.namespace, target.functionName, kind, call.op, () =>
+          broker.call(scope, call),
+        );
+      return tracing ? tracing.binding(target.namespace, target.functionName, kind, call.op, run) : run();
+    },
   });
-  const gateway = new Gateway(runtime, (i) => {
+  runtimeRef = runtime;
+  const onInvocation = (i: Invocation) => {
+    metrics.request(i);
     const [namespace = '', name = ''] = i.functionKey.split('/');
     const ms = Math.round(i.durationMs);
     logs.append(namespace, name, {
@@ -159,7 +222,11 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       source: 'platform',
       invocation: { status: i.status, durationMs: ms, cold: i.cold, startupMs: i.startupMs },
     });
-  });
+  };
+  const gateway = tracing
+    ? new TracedGateway(tracing, runtime, onInvocation)
+    : new Gateway(runtime, onInvocation);
+  gatewayRef = gateway;
   const resources = new ResourceController(registry, providers, log);
   await resources.start();
   const triggers = startTriggers({
@@ -168,6 +235,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     queue: providers.queue,
     logs,
     consumer: options.consumer,
+    onCronFire: (namespace, name, ok) => metrics.cronFired(namespace, name, ok),
+    onQueueSettled: (t, result) => metrics.queueDelivery(t.namespace, t.queue, t.functionName, result),
   });
   const controller = new FunctionController(registry, runtime, gateway, bundles, triggers);
   await controller.start();
@@ -189,6 +258,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     providers,
     access: { tokens, audit, required },
     version: VERSION,
+    metrics,
   });
   const apiServer = createAdaptorServer({ fetch: app.fetch }) as Server;
   const apiAddr = await new Promise<AddressInfo>((resolve, reject) => {
@@ -231,6 +301,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         await logs.close();
         registry.close();
         await audit.close();
+        await tracing?.shutdown();
         await store.close();
         isolation.close();
       })();

@@ -79,7 +79,7 @@ export async function startKylix(options: KylixOptions = {}): Promise<KylixNode>
   try {
     await child.waitFor(/control API/, 30_000);
     if (options.manifests?.length) {
-      await child.waitFor(/^Serving:/m, 120_000);
+      await child.waitFor(/^Serving:|"message":"Serving:"/m, 120_000);
       if (/NOT ready|Error/.test(child.output()))
         throw new Error(`kylix dev could not apply ${options.manifests.join(', ')}:\n${child.output()}`);
     }

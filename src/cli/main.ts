@@ -19,6 +19,7 @@ import { logsCommand } from './commands/logs.js';
 import { historyCommand, trafficCommand, undoCommand } from './commands/rollout.js';
 import { schemaCommand } from './commands/schema.js';
 import { secretResealCommand, secretRotateKeyCommand } from './commands/secret.js';
+import { topCommand } from './commands/top.js';
 
 const program = new Command('kylix')
   .description('Kylix: run fetch-handler functions and their resources, on a laptop or a fleet.')
@@ -151,7 +152,28 @@ program
   .argument('<function>')
   .option('-f, --follow', 'stream new lines as they are written')
   .option('--tail <n>', 'lines of history to show', '100')
+  .option('--since <when>', 'only lines newer than a duration (30s, 10m, 1h) or a time (RFC 3339)')
+  .addOption(
+    new Option('--level <level>', 'only lines at this level or above').choices([
+      'debug',
+      'info',
+      'warn',
+      'error',
+    ]),
+  )
+  .option('--revision <n>', 'only lines of this revision')
+  .addOption(
+    new Option('-o, --output <format>', 'output format (json: one JSON object per line)').choices(['json']),
+  )
   .action(async (name: string, flags) => logsCommand(client(), name, flags));
+
+program
+  .command('top')
+  .description('per-function requests/s, latency p50/p99, errors and instances, live (from /metrics)')
+  .option('--once', 'print one table (over one interval) and exit')
+  .option('--interval <seconds>', 'seconds between refreshes; rates and percentiles cover this span', '2')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['json']))
+  .action(async (flags) => topCommand(client(), flags));
 
 program
   .command('invoke')

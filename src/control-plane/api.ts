@@ -18,12 +18,13 @@ import type { Runtime } from '../runtime/runtime.js';
 import { addAccessRoutes } from './api-access.js';
 import { addDataRoutes } from './api-data.js';
 import { checkBodyKind, checkUrlNames, readBody, readBodyBytes } from './api-input.js';
+import { type ApiMetrics, addMetricsRoute, apiMetricsMiddleware } from './api-metrics.js';
 import { addSecretKeyRoutes } from './api-secrets.js';
 import type { AuditLog } from './auth/audit.js';
 import { accessControl, requestIdOf } from './auth/middleware.js';
 import type { TokenStore } from './auth/tokens.js';
 import { type BundleStore, bundleTooLarge, checkBundleSize, MAX_BUNDLE_BYTES } from './bundles.js';
-import type { LogStore } from './logs.js';
+import { type LogStore, logFilterOf, matchesLog } from './logs.js';
 import { labelSelector, type Registry } from './registry.js';
 import type { WatchEvent } from './store/interface.js';
 
@@ -44,6 +45,8 @@ export interface ApiDeps {
     required: boolean;
   };
   version: string;
+  /** The node's metrics: GET /metrics, and API requests counted (absent: neither). */
+  metrics?: ApiMetrics;
 }
 
 const PREFIX = `/apis/${API_VERSION}`;
@@ -106,6 +109,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     ),
   );
 
+  app.use('*', apiMetricsMiddleware(deps.metrics));
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/readyz', (c) => c.text('ok'));
 
@@ -114,6 +118,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   app.use('*', accessControl({ tokens: required ? tokens : undefined, audit }));
   app.use('*', checkUrlNames());
   addAccessRoutes(app, tokens, audit);
+  addMetricsRoute(app, deps.metrics);
 
   app.get('/version', (c) =>
     c.json({
@@ -165,12 +170,13 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     return c.json({ digest }, 201);
   });
 
-  // Logs of a function: JSON lines, optionally followed.
+  // Logs of a function: JSON lines, optionally followed, filtered by time, level and revision.
   app.get(`${PREFIX}/namespaces/:ns/functions/:name/log`, async (c) => {
     const { ns, name } = c.req.param();
     const tail = Number(c.req.query('tailLines') ?? 100);
     const follow = c.req.query('follow') === 'true';
-    const past = deps.logs.tail(ns, name, Number.isFinite(tail) ? tail : 100);
+    const filter = logFilterOf(c.req.query('sinceTime'), c.req.query('level'), c.req.query('revision'));
+    const past = deps.logs.tail(ns, name, Number.isFinite(tail) ? tail : 100, filter);
     if (!follow)
       return c.body(past.map((e) => `${JSON.stringify(e)}\n`).join(''), 200, {
         'content-type': 'application/x-ndjson',
@@ -179,7 +185,9 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     const stream = new ReadableStream<string>({
       start(controller) {
         for (const e of past) controller.enqueue(`${JSON.stringify(e)}\n`);
-        stop = deps.logs.follow(ns, name, (e) => controller.enqueue(`${JSON.stringify(e)}\n`));
+        stop = deps.logs.follow(ns, name, (e) => {
+          if (!filter || matchesLog(e, filter)) controller.enqueue(`${JSON.stringify(e)}\n`);
+        });
       },
       cancel() {
         stop();

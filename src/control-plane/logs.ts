@@ -26,6 +26,29 @@ const MAX_FILE_BYTES = 8 * 1024 * 1024;
 
 type Follower = (entry: LogEntry) => void;
 
+/** Which entries a reader wants: newer than a time, at least a level, of one revision. */
+export interface LogFilter {
+  /** Epoch milliseconds: only entries written at or after it. */
+  since?: number;
+  /** The lowest level shown: debug < info (and console.log's "log") < warn < error. */
+  level?: string;
+  revision?: number;
+}
+
+/** Levels by severity; console.log's "log" counts as info. */
+const LEVEL_RANK: Record<string, number> = { debug: 0, log: 1, info: 1, warn: 2, error: 3 };
+
+/** The levels a filter may name. */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+/** Whether an entry passes a filter. */
+export function matchesLog(e: LogEntry, f: LogFilter): boolean {
+  if (f.revision !== undefined && e.revision !== f.revision) return false;
+  if (f.level !== undefined && (LEVEL_RANK[e.level] ?? 1) < (LEVEL_RANK[f.level] ?? 0)) return false;
+  if (f.since !== undefined && !(Date.parse(e.time) >= f.since)) return false;
+  return true;
+}
+
 /** See the file comment. */
 export class LogStore {
   private readonly rings = new Map<string, LogEntry[]>();
@@ -118,10 +141,17 @@ export class LogStore {
     f.stream.write(line);
   }
 
-  /** The last `n` entries of a function's log. */
-  tail(namespace: string, fn: string, n = 100): LogEntry[] {
+  /** The last `n` entries of a function's log (of those that pass `filter`, when given). */
+  tail(namespace: string, fn: string, n = 100, filter?: LogFilter): LogEntry[] {
     const ring = this.ring(namespace, fn);
-    return ring.slice(Math.max(0, ring.length - Math.min(n, RING)));
+    const take = Math.min(Math.max(0, n), RING);
+    if (!filter) return ring.slice(Math.max(0, ring.length - take));
+    const out: LogEntry[] = [];
+    for (let i = ring.length - 1; i >= 0 && out.length < take; i--) {
+      const e = ring[i] as LogEntry;
+      if (matchesLog(e, filter)) out.push(e);
+    }
+    return out.reverse();
   }
 
   /** Calls `follower` for every new entry until the returned function is called. */
@@ -157,4 +187,34 @@ export class LogStore {
     }
     return ring;
   }
+}
+
+/** The filter a log request's query asks for (sinceTime RFC 3339, level, revision), or undefined for none. */
+export function logFilterOf(
+  sinceTime: string | undefined,
+  level: string | undefined,
+  revision: string | undefined,
+): LogFilter | undefined {
+  const f: LogFilter = {};
+  if (sinceTime !== undefined) {
+    const t = Date.parse(sinceTime);
+    if (!Number.isFinite(t))
+      throw new KylixError(
+        'ERR_BAD_REQUEST',
+        'sinceTime must be an RFC 3339 time, such as 2026-01-02T15:04:05Z.',
+      );
+    f.since = t;
+  }
+  if (level !== undefined) {
+    if (!(LOG_LEVELS as readonly string[]).includes(level))
+      throw new KylixError('ERR_BAD_REQUEST', `level must be one of ${LOG_LEVELS.join(', ')}.`);
+    f.level = level;
+  }
+  if (revision !== undefined) {
+    const n = Number(revision);
+    if (!Number.isInteger(n) || n < 1)
+      throw new KylixError('ERR_BAD_REQUEST', 'revision must be a revision number (1, 2, …).');
+    f.revision = n;
+  }
+  return Object.keys(f).length ? f : undefined;
 }

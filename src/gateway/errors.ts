@@ -8,6 +8,14 @@ import { type KylixError, toKylixError } from '../errors.js';
 /** The header every gateway response carries. */
 export const REQUEST_ID = 'kylix-request-id';
 
+/** The platform error each response was answered with, for metrics and traces (weak: gone with it). */
+const answeredWith = new WeakMap<ServerResponse, string>();
+
+/** The code of the platform error a response carries, if the platform (not the function) answered. */
+export function platformErrorCode(res: ServerResponse): string | undefined {
+  return answeredWith.get(res);
+}
+
 /** Writes a platform error response, unless the response has already started. */
 export function sendError(
   res: ServerResponse,
@@ -16,6 +24,7 @@ export function sendError(
   extraHeaders: Record<string, string> = {},
 ): void {
   const e = toKylixError(err);
+  answeredWith.set(res, e.code);
   if (res.headersSent) {
     res.destroy();
     return;

@@ -11,7 +11,7 @@ import type { RouteSpec } from '../resources/kinds.js';
 import type { ServingTarget } from '../resources/serving.js';
 import { type Lease, PoolBusyError, type Runtime } from '../runtime/runtime.js';
 import { Admission, FunctionGate } from './concurrency.js';
-import { sendError } from './errors.js';
+import { platformErrorCode, sendError } from './errors.js';
 import { type ProxyLimits, proxy } from './proxy.js';
 import { RefusalPacer } from './refusal.js';
 import { Router } from './router.js';
@@ -28,6 +28,8 @@ export interface Invocation {
   durationMs: number;
   cold: boolean;
   startupMs: number;
+  /** The platform error the gateway answered with (ERR_TIMEOUT, ERR_CPU_LIMIT…), if it did. */
+  errorCode?: string;
 }
 
 /** The header that picks a tagged revision (or a revision number). */
@@ -307,6 +309,7 @@ export class Gateway {
         durationMs: performance.now() - started,
         cold: lease?.cold ?? false,
         startupMs: lease?.waitedMs ?? 0,
+        errorCode: platformErrorCode(res),
       });
     }
   }

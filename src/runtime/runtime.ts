@@ -139,6 +139,11 @@ export class Runtime {
     return this.pools.get(key)?.stats();
   }
 
+  /** Every deployed revision's key ("namespace/function/revision"), for metrics at scrape time. */
+  revisionKeys(): string[] {
+    return [...this.pools.keys()];
+  }
+
   /**
    * The gateway saw an instance's connection fail: stop using it now, rather than waiting for the
    * sandbox to report the exit, so the next request starts a fresh instance.

@@ -9,6 +9,7 @@ import { applyManifests } from '../cli/apply.js';
 import { ApiClient } from '../cli/client.js';
 import { loadInstallation } from '../config/installation.js';
 import { describeError, KylixError } from '../errors.js';
+import { createPlatformLogger, type PlatformLevel, type PlatformLogger } from '../observability/logger.js';
 import { type Platform, startPlatform } from '../platform.js';
 import { VERSION } from '../version.js';
 
@@ -24,6 +25,13 @@ export interface ServeFlags {
   watch?: boolean;
   /** server: start without bubblewrap (it refuses to, otherwise). */
   insecureSandbox?: boolean;
+}
+
+/** The node's platform log: human lines on a terminal, JSON lines (pino) otherwise. */
+let logger: PlatformLogger | undefined;
+function say(message: string, fields?: Record<string, unknown>, level: PlatformLevel = 'info'): void {
+  logger ??= createPlatformLogger();
+  logger.log(level, message, fields);
 }
 
 const isLoopback = (host: string) =>
@@ -85,27 +93,34 @@ async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platfor
     // dev opens the gateway once its folders are applied, so the first request finds them deployed.
     holdGateway: mode === 'dev',
     isolation: { bubblewrap: bubblewrapMode(flags, mode) },
+    log: (message, level, fields) => say(message, fields, level),
   });
   const created = platform.admin.created;
   if (created)
-    console.log(
+    say(
       `Admin token (shown once; stored in ${join(dataDir, 'admin-token')}):\n  ${created}\nUse it with: export KYLIX_TOKEN=${created}`,
     );
-  console.log(`Kylix ${VERSION} (${mode}) — data in ${dataDir}`);
-  console.log(`  control API  ${platform.apiUrl}${open ? '' : ' (bearer token required)'}`);
-  console.log(
+  say(`Kylix ${VERSION} (${mode}) — data in ${dataDir}`, { version: VERSION, mode, dataDir });
+  say(`  control API  ${platform.apiUrl}${open ? '' : ' (bearer token required)'}`, {
+    apiUrl: platform.apiUrl,
+    tokenRequired: !open,
+  });
+  say(
     `  sandbox      ${platform.isolation.layers.map((l) => `${l.name} ${l.on ? 'on' : 'OFF'}`).join(', ')} (details: kylix doctor)`,
+    { sandbox: Object.fromEntries(platform.isolation.layers.map((l) => [l.name, l.on])) },
   );
   const namespaces = platform.isolation.layers.find((l) => l.name === 'namespaces');
   if (mode === 'server' && !namespaces?.on)
-    console.log(
+    say(
       '  WARNING      running with --insecure-sandbox: tenant code has no namespace layer (bubblewrap). Install bubblewrap and drop the flag for production.',
+      undefined,
+      'warn',
     );
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.log(`\n${signal}: stopping…`);
+    say(`\n${signal}: stopping…`, { signal });
     platform.close().then(
       () => process.exit(0),
       () => process.exit(1),
@@ -122,8 +137,9 @@ async function printRoutes(platform: Platform): Promise<void> {
     const routes = ((fn.spec as { routes?: { path: string; host?: string }[] }).routes ?? []).map((r) =>
       r.host ? `http://${r.host}${r.path}` : `${platform.gatewayUrl}${r.path}`,
     );
-    console.log(
+    say(
       `  ${fn.metadata.namespace}/${fn.metadata.name}  ${routes.join('  ') || '(no routes; call it with kylix invoke)'}`,
+      { namespace: fn.metadata.namespace, function: fn.metadata.name, routes },
     );
   }
 }
@@ -132,21 +148,28 @@ async function printRoutes(platform: Platform): Promise<void> {
 export async function devCommand(dirs: string[], flags: ServeFlags): Promise<void> {
   const platform = await start(flags, 'dev');
   const client = new ApiClient({ server: platform.apiUrl, namespace: flags.namespace ?? 'default' });
-  const gatewayLine = async () => console.log(`  gateway      ${await platform.openGateway()}`);
+  const gatewayLine = async () => {
+    const gatewayUrl = await platform.openGateway();
+    say(`  gateway      ${gatewayUrl}`, { gatewayUrl });
+  };
   const applyAll = async () => {
     try {
-      await applyManifests(client, dirs, { out: (l) => console.log(`  ${l}`) });
+      await applyManifests(client, dirs, { out: (l) => say(`  ${l}`) });
     } catch (err) {
-      console.error(err instanceof KylixError ? describeError(err) : err);
+      say(
+        err instanceof KylixError ? describeError(err) : String(err instanceof Error ? err.stack : err),
+        undefined,
+        'error',
+      );
     }
   };
   if (dirs.length > 0) {
-    console.log(`Applying ${dirs.join(', ')}:`);
+    say(`Applying ${dirs.join(', ')}:`);
     await applyAll();
   }
   await gatewayLine();
   if (dirs.length > 0) {
-    console.log('Serving:');
+    say('Serving:');
     await printRoutes(platform);
   }
   if (dirs.length > 0 && flags.watch !== false) {
@@ -158,18 +181,18 @@ export async function devCommand(dirs: string[], flags: ServeFlags): Promise<voi
     watcher.on('all', (_event, path) => {
       clearTimeout(timer);
       timer = setTimeout(() => {
-        console.log(`Changed: ${path}; applying again`);
+        say(`Changed: ${path}; applying again`, { path });
         void applyAll();
       }, 100);
     });
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
-    console.log(`Watching ${dirs.join(', ')} for changes. Ctrl-C stops.`);
+    say(`Watching ${dirs.join(', ')} for changes. Ctrl-C stops.`);
   }
 }
 
 /** `kylix server`. */
 export async function serverCommand(flags: ServeFlags): Promise<void> {
   const platform = await start(flags, 'server');
-  console.log(`  gateway      ${platform.gatewayUrl}`);
+  say(`  gateway      ${platform.gatewayUrl}`, { gatewayUrl: platform.gatewayUrl });
   await printRoutes(platform);
 }

@@ -37,6 +37,11 @@ export type ConsumerNote = (
   message: string,
 ) => void;
 
+/** What became of one delivered message (for metrics). */
+export type DeliveryResult = 'acked' | 'retried' | 'dead_lettered' | 'dropped';
+/** Told what became of each delivered message. */
+export type ConsumerSettled = (target: ConsumerTarget, result: DeliveryResult) => void;
+
 /** Tunables; the defaults suit production, tests shorten them. */
 export interface ConsumerOptions {
   leaseMs: number;
@@ -73,6 +78,7 @@ export class QueueConsumer {
     private readonly deliver: DeliverFn,
     private readonly note: ConsumerNote,
     options: Partial<ConsumerOptions> = {},
+    private readonly settled: ConsumerSettled = () => {},
   ) {
     this.options = { ...DEFAULTS, ...options };
   }
@@ -166,13 +172,16 @@ export class QueueConsumer {
       const wantsRetry = retried.has(d.leaseId) || (outcome.failed && !acked.has(d.leaseId));
       if (!wantsRetry) {
         toAck.push(d.leaseId);
+        this.settled(target, 'acked');
         continue;
       }
       if (d.attempts > target.maxRetries) {
         await this.deadLetter(queue, target, d);
         toAck.push(d.leaseId);
+        this.settled(target, target.deadLetter ? 'dead_lettered' : 'dropped');
         continue;
       }
+      this.settled(target, 'retried');
       const delay =
         retried.get(d.leaseId) ??
         backoffSeconds(d.attempts, this.options.backoffBaseSeconds, this.options.backoffMaxSeconds);

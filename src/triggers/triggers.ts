@@ -9,7 +9,12 @@ import type { Store } from '../control-plane/store/interface.js';
 import type { FunctionSpec } from '../resources/kinds.js';
 import { invokeEvent } from '../runtime/deliver-event.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { type BatchOutcome, type ConsumerOptions, QueueConsumer } from './queue-consumer.js';
+import {
+  type BatchOutcome,
+  type ConsumerOptions,
+  type ConsumerSettled,
+  QueueConsumer,
+} from './queue-consumer.js';
 import { Scheduler } from './scheduler.js';
 
 /** What the function controller calls as functions come, change and go. */
@@ -26,6 +31,10 @@ export function startTriggers(deps: {
   queue: () => Promise<QueueProvider>;
   logs: LogStore;
   consumer?: Partial<ConsumerOptions>;
+  /** Told of every scheduled tick fired into a function, and whether scheduled() succeeded (metrics). */
+  onCronFire?: (namespace: string, name: string, ok: boolean) => void;
+  /** Told what became of each message a queue consumer delivered (metrics). */
+  onQueueSettled?: ConsumerSettled;
 }): TriggerHooks {
   const targets = new Map<string, { revisionKey: string; timeoutMs: number }>();
   const note = (namespace: string, name: string, level: string, message: string) =>
@@ -39,12 +48,18 @@ export function startTriggers(deps: {
   const scheduler = new Scheduler(
     deps.store,
     async (target, event) => {
-      const t = targetOf(target.namespace, target.functionName);
-      const answer = (await invokeEvent(deps.runtime, t.revisionKey, 'scheduled', event, t.timeoutMs)) as {
-        ok: boolean;
-        error?: string;
-      };
-      if (!answer.ok) throw new Error(answer.error ?? 'scheduled() failed');
+      let ok = false;
+      try {
+        const t = targetOf(target.namespace, target.functionName);
+        const answer = (await invokeEvent(deps.runtime, t.revisionKey, 'scheduled', event, t.timeoutMs)) as {
+          ok: boolean;
+          error?: string;
+        };
+        if (!answer.ok) throw new Error(answer.error ?? 'scheduled() failed');
+        ok = true;
+      } finally {
+        deps.onCronFire?.(target.namespace, target.functionName, ok);
+      }
     },
     (t, level, message) => note(t.namespace, t.functionName, level, message),
   );
@@ -63,6 +78,7 @@ export function startTriggers(deps: {
     },
     (t, level, message) => note(t.namespace, t.functionName, level, message),
     deps.consumer,
+    deps.onQueueSettled,
   );
 
   return {

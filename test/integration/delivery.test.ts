@@ -137,8 +137,8 @@ async function startServer(dataDir: string, env: NodeJS.ProcessEnv, namespace: s
   const addresses = await new Promise<{ api: string; gateway: string }>((resolve, reject) => {
     const onData = (c: Buffer) => {
       out += c.toString();
-      const api = /control API\s+(http:\/\/\S+)/.exec(out)?.[1];
-      const gateway = /gateway\s+(http:\/\/\S+)/.exec(out)?.[1];
+      const api = /control API\s+(http:\/\/[^\s"]+)/.exec(out)?.[1];
+      const gateway = /gateway\s+(http:\/\/[^\s"]+)/.exec(out)?.[1];
       if (api && gateway) {
         child.stdout!.off('data', onData);
         child.stdout!.resume();

@@ -35,8 +35,8 @@ function startKylix(args: string[], until: RegExp): Promise<Started> {
   return new Promise((resolve, reject) => {
     const onData = (c: Buffer) => {
       out += c.toString();
-      const gateway = /gateway\s+(http:\/\/\S+)/.exec(out)?.[1];
-      const api = /control API\s+(http:\/\/\S+)/.exec(out)?.[1];
+      const gateway = /gateway\s+(http:\/\/[^\s"]+)/.exec(out)?.[1];
+      const api = /control API\s+(http:\/\/[^\s"]+)/.exec(out)?.[1];
       if (gateway && api && until.test(out)) resolve({ child, gateway, api, output: () => out });
     };
     child.stdout?.on('data', onData);
@@ -126,7 +126,7 @@ describe('kylix server', () => {
       ['server', '--insecure-sandbox', '--host', '127.0.0.1', '--data-dir', dataDir],
       /control API/,
     );
-    const token = /export KYLIX_TOKEN=(\S+)/.exec(server.output())?.[1];
+    const token = /export KYLIX_TOKEN=([\w-]+)/.exec(server.output())?.[1];
     assert.ok(token, 'the token is shown on first start');
     assert.equal(statSync(join(dataDir, 'admin-token')).mode & 0o777, 0o600);
     const list = `${server.api}/apis/kylix.dev/v1/namespaces/default/functions`;

@@ -1,0 +1,330 @@
+/**
+ * A node's Prometheus metrics (prom-client), one registry per node so that several nodes in one
+ * process (tests, a fleet on a laptop) never mix their figures. Labels are bounded: namespace,
+ * function, revision, status class, error code, binding kind and operation, API verb and kind —
+ * never a request id or a path. The request path only increments counters and observes
+ * histograms on child metrics cached per (function, revision); gauges that describe state
+ * (instances, in flight, queue depth) are read when Prometheus scrapes, not kept up to date.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { KylixError } from '../errors.js';
+
+/** One finished request as the gateway reports it (the fields of the gateway's Invocation we use). */
+export interface RequestRecord {
+  functionKey: string;
+  revision: number;
+  status: number;
+  durationMs: number;
+  cold: boolean;
+  startupMs: number;
+  /** The platform error the gateway answered with, if it did (ERR_TIMEOUT, ERR_CPU_LIMIT…). */
+  errorCode?: string;
+}
+
+/** A revision's live figures, read at scrape time. */
+export interface RevisionGaugeSource {
+  /** "namespace/function/revision". */
+  key: string;
+  instances: number;
+  inFlight: number;
+}
+
+/** A queue's counts, read at scrape time (only from providers whose stats are cheap). */
+export interface QueueGaugeSource {
+  namespace: string;
+  queue: string;
+  ready: number;
+  inFlight: number;
+  delayed: number;
+}
+
+/** Where the scrape-time gauges come from; each is optional so tests can leave them out. */
+export interface MetricsSources {
+  revisions?(): Iterable<RevisionGaugeSource>;
+  queues?(): Promise<QueueGaugeSource[]>;
+}
+
+/** Which limit each error code reports as breached (the `kind` label of kylix_limit_breaches_total). */
+const LIMIT_KIND: Record<string, string> = {
+  ERR_CPU_LIMIT: 'cpu',
+  ERR_MEMORY_LIMIT: 'memory',
+  ERR_TIMEOUT: 'timeout',
+  ERR_BODY_TOO_LARGE: 'body',
+};
+
+/** Errors the broker raises before a provider runs: the operation name may be anything the guest sent. */
+const REFUSED_BEFORE_PROVIDER = new Set(['ERR_BINDING_DENIED', 'ERR_BINDING_BAD_ARGUMENTS']);
+
+/** Request latency buckets (seconds): a hello-world answers in ~1 ms, a slow function in tens of s. */
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Cold-start wait buckets (seconds): an instance starts in tens to hundreds of ms. */
+const COLD_START_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Binding call and API latency buckets (seconds). */
+const CALL_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** The child metrics of one revision, made once so a request creates no label objects. */
+interface RevisionChildren {
+  namespace: string;
+  fn: string;
+  revision: string;
+  duration: ReturnType<Histogram<string>['labels']>;
+  coldStarts: ReturnType<Counter<string>['labels']>;
+  coldWait: ReturnType<Histogram<string>['labels']>;
+  /** Request counters by code class + error code ("2xx", "5xxERR_TIMEOUT"). */
+  outcomes: Map<string, ReturnType<Counter<string>['labels']>>;
+}
+
+/** The status class label: "2xx"… or "other" for anything outside 100–599. */
+function codeClass(status: number): string {
+  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+}
+
+/** See the file comment. */
+export class PlatformMetrics {
+  /** The registry /metrics renders. */
+  readonly registry = new Registry();
+  private readonly revisions = new Map<string, RevisionChildren>();
+  /** Binding operations seen reaching a provider: only those become `op` labels. */
+  private readonly knownOps = new Set<string>();
+
+  private readonly requests = new Counter({
+    name: 'kylix_requests_total',
+    help: 'Requests a function served, by status class and platform error code ("" when the function answered).',
+    labelNames: ['namespace', 'function', 'revision', 'code_class', 'error_code'],
+    registers: [this.registry],
+  });
+  private readonly duration = new Histogram({
+    name: 'kylix_request_duration_seconds',
+    help: 'Time from the gateway admitting a request to the end of its response, as the gateway sees it.',
+    labelNames: ['namespace', 'function', 'revision'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly coldStarts = new Counter({
+    name: 'kylix_cold_starts_total',
+    help: 'Requests that waited for a new instance to start.',
+    labelNames: ['namespace', 'function', 'revision'],
+    registers: [this.registry],
+  });
+  private readonly coldWait = new Histogram({
+    name: 'kylix_cold_start_wait_seconds',
+    help: 'How long a cold request waited for its instance to start.',
+    labelNames: ['namespace', 'function', 'revision'],
+    buckets: COLD_START_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly limitBreaches = new Counter({
+    name: 'kylix_limit_breaches_total',
+    help: 'Requests stopped by a limit, by kind: cpu, memory, timeout, body.',
+    labelNames: ['namespace', 'function', 'revision', 'kind'],
+    registers: [this.registry],
+  });
+  private readonly bindingCalls = new Counter({
+    name: 'kylix_binding_calls_total',
+    help: 'Binding calls from functions, by binding kind and operation.',
+    labelNames: ['namespace', 'function', 'kind', 'op'],
+    registers: [this.registry],
+  });
+  private readonly bindingErrors = new Counter({
+    name: 'kylix_binding_errors_total',
+    help: 'Binding calls that failed, by kind, operation and error code.',
+    labelNames: ['namespace', 'function', 'kind', 'op', 'error_code'],
+    registers: [this.registry],
+  });
+  private readonly bindingDuration = new Histogram({
+    name: 'kylix_binding_call_duration_seconds',
+    help: 'Binding call latency in the supervisor (broker checks plus the provider), by kind and operation.',
+    labelNames: ['kind', 'op'],
+    buckets: CALL_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly cronFires = new Counter({
+    name: 'kylix_cron_fires_total',
+    help: 'Scheduled ticks fired into a function, by result (ok, error).',
+    labelNames: ['namespace', 'function', 'result'],
+    registers: [this.registry],
+  });
+  private readonly queueDeliveries = new Counter({
+    name: 'kylix_queue_deliveries_total',
+    help: 'Messages delivered to a consumer function, by what became of them: acked, retried, dead_lettered, dropped.',
+    labelNames: ['namespace', 'queue', 'function', 'result'],
+    registers: [this.registry],
+  });
+  private readonly apiRequests = new Counter({
+    name: 'kylix_api_requests_total',
+    help: 'Control API requests, by verb, resource kind and HTTP status code.',
+    labelNames: ['verb', 'kind', 'code'],
+    registers: [this.registry],
+  });
+  private readonly apiDuration = new Histogram({
+    name: 'kylix_api_request_duration_seconds',
+    help: 'Control API request latency (a watch or a followed log counts until its headers are sent).',
+    labelNames: ['verb', 'kind'],
+    buckets: CALL_BUCKETS,
+    registers: [this.registry],
+  });
+
+  constructor(sources: MetricsSources = {}, options: { gatewayInFlight?: () => number } = {}) {
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'kylix_instances',
+      help: 'Instances running per revision.',
+      labelNames: ['namespace', 'function', 'revision'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of sources.revisions?.() ?? []) this.set(revisionLabels(r.key), r.instances);
+      },
+    });
+    new Gauge({
+      name: 'kylix_in_flight_requests',
+      help: 'Requests an instance of the revision is serving right now.',
+      labelNames: ['namespace', 'function', 'revision'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of sources.revisions?.() ?? []) this.set(revisionLabels(r.key), r.inFlight);
+      },
+    });
+    if (options.gatewayInFlight) {
+      const read = options.gatewayInFlight;
+      new Gauge({
+        name: 'kylix_gateway_in_flight_requests',
+        help: 'Requests the gateway is serving right now, over all functions.',
+        registers: [this.registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    }
+    if (sources.queues) {
+      const read = sources.queues;
+      // One read of the providers per scrape feeds all three gauges.
+      let pending: Promise<QueueGaugeSource[]> | undefined;
+      const once = () => {
+        pending ??= read().finally(() => setImmediate(() => (pending = undefined)));
+        return pending;
+      };
+      for (const [name, help, field] of [
+        ['kylix_queue_messages_ready', 'Messages deliverable now.', 'ready'],
+        ['kylix_queue_messages_in_flight', 'Messages leased to a consumer.', 'inFlight'],
+        ['kylix_queue_messages_delayed', 'Messages waiting for their delay or retry backoff.', 'delayed'],
+      ] as const) {
+        new Gauge({
+          name,
+          help,
+          labelNames: ['namespace', 'queue'],
+          registers: [this.registry],
+          async collect() {
+            this.reset();
+            for (const q of await once().catch(() => []))
+              this.set({ namespace: q.namespace, queue: q.queue }, q[field]);
+          },
+        });
+      }
+    }
+  }
+
+  /** Records one finished request (the gateway's per-invocation callback). */
+  request(i: RequestRecord): void {
+    const r = this.children(i.functionKey, i.revision);
+    const outcome = i.errorCode ? `${codeClass(i.status)}${i.errorCode}` : codeClass(i.status);
+    let counter = r.outcomes.get(outcome);
+    if (!counter) {
+      counter = this.requests.labels(r.namespace, r.fn, r.revision, codeClass(i.status), i.errorCode ?? '');
+      r.outcomes.set(outcome, counter);
+    }
+    counter.inc();
+    r.duration.observe(i.durationMs / 1000);
+    if (i.cold) {
+      r.coldStarts.inc();
+      r.coldWait.observe(i.startupMs / 1000);
+    }
+    const kind = i.errorCode && LIMIT_KIND[i.errorCode];
+    if (kind) this.limitBreaches.labels(r.namespace, r.fn, r.revision, kind).inc();
+  }
+
+  /**
+   * Times one binding call and counts it. An operation name becomes a label only once a call with
+   * it reached a provider (the broker refuses unknown ones first), so a guest cannot mint series.
+   */
+  async bindingCall<T>(
+    namespace: string,
+    fn: string,
+    kind: string,
+    op: string,
+    run: () => Promise<T>,
+  ): Promise<T> {
+    const started = performance.now();
+    const opKey = `${kind}.${op}`;
+    try {
+      const value = await run();
+      this.knownOps.add(opKey);
+      this.bindingCalls.labels(namespace, fn, kind, op).inc();
+      this.bindingDuration.labels(kind, op).observe((performance.now() - started) / 1000);
+      return value;
+    } catch (err) {
+      const code = err instanceof KylixError ? err.code : 'ERR_INTERNAL';
+      if (!REFUSED_BEFORE_PROVIDER.has(code)) this.knownOps.add(opKey);
+      const opLabel = this.knownOps.has(opKey) ? op : 'other';
+      this.bindingCalls.labels(namespace, fn, kind, opLabel).inc();
+      this.bindingErrors.labels(namespace, fn, kind, opLabel, code).inc();
+      this.bindingDuration.labels(kind, opLabel).observe((performance.now() - started) / 1000);
+      throw err;
+    }
+  }
+
+  /** Counts one scheduled tick fired into a function. */
+  cronFired(namespace: string, fn: string, ok: boolean): void {
+    this.cronFires.labels(namespace, fn, ok ? 'ok' : 'error').inc();
+  }
+
+  /** Counts one delivered message by what became of it. */
+  queueDelivery(namespace: string, queue: string, fn: string, result: string): void {
+    this.queueDeliveries.labels(namespace, queue, fn, result).inc();
+  }
+
+  /** Records one control API request. */
+  apiRequest(verb: string, kind: string, code: number, seconds: number): void {
+    this.apiRequests.labels(verb, kind, String(code)).inc();
+    this.apiDuration.labels(verb, kind).observe(seconds);
+  }
+
+  /** The exposition's content type. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The text exposition of every metric. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  private children(functionKey: string, revision: number): RevisionChildren {
+    const key = `${functionKey}/${revision}`;
+    let r = this.revisions.get(key);
+    if (!r) {
+      const slash = functionKey.indexOf('/');
+      const namespace = functionKey.slice(0, slash);
+      const fn = functionKey.slice(slash + 1);
+      const rev = String(revision);
+      r = {
+        namespace,
+        fn,
+        revision: rev,
+        duration: this.duration.labels(namespace, fn, rev),
+        coldStarts: this.coldStarts.labels(namespace, fn, rev),
+        coldWait: this.coldWait.labels(namespace, fn, rev),
+        outcomes: new Map(),
+      };
+      this.revisions.set(key, r);
+    }
+    return r;
+  }
+}
+
+/** The labels of a revision key "namespace/function/revision". */
+function revisionLabels(key: string): { namespace: string; function: string; revision: string } {
+  const [namespace = '', fn = '', revision = ''] = key.split('/');
+  return { namespace, function: fn, revision };
+}
