@@ -47,6 +47,11 @@ export const STARTUP_LIMIT_MS = 1000;
  * can start this many instances in its life; then the runtime gives the revision a fresh process.
  */
 export const CHANNEL_SLOTS = 12;
+/**
+ * Threads in a sandbox process's pool (crypto.subtle, compression run there): few, so one revision
+ * cannot spread work over every core; what they use is charged to its requests (sandbox/watchdog.ts).
+ */
+const SANDBOX_THREADPOOL = '2';
 /** The sandbox process's fd of its first channel (0–2 stdio, 3 the IPC channel). */
 const FIRST_CHANNEL_FD = 4;
 
@@ -266,6 +271,7 @@ export class RevisionProcess {
     const node = [rt.path, ...flags, SANDBOX_HOST];
     const env = {
       KYLIX_NAMESPACE: this.namespace,
+      UV_THREADPOOL_SIZE: SANDBOX_THREADPOOL,
       // The IPC channel is fd 3 (stdio below); bwrap clears the environment that tells Node so.
       NODE_CHANNEL_FD: '3',
       NODE_CHANNEL_SERIALIZATION_MODE: 'advanced',
@@ -326,7 +332,7 @@ export class RevisionProcess {
       const { file, args } = this.command();
       child = spawn(file, args, {
         stdio: ['ignore', 'ignore', 'pipe', 'ipc', ...Array<'pipe'>(CHANNEL_SLOTS).fill('pipe')],
-        env: { TZ: 'UTC', KYLIX_NAMESPACE: this.namespace },
+        env: { TZ: 'UTC', KYLIX_NAMESPACE: this.namespace, UV_THREADPOOL_SIZE: SANDBOX_THREADPOOL },
         serialization: 'advanced',
       });
     } catch (err) {

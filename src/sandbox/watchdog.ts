@@ -30,10 +30,21 @@ interface Watched {
   onExceeded(message: string): void;
 }
 
+/** The process's own CPU figures, where Node has them (the sandbox runs Node 24). */
+const threadCpu = (process as { threadCpuUsage?: () => { user: number; system: number } }).threadCpuUsage;
+
 /** See the file comment. */
 export class CpuWatchdog {
   private readonly watched = new Map<string, Watched>();
   private timer?: NodeJS.Timeout;
+  /**
+   * CPU the process used outside its instances' event loops and its own main thread during the last
+   * tick (ms): the thread pool (crypto.subtle, compression), beyond an allowance for V8's helpers.
+   */
+  private poolExtraMs = 0;
+  /** Requests in flight, over all instances, at the last tick. */
+  private lastLive = 0;
+  private lastProcess?: { total: number; main: number; at: number };
 
   /** Starts watching an instance; `usage` is its shared Int32Array (see USAGE_SLOTS). */
   watch(
@@ -90,6 +101,11 @@ export class CpuWatchdog {
   /** Charges CPU to requests and stops what went over; true when any instance was busy or serving. */
   private tick(): boolean {
     let busy = false;
+    let activeTotal = 0;
+    let liveTotal = 0;
+    const extra = this.poolExtraMs;
+    const extraPerRequest = this.lastLive > 0 ? extra / this.lastLive : 0;
+    const extraPerInstance = this.lastLive === 0 && this.watched.size > 0 ? extra / this.watched.size : 0;
     for (const [id, w] of this.watched) {
       // A worker that is exiting (out of memory, say) reports meaningless figures: its own events decide.
       if (w.worker.threadId === -1) continue;
@@ -116,7 +132,9 @@ export class CpuWatchdog {
         if (seq !== 0) live.push(seq);
       }
       if (live.length > 0 || d.active > 1) busy = true;
-      const share = live.length > 0 ? d.active / live.length : 0;
+      activeTotal += d.active;
+      liveTotal += live.length;
+      const share = live.length > 0 ? d.active / live.length + extraPerRequest : 0;
       const next = new Map<number, number>();
       let worst = 0;
       for (const seq of live) {
@@ -136,6 +154,8 @@ export class CpuWatchdog {
         // instance kept warm for hours would add up to a limit doing nothing.)
         w.trailing += d.active;
       }
+      // Thread-pool work (crypto.subtle, compression) with no request in flight is after-work too.
+      if (live.length === 0) w.trailing += extraPerInstance;
       w.charged = next;
       // A thread that never went idle and finished nothing this tick is stuck in one task.
       if (d.idle < 0.5 && finished === w.finished && d.active > 0) w.busyStreakMs += d.active;
@@ -152,6 +172,32 @@ export class CpuWatchdog {
         );
       }
     }
+    this.measurePool(activeTotal, liveTotal);
     return busy;
+  }
+
+  /**
+   * Every cycle counts, the thread pool's too: the process's CPU since the last tick, less its main
+   * thread's and less what the instances' event loops were busy, is work they handed to the pool.
+   * Half a core of it is allowed for V8's own helper threads (GC); the rest is charged, next tick,
+   * to the requests then in flight (or, with none, as after-work).
+   */
+  private measurePool(activeTotal: number, liveTotal: number): void {
+    this.lastLive = liveTotal;
+    this.poolExtraMs = 0;
+    if (!threadCpu) return;
+    const u = process.cpuUsage();
+    const m = threadCpu.call(process);
+    const now = {
+      total: (u.user + u.system) / 1000,
+      main: (m.user + m.system) / 1000,
+      at: performance.now(),
+    };
+    const last = this.lastProcess;
+    this.lastProcess = now;
+    if (!last) return;
+    const wall = now.at - last.at;
+    const outside = now.total - last.total - (now.main - last.main) - activeTotal;
+    this.poolExtraMs = Math.max(0, outside - 0.5 * wall);
   }
 }
