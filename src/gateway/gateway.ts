@@ -12,7 +12,7 @@ import type { ServingTarget } from '../resources/serving.js';
 import { type Lease, PoolBusyError, type Runtime } from '../runtime/runtime.js';
 import { Admission, FunctionGate } from './concurrency.js';
 import { platformErrorCode, sendError } from './errors.js';
-import { type ProxyLimits, proxy } from './proxy.js';
+import { proxy } from './proxy.js';
 import { RefusalPacer } from './refusal.js';
 import { Router } from './router.js';
 import { splitTaggedHost, type TrafficShare, TrafficSplit } from './traffic.js';

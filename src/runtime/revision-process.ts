@@ -11,12 +11,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KylixError } from '../errors.js';
 import type { RevisionLimits } from '../resources/serving.js';
 import type { FromSandbox, InstanceSpec, LogRecord, ToSandbox, WorkerSpec } from '../sandbox/protocol.js';
+import { bootSlot } from './boot-slots.js';
 import { InstanceChannel, type InstanceHooks } from './instance-channel.js';
 import { bubblewrapArgs } from './isolation/bubblewrap.js';
 import type { SandboxCgroup } from './isolation/cgroups.js';
@@ -63,28 +63,6 @@ interface Waiter {
   channel: InstanceChannel;
   hooks: InstanceHooks;
   logs: LogLimiter;
-}
-
-/**
- * Sandbox processes booting at once, at most: a thousand functions applied together would
- * otherwise start a thousand processes at once, and on a small machine none of them would get far.
- */
-const MAX_BOOTING = Math.max(2, availableParallelism());
-let booting = 0;
-const waitingToBoot: (() => void)[] = [];
-
-/** Waits for a boot slot; the returned function gives it back (to the next waiter, if any). */
-async function bootSlot(): Promise<() => void> {
-  if (booting < MAX_BOOTING) booting++;
-  else await new Promise<void>((resolve) => waitingToBoot.push(resolve));
-  let released = false;
-  return () => {
-    if (released) return;
-    released = true;
-    const next = waitingToBoot.shift();
-    if (next) next();
-    else booting--;
-  };
 }
 
 /** See the file comment. */

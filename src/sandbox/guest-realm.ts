@@ -14,6 +14,15 @@
  * This is a seat-belt inside the OS sandbox, not the boundary itself.
  */
 
+import {
+  guestConsole,
+  guestEventListeners,
+  guestNavigator,
+  guestPerformance,
+  guestScheduler,
+  guestTimers,
+} from './guest-globals.js';
+
 /** Globals a function sees, besides `fetch` (the guest one) and the replacements below. */
 const GUEST_GLOBALS = new Set<string | symbol>([
   // ECMAScript
@@ -157,171 +166,6 @@ const REASSIGNABLE = new Set(['fetch', 'console']);
 type Fn = (...args: unknown[]) => unknown;
 const { defineProperty, getOwnPropertyDescriptor, getPrototypeOf, freeze } = Object;
 const { apply, ownKeys } = Reflect;
-
-/** console, as plain functions over the log capture installed by the instance (or Node's own). */
-function guestConsole(host: Console): Console {
-  const log = host.log as Fn;
-  const error = host.error as Fn;
-  const counts = new Map<string, number>();
-  const timers = new Map<string, number>();
-  const now = performance.now.bind(performance);
-  const elapsed = (label: string) => `${label}: ${(now() - (timers.get(label) ?? now())).toFixed(3)}ms`;
-  const c: Record<string, Fn> = {};
-  for (const level of ['log', 'info', 'debug', 'warn', 'error', 'trace'] as const) {
-    const method = host[level] as Fn;
-    c[level] = (...args) => void apply(method, undefined, args);
-  }
-  Object.assign(c, {
-    assert: (ok?: unknown, ...args: unknown[]) =>
-      void (ok || apply(error, undefined, ['Assertion failed', ...args])),
-    dir: (value?: unknown) => void log(value),
-    dirxml: (...args: unknown[]) => void apply(log, undefined, args),
-    table: (value?: unknown) => void log(value),
-    group: (...args: unknown[]) => void (args.length && apply(log, undefined, args)),
-    groupCollapsed: (...args: unknown[]) => void (args.length && apply(log, undefined, args)),
-    groupEnd: () => {},
-    clear: () => {},
-    count: (label = 'default') => {
-      const n = (counts.get(String(label)) ?? 0) + 1;
-      counts.set(String(label), n);
-      log(`${label}: ${n}`);
-    },
-    countReset: (label = 'default') => void counts.delete(String(label)),
-    time: (label = 'default') => void timers.set(String(label), now()),
-    timeLog: (label = 'default', ...args: unknown[]) =>
-      void apply(log, undefined, [elapsed(String(label)), ...args]),
-    timeEnd: (label = 'default') => {
-      log(elapsed(String(label)));
-      timers.delete(String(label));
-    },
-  });
-  return c as unknown as Console;
-}
-
-/** performance: the clock and user timing, without Node's resource timing, timerify or loop stats. */
-function guestPerformance(host: Performance): Performance {
-  const bound = (name: keyof Performance) => (host[name] as Fn).bind(host);
-  const userTiming = (e: PerformanceEntry) => e.entryType === 'mark' || e.entryType === 'measure';
-  const now = bound('now');
-  const getEntries = bound('getEntries') as () => PerformanceEntry[];
-  return {
-    timeOrigin: host.timeOrigin,
-    now: () => now(),
-    mark: bound('mark'),
-    measure: bound('measure'),
-    clearMarks: bound('clearMarks'),
-    clearMeasures: bound('clearMeasures'),
-    getEntries: () => getEntries().filter(userTiming),
-    getEntriesByName: (name: string, type?: string) =>
-      getEntries().filter(
-        (e) => userTiming(e) && e.name === name && (type === undefined || e.entryType === type),
-      ),
-    getEntriesByType: (type: string) => getEntries().filter((e) => userTiming(e) && e.entryType === type),
-    toJSON: () => ({ timeOrigin: host.timeOrigin }),
-  } as unknown as Performance;
-}
-
-/**
- * What navigator.userAgent says: Workers' own string, since libraries pick their runtime adapter by it
- * (Hono's getRuntimeKey() answers 'workerd', so its env() helper reads the env argument, not a
- * `process.env` that does not exist here).
- */
-export const GUEST_USER_AGENT = 'Cloudflare-Workers';
-
-/** navigator: what it says about the runtime, without `locks` (shared by every thread in the process). */
-function guestNavigator(host: Navigator | undefined): Navigator {
-  return {
-    userAgent: GUEST_USER_AGENT,
-    language: host?.language ?? 'en-US',
-    languages: freeze([...(host?.languages ?? ['en-US'])]),
-    hardwareConcurrency: host?.hardwareConcurrency ?? 1,
-  } as unknown as Navigator;
-}
-
-/**
- * Timers that return numbers, as on Workers: Node's Timeout objects link every timer of the thread
- * (the host's too) through _idleNext/_idlePrev, and call their callback with the Timeout as `this`.
- */
-function guestTimers() {
-  const hostSet = setTimeout;
-  const hostSetInterval = setInterval;
-  const hostClear = clearTimeout;
-  const live = new Map<number, ReturnType<typeof setTimeout>>();
-  let next = 0;
-  const start = (repeat: boolean, callback: unknown, delay: unknown, args: unknown[]): number => {
-    if (typeof callback !== 'function') throw new TypeError('The callback must be a function.');
-    const id = ++next;
-    const run = () => {
-      if (!repeat) live.delete(id);
-      apply(callback as Fn, globalThis, args);
-    };
-    live.set(id, (repeat ? hostSetInterval : hostSet)(run, Number(delay) || 0));
-    return id;
-  };
-  const clear = (id?: unknown) => {
-    const timer = live.get(Number(id));
-    if (timer === undefined) return;
-    live.delete(Number(id));
-    hostClear(timer);
-  };
-  return {
-    setTimeout: (callback: unknown, delay?: unknown, ...args: unknown[]) =>
-      start(false, callback, delay, args),
-    setInterval: (callback: unknown, delay?: unknown, ...args: unknown[]) =>
-      start(true, callback, delay, args),
-    clearTimeout: clear,
-    clearInterval: clear,
-  };
-}
-
-/** Listeners of Service Worker syntax (`addEventListener('fetch', …)`), by event type. */
-const listeners = new Map<string, Fn[]>();
-
-/** The listeners a function registered for `type` with addEventListener, in order. */
-export function eventListeners(type: string): readonly Fn[] {
-  return [...(listeners.get(type) ?? [])];
-}
-
-/**
- * addEventListener and removeEventListener of Service Worker syntax, as plain functions over a list
- * only the instance reads: the global object itself is no EventTarget (it would reach Node's).
- */
-function guestEventListeners() {
-  return {
-    addEventListener(type: unknown, listener: unknown) {
-      if (typeof listener !== 'function') return;
-      const list = listeners.get(String(type)) ?? [];
-      if (!list.includes(listener as Fn)) list.push(listener as Fn);
-      listeners.set(String(type), list);
-    },
-    removeEventListener(type: unknown, listener: unknown) {
-      const list = listeners.get(String(type));
-      const at = list?.indexOf(listener as Fn) ?? -1;
-      if (list && at >= 0) list.splice(at, 1);
-    },
-  };
-}
-
-/** Workers' `scheduler`: wait(ms) resolves after ms, over the guest's own setTimeout. */
-function guestScheduler(timers: ReturnType<typeof guestTimers>) {
-  return {
-    wait(ms: unknown, options?: { signal?: AbortSignal }): Promise<void> {
-      return new Promise((resolve, reject) => {
-        const signal = options?.signal;
-        if (signal?.aborted) return reject(signal.reason);
-        const id = timers.setTimeout(() => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        }, ms);
-        const onAbort = () => {
-          timers.clearTimeout(id);
-          reject(signal?.reason);
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-      });
-    },
-  };
-}
 
 /** V8 call site methods that return strings, numbers and booleans: never `this` or the function. */
 const CALL_SITE_METHODS = [

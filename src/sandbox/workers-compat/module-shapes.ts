@@ -8,7 +8,7 @@
  *    `addEventListener('fetch' | 'scheduled', …)` while the module loaded. As on Workers, the env's
  *    vars and bindings are then globals too (`MY_KV.get(…)`).
  */
-import { eventListeners } from '../guest-realm.js';
+import { eventListeners } from '../guest-globals.js';
 import type { ExecutionContext, Handler } from '../serve.js';
 
 type Env = Record<string, unknown>;
