@@ -1,7 +1,6 @@
 /**
  * The layer rules of docs/architecture.md, checked by `npm run check` (dependency-cruiser). A rule
- * names what may not depend on what; the few current violations that need files in rewrite are
- * listed in KNOWN_EXCEPTIONS, each with TODO(bridge), and nothing else is let through.
+ * names what may not depend on what; nothing is let through.
  */
 
 /** Folders and files of the server: what the CLI and the shared modules must not load. */
@@ -26,17 +25,6 @@ const WIRE_TYPES = [
   '^src/resources/binding-kinds\\.ts$',
   '^src/errors\\.ts$',
 ];
-
-/**
- * Violations left on purpose until the files involved are rewritten. Each entry is exempt from
- * the one rule it names; delete the entry once the violation is gone.
- */
-const KNOWN_EXCEPTIONS = {
-  // TODO(bridge): admission imports routesConflict from gateway/router.ts (route conflicts are
-  // pure and belong in resources/); api.ts takes the Gateway (dispatch, for `kylix invoke`) and
-  // the Runtime (stats) classes instead of narrow interfaces declared in control-plane/serving.ts.
-  controlPlaneToServing: ['^src/control-plane/admission\\.ts$', '^src/control-plane/api\\.ts$'],
-};
 
 module.exports = {
   forbidden: [
@@ -96,10 +84,7 @@ module.exports = {
         'The control plane reaches the gateway and the runtime only through the narrow interfaces it ' +
         'declares in control-plane/serving.ts.',
       severity: 'error',
-      from: {
-        path: '^src/control-plane/',
-        pathNot: KNOWN_EXCEPTIONS.controlPlaneToServing,
-      },
+      from: { path: '^src/control-plane/' },
       to: { path: ['^src/gateway/', '^src/runtime/'] },
     },
     {

@@ -5,9 +5,9 @@
  * the two would take the other's requests and their credentials.
  */
 import { KylixError } from '../errors.js';
-import { describeRoute, routesConflict, routesOverlap } from '../gateway/router.js';
 import type { FunctionSpec } from '../resources/kinds.js';
 import type { KObject } from '../resources/meta.js';
+import { describeRoute, routesConflict, routesOverlap } from '../resources/routes.js';
 import type { Registry } from './registry.js';
 import type { IndexedFunction } from './route-index.js';
 

@@ -11,10 +11,8 @@ import { type Context, Hono } from 'hono';
 import type { Providers } from '../bindings/broker.js';
 import { scopedKey } from '../bindings/identity.js';
 import { KylixError, quoteInput, toKylixError } from '../errors.js';
-import type { Gateway } from '../gateway/gateway.js';
 import { KINDS } from '../resources/kinds.js';
 import { API_GROUP, API_VERSION, type KObject } from '../resources/meta.js';
-import type { Runtime } from '../runtime/runtime.js';
 import { addAccessRoutes } from './api-access.js';
 import { addDataRoutes } from './api-data.js';
 import { checkBodyKind, checkUrlNames, readBody, readBodyBytes } from './api-input.js';
@@ -26,6 +24,7 @@ import type { TokenStore } from './auth/tokens.js';
 import { type BundleStore, bundleTooLarge, checkBundleSize, MAX_BUNDLE_BYTES } from './bundles.js';
 import { type LogStore, logFilterOf, matchesLog } from './logs.js';
 import { labelSelector, type Registry } from './registry.js';
+import type { FunctionInvoker, RevisionStatsSource } from './serving.js';
 import type { WatchEvent } from './store/interface.js';
 
 /** What the API serves from. */
@@ -33,8 +32,8 @@ export interface ApiDeps {
   registry: Registry;
   bundles: BundleStore;
   logs: LogStore;
-  gateway: Gateway;
-  runtime: Runtime;
+  gateway: FunctionInvoker;
+  runtime: RevisionStatsSource;
   /** The backends behind resources, for the data subresources (kylix kv, sql, queue, bucket). */
   providers: Providers;
   /** The installation's API tokens and audit log; see docs/access.md. */

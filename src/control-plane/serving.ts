@@ -7,8 +7,15 @@
  * The data the interfaces carry (ServingTarget, TrafficShare, RevisionTarget) is declared in
  * resources/serving.ts, shared by all three.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FunctionSpec, RouteSpec } from '../resources/kinds.js';
-import type { RevisionKey, RevisionTarget, ServingTarget, TrafficShare } from '../resources/serving.js';
+import type {
+  RevisionKey,
+  RevisionStats,
+  RevisionTarget,
+  ServingTarget,
+  TrafficShare,
+} from '../resources/serving.js';
 
 export type { RevisionKey, RevisionTarget, ServingTarget, TrafficShare };
 
@@ -26,6 +33,22 @@ export interface RevisionRunner {
   /** Requests the revision is serving now (drained to 0 before it is retired). */
   inFlight(revisionKey: string): number;
   retire(revisionKey: string): Promise<void>;
+}
+
+/** Sends a request to a function whatever its routes say (`kylix invoke`, the API's proxy route). */
+export interface FunctionInvoker {
+  dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    functionKey: string,
+    path: string,
+    requestId?: string,
+  ): Promise<void>;
+}
+
+/** A revision's live figures (instances, in flight, cold starts), for `kylix describe`. */
+export interface RevisionStatsSource {
+  stats(revisionKey: string): RevisionStats | undefined;
 }
 
 /** Told which revision serves a function's triggers (queue batches, scheduled ticks). */

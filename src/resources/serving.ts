@@ -44,6 +44,13 @@ export interface RevisionTarget {
   bindings: FunctionSpec['bindings'];
 }
 
+/** A revision's live figures on this node, for `kylix describe`. */
+export interface RevisionStats {
+  instances: number;
+  inFlight: number;
+  coldStarts: number[];
+}
+
 /** One revision taking a share of a function's traffic. */
 export interface TrafficShare {
   revision: number;

@@ -5,7 +5,7 @@
  */
 import type { BindingKindName } from '../resources/binding-kinds.js';
 import type { FunctionSpec } from '../resources/kinds.js';
-import type { RevisionTarget } from '../resources/serving.js';
+import type { RevisionStats, RevisionTarget } from '../resources/serving.js';
 import type { BindingCall, LogRecord } from '../sandbox/protocol.js';
 import { CpuGauge } from './cpu-gauge.js';
 import type { InstanceChannel } from './instance-channel.js';
@@ -34,11 +34,7 @@ export interface RuntimeOptions {
 }
 
 /** A revision's live figures, for `kylix describe`. */
-export interface RevisionStats {
-  instances: number;
-  inFlight: number;
-  coldStarts: number[];
-}
+export type { RevisionStats };
 
 /** The kind of each non-secret binding (secrets travel as env strings). */
 function bindingKinds(bindings: FunctionSpec['bindings']): Record<string, BindingKindName> {
