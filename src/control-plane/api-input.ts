@@ -80,11 +80,12 @@ const DRAIN_BYTES = 16 * 1024 * 1024;
  * Reads and drops the rest of a refused body, up to DRAIN_BYTES, so that the client reads the 413
  * rather than a connection reset; past that the connection is cut.
  */
-function drainThenCut(incoming: HttpBindings['incoming'], already: number): void {
+function drainThenCut(incoming: HttpBindings['incoming'], already: number, limit: number): void {
   let n = already;
   incoming.on('data', (chunk: Buffer) => {
     n += chunk.length;
-    if (n > DRAIN_BYTES + MAX_REQUEST_BYTES) incoming.socket?.destroy();
+    // DRAIN_BYTES past the route's own limit (a bundle's is larger than the API's).
+    if (n > limit + DRAIN_BYTES) incoming.socket?.destroy();
   });
   incoming.on('error', () => {});
   incoming.resume();
@@ -111,7 +112,7 @@ export async function readBodyBytes(
   const declared = c.req.header('content-length');
   const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
   if (declared !== undefined && Number(declared) > limit) {
-    if (incoming) drainThenCut(incoming, 0);
+    if (incoming) drainThenCut(incoming, 0, limit);
     throw tooLarge(Number(declared));
   }
   if (!incoming) {
@@ -147,7 +148,7 @@ export async function readBodyBytes(
       }
       chunks.length = 0;
       done();
-      drainThenCut(incoming, n);
+      drainThenCut(incoming, n, limit);
       reject(tooLarge(undefined));
     };
     const onEnd = () => {
