@@ -13,30 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { serialize } from 'node:v8';
-import { InstanceChannel } from '../../src/runtime/instance-channel.js';
+import { InstanceChannel, type StreamSink } from '../../src/runtime/instance-channel.js';
 import { F, frame, frameHeader, headFrame } from '../../src/sandbox/channel.js';
 import type { BindingCall } from '../../src/sandbox/protocol.js';
+import { rawHttp } from '../helpers/raw-http.js';
 import { type Arena, arena } from './harness.js';
-
-/** Sends raw bytes to the gateway and collects everything it answers until it closes or goes quiet. */
-function raw(port: number, bytes: string, quietMs = 600): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = createConnection(port, '127.0.0.1');
-    let out = '';
-    let timer = setTimeout(() => socket.destroy(), quietMs * 4);
-    socket.on('data', (d) => {
-      out += d.toString('latin1');
-      clearTimeout(timer);
-      timer = setTimeout(() => socket.destroy(), quietMs);
-    });
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-    socket.on('error', () => undefined);
-    socket.write(bytes);
-  });
-}
 
 const ECHO = `
 let seen = 0;
@@ -87,7 +68,7 @@ for (const bubblewrap of ['auto', 'off'] as const) {
     it('a chunked body on a GET cannot smuggle a second request', async () => {
       const smuggled = 'GET /echo/smuggled HTTP/1.1\r\nHost: x\r\n\r\n';
       const chunk = `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
-      const out = await raw(
+      const out = await rawHttp(
         port,
         `GET /echo/first HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${chunk}`,
       );
@@ -108,7 +89,7 @@ for (const bubblewrap of ['auto', 'off'] as const) {
     it('bodies on GET, HEAD, DELETE and OPTIONS stay inside their own request', async () => {
       for (const method of ['GET', 'HEAD', 'DELETE', 'OPTIONS']) {
         const smuggled = 'POST /echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello';
-        const out = await raw(
+        const out = await rawHttp(
           port,
           `${method} /echo/${method} HTTP/1.1\r\nHost: x\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`,
         );
@@ -117,7 +98,7 @@ for (const bubblewrap of ['auto', 'off'] as const) {
     });
 
     it('conflicting framing (Content-Length with Transfer-Encoding) is refused, not forwarded', async () => {
-      const out = await raw(
+      const out = await rawHttp(
         port,
         'POST /echo/cl-te HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /echo/smuggled HTTP/1.1\r\nHost: x\r\n\r\n',
       );
@@ -144,7 +125,7 @@ for (const bubblewrap of ['auto', 'off'] as const) {
 
     it('a client that sends its body too slowly gets 408, and the instance keeps serving others', async () => {
       const before = (await (await a.get('/counter')).json()) as { seen: number };
-      const out = await raw(
+      const out = await rawHttp(
         port,
         'POST /counter HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-ten-b',
         2500,
@@ -219,6 +200,20 @@ async function socketPair(): Promise<{ ours: Socket; theirs: Socket; done(): voi
   };
 }
 
+/** A stream sink that ignores what it is told: these tests watch the channel, not the stream. */
+function ignoreAll(): StreamSink {
+  const nothing = () => undefined;
+  return {
+    response: nothing,
+    body: nothing,
+    end: nothing,
+    threw: nothing,
+    reset: nothing,
+    credit: nothing,
+    closed: nothing,
+  };
+}
+
 describe('hostile: a sandbox process that lies on its channel', () => {
   /** A channel bound to one revision ("ns-a"), its calls recorded; `broken` says why it was ended. */
   async function boundChannel() {
@@ -270,15 +265,7 @@ describe('hostile: a sandbox process that lies on its channel', () => {
   ] as const) {
     it(`${what} ends the process's channel`, async () => {
       const c = await boundChannel();
-      c.channel.open({
-        response() {},
-        body() {},
-        end() {},
-        threw() {},
-        reset() {},
-        credit() {},
-        closed() {},
-      });
+      c.channel.open(ignoreAll());
       c.theirs.write(bytes);
       await c.closed;
       assert.equal(c.broken.length, 1, what);
@@ -289,15 +276,7 @@ describe('hostile: a sandbox process that lies on its channel', () => {
 
   it('response body bytes past the credit granted end the channel', async () => {
     const c = await boundChannel();
-    const id = c.channel.open({
-      response() {},
-      body() {},
-      end() {},
-      threw() {},
-      reset() {},
-      credit() {},
-      closed() {},
-    });
+    const id = c.channel.open(ignoreAll());
     c.theirs.write(headFrame(F.RESPONSE_HEAD, id, { s: 200, h: [] }));
     const chunk = new Uint8Array(64 * 1024);
     for (let i = 0; i < 8; i++) c.theirs.write(frame(F.BODY, id, chunk));

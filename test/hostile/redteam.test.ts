@@ -10,30 +10,11 @@ import type { AddressInfo } from 'node:net';
 import { createConnection } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { apply, writeProject } from '../helpers/platform.js';
+import { rawHttp } from '../helpers/raw-http.js';
 import { type Arena, arena, assertAllBlocked, NEIGHBOUR_CANARY } from './harness.js';
 
 const handler = (body: string) =>
   `export default { async fetch(request, env, ctx) { const r = {}; ${body}; return Response.json(r); } };`;
-
-/** Sends raw bytes to the gateway and collects everything it answers until it closes or goes quiet. */
-function raw(port: number, bytes: string | Buffer, quietMs = 600): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = createConnection(port, '127.0.0.1');
-    let out = '';
-    let timer = setTimeout(() => socket.destroy(), quietMs * 4);
-    socket.on('data', (d) => {
-      out += d.toString('latin1');
-      clearTimeout(timer);
-      timer = setTimeout(() => socket.destroy(), quietMs);
-    });
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-    socket.on('error', () => undefined);
-    socket.write(bytes);
-  });
-}
 
 /** Polls the neighbour while `during` runs; returns the slowest answer in ms. */
 async function worstNeighbourLatency(a: Arena, during: Promise<unknown>): Promise<number> {
@@ -120,18 +101,18 @@ describe('red team: functions answering what HTTP cannot say', () => {
   after(() => a.close());
 
   it('a forged Response with status 101 cannot switch the client connection', async () => {
-    const out = await raw(port, 'GET /fake-101 HTTP/1.1\r\nHost: x\r\n\r\n');
+    const out = await rawHttp(port, 'GET /fake-101 HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.doesNotMatch(out, /^HTTP\/1\.1 1\d\d/, out);
     await a.neighbourOk();
   });
 
   it('a Response subclass cannot send an interim 1xx status', async () => {
-    const out = await raw(port, 'GET /sub-100 HTTP/1.1\r\nHost: x\r\n\r\n');
+    const out = await rawHttp(port, 'GET /sub-100 HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.doesNotMatch(out, /^HTTP\/1\.1 1\d\d/, out);
   });
 
   it('a Content-Length shorter than the streamed body cannot inject a second response', async () => {
-    const out = await raw(
+    const out = await rawHttp(
       port,
       'GET /cl-lie HTTP/1.1\r\nHost: x\r\n\r\nGET /neighbour HTTP/1.1\r\nHost: x\r\n\r\n',
     );
@@ -155,14 +136,14 @@ describe('red team: functions answering what HTTP cannot say', () => {
   });
 
   it('CR/LF in a forged header value is refused (502), nothing injected', async () => {
-    const out = await raw(port, 'GET /crlf-header HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const out = await rawHttp(port, 'GET /crlf-header HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.match(out, /^HTTP\/1\.1 502/, out);
     assert.doesNotMatch(out, /pwned/);
   });
 
   for (const what of ['name', 'status', 'text'])
     it(`a forged invalid ${what} in the response head is refused (502 or a cut connection)`, async () => {
-      const out = await raw(
+      const out = await rawHttp(
         port,
         `GET /bad-head?what=${what} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
       );
@@ -186,7 +167,7 @@ describe('red team: functions answering what HTTP cannot say', () => {
   });
 
   it('a 4 MB status text is not sent to the client', async () => {
-    const out = await raw(port, 'GET /huge-status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const out = await rawHttp(port, 'GET /huge-status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.ok(
       out.split('\r\n')[0]!.length < 64 * 1024,
       `status line of ${out.split('\r\n')[0]!.length} bytes`,
@@ -194,22 +175,22 @@ describe('red team: functions answering what HTTP cannot say', () => {
   });
 
   it('hop-by-hop and request-id headers of the function never reach the client', async () => {
-    const out = await raw(port, 'GET /hop-headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const out = await rawHttp(port, 'GET /hop-headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.match(out, /^HTTP\/1\.1 200/, out);
     assert.doesNotMatch(out, /forged|upgrade: h2c|x-a/i, out);
   });
 
   // Gateway oddities from a plain client.
   it('OPTIONS * and CONNECT are answered with an error, and the gateway keeps serving', async () => {
-    const star = await raw(port, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const star = await rawHttp(port, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.match(star, /^HTTP\/1\.1 4\d\d/, star);
-    const connect = await raw(port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
+    const connect = await rawHttp(port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
     assert.doesNotMatch(connect, /^HTTP\/1\.1 2\d\d/, connect);
     await a.neighbourOk();
   });
 
   it('two Host headers are refused, not routed by one and shown to the function as the other', async () => {
-    const out = await raw(
+    const out = await rawHttp(
       port,
       'GET /echo/h HTTP/1.1\r\nHost: a.example\r\nHost: evil.example\r\nConnection: close\r\n\r\n',
     );
@@ -217,7 +198,7 @@ describe('red team: functions answering what HTTP cannot say', () => {
   });
 
   it('an absolute-form target does not change whom the request is routed to', async () => {
-    const out = await raw(
+    const out = await rawHttp(
       port,
       'GET http://evil.example/neighbour HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
     );
@@ -226,7 +207,7 @@ describe('red team: functions answering what HTTP cannot say', () => {
   });
 
   it('trailers of a chunked body never reach the function as headers', async () => {
-    const out = await raw(
+    const out = await rawHttp(
       port,
       'POST /echo/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: kylix-event\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\nkylix-event: queue\r\n\r\n',
     );
@@ -235,7 +216,7 @@ describe('red team: functions answering what HTTP cannot say', () => {
   });
 
   it('Expect: 100-continue with an absurd Content-Length gets 413, not a 100 and a held function', async () => {
-    const out = await raw(
+    const out = await rawHttp(
       port,
       `POST /echo/big HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 99999999999\r\n\r\n`,
       800,
@@ -247,7 +228,7 @@ describe('red team: functions answering what HTTP cannot say', () => {
   it('a Content-Length past 2^53 or with junk is refused (400)', async () => {
     for (const cl of ['99999999999999999999999', '1e3', '0x10', '-1', '5, 6'])
       assert.match(
-        await raw(port, `POST /echo/cl HTTP/1.1\r\nHost: x\r\nContent-Length: ${cl}\r\n\r\nhello`),
+        await rawHttp(port, `POST /echo/cl HTTP/1.1\r\nHost: x\r\nContent-Length: ${cl}\r\n\r\nhello`),
         /^HTTP\/1\.1 400/,
         cl,
       );
