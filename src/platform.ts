@@ -22,6 +22,7 @@ import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
 import { openStateStore } from './control-plane/store/open.js';
 import { Gateway, type Invocation } from './gateway/gateway.js';
+import { invocationEntry } from './observability/invocation-record.js';
 import { createPlatformLogger, type PlatformLevel } from './observability/logger.js';
 import { PlatformMetrics } from './observability/metrics.js';
 import { TracedGateway } from './observability/traced-gateway.js';
@@ -211,17 +212,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   runtimeRef = runtime;
   const onInvocation = (i: Invocation) => {
     metrics.request(i);
-    const [namespace = '', name = ''] = i.functionKey.split('/');
-    const ms = Math.round(i.durationMs);
-    logs.append(namespace, name, {
-      time: new Date().toISOString(),
-      level: 'info',
-      message: `${i.method} ${i.path} ${i.status} ${ms}ms ${i.cold ? `cold (waited ${i.startupMs}ms for an instance)` : 'warm'}`,
-      revision: i.revision,
-      requestId: i.requestId,
-      source: 'platform',
-      invocation: { status: i.status, durationMs: ms, cold: i.cold, startupMs: i.startupMs },
-    });
+    const entry = invocationEntry(i);
+    logs.append(entry.namespace, entry.name, entry.entry, entry.json);
   };
   const gateway = tracing
     ? new TracedGateway(tracing, runtime, onInvocation)

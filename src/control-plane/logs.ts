@@ -73,14 +73,17 @@ export class LogStore {
     return join(this.dir, `${namespace}.${fn}.log`);
   }
 
-  /** Appends one entry to a function's log and hands it to its followers. */
-  append(namespace: string, fn: string, entry: LogEntry): void {
+  /**
+   * Appends one entry to a function's log and hands it to its followers. `json` is the entry as
+   * JSON when the caller has it already (the gateway writes one per request, by a template).
+   */
+  append(namespace: string, fn: string, entry: LogEntry, json?: string): void {
     const key = scopedKey(namespace, fn);
     const ring = this.ring(namespace, fn);
     ring.push(entry);
     // Trimmed in steps, not on every line: a shift of a thousand entries per request adds up.
     if (ring.length > 2 * RING) ring.splice(0, ring.length - RING);
-    this.queueLine(namespace, fn, `${JSON.stringify(entry)}\n`);
+    this.queueLine(namespace, fn, `${json ?? JSON.stringify(entry)}\n`);
     for (const f of this.followers.get(key) ?? []) f(entry);
   }
 

@@ -109,7 +109,7 @@ async function load(env: Record<string, unknown>): Promise<Handler> {
 function serveHooks(write: (bytes: Uint8Array) => void): ServeHooks {
   return {
     write,
-    inInvocation: (requestId, fn) => invocation.run(requestId, fn),
+    run: (requestId, fn) => invocation.run(requestId, fn),
     logError: capture('error'),
     begin,
     end,
