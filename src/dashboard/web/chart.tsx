@@ -28,7 +28,7 @@ export function Chart(props: { title: string; unit?: string; time: number[]; lin
         {
           stroke: '#667',
           grid: { stroke: '#eee' },
-          size: 50,
+          size: 64,
           values: (_u, ticks) => ticks.map((t) => `${+t.toFixed(2)}${props.unit ?? ''}`),
         },
       ],
