@@ -282,10 +282,10 @@ describe('dashboard', { skip }, () => {
     });
     assert.equal(cte.status, 400);
     assert.match(((await cte.json()) as { message: string }).message, /read-only transaction/);
-    const escape = await post('/databases/shop/read-query', {
+    const twoStatements = await post('/databases/shop/read-query', {
       sql: "SELECT 1; COMMIT; INSERT INTO orders VALUES (5, 'bun')",
     });
-    assert.equal(escape.status, 400);
+    assert.equal(twoStatements.status, 400);
     const setRw = await post('/databases/shop/read-query', { sql: 'SET TRANSACTION READ WRITE' });
     assert.equal(setRw.status, 400);
     const count = await post('/databases/shop/read-query', { sql: 'SELECT count(*)::int AS n FROM orders' });
@@ -325,7 +325,7 @@ describe('dashboard with a token (kylix server)', { skip }, () => {
     await page.fill('input[name="token"]', TOKEN);
     await page.click('button:has-text("Sign in")');
     await page.locator('text=No functions in this namespace yet').waitFor();
-    assert.equal(await page.evaluate(() => sessionStorage.getItem('kylix-token')), TOKEN);
+    assert.equal(await page.evaluate("sessionStorage.getItem('kylix-token')"), TOKEN);
     // A reload keeps the session; the token never went into a URL or a cookie.
     await page.reload();
     await page.locator('text=No functions in this namespace yet').waitFor();
