@@ -20,7 +20,7 @@ export function Chart(props: { title: string; unit?: string; time: number[]; lin
     const opts: uPlot.Options = {
       width: Math.max(el.clientWidth, 200),
       height: 160,
-      legend: { show: true },
+      legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
       scales: { y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       axes: [

@@ -3,7 +3,7 @@
  * a merge patch of spec.traffic, as `kylix traffic` sends), the last hour's charts, the live log
  * tail and the function's events.
  */
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { age, json, type KObject, list, path, readiness, streamLines } from './api.js';
 import { Chart, type Line } from './chart.js';
 import { EventsTable, Ready, routesText, type TrafficShare, trafficText } from './functions-page.js';
@@ -164,6 +164,13 @@ function Charts(props: { history: History }) {
 function LogTail(props: { name: string }) {
   const [lines, setLines] = useState<LogLine[]>([]);
   const [error, setError] = useState<string>();
+  const box = useRef<HTMLPreElement>(null);
+  const pinned = useRef(true);
+  // Follow the newest line, unless the reader scrolled up to read an older one.
+  useEffect(() => {
+    const el = box.current;
+    if (el && pinned.current && lines.length > 0) el.scrollTop = el.scrollHeight;
+  }, [lines]);
   useEffect(() => {
     const abort = new AbortController();
     let pending: LogLine[] = [];
@@ -191,7 +198,15 @@ function LogTail(props: { name: string }) {
   return (
     <div>
       {error && <p class="error">{error}</p>}
-      <pre class="logs" aria-live="polite">
+      <pre
+        class="logs"
+        aria-live="polite"
+        ref={box}
+        onScroll={(e) => {
+          const el = e.currentTarget;
+          pinned.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
+        }}
+      >
         {lines.length === 0 && <span class="muted">No log lines yet.</span>}
         {lines.map((l, i) => (
           <div key={i} class={`log ${l.level}`}>
