@@ -22,6 +22,7 @@ import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
 import { openStateStore } from './control-plane/store/open.js';
 import { Gateway, type Invocation } from './gateway/gateway.js';
+import { MetricsHistory } from './observability/history.js';
 import { invocationEntry } from './observability/invocation-record.js';
 import { createPlatformLogger, type PlatformLevel } from './observability/logger.js';
 import { PlatformMetrics } from './observability/metrics.js';
@@ -175,6 +176,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     },
     { gatewayInFlight: () => gatewayRef?.activeRequests() ?? 0 },
   );
+  // The dashboard's last hour: sampled from the same metrics every 10 s.
+  const history = new MetricsHistory(metrics.registry);
   const runtime = new Runtime({
     makeSandbox: (namespace, events) =>
       new NamespaceSandbox(namespace, events, {
@@ -251,7 +254,9 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     access: { tokens, audit, required },
     version: VERSION,
     metrics,
+    history,
   });
+  history.start();
   const apiServer = createAdaptorServer({ fetch: app.fetch }) as Server;
   const apiAddr = await new Promise<AddressInfo>((resolve, reject) => {
     apiServer.once('error', reject);
@@ -283,6 +288,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       closing ??= (async () => {
         controller.stop();
         resources.stop();
+        history.stop();
         apiServer.close();
         apiServer.closeAllConnections();
         await gateway.close(graceMs);

@@ -22,6 +22,8 @@ const PLURALS = new Set(Object.values(KINDS).map((k) => k.plural));
 const SUBRESOURCES = new Set([
   'log',
   'stats',
+  'metrics-history',
+  'read-query',
   'proxy',
   'health',
   'keys',

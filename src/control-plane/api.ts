@@ -10,6 +10,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { type Context, Hono } from 'hono';
 import type { Providers } from '../bindings/broker.js';
 import { scopedKey } from '../bindings/identity.js';
+import { addDashboardRoutes, addDashboardStatic, type HistorySource } from '../dashboard/routes.js';
 import { KylixError, quoteInput, toKylixError } from '../errors.js';
 import { KINDS } from '../resources/kinds.js';
 import { API_GROUP, API_VERSION, type KObject } from '../resources/meta.js';
@@ -46,6 +47,8 @@ export interface ApiDeps {
   version: string;
   /** The node's metrics: GET /metrics, and API requests counted (absent: neither). */
   metrics?: ApiMetrics;
+  /** The last hour of each function's figures, for the dashboard's charts. */
+  history?: HistorySource;
 }
 
 const PREFIX = `/apis/${API_VERSION}`;
@@ -111,6 +114,8 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   app.use('*', apiMetricsMiddleware(deps.metrics));
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/readyz', (c) => c.text('ok'));
+  // The dashboard's page and assets (no data in them) load without a token; the page then asks for one.
+  addDashboardStatic(app);
 
   // Who is asking, whether their role allows it, and an audit entry for every mutation.
   const { tokens, audit, required } = deps.access;
@@ -200,6 +205,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
 
   addDataRoutes(app, registry, deps.providers);
   addSecretKeyRoutes(app, registry);
+  addDashboardRoutes(app, { registry, providers: deps.providers, history: deps.history });
 
   // Live figures per revision: instances, requests in flight, recent cold starts (p50/p99).
   app.get(`${PREFIX}/namespaces/:ns/functions/:name/stats`, async (c) => {

@@ -105,6 +105,9 @@ async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platfor
     apiUrl: platform.apiUrl,
     tokenRequired: !open,
   });
+  say(`  dashboard    ${platform.apiUrl}/${open ? '' : ' (asks for the token)'}`, {
+    dashboardUrl: `${platform.apiUrl}/`,
+  });
   say(
     `  sandbox      ${platform.isolation.layers.map((l) => `${l.name} ${l.on ? 'on' : 'OFF'}`).join(', ')} (details: kylix doctor)`,
     { sandbox: Object.fromEntries(platform.isolation.layers.map((l) => [l.name, l.on])) },
