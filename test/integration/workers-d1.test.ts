@@ -127,7 +127,8 @@ for (const [backend, installation, skip] of [
         .catch(() => {});
       await node.destroy();
     });
-    const get = async (path: string, init?: RequestInit) => {
+    // biome-ignore lint/suspicious/noExplicitAny: the app's JSON answers, asserted by shape.
+    const get = async (path: string, init?: RequestInit): Promise<any> => {
       const res = await fetch(node.url(path), init);
       const body = await res.json();
       assert.equal(res.status, 200, JSON.stringify(body));
