@@ -5,11 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import {
-  BUCKET_LIMITS,
-  type BucketObject,
-  type BucketProvider,
-} from '../../src/bindings/bucket/interface.js';
+import { BUCKET_LIMITS, type BucketProvider } from '../../src/bindings/bucket/interface.js';
 import type { ResourceRef } from '../../src/bindings/provider.js';
 import type { KylixError } from '../../src/errors.js';
 import { type R2Quirks, r2Cases } from './bucket-r2-cases.js';

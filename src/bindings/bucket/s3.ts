@@ -25,7 +25,6 @@ import {
   checkPutOptions,
   checkRange,
   conditionHolds,
-  noSuchUpload,
 } from './checks.js';
 import type {
   BucketListResult,
