@@ -171,7 +171,7 @@ export function addDataRoutes(
       throw new KylixError('ERR_NOT_FOUND', `Object ${quoteInput(key)} not found in Bucket "${ref.name}".`);
     const stream = new ReadableStream<Uint8Array>({
       async start(controller) {
-        for await (const chunk of got.body) controller.enqueue(chunk);
+        for await (const chunk of got.body ?? []) controller.enqueue(chunk);
         controller.close();
       },
     });

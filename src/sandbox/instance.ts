@@ -26,6 +26,7 @@ import {
 } from './protocol.js';
 import { type Handler, InstanceServer, type ServeHooks } from './serve.js';
 import { installWebObjects } from './web-objects.js';
+import { installCaches } from './workers-compat/caches.js';
 import { handlerOf } from './workers-compat/module-shapes.js';
 import { offerWorkersState } from './workers-compat/workers-module.js';
 
@@ -123,15 +124,13 @@ interface RpcTarget {
 
 /** The function's env: its vars and bindings, whose calls go out on the channel once it is open. */
 function makeEnv(calls: RpcTarget): Record<string, unknown> {
-  return buildEnv(
-    (binding, op, args) => {
-      if (!calls.server)
-        return Promise.reject(new Error('Bindings cannot be called while the module loads.'));
-      return calls.server.rpc(binding, op, args);
-    },
-    spec.env,
-    spec.bindings ?? {},
-  );
+  const rpc = (binding: string, op: string, args: unknown[]) => {
+    if (!calls.server) return Promise.reject(new Error('Bindings cannot be called while the module loads.'));
+    return calls.server.rpc(binding, op, args);
+  };
+  // The Workers `caches` global goes out on the same channel as the bindings.
+  installCaches(rpc);
+  return buildEnv(rpc, spec.env, spec.bindings ?? {});
 }
 
 /**
