@@ -21,12 +21,15 @@ import { LogStore } from './control-plane/logs.js';
 import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
 import { openStateStore } from './control-plane/store/open.js';
-import { Gateway, type Invocation } from './gateway/gateway.js';
+import type { ControllerObserver } from './control-plane/work-queue.js';
+import { Gateway, type Invocation, type RefusalHook } from './gateway/gateway.js';
 import { createPlatformLogger, type PlatformLevel } from './observability/logger.js';
 import { PlatformMetrics } from './observability/metrics.js';
+import { queueStatsReader } from './observability/queue-stats.js';
 import { TracedGateway } from './observability/traced-gateway.js';
 import { RequestTracing } from './observability/tracing.js';
 import type { RevisionTarget } from './resources/serving.js';
+import type { EgressRequest } from './runtime/isolation/egress-proxy.js';
 import { Isolation, type IsolationOptions } from './runtime/isolation/isolation.js';
 import { NamespaceSandbox } from './runtime/namespace-sandbox.js';
 import { Runtime } from './runtime/runtime.js';
@@ -142,43 +145,39 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
 
   const providers = createProviders(installation, options.dataDir);
   const broker = new BindingBroker(registry, providers);
-  // Traces only when the OTEL_* variables ask for them; metrics always (they cost a few increments).
+  // Traces only when the OTEL_* variables ask for them; metrics unless KYLIX_METRICS=0 (they cost
+  // a few increments per request; the switch exists to measure that).
   const tracing = RequestTracing.fromEnv(VERSION, process.env, (m) => log(m, 'warn'));
   // Metrics: gauges are read from the runtime and the queue provider when Prometheus scrapes.
   let runtimeRef: Runtime | undefined;
   let gatewayRef: Gateway | undefined;
-  const metrics = new PlatformMetrics(
-    {
-      *revisions() {
-        for (const key of runtimeRef?.revisionKeys() ?? []) {
-          const s = runtimeRef?.stats(key);
-          if (s) yield { key, instances: s.instances, inFlight: s.inFlight };
-        }
-      },
-      // Only the embedded queue's stats are cheap enough to read on every scrape.
-      ...(installation.backends.queue.provider === 'embedded'
-        ? {
-            queues: async () => {
-              const queues = await registry.list('Queue', undefined);
-              if (queues.length === 0) return [];
-              const provider = await providers.queue();
-              return Promise.all(
-                queues.map(async (q) => {
-                  const ref = { namespace: q.metadata.namespace ?? '', name: q.metadata.name };
-                  return { namespace: ref.namespace, queue: ref.name, ...(await provider.stats(ref)) };
-                }),
-              );
-            },
-          }
-        : {}),
-    },
-    { gatewayInFlight: () => gatewayRef?.activeRequests() ?? 0 },
-  );
+  const metrics =
+    process.env.KYLIX_METRICS === '0'
+      ? undefined
+      : new PlatformMetrics({
+          *revisions() {
+            for (const key of runtimeRef?.revisionKeys() ?? []) {
+              const s = runtimeRef?.stats(key);
+              if (s) yield { key, instances: s.instances, starting: s.starting, inFlight: s.inFlight };
+            }
+          },
+          sandboxProcesses: () => runtimeRef?.sandboxProcesses() ?? [],
+          queues: queueStatsReader({
+            list: async () =>
+              (await registry.list('Queue', undefined)).map((q) => ({
+                namespace: q.metadata.namespace ?? '',
+                name: q.metadata.name,
+              })),
+            stats: async (ref) => (await providers.queue()).stats(ref),
+          }),
+          gatewayInFlight: () => gatewayRef?.activeRequests() ?? 0,
+        });
   const runtime = new Runtime({
     makeSandbox: (namespace, events) =>
       new NamespaceSandbox(namespace, events, {
         isolation,
         onStderr: (ns, text) => log(`[sandbox ${ns}] ${text.trimEnd()}`, 'warn', { namespace: ns }),
+        ...(tracing ? { onEgress: (key: string) => (req: EgressRequest) => tracing.egress(key, req) } : {}),
       }),
     logSink: (target, record) =>
       logs.append(target.namespace, target.functionName, {
@@ -201,16 +200,18 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         functionName: target.functionName,
         bindings: target.bindings,
       };
-      const run = () =>
-        metrics.bindingCall(target.namespace, target.functionName, kind, call.op, () =>
-          broker.call(scope, call),
-        );
+      const run = (traceparent?: string) =>
+        metrics
+          ? metrics.bindingCall(target.namespace, target.functionName, kind, call.op, () =>
+              broker.call(scope, call, traceparent),
+            )
+          : broker.call(scope, call, traceparent);
       return tracing ? tracing.binding(target.namespace, target.functionName, kind, call.op, run) : run();
     },
   });
   runtimeRef = runtime;
   const onInvocation = (i: Invocation) => {
-    metrics.request(i);
+    metrics?.request(i);
     const [namespace = '', name = ''] = i.functionKey.split('/');
     const ms = Math.round(i.durationMs);
     logs.append(namespace, name, {
@@ -223,11 +224,13 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       invocation: { status: i.status, durationMs: ms, cold: i.cold, startupMs: i.startupMs },
     });
   };
+  const onRefused: RefusalHook | undefined = metrics && ((...r) => metrics.refused(...r));
   const gateway = tracing
-    ? new TracedGateway(tracing, runtime, onInvocation)
-    : new Gateway(runtime, onInvocation);
+    ? new TracedGateway(tracing, runtime, onInvocation, onRefused)
+    : new Gateway(runtime, onInvocation, onRefused);
   gatewayRef = gateway;
-  const resources = new ResourceController(registry, providers, log);
+  const reconciled: ControllerObserver | undefined = metrics && ((...r) => metrics.reconciled(...r));
+  const resources = new ResourceController(registry, providers, log, undefined, reconciled);
   await resources.start();
   const triggers = startTriggers({
     store,
@@ -235,10 +238,20 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     queue: providers.queue,
     logs,
     consumer: options.consumer,
-    onCronFire: (namespace, name, ok) => metrics.cronFired(namespace, name, ok),
-    onQueueSettled: (t, result) => metrics.queueDelivery(t.namespace, t.queue, t.functionName, result),
+    onCronFire: (namespace, name, ok) => metrics?.cronFired(namespace, name, ok),
+    onCronMissed: (namespace, name, reason, count) => metrics?.cronMissed(namespace, name, reason, count),
+    onQueueSettled: (t, result) => metrics?.queueDelivery(t.namespace, t.queue, t.functionName, result),
+    tracing,
   });
-  const controller = new FunctionController(registry, runtime, gateway, bundles, triggers);
+  const controller = new FunctionController(
+    registry,
+    runtime,
+    gateway,
+    bundles,
+    triggers,
+    undefined,
+    reconciled,
+  );
   await controller.start();
 
   const tokens = new TokenStore(store);

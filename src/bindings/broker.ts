@@ -43,7 +43,7 @@ export class BindingBroker {
   ) {}
 
   /** Checks and runs one call; throws ERR_BINDING_* for anything the function may not do. */
-  async call(scope: BindingScope, req: BindingRequest): Promise<unknown> {
+  async call(scope: BindingScope, req: BindingRequest, traceparent?: string): Promise<unknown> {
     const binding = scope.bindings[req.binding];
     if (!binding)
       throw new KylixError(
@@ -81,7 +81,7 @@ export class BindingBroker {
     }
     const provider = await this.providers[name]();
     const handles = this.handlesOf(name, scopedKey(scope.namespace, scope.functionName));
-    return op.run(provider, parsed.data, { ref, handles });
+    return op.run(provider, parsed.data, { ref, handles, ...(traceparent ? { traceparent } : {}) });
   }
 
   /** The handles of one kind as `owner` (a function) sees them. */

@@ -18,6 +18,11 @@ export interface OutgoingMessage {
   contentType: 'json' | 'text' | 'bytes' | 'v8';
   /** Not delivered before this many seconds have passed. */
   delaySeconds?: number;
+  /**
+   * The W3C traceparent of the span that sent it (set by the supervisor, never by the function),
+   * kept with the message so its delivery's span can link to its send.
+   */
+  traceparent?: string;
 }
 
 /** A message leased to one consumer: not delivered to anyone else until acked, retried or the lease ends. */
@@ -32,6 +37,8 @@ export interface Delivery {
   attempts: number;
   /** When it was sent, ms since the epoch. */
   timestamp: number;
+  /** The traceparent it was sent with, if tracing was on then. */
+  traceparent?: string;
 }
 
 /** Counts for `kylix queue stats`. */
@@ -42,6 +49,8 @@ export interface QueueStats {
   inFlight: number;
   /** Waiting for their delay or backoff. */
   delayed: number;
+  /** When the oldest message not yet acked was sent (ms since the epoch); absent when there is none. */
+  oldestTimestamp?: number;
 }
 
 /** A Queue backend. */
