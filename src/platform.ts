@@ -20,6 +20,7 @@ import { ResourceController } from './control-plane/controllers/resources.js';
 import { LogStore } from './control-plane/logs.js';
 import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
+import { SharedLogs } from './control-plane/shared-logs.js';
 import { openStateStore } from './control-plane/store/open.js';
 import type { ControllerObserver } from './control-plane/work-queue.js';
 import { Gateway, type Invocation, type RefusalHook } from './gateway/gateway.js';
@@ -133,7 +134,13 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   registry.addAdmission(checkRouteConflicts);
   await registry.indexRoutes();
   const bundles = new BundleStore(paths.bundles, sharedBundles);
-  const logs = new LogStore(paths.logs);
+  // On a fleet, function logs are shared through the state store's PostgreSQL (KYLIX_SHARED_LOGS=0: not).
+  const state = installation.backends.state;
+  const shared =
+    state.provider === 'postgres' && process.env.KYLIX_SHARED_LOGS !== '0'
+      ? await SharedLogs.open({ url: state.url, schema: state.schema })
+      : undefined;
+  const logs = new LogStore(paths.logs, shared);
   const isolation = Isolation.detect(options.isolation);
   const missing = isolation.missing();
   if (missing.length > 0)
