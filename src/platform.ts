@@ -176,6 +176,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
                 name: q.metadata.name,
               })),
             stats: async (ref) => (await providers.queue()).stats(ref),
+            oldestTimestamp: async (ref) => (await providers.queue()).oldestTimestamp?.(ref),
           }),
           gatewayInFlight: () => gatewayRef?.activeRequests() ?? 0,
         });

@@ -216,6 +216,16 @@ export class PlatformMetrics {
       this.refusals.set(key, counter);
     }
     counter.inc();
+    const kind = LIMIT_KIND[errorCode];
+    if (kind)
+      this.limitBreaches
+        .labels(
+          functionKey.slice(0, functionKey.indexOf('/')),
+          functionKey.slice(functionKey.indexOf('/') + 1),
+          revision === undefined ? '' : String(revision),
+          kind,
+        )
+        .inc();
   }
 
   /**

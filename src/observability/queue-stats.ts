@@ -21,6 +21,7 @@ const MAX_QUEUES = 1000;
 export interface QueueStatsSource {
   list(): Promise<{ namespace: string; name: string }[]>;
   stats(ref: { namespace: string; name: string }): Promise<QueueStats>;
+  oldestTimestamp(ref: { namespace: string; name: string }): Promise<number | undefined>;
 }
 
 /** Rejects after `ms` unless `p` settles first. */
@@ -47,7 +48,17 @@ export function queueStatsReader(
     for (let i = 0; i < queues.length; i += STATS_CONCURRENCY) {
       const chunk = queues.slice(i, i + STATS_CONCURRENCY);
       const results = await Promise.allSettled(
-        chunk.map((ref) => within(source.stats(ref), STATS_TIMEOUT_MS)),
+        chunk.map((ref) =>
+          within(
+            Promise.all([source.stats(ref), source.oldestTimestamp(ref)]).then(
+              ([stats, oldestTimestamp]) => ({
+                ...stats,
+                oldestTimestamp,
+              }),
+            ),
+            STATS_TIMEOUT_MS,
+          ),
+        ),
       );
       const at = now();
       results.forEach((r, j) => {

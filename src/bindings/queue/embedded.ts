@@ -311,15 +311,21 @@ export class EmbeddedQueueProvider implements QueueProvider {
     const state = this.require(ref);
     const now = this.now();
     const stats: QueueStats = { ready: 0, inFlight: 0, delayed: 0 };
-    let oldest = Number.POSITIVE_INFINITY;
     for (const m of state.messages.values()) {
-      if (m.ts < oldest) oldest = m.ts;
       if (m.lease && m.lease.until > now) stats.inFlight++;
       else if (!m.lease && m.at > now) stats.delayed++;
       else stats.ready++;
     }
-    if (Number.isFinite(oldest)) stats.oldestTimestamp = oldest;
     return stats;
+  }
+
+  async oldestTimestamp(ref: ResourceRef): Promise<number | undefined> {
+    // Ids grow with time: the smallest id is the oldest message (a Map iterates in insertion order,
+    // which a snapshot restore may not keep, so this looks at every message).
+    let oldest: number | undefined;
+    for (const m of this.require(ref).messages.values())
+      if (oldest === undefined || m.ts < oldest) oldest = m.ts;
+    return oldest;
   }
 
   async peek(ref: ResourceRef, limit: number): Promise<Omit<Delivery, 'leaseId'>[]> {

@@ -49,8 +49,6 @@ export interface QueueStats {
   inFlight: number;
   /** Waiting for their delay or backoff. */
   delayed: number;
-  /** When the oldest message not yet acked was sent (ms since the epoch); absent when there is none. */
-  oldestTimestamp?: number;
 }
 
 /** A Queue backend. */
@@ -66,6 +64,11 @@ export interface QueueProvider extends Provider {
   /** Deliver again after `delaySeconds`, counting one more attempt. */
   retry(ref: ResourceRef, leaseId: string, delaySeconds: number): Promise<void>;
   stats(ref: ResourceRef): Promise<QueueStats>;
+  /**
+   * When the oldest message not yet acked was sent (ms since the epoch), or undefined when there is
+   * none; for metrics (both providers have it; optional so a stand-in provider may leave it out).
+   */
+  oldestTimestamp?(ref: ResourceRef): Promise<number | undefined>;
   /**
    * The messages waiting (not leased), oldest first, without leasing them (for `kylix queue dlq list`).
    * Their `attempts` counts past deliveries: 0 for a message never delivered.

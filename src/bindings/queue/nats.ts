@@ -205,20 +205,26 @@ export class NatsQueueProvider implements QueueProvider {
   async stats(ref: ResourceRef): Promise<QueueStats> {
     const n = this.names(ref);
     return this.call(async () => {
-      const [ready, delayed, stream] = await Promise.all([
+      const [ready, delayed] = await Promise.all([
         this.jsm.consumers.info(n.stream, 'ready'),
         this.jsm.consumers.info(n.stream, 'delayed'),
-        this.jsm.streams.info(n.stream),
       ]);
-      // A WorkQueue stream keeps only unacked messages: its first one is the oldest. (A delayed
-      // message moved to ready counts from its move.)
-      const first = stream.state.messages > 0 ? Date.parse(stream.state.first_ts) : Number.NaN;
       return {
         ready: ready.num_pending,
         inFlight: ready.num_ack_pending,
         delayed: delayed.num_pending + delayed.num_ack_pending,
-        ...(Number.isFinite(first) ? { oldestTimestamp: first } : {}),
       };
+    }, ref);
+  }
+
+  async oldestTimestamp(ref: ResourceRef): Promise<number | undefined> {
+    const n = this.names(ref);
+    return this.call(async () => {
+      // A WorkQueue stream keeps only unacked messages: its first one is the oldest. (A delayed
+      // message moved to ready counts from its move.)
+      const { state } = await this.jsm.streams.info(n.stream);
+      const first = state.messages > 0 ? Date.parse(state.first_ts) : Number.NaN;
+      return Number.isFinite(first) ? first : undefined;
     }, ref);
   }
 
