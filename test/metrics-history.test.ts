@@ -13,7 +13,7 @@ function setup(instances = 0) {
   let now = 1_000_000;
   const metrics = new PlatformMetrics({
     *revisions() {
-      yield { key: 'shop/api/1', instances, inFlight: 0 };
+      yield { key: 'shop/api/1', instances, starting: 0, inFlight: 0 };
     },
   });
   const history = new MetricsHistory(metrics.registry, {

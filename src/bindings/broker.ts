@@ -43,7 +43,7 @@ export class BindingBroker {
   ) {}
 
   /** Checks and runs one call; throws ERR_BINDING_* for anything the function may not do. */
-  async call(scope: BindingScope, req: BindingRequest): Promise<unknown> {
+  async call(scope: BindingScope, req: BindingRequest, traceparent?: string): Promise<unknown> {
     const implicit = implicitBinding(req.binding);
     if (implicit) return this.callImplicit(scope, implicit, req);
     const binding = Object.hasOwn(scope.bindings, req.binding) ? scope.bindings[req.binding] : undefined;
@@ -83,7 +83,7 @@ export class BindingBroker {
     }
     const provider = await this.providers[name]();
     const handles = this.handlesOf(name, scopedKey(scope.namespace, scope.functionName));
-    return op.run(provider, parsed.data, { ref, handles });
+    return op.run(provider, parsed.data, { ref, handles, ...(traceparent ? { traceparent } : {}) });
   }
 
   /**

@@ -23,6 +23,8 @@ export interface CallContext {
   /** The resource the binding names, in the calling function's namespace (already checked). */
   ref: ResourceRef;
   handles: Handles;
+  /** The W3C traceparent of the call's span when tracing is on, for kinds that carry it (a queue message). */
+  traceparent?: string;
 }
 
 /** One operation a binding object may call: the shape of its arguments, and what it does with them. */

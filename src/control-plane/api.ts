@@ -23,7 +23,7 @@ import type { AuditLog } from './auth/audit.js';
 import { accessControl, requestIdOf } from './auth/middleware.js';
 import type { TokenStore } from './auth/tokens.js';
 import { type BundleStore, bundleTooLarge, checkBundleSize, MAX_BUNDLE_BYTES } from './bundles.js';
-import { type LogStore, logFilterOf, matchesLog } from './logs.js';
+import { type LogStore, logFilterOf } from './logs.js';
 import { labelSelector, type Registry } from './registry.js';
 import type { FunctionInvoker, RevisionStatsSource } from './serving.js';
 import type { WatchEvent } from './store/interface.js';
@@ -174,24 +174,33 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     return c.json({ digest }, 201);
   });
 
-  // Logs of a function: JSON lines, optionally followed, filtered by time, level and revision.
+  // Logs of a function (every node's, on a fleet): JSON lines, optionally followed, filtered by
+  // time, level and revision.
   app.get(`${PREFIX}/namespaces/:ns/functions/:name/log`, async (c) => {
     const { ns, name } = c.req.param();
-    const tail = Number(c.req.query('tailLines') ?? 100);
+    const raw = Number(c.req.query('tailLines') ?? 100);
+    const tail = Number.isFinite(raw) ? raw : 100;
     const follow = c.req.query('follow') === 'true';
     const filter = logFilterOf(c.req.query('sinceTime'), c.req.query('level'), c.req.query('revision'));
-    const past = deps.logs.tail(ns, name, Number.isFinite(tail) ? tail : 100, filter);
     if (!follow)
-      return c.body(past.map((e) => `${JSON.stringify(e)}\n`).join(''), 200, {
-        'content-type': 'application/x-ndjson',
-      });
+      return c.body(
+        (await deps.logs.read(ns, name, tail, filter)).map((e) => `${JSON.stringify(e)}\n`).join(''),
+        200,
+        {
+          'content-type': 'application/x-ndjson',
+        },
+      );
     let stop = () => {};
     const stream = new ReadableStream<string>({
       start(controller) {
-        for (const e of past) controller.enqueue(`${JSON.stringify(e)}\n`);
-        stop = deps.logs.follow(ns, name, (e) => {
-          if (!filter || matchesLog(e, filter)) controller.enqueue(`${JSON.stringify(e)}\n`);
-        });
+        stop = deps.logs.subscribe(
+          ns,
+          name,
+          tail,
+          filter,
+          (e) => controller.enqueue(`${JSON.stringify(e)}\n`),
+          (err) => controller.error(err),
+        );
       },
       cancel() {
         stop();

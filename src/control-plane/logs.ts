@@ -26,6 +26,24 @@ const MAX_FILE_BYTES = 8 * 1024 * 1024;
 
 type Follower = (entry: LogEntry) => void;
 
+/** Where a fleet's nodes share their function logs (shared-logs.ts: a PostgreSQL table). */
+export interface LogShare {
+  /** This node's name on the lines it shares. */
+  readonly node: string;
+  /** Queues a line for the other nodes; never waits. */
+  write(namespace: string, fn: string, entry: LogEntry): void;
+  tail(namespace: string, fn: string, n: number, filter?: LogFilter): Promise<LogEntry[]>;
+  follow(
+    namespace: string,
+    fn: string,
+    n: number,
+    filter: LogFilter,
+    onEntry: (e: LogEntry) => void,
+    onError: (err: Error) => void,
+  ): () => void;
+  close(): Promise<void>;
+}
+
 /** Which entries a reader wants: newer than a time, at least a level, of one revision. */
 export interface LogFilter {
   /** Epoch milliseconds: only entries written at or after it. */
@@ -59,7 +77,11 @@ export class LogStore {
   private readonly pending = new Map<string, { namespace: string; fn: string; lines: string[] }>();
   private flushTimer?: NodeJS.Timeout;
 
-  constructor(private readonly dir: string) {
+  constructor(
+    private readonly dir: string,
+    /** On a fleet, where every node's lines meet: reads then show them all. */
+    private readonly shared?: LogShare,
+  ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
@@ -84,7 +106,35 @@ export class LogStore {
     // Trimmed in steps, not on every line: a shift of a thousand entries per request adds up.
     if (ring.length > 2 * RING) ring.splice(0, ring.length - RING);
     this.queueLine(namespace, fn, `${json ?? JSON.stringify(entry)}\n`);
+    this.shared?.write(namespace, fn, entry);
     for (const f of this.followers.get(key) ?? []) f(entry);
+  }
+
+  /** The last `n` lines for a reader: every node's on a fleet (merged by time), else this node's. */
+  async read(namespace: string, fn: string, n = 100, filter?: LogFilter): Promise<LogEntry[]> {
+    this.file(namespace, fn);
+    if (this.shared) return this.shared.tail(namespace, fn, n, filter);
+    return this.tail(namespace, fn, n, filter);
+  }
+
+  /**
+   * The last `n` lines, then each new one, for a reader (every node's on a fleet) until the
+   * returned function is called; `onError` is told when the shared log cannot be read.
+   */
+  subscribe(
+    namespace: string,
+    fn: string,
+    n: number,
+    filter: LogFilter | undefined,
+    onEntry: (e: LogEntry) => void,
+    onError: (err: Error) => void,
+  ): () => void {
+    this.file(namespace, fn);
+    if (this.shared) return this.shared.follow(namespace, fn, n, filter ?? {}, onEntry, onError);
+    for (const e of this.tail(namespace, fn, n, filter)) onEntry(e);
+    return this.follow(namespace, fn, (e) => {
+      if (!filter || matchesLog(e, filter)) onEntry(e);
+    });
   }
 
   /**
@@ -114,6 +164,7 @@ export class LogStore {
   /** Closes the files (pending lines are flushed). */
   async close(): Promise<void> {
     this.flush();
+    await this.shared?.close();
     const all = [...this.files.values()];
     this.files.clear();
     await Promise.all(all.map((f) => new Promise((r) => f.stream.end(r))));

@@ -32,6 +32,18 @@ export interface Invocation {
   errorCode?: string;
 }
 
+/**
+ * Told of a request refused before any instance saw it (overload 429/503, not ready, body too
+ * large, unknown tag); `revision` is undefined when none had been picked yet. For metrics only:
+ * such requests make no invocation record.
+ */
+export type RefusalHook = (
+  functionKey: string,
+  revision: number | undefined,
+  status: number,
+  code: string,
+) => void;
+
 /** The header that picks a tagged revision (or a revision number). */
 export const REVISION_HEADER = 'kylix-revision';
 /** The longest URL the gateway accepts. */
@@ -68,6 +80,7 @@ export class Gateway {
   constructor(
     private readonly runtime: Runtime,
     private readonly onInvocation: (i: Invocation) => void = () => {},
+    private readonly onRefused: RefusalHook = () => {},
   ) {}
 
   /** Points a function ("namespace/name") at routes and the revisions that serve it. */
@@ -212,9 +225,11 @@ export class Gateway {
   ): Promise<void> {
     const served = this.serving.get(functionKey);
     const name = served?.name ?? functionKey.split('/')[1] ?? functionKey;
+    let share: TrafficShare | undefined;
     const fail = (err: KylixError, headers?: Record<string, string>) => {
       req.resume();
       sendError(res, err, requestId, headers);
+      this.onRefused(functionKey, share?.revision, err.status, err.code);
     };
     if (!served) {
       return fail(
@@ -226,7 +241,6 @@ export class Gateway {
       );
     }
     const { target } = served;
-    let share: TrafficShare | undefined;
     if (tag) {
       share = ownTag(target.tags, tag) ?? target.shares.find((s) => String(s.revision) === tag);
       if (!share)
@@ -267,7 +281,10 @@ export class Gateway {
       // The client went away while it waited: its slot goes to the next one, not to a dead exchange.
       if (verdict === undefined && req.socket.destroyed) return this.admission.leave(gate, undefined);
     }
-    if (verdict !== undefined) return this.pacer.refuse(res, verdict, name, requestId);
+    if (verdict !== undefined) {
+      this.pacer.refuse(res, verdict, name, requestId);
+      return this.onRefused(functionKey, share.revision, res.statusCode, verdict);
+    }
 
     const started = performance.now();
     this.active++;

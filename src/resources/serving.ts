@@ -46,7 +46,10 @@ export interface RevisionTarget {
 
 /** A revision's live figures on this node, for `kylix describe`. */
 export interface RevisionStats {
+  /** Instances running (ready for requests). */
   instances: number;
+  /** Instances being started. */
+  starting: number;
   inFlight: number;
   coldStarts: number[];
 }

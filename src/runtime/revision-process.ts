@@ -20,7 +20,7 @@ import { bootSlot } from './boot-slots.js';
 import { InstanceChannel, type InstanceHooks } from './instance-channel.js';
 import { bubblewrapArgs } from './isolation/bubblewrap.js';
 import type { SandboxCgroup } from './isolation/cgroups.js';
-import { startEgressProxy } from './isolation/egress-proxy.js';
+import { type EgressObserver, startEgressProxy } from './isolation/egress-proxy.js';
 import type { Isolation } from './isolation/isolation.js';
 import { fsScope, permissionFlag } from './isolation/node-runtime.js';
 import { LogLimiter } from './log-limiter.js';
@@ -91,7 +91,7 @@ export class RevisionProcess {
   private stderrTail = '';
   private readonly sockDir: string;
   /** The egress proxy reads this on every request, so assign() can change the allow-list. */
-  private readonly egressPolicy: { allow: readonly string[] } = { allow: [] };
+  private readonly egressPolicy: { allow: readonly string[]; revisionKey?: string } = { allow: [] };
   private readonly codeDir: string;
 
   constructor(
@@ -101,6 +101,8 @@ export class RevisionProcess {
     private limits: RevisionLimits,
     private readonly events: SandboxEvents,
     private readonly onStderr?: (namespace: string, text: string) => void,
+    /** Told of each outbound request of the revision the process serves (tracing's egress spans). */
+    private readonly onEgress?: (revisionKey: string) => EgressObserver | undefined,
   ) {
     this.sockDir = join(dir, 'sock');
     this.codeDir = join(dir, 'code');
@@ -117,9 +119,10 @@ export class RevisionProcess {
   }
 
   /** Gives a pre-started process to a revision: its CPU limit and egress allow-list. */
-  assign(limits: RevisionLimits): void {
+  assign(limits: RevisionLimits, revisionKey?: string): void {
     this.limits = limits;
     this.egressPolicy.allow = limits.egressAllow;
+    this.egressPolicy.revisionKey = revisionKey;
   }
 
   /** True while the process runs (a spare that died is not handed out). */
@@ -132,6 +135,11 @@ export class RevisionProcess {
   /** Running, or on its way up: a spare still starting is worth waiting for rather than starting another. */
   get usable(): boolean {
     return !this.closed && (this.alive || this.spawning !== undefined);
+  }
+
+  /** The process's pid while it runs (the outermost one: bubblewrap's, when it is used), for metrics. */
+  get pid(): number | undefined {
+    return this.alive ? this.child?.pid : undefined;
   }
 
   /** Instances running or starting here. */
@@ -294,6 +302,15 @@ export class RevisionProcess {
           return policy.allow;
         },
         installationAllows: this.isolation.egressAllows,
+        ...(this.onEgress
+          ? {
+              observe: (request) => {
+                const key = policy.revisionKey;
+                const observer = key ? this.onEgress?.(key) : undefined;
+                return observer ? observer(request) : () => {};
+              },
+            }
+          : {}),
       });
     }
     this.cgroup?.remove();

@@ -15,7 +15,21 @@ import {
   type ConsumerSettled,
   QueueConsumer,
 } from './queue-consumer.js';
-import { Scheduler } from './scheduler.js';
+import { type ScheduledEvent, Scheduler } from './scheduler.js';
+
+/** Spans around trigger runs (observability/tracing.ts implements it when tracing is on). */
+export interface TriggerTracing {
+  /** Runs one scheduled tick in a root span of its own. */
+  cron<T>(namespace: string, name: string, event: ScheduledEvent, run: () => Promise<T>): Promise<T>;
+  /** Runs one queue batch in a span linked to the span that sent each message. */
+  queue<T>(
+    namespace: string,
+    name: string,
+    queue: string,
+    traceparents: (string | undefined)[],
+    run: () => Promise<T>,
+  ): Promise<T>;
+}
 
 /** What the function controller calls as functions come, change and go. */
 export interface TriggerHooks {
@@ -33,6 +47,10 @@ export function startTriggers(deps: {
   consumer?: Partial<ConsumerOptions>;
   /** Told of every scheduled tick fired into a function, and whether scheduled() succeeded (metrics). */
   onCronFire?: (namespace: string, name: string, ok: boolean) => void;
+  /** Told of scheduled ticks missed: skipped, or run late (metrics). */
+  onCronMissed?: (namespace: string, name: string, reason: 'skipped' | 'late', count: number) => void;
+  /** Spans for cron runs and queue batches, when tracing is on. */
+  tracing?: TriggerTracing;
   /** Told what became of each message a queue consumer delivered (metrics). */
   onQueueSettled?: ConsumerSettled;
 }): TriggerHooks {
@@ -49,7 +67,7 @@ export function startTriggers(deps: {
     deps.store,
     async (target, event) => {
       let ok = false;
-      try {
+      const run = async () => {
         const t = targetOf(target.namespace, target.functionName);
         const answer = (await invokeEvent(deps.runtime, t.revisionKey, 'scheduled', event, t.timeoutMs)) as {
           ok: boolean;
@@ -57,24 +75,37 @@ export function startTriggers(deps: {
         };
         if (!answer.ok) throw new Error(answer.error ?? 'scheduled() failed');
         ok = true;
+      };
+      try {
+        await (deps.tracing ? deps.tracing.cron(target.namespace, target.functionName, event, run) : run());
       } finally {
         deps.onCronFire?.(target.namespace, target.functionName, ok);
       }
     },
     (t, level, message) => note(t.namespace, t.functionName, level, message),
+    Date.now,
+    (t, reason, count) => deps.onCronMissed?.(t.namespace, t.functionName, reason, count),
   );
   const consumer = new QueueConsumer(
     deps.queue,
     async (target, batch) => {
       const t = targetOf(target.namespace, target.functionName);
-      const messages = batch.map((d) => ({ ...d, body: Buffer.from(d.body).toString('base64') }));
-      return (await invokeEvent(
-        deps.runtime,
-        t.revisionKey,
-        'queue',
-        { queue: target.queue, messages },
-        t.timeoutMs,
-      )) as BatchOutcome;
+      // The trace context stays on the supervisor's side: the function gets the message as sent.
+      const messages = batch.map(({ traceparent: _, ...d }) => ({
+        ...d,
+        body: Buffer.from(d.body).toString('base64'),
+      }));
+      const run = async () =>
+        (await invokeEvent(
+          deps.runtime,
+          t.revisionKey,
+          'queue',
+          { queue: target.queue, messages },
+          t.timeoutMs,
+        )) as BatchOutcome;
+      if (!deps.tracing) return run();
+      const parents = batch.map((d) => d.traceparent);
+      return deps.tracing.queue(target.namespace, target.functionName, target.queue, parents, run);
     },
     (t, level, message) => note(t.namespace, t.functionName, level, message),
     deps.consumer,

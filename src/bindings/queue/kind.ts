@@ -45,7 +45,9 @@ export const queueKind = {
           .min(1)
           .max(100),
       ]),
-      (queue, [messages], { ref }) => queue.send(ref, messages),
+      // The send's trace context travels with each message, so its delivery can link back to it.
+      (queue, [messages], { ref, traceparent }) =>
+        queue.send(ref, traceparent ? messages.map((m) => ({ ...m, traceparent })) : messages),
     ),
   },
 } satisfies BindingKind<typeof QUEUE, QueueProvider, typeof config>;

@@ -25,7 +25,7 @@ import type {
   RevisionTarget,
   TrafficShare,
 } from '../serving.js';
-import { WorkQueue } from '../work-queue.js';
+import { type ControllerObserver, WorkQueue } from '../work-queue.js';
 import { RevisionSecrets } from './revision-secrets.js';
 import { FUNCTION_LABEL, type RevisionSpec, revisionObject, revSpec, templateHash } from './revisions.js';
 
@@ -60,15 +60,18 @@ export class FunctionController {
     private readonly bundles: BundleStore,
     private readonly triggers?: FunctionTriggers,
     clock?: Clock,
+    observe?: ControllerObserver,
   ) {
     this.secrets = new RevisionSecrets(registry);
     this.work = new WorkQueue({
       work: (key) => this.reconcile(...splitKey(key)),
+      observe: observe && ((s, failed) => observe('function', s, failed)),
       onError: (key, err) => console.error(`kylix: reconciling function ${key} failed (retrying):`, err),
       clock,
     });
     this.secretWork = new WorkQueue({
       work: (key) => this.secretChanged(...splitKey(key)),
+      observe: observe && ((s, failed) => observe('secret', s, failed)),
       onError: (key, err) =>
         console.error(`kylix: restarting the functions bound to Secret ${key} failed (retrying):`, err),
       clock,
