@@ -2,6 +2,8 @@
  * Red team, second round (issue 9): attacks on the boundaries the first rounds did not try. Each test
  * is an attack asserting the safe outcome; the report of the branch says which ones found real holes.
  *
+ * - Binding arguments cheap to send and ruinous to walk (a sparse array of length 2^32-1).
+ * - Error messages of tens of megabytes from tenant code, into the log and the Function's status.
  * - A sandbox process that is compromised (its host code replaced, as if tenant code had escaped
  *   the realm) and lies on its IPC channel with values the supervisor cannot even turn into strings,
  *   or with log records whose other fields are huge.
@@ -186,7 +188,7 @@ describe('red team 2: binding arguments that cost the supervisor more than they 
           `apiVersion: kylix.dev/v1\nkind: Function\nmetadata:\n  name: sparse\nspec:\n  source: ./f.js\n  routes:\n    - path: /sparse\n  limits:\n    timeoutMs: 60000\n  bindings:\n    DB:\n      database: db\n    KV:\n      keyValue: kv\n    Q:\n      queue: q\n`,
         ].join('\n---\n'),
         // Sparse arrays: a length of 2^32-1 costs the function a few bytes to send, and anything
-        // that walks it by its length four billion steps.
+        // that walks it by its length four billion steps. Also: two million values, 200 levels.
         'f.js': `export default { async fetch(request, env) {
           const what = new URL(request.url).searchParams.get('what');
           const sparse = []; sparse.length = 2 ** 32 - 1; sparse[7] = 1;
@@ -197,6 +199,8 @@ describe('red team 2: binding arguments that cost the supervisor more than they 
             else if (what === 'metadata') out = await env.KV.put('k', 'v', { metadata: sparse });
             else if (what === 'nested') out = await env.KV.put('k', 'v', { metadata: { a: [{ b: sparse }] } });
             else if (what === 'queue') out = await env.Q.send(sparse);
+            else if (what === 'dense') out = await env.DB.query('select 1 as one', new Array(2_000_000).fill(0));
+            else if (what === 'deep') { let deep = 1; for (let i = 0; i < 200; i++) deep = [deep]; out = await env.KV.put('k', 'v', { metadata: deep }); }
             out = 'accepted';
           } catch (e) { out = 'refused: ' + e.message; }
           return Response.json({ out, ms: Date.now() - t });
@@ -206,8 +210,8 @@ describe('red team 2: binding arguments that cost the supervisor more than they 
   });
   after(() => a.close());
 
-  for (const what of ['params', 'metadata', 'nested', 'queue'])
-    it(`a sparse array of length 2^32-1 in ${what} is refused at once, and the node keeps serving`, async () => {
+  for (const what of ['params', 'metadata', 'nested', 'queue', 'dense', 'deep'])
+    it(`arguments too big to walk (${what}) are refused at once, and the node keeps serving`, async () => {
       const call = a
         .get(`/sparse?what=${what}`, { signal: AbortSignal.timeout(60_000) })
         .then((r) => r.json());
