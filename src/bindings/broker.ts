@@ -11,6 +11,7 @@ import { KylixError } from '../errors.js';
 import type { BindingKindName } from '../resources/binding-kinds.js';
 import type { FunctionSpec } from '../resources/kinds.js';
 import { issuesToCauses } from '../resources/validate.js';
+import { checkArgumentSize } from './call-budget.js';
 import { scopedKey } from './identity.js';
 import type { AnyBindingKind, Handles, Operation } from './kind.js';
 import type { ResourceRef } from './provider.js';
@@ -44,8 +45,11 @@ export class BindingBroker {
 
   /** Checks and runs one call; throws ERR_BINDING_* for anything the function may not do. */
   async call(scope: BindingScope, req: BindingRequest, traceparent?: string): Promise<unknown> {
+    // 0. Before anything walks the arguments: their size, counted as a walk would pay for it.
+    checkArgumentSize(req.args, `env.${req.binding}.${req.op}()`);
     const implicit = implicitBinding(req.binding);
     if (implicit) return this.callImplicit(scope, implicit, req);
+    // Own bindings only: a call naming "__proto__" or "toString" finds no inherited object.
     const binding = Object.hasOwn(scope.bindings, req.binding) ? scope.bindings[req.binding] : undefined;
     if (!binding)
       throw new KylixError(
