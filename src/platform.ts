@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import { BindingBroker } from './bindings/broker.js';
 import { createProviders } from './bindings/providers.js';
+import { StackMapper } from './build/source-map.js';
 import { type Installation, loadInstallation } from './config/installation.js';
 import { checkRouteConflicts } from './control-plane/admission.js';
 import { createApi } from './control-plane/api.js';
@@ -21,6 +22,7 @@ import { LogStore } from './control-plane/logs.js';
 import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
 import { openStateStore } from './control-plane/store/open.js';
+import { assetCall, isAssetCall } from './gateway/assets.js';
 import { Gateway, type Invocation } from './gateway/gateway.js';
 import { createPlatformLogger, type PlatformLevel } from './observability/logger.js';
 import { PlatformMetrics } from './observability/metrics.js';
@@ -174,6 +176,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     },
     { gatewayInFlight: () => gatewayRef?.activeRequests() ?? 0 },
   );
+  const stacks = new StackMapper();
   const runtime = new Runtime({
     makeSandbox: (namespace, events) =>
       new NamespaceSandbox(namespace, events, {
@@ -183,6 +186,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     logSink: (target, record) =>
       logs.append(target.namespace, target.functionName, {
         ...record,
+        // Stack traces point at the user's source files, mapped here, outside the sandbox.
+        message: stacks.rewrite(target.bundlePath, record.message),
         revision: target.revision,
         source: 'function',
       }),
@@ -195,6 +200,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         source: 'platform',
       }),
     rpc: (target, call) => {
+      if (isAssetCall(target.assets, call.binding)) return assetCall(target.assets, call);
       const kind = bindingKind(target.bindings, call.binding);
       const scope = {
         namespace: target.namespace,

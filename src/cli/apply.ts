@@ -6,6 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { readAssets } from '../build/assets.js';
 import { bundleFunction } from '../build/bundle.js';
 import { type ErrorCause, KylixError } from '../errors.js';
 import { BINDING_RESOURCE_KIND_LIST } from '../resources/binding-kinds.js';
@@ -91,18 +92,57 @@ function withMigrations(d: ManifestDocument): Record<string, unknown> {
   return { ...d.object, spec: { ...spec, migrationFiles } };
 }
 
-/** Bundles and uploads a Function's code; returns the object with spec.bundle set. */
+/** Uploads a content-addressed blob (a bundle, an asset, an asset manifest) unless the server has it. */
+async function upload(client: ApiClient, digest: string, body: Uint8Array, type: string): Promise<void> {
+  const head = await client.raw('HEAD', `/kylix/v1/bundles/${digest}`).catch(() => undefined);
+  if (head?.status === 200) return;
+  await client.raw('POST', '/kylix/v1/bundles', {
+    body,
+    headers: { 'content-type': type, 'kylix-digest': digest },
+  });
+}
+
+/** Uploads at most this many asset files at once. */
+const UPLOADS_AT_ONCE = 8;
+
+/** Reads and uploads a Function's assets folder; returns its manifest's digest and the asset paths. */
+async function withAssets(
+  client: ApiClient,
+  d: ManifestDocument,
+  directory: string,
+): Promise<{ digest: string; paths: string[] }> {
+  const dir = resolve(dirname(d.file), directory);
+  const assets = readAssets(dir, directory);
+  const queue = [...assets.files];
+  const worker = async () => {
+    for (let f = queue.shift(); f; f = queue.shift())
+      await upload(client, f.digest, readFileSync(f.file), 'application/octet-stream');
+  };
+  await Promise.all(Array.from({ length: UPLOADS_AT_ONCE }, worker));
+  await upload(client, assets.manifestDigest, assets.manifestBytes, 'application/json');
+  return { digest: assets.manifestDigest, paths: assets.files.map((f) => f.path) };
+}
+
+/** Bundles and uploads a Function's code (and assets); returns the object with spec.bundle set. */
 async function withBundle(client: ApiClient, d: ManifestDocument): Promise<Record<string, unknown>> {
-  const spec = d.object.spec as { source: string };
-  const bundle = await bundleFunction(resolve(dirname(d.file), spec.source));
-  const head = await client.raw('HEAD', `/kylix/v1/bundles/${bundle.digest}`).catch(() => undefined);
-  if (head?.status !== 200) {
-    await client.raw('POST', '/kylix/v1/bundles', {
-      body: bundle.code,
-      headers: { 'content-type': 'application/javascript', 'kylix-digest': bundle.digest },
-    });
-  }
-  return { ...d.object, spec: { ...(d.object.spec as object), bundle: bundle.digest } };
+  const spec = d.object.spec as { source: string; assets?: { directory?: string } };
+  const assets =
+    typeof spec.assets?.directory === 'string'
+      ? await withAssets(client, d, spec.assets.directory)
+      : undefined;
+  const bundle = await bundleFunction(resolve(dirname(d.file), spec.source), {
+    root: dirname(resolve(d.file)),
+    ...(assets ? { staticContent: assets.paths } : {}),
+  });
+  await upload(client, bundle.digest, bundle.code, 'application/javascript');
+  return {
+    ...d.object,
+    spec: {
+      ...(d.object.spec as object),
+      bundle: bundle.digest,
+      ...(assets ? { assets: { ...spec.assets, manifest: assets.digest } } : {}),
+    },
+  };
 }
 
 /** Applies every manifest under `paths`; see the file comment. Resolves false if a Function failed. */
