@@ -265,6 +265,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     access: { tokens, audit, required },
     version: VERSION,
     metrics,
+    events: triggers,
   });
   const apiServer = createAdaptorServer({ fetch: app.fetch }) as Server;
   const apiAddr = await new Promise<AddressInfo>((resolve, reject) => {

@@ -8,8 +8,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { readAssets } from '../build/assets.js';
 import { bundleFunction } from '../build/bundle.js';
-import { type ErrorCause, KylixError } from '../errors.js';
-import { BINDING_RESOURCE_KIND_LIST } from '../resources/binding-kinds.js';
+import { type ErrorCause, type ErrorCode, KylixError } from '../errors.js';
+import { BINDING_RESOURCE_KIND_LIST, BINDING_RESOURCE_KINDS } from '../resources/binding-kinds.js';
 import { KINDS } from '../resources/kinds.js';
 import { type ManifestDocument, readManifests } from '../resources/manifest.js';
 import type { KObject } from '../resources/meta.js';
@@ -180,6 +180,10 @@ export async function applyManifests(
   if (buildCauses.length > 0)
     throw new KylixError('ERR_BUILD_FAILED', 'The build failed; nothing was applied.', buildCauses);
 
+  // All or nothing: every document passes the server's validation and admission (dry run) and
+  // binds only resources that exist or come with it, before any is written.
+  await preflight(client, bodies);
+
   const applied: Applied[] = [];
   for (const body of bodies) {
     const info = KINDS[String(body.kind)]!;
@@ -204,6 +208,93 @@ export async function applyManifests(
     }
   }
   return { ok, applied };
+}
+
+/** The namespace and name of a body, and its kind's API names. */
+function target(client: ApiClient, body: Record<string, unknown>) {
+  const info = KINDS[String(body.kind)]!;
+  const meta = body.metadata as { name: string; namespace?: string };
+  return { info, name: meta.name, namespace: meta.namespace ?? client.config.namespace };
+}
+
+/** The resource kind each binding key binds (secrets too). */
+const BOUND_KINDS: Record<string, string> = { ...BINDING_RESOURCE_KINDS, secret: 'Secret' };
+
+/**
+ * Checks every document before any is written: 1. each Function's bindings name resources that
+ * exist or are in this apply, 2. the server validates and admits each (dryRun=All: route conflicts,
+ * namespaces…). Throws one error listing every problem, and nothing was applied.
+ */
+async function preflight(client: ApiClient, bodies: Record<string, unknown>[]): Promise<void> {
+  const causes: ErrorCause[] = [];
+  const coming = new Set(
+    bodies.map((b) => {
+      const t = target(client, b);
+      return `${t.info.kind}/${t.namespace}/${t.name}`;
+    }),
+  );
+  const exists = new Map<string, Promise<boolean>>();
+  for (const body of bodies) {
+    if (body.kind !== 'Function') continue;
+    const t = target(client, body);
+    const bindings = (body.spec as { bindings?: Record<string, Record<string, string>> }).bindings ?? {};
+    for (const [env, binding] of Object.entries(bindings)) {
+      for (const [key, kind] of Object.entries(BOUND_KINDS)) {
+        const ref = binding[key];
+        if (typeof ref !== 'string') continue;
+        const id = `${kind}/${t.namespace}/${ref}`;
+        if (coming.has(id)) continue;
+        if (!exists.has(id))
+          exists.set(
+            id,
+            client
+              .json('GET', client.path(KINDS[kind]!.plural, ref, t.namespace))
+              .then(() => true)
+              .catch((err: unknown) => {
+                if (err instanceof KylixError && err.code === 'ERR_NOT_FOUND') return false;
+                throw err;
+              }),
+          );
+        if (!(await exists.get(id)))
+          causes.push({
+            field: `function/${t.name}: spec.bindings.${env}`,
+            message: `${kind} "${ref}" does not exist in namespace "${t.namespace}" and is not in these manifests`,
+          });
+      }
+    }
+  }
+  if (causes.length > 0)
+    throw new KylixError(
+      'ERR_MANIFEST_INVALID',
+      `${causes.length === 1 ? 'A binding names a resource' : 'Bindings name resources'} that do${causes.length === 1 ? 'es' : ''} not exist; nothing was applied. Add ${causes.length === 1 ? 'it' : 'them'} to the manifests (or apply ${causes.length === 1 ? 'it' : 'them'} first), or fix spec.bindings.`,
+      causes,
+    );
+  const codes = new Set<ErrorCode>();
+  const messages: string[] = [];
+  for (const body of bodies) {
+    const t = target(client, body);
+    try {
+      await client.json(
+        'PATCH',
+        `${client.path(t.info.plural, t.name, t.namespace)}?dryRun=All`,
+        body,
+        'application/apply-patch+yaml',
+      );
+    } catch (err) {
+      if (!(err instanceof KylixError) || err.code === 'ERR_API_UNREACHABLE' || err.code === 'ERR_INTERNAL')
+        throw err;
+      const label = `${t.info.singular}/${t.name}`;
+      codes.add(err.code);
+      messages.push(`${label}: ${err.message}`);
+      for (const c of err.causes) causes.push({ field: `${label}: ${c.field}`, message: c.message });
+    }
+  }
+  if (messages.length > 0)
+    throw new KylixError(
+      codes.size === 1 ? [...codes][0]! : 'ERR_MANIFEST_INVALID',
+      `${messages.join('\n  ')}\n  Nothing was applied.`,
+      causes,
+    );
 }
 
 /** Kinds whose status says when they are usable: functions started, resources provisioned. */

@@ -52,7 +52,7 @@ const serveOptions = (cmd: Command) =>
 serveOptions(
   program
     .command('dev')
-    .argument('[dirs...]', 'folders (or files) of manifests to apply and watch')
+    .argument('[dirs...]', 'folders (or files) of manifests to apply and watch (default: the current folder)')
     .description('run an embedded node, apply the manifests and re-apply on change'),
 )
   .option('--no-watch', 'do not re-apply on file change')
@@ -221,6 +221,22 @@ program
   .action(async (name: string, split: string[], flags: { tag?: string[] }) =>
     console.log(await trafficCommand(client(), name, split, flags.tag ?? [])),
   );
+
+program
+  .command('trigger')
+  .description(
+    "run a function's scheduled() or queue() handler now: trigger scheduled NAME | trigger queue NAME --message JSON …",
+  )
+  .argument('<handler>', 'scheduled or queue')
+  .argument('<function>')
+  .option('--cron <expr>', "scheduled: the cron the event names (default: the function's schedule)")
+  .option('-m, --message <json>', 'queue: a message body, JSON or text (repeatable; one batch)', collect)
+  .action(async (kind: string, name: string, flags: { cron?: string; message?: string[] }) => {
+    const { triggerCommand } = await import('./commands/trigger.js');
+    const { text, ok } = await triggerCommand(client(), kind, name, flags);
+    console.log(text);
+    if (!ok) process.exitCode = 1;
+  });
 
 program
   .command('kv')
