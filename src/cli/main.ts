@@ -11,7 +11,7 @@ import { VERSION } from '../version.js';
 import { applyManifests, deleteManifests } from './apply.js';
 import { ApiClient, resolveConfig } from './client.js';
 import { auditCommand, tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/access.js';
-import { bucketCommand, kvCommand, queueCommand, secretSetCommand, sqlCommand } from './commands/data.js';
+import { bucketCommand, kvCommand, queueCommand, secretSetCommand } from './commands/data.js';
 import { describeCommand } from './commands/describe.js';
 import { getCommand } from './commands/get.js';
 import { invokeCommand } from './commands/invoke.js';
@@ -19,6 +19,7 @@ import { logsCommand } from './commands/logs.js';
 import { historyCommand, trafficCommand, undoCommand } from './commands/rollout.js';
 import { schemaCommand } from './commands/schema.js';
 import { secretResealCommand, secretRotateKeyCommand } from './commands/secret.js';
+import { sqlCommand } from './commands/sql.js';
 import { topCommand } from './commands/top.js';
 
 const program = new Command('kylix')
@@ -253,7 +254,9 @@ program
 
 program
   .command('sql')
-  .description('run a statement on a Database (no statement: an interactive prompt; end statements with ";")')
+  .description(
+    'run a statement on a Database; without one, statements from a prompt or piped input (end each with ";"), and \\q, \\dt, \\d TABLE',
+  )
   .argument('<database>')
   .argument('[statement]')
   .action(async (name: string, statement: string | undefined) => {
@@ -271,13 +274,16 @@ program
 
 program
   .command('bucket')
-  .description('bucket ls NAME[/prefix] | cp FILE bucket:NAME/key | cp bucket:NAME/key FILE')
+  .description(
+    'bucket ls NAME[/prefix] | cp FILE bucket:NAME/key | cp bucket:NAME/key FILE (- for stdout) | rm bucket:NAME/key',
+  )
   .argument('<action>')
   .argument('<a>')
   .argument('[b]')
-  .action(async (action: string, a: string, b: string | undefined) =>
-    console.log(await bucketCommand(client(), action, a, b)),
-  );
+  .action(async (action: string, a: string, b: string | undefined) => {
+    const out = await bucketCommand(client(), action, a, b);
+    if (out) console.log(out);
+  });
 
 /** Prints a command's text; a report that is not ok exits 1. */
 const report = (command: (c: ApiClient) => Promise<{ text: string; ok: boolean }>) => async () => {
@@ -369,6 +375,19 @@ program
   .argument('[dir]', 'output folder', 'schemas')
   .action((dir: string) => {
     for (const f of schemaCommand(dir)) console.log(f);
+  });
+
+program
+  .command('types')
+  .description(
+    "write the TypeScript type of each function's env (interface Env) from its manifest, as wrangler types does",
+  )
+  .argument('[dir]', 'a manifest file or folder', '.')
+  .option('-o, --output <file>', 'where to write (default DIR/kylix-env.d.ts)')
+  .option('--function <name>', 'only this function (its interface is then Env)')
+  .action(async (dir: string, flags: { output?: string; function?: string }) => {
+    const { typesCommand } = await import('./commands/types.js');
+    for (const line of typesCommand(dir, flags)) console.log(line);
   });
 
 program
