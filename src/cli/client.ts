@@ -38,7 +38,7 @@ export function resolveConfig(flags: { server?: string; token?: string; namespac
   }
   // A running `kylix dev` is found on whatever port it took (src/cli/discovery.ts): the project's
   // own before the config file, any of this user's after it.
-  const explicit = flags.server ?? process.env.KYLIX_SERVER;
+  const explicit = flags.server ?? (process.env.KYLIX_SERVER || undefined);
   const server =
     explicit ?? findProjectDev()?.apiUrl ?? file.server ?? findAnyDev()?.apiUrl ?? DEFAULT_SERVER;
   return {

@@ -3,7 +3,7 @@
  * one of them runs, so other commands never load the server). dev applies the manifests under its folders and
  * re-applies them when a file changes; server is the long-running form and requires a token.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { watch } from 'chokidar';
 import { applyManifests } from '../cli/apply.js';
@@ -174,9 +174,30 @@ function showFunctionLogs(platform: Platform): void {
   });
 }
 
-/** `kylix dev [DIR…]` (no folder: the current one). */
+/**
+ * Whether the current folder is a Kylix project: a manifest (a .yaml, .yml or .json file naming
+ * kylix.dev/) at its top. Only then does `kylix dev` with no folder apply it, so a dev started in
+ * a home folder or a monorepo's root applies nothing it was not asked to.
+ */
+function isProjectFolder(dir: string): boolean {
+  try {
+    return readdirSync(dir).some((n) => {
+      if (!/\.(ya?ml|json)$/.test(n)) return false;
+      const file = join(dir, n);
+      return statSync(file).size < 1_048_576 && readFileSync(file, 'utf8').includes('kylix.dev/');
+    });
+  } catch {
+    return false;
+  }
+}
+
+/** `kylix dev [DIR…]` (no folder: the current one, when it holds a manifest). */
 export async function devCommand(given: string[], flags: ServeFlags): Promise<void> {
-  const dirs = given.length > 0 ? given : ['.'];
+  const dirs = given.length > 0 ? given : isProjectFolder('.') ? ['.'] : [];
+  if (given.length === 0 && dirs.length === 0)
+    say(
+      'No manifest in this folder (a .yaml with apiVersion: kylix.dev/v1): nothing to apply. Give a folder: kylix dev DIR',
+    );
   const platform = await start(flags, 'dev');
   showFunctionLogs(platform);
   const client = new ApiClient({ server: platform.apiUrl, namespace: flags.namespace ?? 'default' });
