@@ -271,6 +271,7 @@ async function preflight(client: ApiClient, bodies: Record<string, unknown>[]): 
     );
   const codes = new Set<ErrorCode>();
   const messages: string[] = [];
+  const refused: KylixError[] = [];
   for (const body of bodies) {
     const t = target(client, body);
     try {
@@ -284,11 +285,20 @@ async function preflight(client: ApiClient, bodies: Record<string, unknown>[]): 
       if (!(err instanceof KylixError) || err.code === 'ERR_API_UNREACHABLE' || err.code === 'ERR_INTERNAL')
         throw err;
       const label = `${t.info.singular}/${t.name}`;
+      refused.push(err);
       codes.add(err.code);
       messages.push(`${label}: ${err.message}`);
       for (const c of err.causes) causes.push({ field: `${label}: ${c.field}`, message: c.message });
     }
   }
+  // One refusal reads as the server wrote it; several are each labelled with their document.
+  const only = refused.length === 1 ? refused[0] : undefined;
+  if (only)
+    throw new KylixError(
+      only.code,
+      `${only.message}${bodies.length > 1 ? ' Nothing was applied.' : ''}`,
+      only.causes,
+    );
   if (messages.length > 0)
     throw new KylixError(
       codes.size === 1 ? [...codes][0]! : 'ERR_MANIFEST_INVALID',
