@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import { BindingBroker } from './bindings/broker.js';
 import { createProviders } from './bindings/providers.js';
+import { StackMapper } from './build/source-map.js';
 import { type Installation, loadInstallation } from './config/installation.js';
 import { checkRouteConflicts } from './control-plane/admission.js';
 import { createApi } from './control-plane/api.js';
@@ -23,6 +24,7 @@ import { SecretBox } from './control-plane/secrets.js';
 import { SharedLogs } from './control-plane/shared-logs.js';
 import { openStateStore } from './control-plane/store/open.js';
 import type { ControllerObserver } from './control-plane/work-queue.js';
+import { assetCall, isAssetCall } from './gateway/assets.js';
 import { Gateway, type Invocation, type RefusalHook } from './gateway/gateway.js';
 import { MetricsHistory } from './observability/history.js';
 import { invocationEntry } from './observability/invocation-record.js';
@@ -184,6 +186,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         });
   // The dashboard's last hour: sampled from the same metrics every 10 s (none when metrics are off).
   const history = metrics ? new MetricsHistory(metrics.registry) : undefined;
+  const stacks = new StackMapper();
   const runtime = new Runtime({
     makeSandbox: (namespace, events) =>
       new NamespaceSandbox(namespace, events, {
@@ -194,6 +197,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     logSink: (target, record) =>
       logs.append(target.namespace, target.functionName, {
         ...record,
+        // Stack traces point at the user's source files, mapped here, outside the sandbox.
+        message: stacks.rewrite(target.bundlePath, record.message),
         revision: target.revision,
         source: 'function',
       }),
@@ -206,6 +211,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         source: 'platform',
       }),
     rpc: (target, call) => {
+      if (isAssetCall(target.assets, call.binding)) return assetCall(target.assets, call);
       const kind = bindingKind(target.bindings, call.binding);
       const scope = {
         namespace: target.namespace,
@@ -276,6 +282,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     version: VERSION,
     metrics,
     history,
+    events: triggers,
   });
   history?.start();
   const apiServer = createAdaptorServer({ fetch: app.fetch }) as Server;

@@ -19,13 +19,14 @@ import { addDataRoutes } from './api-data.js';
 import { checkBodyKind, checkUrlNames, readBody, readBodyBytes } from './api-input.js';
 import { type ApiMetrics, addMetricsRoute, apiMetricsMiddleware } from './api-metrics.js';
 import { addSecretKeyRoutes } from './api-secrets.js';
+import { addTriggerRoutes } from './api-trigger.js';
 import type { AuditLog } from './auth/audit.js';
 import { accessControl, requestIdOf } from './auth/middleware.js';
 import type { TokenStore } from './auth/tokens.js';
 import { type BundleStore, bundleTooLarge, checkBundleSize, MAX_BUNDLE_BYTES } from './bundles.js';
 import { type LogStore, logFilterOf } from './logs.js';
 import { labelSelector, type Registry } from './registry.js';
-import type { FunctionInvoker, RevisionStatsSource } from './serving.js';
+import type { FunctionEvents, FunctionInvoker, RevisionStatsSource } from './serving.js';
 import type { WatchEvent } from './store/interface.js';
 
 /** What the API serves from. */
@@ -49,6 +50,8 @@ export interface ApiDeps {
   metrics?: ApiMetrics;
   /** The last hour of each function's figures, for the dashboard's charts. */
   history?: HistorySource;
+  /** Runs scheduled() and queue() by hand (`kylix trigger`); absent: no such route. */
+  events?: FunctionEvents;
 }
 
 const PREFIX = `/apis/${API_VERSION}`;
@@ -213,6 +216,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   });
 
   addDataRoutes(app, registry, deps.providers);
+  if (deps.events) addTriggerRoutes(app, registry, deps.events);
   addSecretKeyRoutes(app, registry);
   addDashboardRoutes(app, { registry, providers: deps.providers, history: deps.history });
 
@@ -375,7 +379,9 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     nameMustMatch(body, name);
     let result: Awaited<ReturnType<Registry['write']>>;
     if (type.startsWith('application/apply-patch')) {
-      result = await registry.write(ns, body, 'apply');
+      // dryRun=All (as Kubernetes): validated and admitted, not stored; `kylix apply` checks every
+      // document this way before it writes any.
+      result = await registry.write(ns, body, 'apply', undefined, c.req.query('dryRun') === 'All');
     } else {
       const current = registry.present(await registry.get(info.kind, ns, name));
       const { status: _status, ...rest } = current;

@@ -71,6 +71,8 @@ export function matchesLog(e: LogEntry, f: LogFilter): boolean {
 export class LogStore {
   private readonly rings = new Map<string, LogEntry[]>();
   private readonly followers = new Map<string, Set<Follower>>();
+  /** Followers of every function's log (the `kylix dev` terminal). */
+  private readonly everyLog = new Set<(namespace: string, fn: string, entry: LogEntry) => void>();
   /** Open append streams and their sizes; writes are buffered, never on the request's critical path. */
   private readonly files = new Map<string, { stream: WriteStream; bytes: number }>();
   /** Lines not yet written, per function. */
@@ -108,6 +110,13 @@ export class LogStore {
     this.queueLine(namespace, fn, `${json ?? JSON.stringify(entry)}\n`);
     this.shared?.write(namespace, fn, entry);
     for (const f of this.followers.get(key) ?? []) f(entry);
+    for (const f of this.everyLog) f(namespace, fn, entry);
+  }
+
+  /** Calls `follower` for every new entry of every function until the returned function is called. */
+  followAll(follower: (namespace: string, fn: string, entry: LogEntry) => void): () => void {
+    this.everyLog.add(follower);
+    return () => this.everyLog.delete(follower);
   }
 
   /** The last `n` lines for a reader: every node's on a fleet (merged by time), else this node's. */

@@ -10,6 +10,7 @@ import { KylixError } from '../errors.js';
 import type { RouteSpec } from '../resources/kinds.js';
 import type { ServingTarget } from '../resources/serving.js';
 import { type Lease, PoolBusyError, type Runtime } from '../runtime/runtime.js';
+import { serveAsset } from './assets.js';
 import { Admission, FunctionGate } from './concurrency.js';
 import { platformErrorCode, sendError } from './errors.js';
 import { proxy } from './proxy.js';
@@ -211,6 +212,8 @@ export class Gateway {
       req.resume();
       return sendError(res, err, requestId);
     }
+    const assets = this.serving.get(match.functionKey)?.target.assets;
+    if (assets && serveAsset(req, res, assets, path, q === -1 ? '' : url.slice(q), requestId)) return;
     await this.dispatch(req, res, match.functionKey, url, requestId, tag);
   }
 
@@ -241,6 +244,13 @@ export class Gateway {
       );
     }
     const { target } = served;
+    if (target.failure !== undefined)
+      return fail(
+        new KylixError(
+          'ERR_FUNCTION_NOT_STARTED',
+          `${name} failed to start (its module threw while loading, or a binding is missing). See why with: kylix describe function ${name}`,
+        ),
+      );
     if (tag) {
       share = ownTag(target.tags, tag) ?? target.shares.find((s) => String(s.revision) === tag);
       if (!share)

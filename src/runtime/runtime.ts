@@ -193,6 +193,7 @@ export class Runtime {
           bundlePath: target.bundlePath,
           env: target.env,
           bindings: bindingKinds(target.bindings),
+          ...(target.assets ? { assets: { binding: target.assets.binding } } : {}),
           memoryMiB: target.memoryMiB,
         },
         {

@@ -11,6 +11,7 @@ import { setImmediate } from 'node:timers';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
 import { parentPort, workerData } from 'node:worker_threads';
+import { assetBindings } from './assets-binding.js';
 import { buildEnv } from './bindings.js';
 import { F, FrameReader, headFrame } from './channel.js';
 import { guestFetch } from './guest-fetch.js';
@@ -130,7 +131,8 @@ function makeEnv(calls: RpcTarget): Record<string, unknown> {
   };
   // The Workers `caches` global goes out on the same channel as the bindings.
   installCaches(rpc);
-  return buildEnv(rpc, spec.env, spec.bindings ?? {});
+  const env = buildEnv(rpc, spec.env, spec.bindings ?? {});
+  return spec.assets ? Object.freeze({ ...env, ...assetBindings(rpc, spec.assets.binding) }) : env;
 }
 
 /**
@@ -253,7 +255,15 @@ async function main(): Promise<void> {
   try {
     handler = await load(env);
   } catch (err) {
-    post({ type: 'failed', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    // Its stack goes to the function's log and, with the failure, to the supervisor, which maps it
+    // to the user's source (never here, inside the sandbox).
+    capture('error')('Uncaught exception while loading the module:', err);
+    const stack =
+      err instanceof Error && typeof err.stack === 'string' ? err.stack.slice(0, 4096) : undefined;
+    post({
+      type: 'failed',
+      message: stack ?? (err instanceof Error ? `${err.name}: ${err.message}` : String(err)),
+    });
     return;
   }
   // The start-up limit is CPU time, so a busy host (many deploys at once) does not fail a module.

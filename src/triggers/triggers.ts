@@ -2,9 +2,11 @@
  * Connects Functions' triggers to their revisions: the controller reports which revision serves
  * each function, and its schedule and queue consumer fire into that revision's instances.
  */
+import { randomUUID } from 'node:crypto';
 import { scopedKey } from '../bindings/identity.js';
 import type { QueueProvider } from '../bindings/queue/interface.js';
 import type { LogStore } from '../control-plane/logs.js';
+import type { FunctionEvents, ManualEvent } from '../control-plane/serving.js';
 import type { Store } from '../control-plane/store/interface.js';
 import type { FunctionSpec } from '../resources/kinds.js';
 import { invokeEvent } from '../runtime/deliver-event.js';
@@ -32,7 +34,7 @@ export interface TriggerTracing {
 }
 
 /** What the function controller calls as functions come, change and go. */
-export interface TriggerHooks {
+export interface TriggerHooks extends FunctionEvents {
   serving(namespace: string, name: string, spec: FunctionSpec, revisionKey: string): void;
   removed(namespace: string, name: string): void;
   close(): Promise<void>;
@@ -54,7 +56,7 @@ export function startTriggers(deps: {
   /** Told what became of each message a queue consumer delivered (metrics). */
   onQueueSettled?: ConsumerSettled;
 }): TriggerHooks {
-  const targets = new Map<string, { revisionKey: string; timeoutMs: number }>();
+  const targets = new Map<string, { revisionKey: string; timeoutMs: number; spec: FunctionSpec }>();
   const note = (namespace: string, name: string, level: string, message: string) =>
     deps.logs.append(namespace, name, { time: new Date().toISOString(), level, message, source: 'platform' });
   const targetOf = (namespace: string, name: string) => {
@@ -114,7 +116,7 @@ export function startTriggers(deps: {
 
   return {
     serving(namespace, name, spec, revisionKey) {
-      targets.set(scopedKey(namespace, name), { revisionKey, timeoutMs: spec.limits.timeoutMs });
+      targets.set(scopedKey(namespace, name), { revisionKey, timeoutMs: spec.limits.timeoutMs, spec });
       const { schedule, queue } = spec.triggers;
       if (schedule)
         void scheduler
@@ -138,6 +140,33 @@ export function startTriggers(deps: {
       targets.delete(scopedKey(namespace, name));
       scheduler.remove(namespace, name);
       consumer.remove(namespace, name);
+    },
+    async fire(namespace: string, name: string, event: ManualEvent) {
+      // `kylix trigger`: the handler runs as a tick or a batch would run it, but nothing is
+      // scheduled, leased or acknowledged; the caller sees what the handler decided.
+      const t = targetOf(namespace, name);
+      note(namespace, name, 'info', `${event.kind}() run by hand (kylix trigger)`);
+      if (event.kind === 'scheduled') {
+        const cron = event.cron ?? t.spec.triggers.schedule?.cron ?? '';
+        return invokeEvent(
+          deps.runtime,
+          t.revisionKey,
+          'scheduled',
+          { cron, scheduledTime: Date.now(), catchUp: false },
+          t.timeoutMs,
+        );
+      }
+      const now = Date.now();
+      const messages = event.messages.map((body, i) => ({
+        leaseId: `manual-${i + 1}`,
+        id: randomUUID(),
+        body: Buffer.from(JSON.stringify(body)).toString('base64'),
+        contentType: 'json',
+        attempts: 1,
+        timestamp: now,
+      }));
+      const queue = t.spec.triggers.queue?.name ?? event.queue ?? 'manual';
+      return invokeEvent(deps.runtime, t.revisionKey, 'queue', { queue, messages }, t.timeoutMs);
     },
     async close() {
       scheduler.close();
