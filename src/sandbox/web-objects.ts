@@ -7,6 +7,9 @@
  */
 const NativeRequest = globalThis.Request;
 const NativeResponse = globalThis.Response;
+/** Headers' own methods, taken before any guest code runs: they brand-check their receiver. */
+const HEADERS_FOR_EACH = Headers.prototype.forEach;
+const HEADERS_SET_COOKIES = Headers.prototype.getSetCookie;
 
 interface LightState {
   method: string;
@@ -225,6 +228,23 @@ function namesHeader(flat: string[], name: string): boolean {
 }
 
 /**
+ * A real Headers object (brand-checked by its own methods, so a look-alike is not one) as the flat
+ * list it iterates: the snapshot a Response's constructor would copy. Undefined for anything else.
+ */
+function nativeFlat(init: object): string[] | undefined {
+  const out: string[] = [];
+  try {
+    HEADERS_FOR_EACH.call(init as Headers, (value, name) => {
+      if (name !== 'set-cookie') out.push(name, value);
+    });
+    for (const cookie of HEADERS_SET_COOKIES.call(init as Headers)) out.push('set-cookie', cookie);
+  } catch {
+    return undefined;
+  }
+  return out;
+}
+
+/**
  * A plain record of headers as the flat list Headers would iterate (names lowercased), or undefined
  * when only the Headers constructor can judge it: not a plain object, a value that is not a string,
  * a name or value Headers would refuse or rewrite, or two names that differ only in case.
@@ -263,7 +283,10 @@ function lightParts(body: unknown, init: unknown): LightResponseState | undefine
   if (bytes !== null && NULL_BODY_STATUS.has(status)) return undefined;
   const state: LightResponseState = { status, statusText, body: bytes };
   if (i.headers !== undefined) {
-    const flat = typeof i.headers === 'object' && i.headers !== null ? flatRecord(i.headers) : undefined;
+    const flat =
+      typeof i.headers === 'object' && i.headers !== null
+        ? (nativeFlat(i.headers) ?? flatRecord(i.headers))
+        : undefined;
     if (flat) {
       if (typeof bytes === 'string' && !namesHeader(flat, 'content-type'))
         flat.push('content-type', TEXT_PLAIN_UTF8);

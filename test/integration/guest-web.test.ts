@@ -27,6 +27,16 @@ describe('guest Request and Response', () => {
           if (path === '/web/bytes') return new Response(new TextEncoder().encode('bytes!'), { headers: { 'x-kind': 'bytes' } });
           if (path === '/web/cookies') { const h = new Headers(); h.append('set-cookie', 'a=1'); h.append('set-cookie', 'b=2'); return new Response('c', { headers: h }); }
           if (path === '/web/status') return new Response(null, { status: 204 });
+          if (path === '/web/record') return new Response('r', { headers: { 'X-Mixed': 'a', 'x-mixed': 'b', 'content-type': 'text/x-r' } });
+          if (path === '/web/trim') return new Response('t', { headers: { 'x-space': '  v  ' } });
+          if (path === '/web/mutated') { const r = new Response('m', { headers: { 'x-first': '1' } }); r.headers.set('x-later', '2'); return r; }
+          if (path === '/web/copied') { const h = new Headers({ 'x-h': '1' }); const r = new Response('c', { headers: h }); h.set('x-h', 'changed'); return r; }
+          if (path === '/web/fake') {
+            const looksLikeHeaders = { forEach(cb) { cb('evil\\r\\nx: y', 'x-fake'); }, getSetCookie() { return []; } };
+            const fake = Object.assign(Object.create(looksLikeHeaders), { 'x-own': 'own' });
+            return new Response('f', { headers: fake });
+          }
+          if (path === '/web/bad') { try { new Response('b', { headers: { 'x-bad': 'a\\nb' } }); return new Response('accepted'); } catch (e) { return new Response(e.name); } }
           return new Response('?', { status: 404 });
         } };`,
       }),
@@ -68,5 +78,24 @@ describe('guest Request and Response', () => {
     assert.deepEqual(cookies.headers.getSetCookie(), ['a=1', 'b=2']);
     const empty = await fetch(node.url('/web/status'));
     assert.equal(empty.status, 204);
+  });
+
+  it('response headers given as a record, a Headers or something else mean what they mean on Workers', async () => {
+    const record = await fetch(node.url('/web/record'));
+    // Names that differ only in case are one header, values joined (as a Headers would).
+    assert.equal(record.headers.get('x-mixed'), 'a, b');
+    assert.equal(record.headers.get('content-type'), 'text/x-r');
+    assert.equal((await fetch(node.url('/web/trim'))).headers.get('x-space'), 'v');
+    const mutated = await fetch(node.url('/web/mutated'));
+    assert.equal(mutated.headers.get('x-first'), '1');
+    assert.equal(mutated.headers.get('x-later'), '2');
+    assert.equal(mutated.headers.get('content-type'), 'text/plain;charset=UTF-8');
+    // The Response copied the Headers when it was made: later changes to them are not sent.
+    assert.equal((await fetch(node.url('/web/copied'))).headers.get('x-h'), '1');
+    // An object that only looks like Headers is read as a record of its own string properties.
+    const fake = await fetch(node.url('/web/fake'));
+    assert.equal(fake.headers.get('x-own'), 'own', `${fake.status} ${JSON.stringify([...fake.headers])}`);
+    assert.equal(fake.headers.get('x-fake'), null);
+    assert.equal(await (await fetch(node.url('/web/bad'))).text(), 'TypeError');
   });
 });
