@@ -119,8 +119,13 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     })();
   const paths = dataPaths(options.dataDir);
   const installation = options.installation ?? loadInstallation(undefined, {});
-  const { store, sharedBundles } = await openStateStore(installation.backends.state, paths.state);
   const secretBox = SecretBox.load(join(paths.keys, 'secrets.key'), installation.secrets?.keys);
+  const { store, sharedBundles } = await openStateStore(
+    installation.backends.state,
+    paths.state,
+    secretBox,
+    (m) => log(m, 'warn'),
+  );
   const registry = new Registry(store, secretBox);
   if (installation.backends.state.provider === 'postgres' && !installation.secrets?.keys?.length)
     log(
@@ -141,6 +146,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     );
 
   const providers = createProviders(installation, options.dataDir);
+  // Bundles too large for the state store's own place go to the Bucket backend (Kubernetes: over a ConfigMap's size).
+  sharedBundles?.useBucket?.(providers.bucket);
   const broker = new BindingBroker(registry, providers);
   // Traces only when the OTEL_* variables ask for them; metrics always (they cost a few increments).
   const tracing = RequestTracing.fromEnv(VERSION, process.env, (m) => log(m, 'warn'));
@@ -235,6 +242,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     queue: providers.queue,
     logs,
     consumer: options.consumer,
+    leader: store.leaderElection?.('kylix-scheduler'),
     onCronFire: (namespace, name, ok) => metrics.cronFired(namespace, name, ok),
     onQueueSettled: (t, result) => metrics.queueDelivery(t.namespace, t.queue, t.functionName, result),
   });

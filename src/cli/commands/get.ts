@@ -2,7 +2,7 @@
  * `kylix get KIND [NAME]`: kubectl-style tables, or -o yaml|json|wide.
  */
 import { KylixError } from '../../errors.js';
-import { findKind } from '../../resources/kinds.js';
+import { bundleDigestOf, type FunctionSpec, findKind } from '../../resources/kinds.js';
 import type { KObject } from '../../resources/meta.js';
 import type { ApiClient } from '../client.js';
 import { age, serialize, table } from '../output.js';
@@ -28,7 +28,8 @@ function columns(kind: string, wide: boolean): { headers: string[]; row: (o: KOb
       row: (o) => {
         const spec = o.spec as {
           routes?: { path: string; host?: string; methods?: string[] }[];
-          bundle?: string;
+          bundle?: FunctionSpec['bundle'];
+          code?: string;
         };
         const routes =
           (spec.routes ?? [])
@@ -42,7 +43,9 @@ function columns(kind: string, wide: boolean): { headers: string[]; row: (o: KOb
           age(o.metadata.creationTimestamp),
         ];
         const reason = o.status?.conditions?.find((x) => x.type === 'Ready')?.reason ?? '';
-        return wide ? [...base, reason, (spec.bundle ?? '').slice(0, 19)] : base;
+        return wide
+          ? [...base, reason, (bundleDigestOf(spec) ?? (spec.code ? 'inline code' : '')).slice(0, 19)]
+          : base;
       },
     };
   }
