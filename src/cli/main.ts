@@ -11,6 +11,7 @@ import { VERSION } from '../version.js';
 import { applyManifests, deleteManifests } from './apply.js';
 import { ApiClient, resolveConfig } from './client.js';
 import { auditCommand, tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/access.js';
+import { crdsCommand } from './commands/crds.js';
 import { bucketCommand, kvCommand, queueCommand, secretSetCommand, sqlCommand } from './commands/data.js';
 import { describeCommand } from './commands/describe.js';
 import { getCommand } from './commands/get.js';
@@ -354,6 +355,13 @@ program
   .action((dir: string) => {
     for (const f of schemaCommand(dir)) console.log(f);
   });
+
+program
+  .command('crds')
+  .description('print the Kubernetes CustomResourceDefinitions of every kind (kubectl apply -f -)')
+  .option('-o, --output <format>', 'yaml or json', 'yaml')
+  .option('--dir <dir>', "write one file per CRD into this folder instead (a Helm chart's crds/)")
+  .action((flags: { output?: string; dir?: string }) => console.log(crdsCommand(flags)));
 
 program
   .command('import')
