@@ -91,9 +91,13 @@ function withMigrations(d: ManifestDocument): Record<string, unknown> {
   return { ...d.object, spec: { ...spec, migrationFiles } };
 }
 
-/** Bundles and uploads a Function's code; returns the object with spec.bundle set. */
+/**
+ * Bundles and uploads a Function's source; returns the object with spec.bundle set. Code given
+ * inline (spec.code) or by reference (spec.bundle) goes as it is: the nodes take it from there.
+ */
 async function withBundle(client: ApiClient, d: ManifestDocument): Promise<Record<string, unknown>> {
-  const spec = d.object.spec as { source: string };
+  const spec = d.object.spec as { source?: string };
+  if (spec.source === undefined) return d.object;
   const bundle = await bundleFunction(resolve(dirname(d.file), spec.source));
   const head = await client.raw('HEAD', `/kylix/v1/bundles/${bundle.digest}`).catch(() => undefined);
   if (head?.status !== 200) {

@@ -24,6 +24,8 @@ export const rvOf = (o: { metadata: { resourceVersion: string } }) => Number(o.m
 export class ResourceStream {
   private readonly cache = new Map<string, KObject>();
   private version = '';
+  /** How many times the kind was listed (the first list, 410s, the store's syncs). */
+  relists = 0;
   private abort?: AbortController;
   private failures = 0;
   private timer?: NodeJS.Timeout;
@@ -46,6 +48,7 @@ export class ResourceStream {
 
   /** Step 1; also what the store's sync() does to catch up without waiting for the watch. */
   async relist(): Promise<string> {
+    this.relists++;
     const list = await this.client.request<{ metadata: { resourceVersion: string }; items: KubeJson[] }>(
       'GET',
       this.resource.listPath(),
@@ -69,6 +72,16 @@ export class ResourceStream {
     }
     if (!this.version || Number(listRv) > Number(this.version)) this.version = listRv;
     return listRv;
+  }
+
+  /**
+   * Watches again from `version`, as after a restart that remembered it; a version etcd no longer
+   * has (410 Gone) makes the stream list again.
+   */
+  resumeFrom(version: string): void {
+    this.abort?.abort();
+    this.version = version;
+    this.watch();
   }
 
   close(): void {

@@ -10,9 +10,10 @@
  */
 import { scopedKey } from '../../bindings/identity.js';
 import { KylixError } from '../../errors.js';
-import type { FunctionSpec } from '../../resources/kinds.js';
+import { type FunctionSpec, functionSpec } from '../../resources/kinds.js';
 import { type KObject, setCondition } from '../../resources/meta.js';
 import { type RevisionKey, revisionKey } from '../../resources/serving.js';
+import { issuesToCauses } from '../../resources/validate.js';
 import { type BundleStore, codeDigestOf } from '../bundles.js';
 import type { Clock } from '../clock.js';
 import { recordEvent } from '../events.js';
@@ -140,7 +141,18 @@ export class FunctionController {
       return this.teardown(namespace, name);
     }
     this.reconciled.set(key, fn.metadata.generation);
-    const spec = fn.spec as FunctionSpec;
+    // Objects applied straight to a cluster passed only its CRD schema, which cannot state every rule.
+    const parsed = functionSpec.safeParse(fn.spec);
+    if (!parsed.success) {
+      const causes = issuesToCauses(parsed.error.issues, 'spec');
+      await this.setStatus(fn, {
+        status: 'False',
+        reason: 'Invalid',
+        message: `The spec is not valid: ${causes.map((c) => `${c.field}: ${c.message}`).join('; ')}. Fix it and apply again.`,
+      });
+      return;
+    }
+    const spec = parsed.data;
 
     // Code the Function gives inline or by reference is fetched here, before a revision names it.
     let digest: string | undefined;
