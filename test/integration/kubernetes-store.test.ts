@@ -150,11 +150,8 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
       assert.equal(c.metadata.generation, 2);
       assert.ok(Number(c.metadata.resourceVersion) > Number(b.metadata.resourceVersion));
       // Read back with the schema's defaults, as the API would have stored them.
-      assert.equal(
-        ((await store.get('Function', 'store', 'f'))?.spec as { limits: { timeoutMs: number } }).limits
-          .timeoutMs,
-        30_000,
-      );
+      const back = (await store.get('Function', 'store', 'f')) as KObject<{ limits: { timeoutMs: number } }>;
+      assert.equal(back.spec?.limits.timeoutMs, 30_000);
       // An internal kind is a labelled ConfigMap.
       const state = await store.put(
         { ...fn, kind: 'ScheduleState', spec: { lastTick: 5 } },
