@@ -8,7 +8,7 @@
  */
 
 import { request as httpRequest } from 'node:http';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KylixError } from '../errors.js';
 
@@ -44,6 +44,9 @@ export class KubeApiError extends Error {
 
 /** The API-server connection; see the file comment. */
 export class KubeClient {
+  /** One keep-alive agent with the kubeconfig's TLS material, so requests reuse connections. */
+  private agent?: Agent;
+
   private constructor(
     readonly config: KubeConfig,
     private readonly lib: typeof import('@kubernetes/client-node'),
@@ -88,7 +91,18 @@ export class KubeClient {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const opts: RequestOptions = { method, headers: { accept: 'application/json' } };
+    // Credentials are applied per request (tokens rotate); the TLS material once, into one agent.
     await this.config.applyToHTTPSOptions(opts);
+    this.agent ??= new Agent({
+      keepAlive: true,
+      ...(opts.ca ? { ca: opts.ca } : {}),
+      ...(opts.cert ? { cert: opts.cert } : {}),
+      ...(opts.key ? { key: opts.key } : {}),
+      ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
+      ...(opts.servername ? { servername: opts.servername } : {}),
+    });
+    if (url.protocol === 'https:') opts.agent = this.agent;
+    else delete opts.agent;
     const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
     const headers = opts.headers as Record<string, string>;
     if (payload) {
@@ -140,6 +154,11 @@ export class KubeClient {
       (type: string, object: KubeJson) => onEvent({ type: type as KubeWatchEvent['type'], object }),
       done,
     );
+  }
+
+  /** Closes the kept-alive connections. */
+  close(): void {
+    this.agent?.destroy();
   }
 
   /** Creates a namespace (a Kylix namespace is a tenant; the cluster needs it before objects go in). */

@@ -282,6 +282,7 @@ export class KubernetesStore implements Store {
     for (const s of this.streams) s.close();
     this.listeners.clear();
     await Promise.all([...this.elections].map((e) => e.close()));
+    this.client.close();
   }
 
   private resources(kind: string): KubeResource[] {

@@ -223,6 +223,7 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
       assert.equal(stream.relists, 2, 'the 410 made the stream list again');
     } finally {
       stream.close();
+      client.close();
     }
   });
 
