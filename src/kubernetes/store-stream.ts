@@ -79,6 +79,8 @@ export class ResourceStream {
    * has (410 Gone) makes the stream list again.
    */
   resumeFrom(version: string): void {
+    this.epoch++;
+    clearTimeout(this.timer);
     this.abort?.abort();
     this.version = version;
     this.watch();

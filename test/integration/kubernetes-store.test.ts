@@ -70,8 +70,8 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
     return n;
   }
 
-  const ready = (ns: string, name: string) =>
-    kc(['-n', ns, 'get', 'function', name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
+  const ready = (ns: string, name: string, kind = 'function') =>
+    kc(['-n', ns, 'get', kind, name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
 
   before(async () => {
     api = await startKubeApiServer();
@@ -339,6 +339,13 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
       await kc(['-n', 'shop', 'apply', '-f', '-'], yamlOf(fns));
       for (const f of ['storefront', 'quote', 'echo', 'orders'])
         await eventually(async () => (await ready('shop', f)) === 'True', 90_000, 250);
+      for (const [kind, name] of [
+        ['database', 'shop'],
+        ['keyvalue', 'sessions'],
+        ['queue', 'order-events'],
+        ['bucket', 'invoices'],
+      ])
+        await eventually(async () => (await ready('shop', name!, kind)) === 'True', 60_000, 250);
       assert.ok(fetched >= 1);
       const table = await kc(['-n', 'shop', 'get', 'functions']);
       for (const f of ['storefront', 'quote', 'echo', 'orders'])
@@ -354,7 +361,7 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
         method: 'POST',
         body: JSON.stringify({ items: [{ id: 'grinder', quantity: 1 }] }),
       });
-      assert.equal(order.status, 201);
+      assert.equal(order.status, 201, JSON.stringify(n.platform.logs.tail('shop', 'orders', 10)));
       const placed = (await order.json()) as { id: string; totalCents: number; signature: string };
       const invoice = `Invoice ${placed.id}: 8900 cents\n`;
       // Signed with the native Secret's value: the binding read the cluster's Secret.
