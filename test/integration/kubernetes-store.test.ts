@@ -257,6 +257,28 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
       .uid;
     assert.deepEqual([owner.kind, owner.name, owner.uid], ['Function', 'hello', fnUid]);
 
+    // What the CRD cannot state (one code source only) is Kylix's check: the Function says so.
+    await kc(
+      ['-n', 'hello', 'apply', '-f', '-'],
+      yamlOf([withSpec(hello!, { code: 'x', bundle: { sha256: 'a'.repeat(64) } })]),
+    );
+    await eventually(async () => (await ready('hello', 'hello')) === 'False', 30_000, 200);
+    const reason = await kc([
+      '-n',
+      'hello',
+      'get',
+      'function',
+      'hello',
+      '-o',
+      'jsonpath={.status.conditions[0].reason}: {.status.conditions[0].message}',
+    ]);
+    assert.match(reason, /^Invalid: .*spec\.code: give the code one way only/);
+    assert.equal(
+      await (await fetch(n.url('/hello?name=k8s'))).text(),
+      'Servus, k8s!\n',
+      'the last good revision keeps serving',
+    );
+
     // Deleted with kubectl while no node runs: the cluster's garbage collector takes the revisions.
     await n.stop();
     await kc(['-n', 'hello', 'delete', 'function', 'hello']);
@@ -393,7 +415,8 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
     const digest = JSON.parse(await kc(['-n', 'default', 'get', 'function', 'cli', '-o', 'json'])).spec
       .bundle;
     await kc(['-n', 'kylix-system', 'get', 'configmap', bundleConfigMapName(digest)]);
-    assert.equal(await (await fetch(n.url('/cli'))).text(), 'from kylix apply\n');
+    // Ready may come from another node of the installation (the shop's runs too): this one follows.
+    await eventually(async () => (await (await fetch(n.url('/cli'))).text()) === 'from kylix apply\n', 30_000, 100);
     assert.equal(await ready('default', 'cli'), 'True');
   });
 });
