@@ -416,7 +416,11 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
       .bundle;
     await kc(['-n', 'kylix-system', 'get', 'configmap', bundleConfigMapName(digest)]);
     // Ready may come from another node of the installation (the shop's runs too): this one follows.
-    await eventually(async () => (await (await fetch(n.url('/cli'))).text()) === 'from kylix apply\n', 30_000, 100);
+    await eventually(
+      async () => (await (await fetch(n.url('/cli'))).text()) === 'from kylix apply\n',
+      30_000,
+      100,
+    );
     assert.equal(await ready('default', 'cli'), 'True');
   });
 });
