@@ -203,9 +203,12 @@ function startServer(dataDir: string): Promise<{ api: string; output: () => stri
   });
 }
 
-function kylixCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function kylixCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], (err, stdout, stderr) =>
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) =>
       done({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -239,6 +242,46 @@ describe('kubectl against kylix server over HTTPS, with kylix kubeconfig', { ski
     const refused = await kubectl(anonymous, ['get', 'functions']);
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /Unauthorized|must be logged in|401/i);
+
+    // A view token (made by the kylix CLI, which trusts the CA through NODE_EXTRA_CA_CERTS): kubectl
+    // reads discovery and OpenAPI with it, lists, and is refused a write.
+    const ca = { NODE_EXTRA_CA_CERTS: join(dataDir, 'tls', 'ca.crt') };
+    const adminToken = /token: (\S+)/.exec(made.stdout)?.[1] ?? '';
+    const view = await kylixCli(
+      [
+        '--server',
+        server.api,
+        '--token',
+        adminToken,
+        'token',
+        'create',
+        '--role',
+        'view',
+        '-n',
+        'default',
+        '-o',
+        'json',
+      ],
+      ca,
+    );
+    assert.equal(view.code, 0, view.stderr);
+    const viewToken = (JSON.parse(view.stdout) as { status: { token: string } }).status.token;
+    const viewConfig = await kylixCli([
+      '--server',
+      server.api,
+      '--token',
+      viewToken,
+      'kubeconfig',
+      '--data-dir',
+      dataDir,
+    ]);
+    const viewer = join(tempDir('kubeconfig'), 'config');
+    writeFileSync(viewer, viewConfig.stdout);
+    const read = await kubectl(viewer, ['get', 'fn', 'secure']);
+    assert.equal(read.code, 0, read.stderr);
+    const write = await kubectl(viewer, ['delete', 'fn', 'secure']);
+    assert.notEqual(write.code, 0);
+    assert.match(write.stderr, /Forbidden|forbidden/);
 
     // A restart keeps the pair and does not print the CA again.
     server.child.kill('SIGTERM');
