@@ -3,6 +3,7 @@
  * together. `kylix dev` and `kylix server` start one; tests start one on port 0.
  */
 import type { Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
@@ -61,6 +62,8 @@ export interface PlatformOptions {
   installation?: Installation;
   /** Queue consumer tunables (lease, backoff); the defaults suit production. */
   consumer?: Partial<ConsumerOptions>;
+  /** Serve the control API over HTTPS with this certificate and key (PEM); see src/server/tls.ts. */
+  apiTls?: { cert: string; key: string };
 }
 
 /** A running node. */
@@ -103,9 +106,9 @@ function bindingKind(bindings: RevisionTarget['bindings'], name: string): string
   return Object.keys(b)[0] ?? 'unknown';
 }
 
-function urlOf(addr: AddressInfo): string {
+function urlOf(addr: AddressInfo, scheme = 'http'): string {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
+  return `${scheme}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
 }
 
 /** 1. open the store, 2. build the runtime and gateway, 3. reconcile, 4. listen. */
@@ -268,7 +271,15 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     version: VERSION,
     metrics,
   });
-  const apiServer = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const apiServer = (
+    options.apiTls
+      ? createAdaptorServer({
+          fetch: app.fetch,
+          createServer: createHttpsServer,
+          serverOptions: { cert: options.apiTls.cert, key: options.apiTls.key },
+        })
+      : createAdaptorServer({ fetch: app.fetch })
+  ) as Server;
   const apiAddr = await new Promise<AddressInfo>((resolve, reject) => {
     apiServer.once('error', reject);
     apiServer.listen(options.apiPort, options.apiHost, () => resolve(apiServer.address() as AddressInfo));
@@ -287,7 +298,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       return gatewayUrl;
     },
     openGateway,
-    apiUrl: urlOf(apiAddr),
+    apiUrl: urlOf(apiAddr, options.apiTls ? 'https' : 'http'),
     registry,
     controller,
     logs,
