@@ -47,6 +47,17 @@ export const installationSchema = z.strictObject({
               )
               .default('kylix'),
           }),
+          /**
+           * A Kubernetes API server: every kind a custom resource (kylix crds), Secrets native,
+           * leader election by Lease. In a pod, its service account; outside, a kubeconfig.
+           */
+          z.strictObject({
+            provider: z.literal('kubernetes'),
+            /** A kubeconfig file (default: KUBECONFIG, else in-cluster, else ~/.kube/config). */
+            kubeconfig: z.string().min(1).optional(),
+            /** A context of that kubeconfig (default: its current context). */
+            context: z.string().min(1).optional(),
+          }),
         ])
         .default({ provider: 'embedded' }),
       ...kindSections,
@@ -81,6 +92,15 @@ const ENV_OVERRIDES: Record<
       url: v,
       ...(env.KYLIX_STATE_SCHEMA ? { schema: env.KYLIX_STATE_SCHEMA } : {}),
     };
+  },
+  // "kubernetes": the cluster the node runs in (or KUBECONFIG's); KYLIX_KUBE_CONTEXT picks a context.
+  KYLIX_STATE_PROVIDER: (v, c, env) => {
+    if (v === 'kubernetes')
+      c.state = {
+        provider: 'kubernetes',
+        ...(env.KYLIX_KUBE_CONTEXT ? { context: env.KYLIX_KUBE_CONTEXT } : {}),
+      };
+    else c.state = { ...(c.state as object), provider: v };
   },
   ...Object.fromEntries(
     ALL_BINDING_KINDS.flatMap((k) =>
