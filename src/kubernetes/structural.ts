@@ -83,6 +83,12 @@ export function toStructural(node: JsonSchema, path: string): JsonSchema {
     for (const [k, v] of Object.entries(node.properties as Record<string, JsonSchema>))
       props[k] = toStructural(v, path === 'root' ? k : `${path}.${k}`);
     out.properties = props;
+    // An object with no fields at all (a Bucket's spec): keep what is given (not pruned) and allow
+    // none of it, or the cluster would silently drop a field rather than refuse it.
+    if (Object.keys(props).length === 0 && node.additionalProperties === false) {
+      out.maxProperties = 0;
+      out['x-kubernetes-preserve-unknown-fields'] = true;
+    }
   }
   if (node.items) out.items = toStructural(node.items as JsonSchema, `${path}[]`);
   // `additionalProperties: false` is what a structural schema does anyway (unknown fields are

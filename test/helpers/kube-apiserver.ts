@@ -9,7 +9,7 @@
  * or Kylix's own).
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -96,6 +96,14 @@ export async function startKubeApiServer(): Promise<KubeApiServer> {
       await run(KUBE_APISERVER_SH, ['stop', state], env, 60_000);
     },
   };
+}
+
+/**
+ * Drops kubectl's cached discovery for `kubeconfig`: after installing CRDs, so the next kubectl call
+ * sees the new kinds (kubectl would otherwise trust its cache for minutes).
+ */
+export function forgetDiscovery(kubeconfig: string): void {
+  rmSync(`${kubeconfig}.cache`, { recursive: true, force: true });
 }
 
 /** What kubectl printed and how it exited. */

@@ -13,6 +13,7 @@ import { crdFileName, crdYaml } from '../../src/cli/commands/crds.js';
 import { customResourceDefinitions } from '../../src/kubernetes/crds.js';
 import { renderChart } from '../helpers/helm-render.js';
 import {
+  forgetDiscovery,
   type KubeApiServer,
   kubeApiServerSkipReason,
   kubectl,
@@ -173,6 +174,7 @@ describe('the chart on a real kube-apiserver (server-side dry run)', { skip }, (
       ...customResourceDefinitions().map((c) => `crd/${c.metadata.name}`),
     ]);
     assert.equal(established.code, 0, established.stderr);
+    forgetDiscovery(api.kubeconfig);
     const ns = await kubectl(api.kubeconfig, ['create', 'namespace', 'kylix']);
     assert.equal(ns.code, 0, ns.stderr);
     const versions = await kubectl(api.kubeconfig, ['api-versions']);
