@@ -9,6 +9,7 @@ import { KINDS, type KindInfo } from '../resources/kinds.js';
 import { API_GROUP } from '../resources/meta.js';
 import { objectSchema } from '../resources/validate.js';
 import { columnsOf } from './columns.js';
+import { DESCRIPTIONS } from './descriptions.js';
 import { type JsonSchema, STATUS_SCHEMA, toStructural } from './structural.js';
 
 /** The category every Kylix kind is in: `kubectl get kylix` lists them all. */
@@ -70,6 +71,7 @@ export function crdSchemaFor(info: KindInfo): JsonSchema {
     : toStructural(
         z.toJSONSchema(objectSchema(info), { io: 'input', unrepresentable: 'any' }) as JsonSchema,
         'root',
+        (path) => DESCRIPTIONS[info.kind]?.[path],
       );
   const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
   // The API server owns apiVersion, kind and metadata; of metadata it lets a CRD restrict the name only.

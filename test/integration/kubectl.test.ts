@@ -125,6 +125,8 @@ describe('kubectl against an embedded node', { skip }, () => {
     assert.match(k.stdout, /KIND:\s+Function/);
     for (const field of ['cpuMs', 'memoryMiB', 'timeoutMs'])
       assert.match(k.stdout, new RegExp(`${field}\\s+<integer>`));
+    assert.match(k.stdout, /What one request may use\./);
+    assert.match(k.stdout, /CPU time per request, in milliseconds\./);
     const top = await kubectl(kc, ['explain', 'fn.spec']);
     assert.match(top.stdout, /routes\s+<\[\]Object>/);
     assert.match(top.stdout, /source\s+<string> -required-/);
