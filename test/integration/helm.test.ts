@@ -5,6 +5,7 @@
  * every rendered object in a server-side dry run, after the CRDs are installed for real.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,7 @@ import {
 } from '../helpers/kube-apiserver.js';
 
 const CHART = fileURLToPath(new URL('../../deploy/helm/kylix', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/kylix.js', import.meta.url));
 
 type Obj = {
   kind: string;
@@ -85,6 +87,21 @@ describe('the Helm chart', () => {
         crdYaml(crd),
         `${crdFileName(crd)} is out of date: run \`kylix crds --dir deploy/helm/kylix/crds\``,
       );
+  });
+
+  it('`kylix crds` prints them all as YAML documents, and as a List with -o json', async () => {
+    const run = (args: string[]) =>
+      new Promise<string>((done, fail) =>
+        execFile(process.execPath, [BIN, 'crds', ...args], (err, stdout) => (err ? fail(err) : done(stdout))),
+      );
+    const crds = customResourceDefinitions();
+    assert.equal(await run([]), `${crds.map((c) => `---\n${crdYaml(c)}`).join('').trimEnd()}\n`);
+    const list = JSON.parse(await run(['-o', 'json'])) as { kind: string; items: { metadata: { name: string } }[] };
+    assert.equal(list.kind, 'List');
+    assert.deepEqual(
+      list.items.map((c) => c.metadata.name),
+      crds.map((c) => c.metadata.name),
+    );
   });
 
   it('renders the objects each option asks for', () => {
