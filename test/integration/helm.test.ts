@@ -95,8 +95,17 @@ describe('the Helm chart', () => {
         execFile(process.execPath, [BIN, 'crds', ...args], (err, stdout) => (err ? fail(err) : done(stdout))),
       );
     const crds = customResourceDefinitions();
-    assert.equal(await run([]), `${crds.map((c) => `---\n${crdYaml(c)}`).join('').trimEnd()}\n`);
-    const list = JSON.parse(await run(['-o', 'json'])) as { kind: string; items: { metadata: { name: string } }[] };
+    assert.equal(
+      await run([]),
+      `${crds
+        .map((c) => `---\n${crdYaml(c)}`)
+        .join('')
+        .trimEnd()}\n`,
+    );
+    const list = JSON.parse(await run(['-o', 'json'])) as {
+      kind: string;
+      items: { metadata: { name: string } }[];
+    };
     assert.equal(list.kind, 'List');
     assert.deepEqual(
       list.items.map((c) => c.metadata.name),
