@@ -53,6 +53,8 @@ export const ERROR_CODES = {
   ERR_SECRET_UNREADABLE: { status: 500, user: false, reason: 'InternalError' },
   /** The function threw (or rejected) instead of returning a Response. */
   ERR_FUNCTION_THREW: { status: 502, user: true, reason: 'BadGateway' },
+  /** The function has no revision that started: its module threw while loading, or a binding is missing. */
+  ERR_FUNCTION_NOT_STARTED: { status: 503, user: true, reason: 'ServiceUnavailable' },
   /** The function's instance died while serving the request. */
   ERR_FUNCTION_CRASHED: { status: 502, user: true, reason: 'BadGateway' },
   /** The function did not answer within its wall-time limit. */

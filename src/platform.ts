@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import { BindingBroker } from './bindings/broker.js';
 import { createProviders } from './bindings/providers.js';
+import { StackMapper } from './build/source-map.js';
 import { type Installation, loadInstallation } from './config/installation.js';
 import { checkRouteConflicts } from './control-plane/admission.js';
 import { createApi } from './control-plane/api.js';
@@ -21,13 +22,20 @@ import { ResourceController } from './control-plane/controllers/resources.js';
 import { LogStore } from './control-plane/logs.js';
 import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
+import { SharedLogs } from './control-plane/shared-logs.js';
 import { openStateStore } from './control-plane/store/open.js';
-import { Gateway, type Invocation } from './gateway/gateway.js';
+import type { ControllerObserver } from './control-plane/work-queue.js';
+import { assetCall, isAssetCall } from './gateway/assets.js';
+import { Gateway, type Invocation, type RefusalHook } from './gateway/gateway.js';
+import { MetricsHistory } from './observability/history.js';
+import { invocationEntry } from './observability/invocation-record.js';
 import { createPlatformLogger, type PlatformLevel } from './observability/logger.js';
 import { PlatformMetrics } from './observability/metrics.js';
+import { queueStatsReader } from './observability/queue-stats.js';
 import { TracedGateway } from './observability/traced-gateway.js';
 import { RequestTracing } from './observability/tracing.js';
 import type { RevisionTarget } from './resources/serving.js';
+import type { EgressRequest } from './runtime/isolation/egress-proxy.js';
 import { Isolation, type IsolationOptions } from './runtime/isolation/isolation.js';
 import { NamespaceSandbox } from './runtime/namespace-sandbox.js';
 import { Runtime } from './runtime/runtime.js';
@@ -133,7 +141,13 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   registry.addAdmission(checkRouteConflicts);
   await registry.indexRoutes();
   const bundles = new BundleStore(paths.bundles, sharedBundles);
-  const logs = new LogStore(paths.logs);
+  // On a fleet, function logs are shared through the state store's PostgreSQL (KYLIX_SHARED_LOGS=0: not).
+  const state = installation.backends.state;
+  const shared =
+    state.provider === 'postgres' && process.env.KYLIX_SHARED_LOGS !== '0'
+      ? await SharedLogs.open({ url: state.url, schema: state.schema })
+      : undefined;
+  const logs = new LogStore(paths.logs, shared);
   const isolation = Isolation.detect(options.isolation);
   const missing = isolation.missing();
   if (missing.length > 0)
@@ -145,47 +159,49 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
 
   const providers = createProviders(installation, options.dataDir);
   const broker = new BindingBroker(registry, providers);
-  // Traces only when the OTEL_* variables ask for them; metrics always (they cost a few increments).
+  // Traces only when the OTEL_* variables ask for them; metrics unless KYLIX_METRICS=0 (they cost
+  // a few increments per request; the switch exists to measure that).
   const tracing = RequestTracing.fromEnv(VERSION, process.env, (m) => log(m, 'warn'));
   // Metrics: gauges are read from the runtime and the queue provider when Prometheus scrapes.
   let runtimeRef: Runtime | undefined;
   let gatewayRef: Gateway | undefined;
-  const metrics = new PlatformMetrics(
-    {
-      *revisions() {
-        for (const key of runtimeRef?.revisionKeys() ?? []) {
-          const s = runtimeRef?.stats(key);
-          if (s) yield { key, instances: s.instances, inFlight: s.inFlight };
-        }
-      },
-      // Only the embedded queue's stats are cheap enough to read on every scrape.
-      ...(installation.backends.queue.provider === 'embedded'
-        ? {
-            queues: async () => {
-              const queues = await registry.list('Queue', undefined);
-              if (queues.length === 0) return [];
-              const provider = await providers.queue();
-              return Promise.all(
-                queues.map(async (q) => {
-                  const ref = { namespace: q.metadata.namespace ?? '', name: q.metadata.name };
-                  return { namespace: ref.namespace, queue: ref.name, ...(await provider.stats(ref)) };
-                }),
-              );
-            },
-          }
-        : {}),
-    },
-    { gatewayInFlight: () => gatewayRef?.activeRequests() ?? 0 },
-  );
+  const metrics =
+    process.env.KYLIX_METRICS === '0'
+      ? undefined
+      : new PlatformMetrics({
+          *revisions() {
+            for (const key of runtimeRef?.revisionKeys() ?? []) {
+              const s = runtimeRef?.stats(key);
+              if (s) yield { key, instances: s.instances, starting: s.starting, inFlight: s.inFlight };
+            }
+          },
+          sandboxProcesses: () => runtimeRef?.sandboxProcesses() ?? [],
+          queues: queueStatsReader({
+            list: async () =>
+              (await registry.list('Queue', undefined)).map((q) => ({
+                namespace: q.metadata.namespace ?? '',
+                name: q.metadata.name,
+              })),
+            stats: async (ref) => (await providers.queue()).stats(ref),
+            oldestTimestamp: async (ref) => (await providers.queue()).oldestTimestamp?.(ref),
+          }),
+          gatewayInFlight: () => gatewayRef?.activeRequests() ?? 0,
+        });
+  // The dashboard's last hour: sampled from the same metrics every 10 s (none when metrics are off).
+  const history = metrics ? new MetricsHistory(metrics.registry) : undefined;
+  const stacks = new StackMapper();
   const runtime = new Runtime({
     makeSandbox: (namespace, events) =>
       new NamespaceSandbox(namespace, events, {
         isolation,
         onStderr: (ns, text) => log(`[sandbox ${ns}] ${text.trimEnd()}`, 'warn', { namespace: ns }),
+        ...(tracing ? { onEgress: (key: string) => (req: EgressRequest) => tracing.egress(key, req) } : {}),
       }),
     logSink: (target, record) =>
       logs.append(target.namespace, target.functionName, {
         ...record,
+        // Stack traces point at the user's source files, mapped here, outside the sandbox.
+        message: stacks.rewrite(target.bundlePath, record.message),
         revision: target.revision,
         source: 'function',
       }),
@@ -198,39 +214,35 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         source: 'platform',
       }),
     rpc: (target, call) => {
+      if (isAssetCall(target.assets, call.binding)) return assetCall(target.assets, call);
       const kind = bindingKind(target.bindings, call.binding);
       const scope = {
         namespace: target.namespace,
         functionName: target.functionName,
         bindings: target.bindings,
       };
-      const run = () =>
-        metrics.bindingCall(target.namespace, target.functionName, kind, call.op, () =>
-          broker.call(scope, call),
-        );
+      const run = (traceparent?: string) =>
+        metrics
+          ? metrics.bindingCall(target.namespace, target.functionName, kind, call.op, () =>
+              broker.call(scope, call, traceparent),
+            )
+          : broker.call(scope, call, traceparent);
       return tracing ? tracing.binding(target.namespace, target.functionName, kind, call.op, run) : run();
     },
   });
   runtimeRef = runtime;
   const onInvocation = (i: Invocation) => {
-    metrics.request(i);
-    const [namespace = '', name = ''] = i.functionKey.split('/');
-    const ms = Math.round(i.durationMs);
-    logs.append(namespace, name, {
-      time: new Date().toISOString(),
-      level: 'info',
-      message: `${i.method} ${i.path} ${i.status} ${ms}ms ${i.cold ? `cold (waited ${i.startupMs}ms for an instance)` : 'warm'}`,
-      revision: i.revision,
-      requestId: i.requestId,
-      source: 'platform',
-      invocation: { status: i.status, durationMs: ms, cold: i.cold, startupMs: i.startupMs },
-    });
+    metrics?.request(i);
+    const entry = invocationEntry(i);
+    logs.append(entry.namespace, entry.name, entry.entry, entry.json);
   };
+  const onRefused: RefusalHook | undefined = metrics && ((...r) => metrics.refused(...r));
   const gateway = tracing
-    ? new TracedGateway(tracing, runtime, onInvocation)
-    : new Gateway(runtime, onInvocation);
+    ? new TracedGateway(tracing, runtime, onInvocation, onRefused)
+    : new Gateway(runtime, onInvocation, onRefused);
   gatewayRef = gateway;
-  const resources = new ResourceController(registry, providers, log);
+  const reconciled: ControllerObserver | undefined = metrics && ((...r) => metrics.reconciled(...r));
+  const resources = new ResourceController(registry, providers, log, undefined, reconciled);
   await resources.start();
   const triggers = startTriggers({
     store,
@@ -238,10 +250,20 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     queue: providers.queue,
     logs,
     consumer: options.consumer,
-    onCronFire: (namespace, name, ok) => metrics.cronFired(namespace, name, ok),
-    onQueueSettled: (t, result) => metrics.queueDelivery(t.namespace, t.queue, t.functionName, result),
+    onCronFire: (namespace, name, ok) => metrics?.cronFired(namespace, name, ok),
+    onCronMissed: (namespace, name, reason, count) => metrics?.cronMissed(namespace, name, reason, count),
+    onQueueSettled: (t, result) => metrics?.queueDelivery(t.namespace, t.queue, t.functionName, result),
+    tracing,
   });
-  const controller = new FunctionController(registry, runtime, gateway, bundles, triggers);
+  const controller = new FunctionController(
+    registry,
+    runtime,
+    gateway,
+    bundles,
+    triggers,
+    undefined,
+    reconciled,
+  );
   await controller.start();
 
   const tokens = new TokenStore(store);
@@ -262,7 +284,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     access: { tokens, audit, required },
     version: VERSION,
     metrics,
+    history,
+    events: triggers,
   });
+  history?.start();
   const apiServer = (
     options.apiTls
       ? createAdaptorServer({
@@ -302,6 +327,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       closing ??= (async () => {
         controller.stop();
         resources.stop();
+        history?.stop();
         apiServer.close();
         apiServer.closeAllConnections();
         await gateway.close(graceMs);

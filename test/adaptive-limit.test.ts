@@ -38,6 +38,25 @@ describe('adaptive concurrency limit', () => {
     assert.ok(l.limit > shrunk * 1.5, `grew back to ${l.limit} from ${shrunk}`);
   });
 
+  it('comes back to where it was within about a second once latency is at its baseline again', () => {
+    const clock = { t: 0 };
+    const l = new AdaptiveLimit({ initial: 64, max: 1000 });
+    feed(l, clock, 5, 10);
+    // A burst: latency far past tolerance pulls the limit down.
+    feed(l, clock, 20, 80);
+    const shrunk = l.limit;
+    assert.ok(shrunk <= 20, `shrunk to ${shrunk}`);
+    // Twelve 100 ms windows at the baseline latency, each using the limit.
+    feed(l, clock, 12, 10);
+    assert.ok(l.limit >= 64, `back to ${l.limit} from ${shrunk} after 1.2 s`);
+    // Latency above the baseline but within tolerance: growth slows to √limit of headroom.
+    const slower = l.baseline * 1.6;
+    feed(l, clock, 1, slower);
+    const before = l.limit;
+    feed(l, clock, 1, slower);
+    assert.ok(l.limit - before <= Math.ceil(0.2 * Math.sqrt(before)) + 1, `${before} -> ${l.limit}`);
+  });
+
   it('never goes below 1, however slow the function becomes', () => {
     const clock = { t: 0 };
     const l = new AdaptiveLimit({ initial: 10 });

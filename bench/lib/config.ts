@@ -93,7 +93,8 @@ const NUMERIC: [flag: string, env: string, key: keyof BenchConfig][] = [
 /** The usage text of `npm run bench -- --help`. */
 export const USAGE = `Usage: npm run bench -- [scenario…] [flags]
 
-Scenarios (default: all): hello, hono, cold-start, deploy, density, bindings, isolation, control-plane, overload
+Scenarios (default: all): hello, hono, cold-start, deploy, density, bindings, isolation, control-plane, overload,
+observability
 
 Flags (each also an environment variable):
 ${NUMERIC.map(([flag, env, key]) => `  --${flag.padEnd(14)} ${env.padEnd(20)} default ${DEFAULTS[key]}`).join('\n')}

@@ -8,6 +8,7 @@ import { deploy } from './deploy.js';
 import { hello } from './hello.js';
 import { hono } from './hono.js';
 import { isolation } from './isolation.js';
+import { observability } from './observability.js';
 import { overload } from './overload.js';
 
 /** All scenarios in issue order. */
@@ -21,4 +22,5 @@ export const SCENARIOS: Scenario[] = [
   isolation,
   controlPlane,
   overload,
+  observability,
 ];

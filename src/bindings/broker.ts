@@ -11,10 +11,11 @@ import { KylixError } from '../errors.js';
 import type { BindingKindName } from '../resources/binding-kinds.js';
 import type { FunctionSpec } from '../resources/kinds.js';
 import { issuesToCauses } from '../resources/validate.js';
+import { checkArgumentSize } from './call-budget.js';
 import { scopedKey } from './identity.js';
-import type { AnyBindingKind, Handles } from './kind.js';
+import type { AnyBindingKind, Handles, Operation } from './kind.js';
 import type { ResourceRef } from './provider.js';
-import { BINDING_KINDS, type Providers } from './registry.js';
+import { BINDING_KINDS, implicitBinding, type Providers } from './registry.js';
 
 export type { Providers } from './registry.js';
 
@@ -43,8 +44,13 @@ export class BindingBroker {
   ) {}
 
   /** Checks and runs one call; throws ERR_BINDING_* for anything the function may not do. */
-  async call(scope: BindingScope, req: BindingRequest): Promise<unknown> {
-    const binding = scope.bindings[req.binding];
+  async call(scope: BindingScope, req: BindingRequest, traceparent?: string): Promise<unknown> {
+    // 0. Before anything walks the arguments: their size, counted as a walk would pay for it.
+    checkArgumentSize(req.args, `env.${req.binding}.${req.op}()`);
+    const implicit = implicitBinding(req.binding);
+    if (implicit) return this.callImplicit(scope, implicit, req);
+    // Own bindings only: a call naming "__proto__" or "toString" finds no inherited object.
+    const binding = Object.hasOwn(scope.bindings, req.binding) ? scope.bindings[req.binding] : undefined;
     if (!binding)
       throw new KylixError(
         'ERR_BINDING_DENIED',
@@ -81,7 +87,32 @@ export class BindingBroker {
     }
     const provider = await this.providers[name]();
     const handles = this.handlesOf(name, scopedKey(scope.namespace, scope.functionName));
-    return op.run(provider, parsed.data, { ref, handles });
+    return op.run(provider, parsed.data, { ref, handles, ...(traceparent ? { traceparent } : {}) });
+  }
+
+  /**
+   * A call to a capability every function has (`caches`): its space is the one of the caller's
+   * namespace, as the channel says it, whatever the call carries.
+   */
+  private async callImplicit(
+    scope: BindingScope,
+    kind: NonNullable<ReturnType<typeof implicitBinding>>,
+    req: BindingRequest,
+  ): Promise<unknown> {
+    const op: Operation<unknown> | undefined = Object.hasOwn(kind.ops, req.op)
+      ? (kind.ops as Record<string, Operation<unknown>>)[req.op]
+      : undefined;
+    if (!op) throw new KylixError('ERR_BINDING_DENIED', `${req.binding} has no operation "${req.op}".`);
+    const parsed = op.args.safeParse(req.args);
+    if (!parsed.success)
+      throw new KylixError(
+        'ERR_BINDING_BAD_ARGUMENTS',
+        `${req.binding.slice(1)}.${req.op}() was called with arguments of the wrong shape.`,
+        issuesToCauses(parsed.error.issues, 'arguments'),
+      );
+    const provider = await this.providers[kind.provider]();
+    const handles = this.handlesOf(kind.provider, scopedKey(scope.namespace, scope.functionName));
+    return op.run(provider, parsed.data, { ref: kind.ref(scope.namespace), handles });
   }
 
   /** The handles of one kind as `owner` (a function) sees them. */

@@ -36,9 +36,22 @@ export function scopedKey(namespace: string, name: string): string {
  */
 export function resourceIdentity(ref: ResourceRef): ResourceIdentity {
   checkRef(ref);
-  const path = scopedKey(ref.namespace, ref.name);
-  const token = `${ref.namespace}_${ref.name}`;
+  // An internal space's second part starts with ":" (path) or "_" (token), which no DNS label can.
+  const path = ref.internal ? `${ref.namespace}/:${ref.name}` : scopedKey(ref.namespace, ref.name);
+  const token = ref.internal ? `${ref.namespace}__${ref.name}` : `${ref.namespace}_${ref.name}`;
   return { path, token, sql: sqlIdentifier(`kylix_${token}`, path) };
+}
+
+/** The internal spaces a namespace has: its Workers caches (`caches.default`, `caches.open(name)`). */
+export type InternalSpace = 'caches';
+
+/**
+ * The ref under which a backend keeps one of a namespace's internal spaces. Its identity differs
+ * from every resource's (of any namespace) and from every other namespace's space, so a function
+ * reaches only its own namespace's caches, and no applied resource can alias them.
+ */
+export function internalSpace(namespace: string, space: InternalSpace): ResourceRef {
+  return { namespace, name: space, internal: true };
 }
 
 /**

@@ -23,6 +23,8 @@ export interface CallContext {
   /** The resource the binding names, in the calling function's namespace (already checked). */
   ref: ResourceRef;
   handles: Handles;
+  /** The W3C traceparent of the call's span when tracing is on, for kinds that carry it (a queue message). */
+  traceparent?: string;
 }
 
 /** One operation a binding object may call: the shape of its arguments, and what it does with them. */
@@ -76,3 +78,19 @@ export interface BindingKind<
 /** Any kind, for code that handles every kind alike. */
 // biome-ignore lint/suspicious/noExplicitAny: the registry holds kinds of different provider and config types.
 export type AnyBindingKind = BindingKind<BindingKindName, any, any>;
+
+/**
+ * A capability every function has without naming it in its manifest (the Workers `caches`): the
+ * guest calls it under a binding name no manifest can use, and the broker runs it on the provider
+ * of kind `provider`, against the calling function's namespace space `ref(namespace)` — always
+ * derived from the channel's revision, never from the call.
+ */
+export interface ImplicitBindingKind<N extends BindingKindName, P extends Provider> {
+  /** What the guest sends as the binding name: not an env var name, so no manifest binding has it. */
+  readonly binding: string;
+  /** The kind whose configured provider serves it (its backend is the installation's choice). */
+  readonly provider: N;
+  /** The space of the calling function's namespace. */
+  ref(namespace: string): ResourceRef;
+  readonly ops: Readonly<Record<string, Operation<P>>>;
+}

@@ -8,6 +8,11 @@
 export interface ResourceRef {
   namespace: string;
   name: string;
+  /**
+   * Set only on a space Kylix keeps for a namespace beside its resources (the Workers caches; see
+   * internalSpace() in identity.ts): its backend names can never be a resource's.
+   */
+  internal?: true;
 }
 
 /** A backend's health, for `kylix describe` and `kylix doctor`. */

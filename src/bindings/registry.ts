@@ -15,6 +15,7 @@ import {
 } from '../resources/binding-kinds.js';
 import type { FunctionSpec } from '../resources/kinds.js';
 import { bucketKind } from './bucket/kind.js';
+import { cacheKind } from './cache/kind.js';
 import { databaseKind } from './database/kind.js';
 import { keyValueKind } from './keyvalue/kind.js';
 import type { AnyBindingKind } from './kind.js';
@@ -27,6 +28,23 @@ export const BINDING_KINDS = {
   [QUEUE]: queueKind,
   [BUCKET]: bucketKind,
 } as const;
+
+/**
+ * Capabilities every function has without a manifest binding, by the binding name the guest
+ * calls them under (which no manifest binding can have): the Workers `caches`.
+ */
+export const IMPLICIT_BINDINGS = {
+  [cacheKind.binding]: cacheKind,
+} as const;
+
+/** The implicit binding called `binding`, if there is one. */
+export function implicitBinding(
+  binding: string,
+): (typeof IMPLICIT_BINDINGS)[keyof typeof IMPLICIT_BINDINGS] | undefined {
+  return Object.hasOwn(IMPLICIT_BINDINGS, binding)
+    ? IMPLICIT_BINDINGS[binding as keyof typeof IMPLICIT_BINDINGS]
+    : undefined;
+}
 
 /** The registry's kinds, typed alike, in apply order. */
 export const ALL_BINDING_KINDS: readonly AnyBindingKind[] = Object.values(BINDING_KINDS);

@@ -5,10 +5,11 @@
  * (workers-compat/plugin.ts); importing any other is a build error, not a surprise at run time.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { build, type Message } from 'esbuild';
+import { dirname, join, relative } from 'node:path';
+import { build, type Message, type Plugin } from 'esbuild';
 import { KylixError } from '../errors.js';
 import { digestOf } from './digest.js';
+import { portableSourceMap } from './source-map.js';
 import { PRELUDE, workersCompat } from './workers-compat/plugin.js';
 
 /** A built bundle. */
@@ -55,20 +56,60 @@ export function resolveEntry(source: string): string {
   );
 }
 
-function formatMessage(m: Message, cwd: string): { field: string; message: string } {
+function formatMessage(m: Message, cwd: string, root: string): { field: string; message: string } {
   const loc = m.location;
+  // esbuild names files relative to the working folder it was given (root).
+  const file = loc ? relative(cwd, join(root, loc.file)) || loc.file : '';
   return {
-    field: loc ? `${relative(cwd, loc.file) || loc.file}:${loc.line}:${loc.column + 1}` : '(bundle)',
+    field: loc ? `${file}:${loc.line}:${loc.column + 1}` : '(bundle)',
     message: loc?.lineText ? `${m.text}\n      ${loc.lineText.trim()}` : m.text,
   };
 }
 
+/** What else a bundle may be built with. */
+export interface BundleOptions {
+  /** Paths in messages are relative to this (default: the current folder). */
+  cwd?: string;
+  /**
+   * The folder the bundle's file names (comments, source map) are relative to: the manifest's, so
+   * the same project anywhere gives the same bytes. Default: the entry's folder.
+   */
+  root?: string;
+  /** The asset paths, for `import manifest from '__STATIC_CONTENT_MANIFEST'` (Workers Sites, Hono's serveStatic). */
+  staticContent?: string[];
+}
+
+/**
+ * `__STATIC_CONTENT_MANIFEST`, the module Workers Sites gives a function: a JSON string mapping
+ * each asset path ("css/site.css") to the key env.__STATIC_CONTENT.get() takes (here the same path).
+ */
+function staticContentManifest(paths: string[] | undefined): Plugin {
+  return {
+    name: 'kylix-static-content',
+    setup(b) {
+      b.onResolve({ filter: /^__STATIC_CONTENT_MANIFEST$/ }, () => ({
+        path: 'manifest',
+        namespace: 'kylix-static',
+      }));
+      b.onLoad({ filter: /.*/, namespace: 'kylix-static' }, () => {
+        const map = Object.fromEntries((paths ?? []).map((p) => [p.slice(1), p.slice(1)]));
+        return { contents: `export default ${JSON.stringify(JSON.stringify(map))};`, loader: 'js' };
+      });
+    },
+  };
+}
+
 /** Bundles `source`; throws ERR_BUILD_FAILED with file:line:column for every error. */
-export async function bundleFunction(source: string, cwd = process.cwd()): Promise<Bundle> {
+export async function bundleFunction(source: string, options: BundleOptions | string = {}): Promise<Bundle> {
+  const opts = typeof options === 'string' ? { cwd: options } : options;
+  const cwd = opts.cwd ?? process.cwd();
   const entry = resolveEntry(source);
+  const root = opts.root ?? dirname(entry);
   try {
     const result = await build({
       entryPoints: [entry],
+      absWorkingDir: root,
+      outfile: 'bundle.mjs',
       bundle: true,
       write: false,
       format: 'esm',
@@ -76,21 +117,23 @@ export async function bundleFunction(source: string, cwd = process.cwd()): Promi
       conditions: ['workerd', 'worker', 'browser'],
       mainFields: ['browser', 'module', 'main'],
       target: 'es2022',
-      sourcemap: 'inline',
+      sourcemap: 'external',
+      sourcesContent: true,
       logLevel: 'silent',
       legalComments: 'none',
-      plugins: [workersCompat()],
+      plugins: [workersCompat(), staticContentManifest(opts.staticContent)],
       banner: { js: PRELUDE },
     });
-    const file = result.outputFiles[0];
-    if (!file) throw new KylixError('ERR_BUILD_FAILED', `esbuild produced no output for ${entry}.`);
-    const code = Buffer.from(file.contents);
+    const js = result.outputFiles.find((f) => f.path.endsWith('.mjs'));
+    const map = result.outputFiles.find((f) => f.path.endsWith('.map'));
+    if (!js || !map) throw new KylixError('ERR_BUILD_FAILED', `esbuild produced no output for ${entry}.`);
+    const code = Buffer.from(portableSourceMap(js.text, map.text, root));
     return {
       code,
       digest: digestOf(code),
       entry,
       warnings: result.warnings.map((w) => {
-        const f = formatMessage(w, cwd);
+        const f = formatMessage(w, cwd, root);
         return `${f.field}: ${f.message}`;
       }),
     };
@@ -98,7 +141,7 @@ export async function bundleFunction(source: string, cwd = process.cwd()): Promi
     if (err instanceof KylixError) throw err;
     const errors = (err as { errors?: Message[] }).errors;
     if (!errors) throw err;
-    const causes = errors.map((m) => formatMessage(m, cwd));
+    const causes = errors.map((m) => formatMessage(m, cwd, root));
     throw new KylixError(
       'ERR_BUILD_FAILED',
       `Could not bundle ${relative(cwd, entry) || entry}: ${errors.length} error${errors.length === 1 ? '' : 's'}.`,

@@ -6,9 +6,10 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { readAssets } from '../build/assets.js';
 import { bundleFunction } from '../build/bundle.js';
-import { type ErrorCause, KylixError } from '../errors.js';
-import { BINDING_RESOURCE_KIND_LIST } from '../resources/binding-kinds.js';
+import { type ErrorCause, type ErrorCode, KylixError } from '../errors.js';
+import { BINDING_RESOURCE_KIND_LIST, BINDING_RESOURCE_KINDS } from '../resources/binding-kinds.js';
 import { KINDS } from '../resources/kinds.js';
 import { type ManifestDocument, readManifests } from '../resources/manifest.js';
 import type { KObject } from '../resources/meta.js';
@@ -91,18 +92,57 @@ function withMigrations(d: ManifestDocument): Record<string, unknown> {
   return { ...d.object, spec: { ...spec, migrationFiles } };
 }
 
-/** Bundles and uploads a Function's code; returns the object with spec.bundle set. */
+/** Uploads a content-addressed blob (a bundle, an asset, an asset manifest) unless the server has it. */
+async function upload(client: ApiClient, digest: string, body: Uint8Array, type: string): Promise<void> {
+  const head = await client.raw('HEAD', `/kylix/v1/bundles/${digest}`).catch(() => undefined);
+  if (head?.status === 200) return;
+  await client.raw('POST', '/kylix/v1/bundles', {
+    body,
+    headers: { 'content-type': type, 'kylix-digest': digest },
+  });
+}
+
+/** Uploads at most this many asset files at once. */
+const UPLOADS_AT_ONCE = 8;
+
+/** Reads and uploads a Function's assets folder; returns its manifest's digest and the asset paths. */
+async function withAssets(
+  client: ApiClient,
+  d: ManifestDocument,
+  directory: string,
+): Promise<{ digest: string; paths: string[] }> {
+  const dir = resolve(dirname(d.file), directory);
+  const assets = readAssets(dir, directory);
+  const queue = [...assets.files];
+  const worker = async () => {
+    for (let f = queue.shift(); f; f = queue.shift())
+      await upload(client, f.digest, readFileSync(f.file), 'application/octet-stream');
+  };
+  await Promise.all(Array.from({ length: UPLOADS_AT_ONCE }, worker));
+  await upload(client, assets.manifestDigest, assets.manifestBytes, 'application/json');
+  return { digest: assets.manifestDigest, paths: assets.files.map((f) => f.path) };
+}
+
+/** Bundles and uploads a Function's code (and assets); returns the object with spec.bundle set. */
 async function withBundle(client: ApiClient, d: ManifestDocument): Promise<Record<string, unknown>> {
-  const spec = d.object.spec as { source: string };
-  const bundle = await bundleFunction(resolve(dirname(d.file), spec.source));
-  const head = await client.raw('HEAD', `/kylix/v1/bundles/${bundle.digest}`).catch(() => undefined);
-  if (head?.status !== 200) {
-    await client.raw('POST', '/kylix/v1/bundles', {
-      body: bundle.code,
-      headers: { 'content-type': 'application/javascript', 'kylix-digest': bundle.digest },
-    });
-  }
-  return { ...d.object, spec: { ...(d.object.spec as object), bundle: bundle.digest } };
+  const spec = d.object.spec as { source: string; assets?: { directory?: string } };
+  const assets =
+    typeof spec.assets?.directory === 'string'
+      ? await withAssets(client, d, spec.assets.directory)
+      : undefined;
+  const bundle = await bundleFunction(resolve(dirname(d.file), spec.source), {
+    root: dirname(resolve(d.file)),
+    ...(assets ? { staticContent: assets.paths } : {}),
+  });
+  await upload(client, bundle.digest, bundle.code, 'application/javascript');
+  return {
+    ...d.object,
+    spec: {
+      ...(d.object.spec as object),
+      bundle: bundle.digest,
+      ...(assets ? { assets: { ...spec.assets, manifest: assets.digest } } : {}),
+    },
+  };
 }
 
 /** Applies every manifest under `paths`; see the file comment. Resolves false if a Function failed. */
@@ -140,6 +180,10 @@ export async function applyManifests(
   if (buildCauses.length > 0)
     throw new KylixError('ERR_BUILD_FAILED', 'The build failed; nothing was applied.', buildCauses);
 
+  // All or nothing: every document passes the server's validation and admission (dry run) and
+  // binds only resources that exist or come with it, before any is written.
+  await preflight(client, bodies);
+
   const applied: Applied[] = [];
   for (const body of bodies) {
     const info = KINDS[String(body.kind)]!;
@@ -164,6 +208,103 @@ export async function applyManifests(
     }
   }
   return { ok, applied };
+}
+
+/** The namespace and name of a body, and its kind's API names. */
+function target(client: ApiClient, body: Record<string, unknown>) {
+  const info = KINDS[String(body.kind)]!;
+  const meta = body.metadata as { name: string; namespace?: string };
+  return { info, name: meta.name, namespace: meta.namespace ?? client.config.namespace };
+}
+
+/** The resource kind each binding key binds (secrets too). */
+const BOUND_KINDS: Record<string, string> = { ...BINDING_RESOURCE_KINDS, secret: 'Secret' };
+
+/**
+ * Checks every document before any is written: 1. each Function's bindings name resources that
+ * exist or are in this apply, 2. the server validates and admits each (dryRun=All: route conflicts,
+ * namespaces…). Throws one error listing every problem, and nothing was applied.
+ */
+async function preflight(client: ApiClient, bodies: Record<string, unknown>[]): Promise<void> {
+  const causes: ErrorCause[] = [];
+  const coming = new Set(
+    bodies.map((b) => {
+      const t = target(client, b);
+      return `${t.info.kind}/${t.namespace}/${t.name}`;
+    }),
+  );
+  const exists = new Map<string, Promise<boolean>>();
+  for (const body of bodies) {
+    if (body.kind !== 'Function') continue;
+    const t = target(client, body);
+    const bindings = (body.spec as { bindings?: Record<string, Record<string, string>> }).bindings ?? {};
+    for (const [env, binding] of Object.entries(bindings)) {
+      for (const [key, kind] of Object.entries(BOUND_KINDS)) {
+        const ref = binding[key];
+        if (typeof ref !== 'string') continue;
+        const id = `${kind}/${t.namespace}/${ref}`;
+        if (coming.has(id)) continue;
+        if (!exists.has(id))
+          exists.set(
+            id,
+            client
+              .json('GET', client.path(KINDS[kind]!.plural, ref, t.namespace))
+              .then(() => true)
+              .catch((err: unknown) => {
+                if (err instanceof KylixError && err.code === 'ERR_NOT_FOUND') return false;
+                throw err;
+              }),
+          );
+        if (!(await exists.get(id)))
+          causes.push({
+            field: `function/${t.name}: spec.bindings.${env}`,
+            message: `${kind} "${ref}" does not exist in namespace "${t.namespace}" and is not in these manifests`,
+          });
+      }
+    }
+  }
+  if (causes.length > 0)
+    throw new KylixError(
+      'ERR_MANIFEST_INVALID',
+      `${causes.length === 1 ? 'A binding names a resource' : 'Bindings name resources'} that do${causes.length === 1 ? 'es' : ''} not exist; nothing was applied. Add ${causes.length === 1 ? 'it' : 'them'} to the manifests (or apply ${causes.length === 1 ? 'it' : 'them'} first), or fix spec.bindings.`,
+      causes,
+    );
+  const codes = new Set<ErrorCode>();
+  const messages: string[] = [];
+  const refused: KylixError[] = [];
+  for (const body of bodies) {
+    const t = target(client, body);
+    try {
+      await client.json(
+        'PATCH',
+        `${client.path(t.info.plural, t.name, t.namespace)}?dryRun=All`,
+        body,
+        'application/apply-patch+yaml',
+      );
+    } catch (err) {
+      if (!(err instanceof KylixError) || err.code === 'ERR_API_UNREACHABLE' || err.code === 'ERR_INTERNAL')
+        throw err;
+      const label = `${t.info.singular}/${t.name}`;
+      refused.push(err);
+      codes.add(err.code);
+      messages.push(`${label}: ${err.message}`);
+      for (const c of err.causes) causes.push({ field: `${label}: ${c.field}`, message: c.message });
+    }
+  }
+  // One refusal reads as the server wrote it; several are each labelled with their document.
+  const only = refused.length === 1 ? refused[0] : undefined;
+  if (only)
+    throw new KylixError(
+      only.code,
+      `${only.message}${bodies.length > 1 ? ' Nothing was applied.' : ''}`,
+      only.causes,
+    );
+  if (messages.length > 0)
+    throw new KylixError(
+      codes.size === 1 ? [...codes][0]! : 'ERR_MANIFEST_INVALID',
+      `${messages.join('\n  ')}\n  Nothing was applied.`,
+      causes,
+    );
 }
 
 /** Kinds whose status says when they are usable: functions started, resources provisioned. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { type ErrorCode, KylixError } from '../errors.js';
 import { API_VERSION, type KObject } from '../resources/meta.js';
+import { findAnyDev, findProjectDev } from './discovery.js';
 
 /** The default API address of `kylix dev` and `npm start`. */
 export const DEFAULT_SERVER = 'http://127.0.0.1:8081';
@@ -35,8 +36,13 @@ export function resolveConfig(flags: { server?: string; token?: string; namespac
       throw new KylixError('ERR_BAD_REQUEST', `${path} is not valid YAML: ${(err as Error).message}`);
     }
   }
+  // A running `kylix dev` is found on whatever port it took (src/cli/discovery.ts): the project's
+  // own before the config file, any of this user's after it.
+  const explicit = flags.server ?? (process.env.KYLIX_SERVER || undefined);
+  const server =
+    explicit ?? findProjectDev()?.apiUrl ?? file.server ?? findAnyDev()?.apiUrl ?? DEFAULT_SERVER;
   return {
-    server: (flags.server ?? process.env.KYLIX_SERVER ?? file.server ?? DEFAULT_SERVER).replace(/\/$/, ''),
+    server: server.replace(/\/$/, ''),
     token: flags.token ?? process.env.KYLIX_TOKEN ?? file.token,
     namespace: flags.namespace ?? process.env.KYLIX_NAMESPACE ?? file.namespace ?? 'default',
   };

@@ -12,7 +12,7 @@ import { applyManifests, deleteManifests } from './apply.js';
 import { ApiClient, resolveConfig } from './client.js';
 import { auditCommand, tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/access.js';
 import { crdsCommand } from './commands/crds.js';
-import { bucketCommand, kvCommand, queueCommand, secretSetCommand, sqlCommand } from './commands/data.js';
+import { bucketCommand, kvCommand, queueCommand, secretSetCommand } from './commands/data.js';
 import { describeCommand } from './commands/describe.js';
 import { getCommand } from './commands/get.js';
 import { invokeCommand } from './commands/invoke.js';
@@ -21,6 +21,7 @@ import { logsCommand } from './commands/logs.js';
 import { historyCommand, trafficCommand, undoCommand } from './commands/rollout.js';
 import { schemaCommand } from './commands/schema.js';
 import { secretResealCommand, secretRotateKeyCommand } from './commands/secret.js';
+import { sqlCommand } from './commands/sql.js';
 import { topCommand } from './commands/top.js';
 
 const program = new Command('kylix')
@@ -56,7 +57,7 @@ const serveOptions = (cmd: Command) =>
 serveOptions(
   program
     .command('dev')
-    .argument('[dirs...]', 'folders (or files) of manifests to apply and watch')
+    .argument('[dirs...]', 'folders (or files) of manifests to apply and watch (default: the current folder)')
     .description('run an embedded node, apply the manifests and re-apply on change'),
 )
   .option('--no-watch', 'do not re-apply on file change')
@@ -231,6 +232,22 @@ program
   );
 
 program
+  .command('trigger')
+  .description(
+    "run a function's scheduled() or queue() handler now: trigger scheduled NAME | trigger queue NAME --message JSON …",
+  )
+  .argument('<handler>', 'scheduled or queue')
+  .argument('<function>')
+  .option('--cron <expr>', "scheduled: the cron the event names (default: the function's schedule)")
+  .option('-m, --message <json>', 'queue: a message body, JSON or text (repeatable; one batch)', collect)
+  .action(async (kind: string, name: string, flags: { cron?: string; message?: string[] }) => {
+    const { triggerCommand } = await import('./commands/trigger.js');
+    const { text, ok } = await triggerCommand(client(), kind, name, flags);
+    console.log(text);
+    if (!ok) process.exitCode = 1;
+  });
+
+program
   .command('kv')
   .description('read and write a KeyValue: kv get|put|delete|list NAME [KEY] [VALUE|@file]')
   .argument('<action>')
@@ -245,7 +262,9 @@ program
 
 program
   .command('sql')
-  .description('run a statement on a Database (no statement: an interactive prompt; end statements with ";")')
+  .description(
+    'run a statement on a Database; without one, statements from a prompt or piped input (end each with ";"), and \\q, \\dt, \\d TABLE',
+  )
   .argument('<database>')
   .argument('[statement]')
   .action(async (name: string, statement: string | undefined) => {
@@ -263,13 +282,16 @@ program
 
 program
   .command('bucket')
-  .description('bucket ls NAME[/prefix] | cp FILE bucket:NAME/key | cp bucket:NAME/key FILE')
+  .description(
+    'bucket ls NAME[/prefix] | cp FILE bucket:NAME/key | cp bucket:NAME/key FILE (- for stdout) | rm bucket:NAME/key',
+  )
   .argument('<action>')
   .argument('<a>')
   .argument('[b]')
-  .action(async (action: string, a: string, b: string | undefined) =>
-    console.log(await bucketCommand(client(), action, a, b)),
-  );
+  .action(async (action: string, a: string, b: string | undefined) => {
+    const out = await bucketCommand(client(), action, a, b);
+    if (out) console.log(out);
+  });
 
 /** Prints a command's text; a report that is not ok exits 1. */
 const report = (command: (c: ApiClient) => Promise<{ text: string; ok: boolean }>) => async () => {
@@ -381,6 +403,19 @@ program
   .option('--name <name>', 'name of the cluster, user and context', 'kylix')
   .action((flags: { caFile?: string; dataDir?: string; name?: string }) => {
     process.stdout.write(kubeconfigCommand(resolveConfig(program.opts()), flags));
+  });
+
+program
+  .command('types')
+  .description(
+    "write the TypeScript type of each function's env (interface Env) from its manifest, as wrangler types does",
+  )
+  .argument('[dir]', 'a manifest file or folder', '.')
+  .option('-o, --output <file>', 'where to write (default DIR/kylix-env.d.ts)')
+  .option('--function <name>', 'only this function (its interface is then Env)')
+  .action(async (dir: string, flags: { output?: string; function?: string }) => {
+    const { typesCommand } = await import('./commands/types.js');
+    for (const line of typesCommand(dir, flags)) console.log(line);
   });
 
 program

@@ -152,7 +152,7 @@ export function addDataRoutes(
     return c.json({ moved });
   });
 
-  // Bucket: list, get, put.
+  // Bucket: list, get, put, delete.
   app.get(`${PREFIX}/buckets/:name/objects`, async (c) => {
     const ref = await refOf(registry, c, 'Bucket');
     return c.json(
@@ -171,7 +171,7 @@ export function addDataRoutes(
       throw new KylixError('ERR_NOT_FOUND', `Object ${quoteInput(key)} not found in Bucket "${ref.name}".`);
     const stream = new ReadableStream<Uint8Array>({
       async start(controller) {
-        for await (const chunk of got.body) controller.enqueue(chunk);
+        for await (const chunk of got.body ?? []) controller.enqueue(chunk);
         controller.close();
       },
     });
@@ -190,5 +190,15 @@ export function addDataRoutes(
       contentType ? { httpMetadata: { contentType } } : {},
     );
     return c.json(object, 201);
+  });
+  app.delete(`${PREFIX}/buckets/:name/objects/*`, async (c) => {
+    const ref = await refOf(registry, c, 'Bucket');
+    const key = tail(c, '/objects/');
+    const provider = await providers.bucket();
+    // As kubectl delete: a key that is not there is an error the caller sees.
+    if (!(await provider.head(ref, key)))
+      throw new KylixError('ERR_NOT_FOUND', `Object ${quoteInput(key)} not found in Bucket "${ref.name}".`);
+    await provider.delete(ref, key);
+    return c.body(null, 204);
   });
 }

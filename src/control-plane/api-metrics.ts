@@ -4,6 +4,7 @@
  * every answer, refusals included); the route goes after the token check, so in `kylix server`
  * /metrics needs the API token like the rest of the API, and under `kylix dev` it is open.
  */
+import type { ServerResponse } from 'node:http';
 import type { Hono, MiddlewareHandler } from 'hono';
 import { KINDS } from '../resources/kinds.js';
 import { API_VERSION } from '../resources/meta.js';
@@ -13,6 +14,8 @@ export interface ApiMetrics {
   readonly contentType: string;
   render(): Promise<string>;
   apiRequest(verb: string, kind: string, code: number, seconds: number): void;
+  /** Counts a watch stream opened; the returned function counts it closed. */
+  watchOpened?(kind: string): () => void;
 }
 
 const PREFIX = `/apis/${API_VERSION}/`;
@@ -22,6 +25,8 @@ const PLURALS = new Set(Object.values(KINDS).map((k) => k.plural));
 const SUBRESOURCES = new Set([
   'log',
   'stats',
+  'metrics-history',
+  'read-query',
   'proxy',
   'health',
   'keys',
@@ -85,6 +90,10 @@ export function apiMetricsMiddleware(metrics: ApiMetrics | undefined): Middlewar
       const url = new URL(c.req.url);
       const { verb, kind } = verbAndKind(c.req.method, url.pathname, url.searchParams);
       metrics.apiRequest(verb, kind, c.res.status, (performance.now() - started) / 1000);
+      // A watch that started streaming is a client until its connection closes.
+      const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+      if (verb === 'watch' && c.res.status === 200 && metrics.watchOpened && outgoing && !outgoing.closed)
+        outgoing.once('close', metrics.watchOpened(kind));
     }
   };
 }

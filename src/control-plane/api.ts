@@ -10,6 +10,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { type Context, Hono } from 'hono';
 import type { Providers } from '../bindings/broker.js';
 import { scopedKey } from '../bindings/identity.js';
+import { addDashboardRoutes, addDashboardStatic, type HistorySource } from '../dashboard/routes.js';
 import { KylixError, quoteInput, toKylixError } from '../errors.js';
 import { CATEGORY } from '../kubernetes/crds.js';
 import { KINDS } from '../resources/kinds.js';
@@ -21,13 +22,14 @@ import { type ApiMetrics, addMetricsRoute, apiMetricsMiddleware } from './api-me
 import { addOpenApiRoutes } from './api-openapi.js';
 import { addSecretKeyRoutes } from './api-secrets.js';
 import { includeObjectOf, toTable, wantsTable } from './api-table.js';
+import { addTriggerRoutes } from './api-trigger.js';
 import type { AuditLog } from './auth/audit.js';
 import { accessControl, requestIdOf } from './auth/middleware.js';
 import type { TokenStore } from './auth/tokens.js';
 import { type BundleStore, bundleTooLarge, checkBundleSize, MAX_BUNDLE_BYTES } from './bundles.js';
-import { type LogStore, logFilterOf, matchesLog } from './logs.js';
+import { type LogStore, logFilterOf } from './logs.js';
 import { labelSelector, type Registry } from './registry.js';
-import type { FunctionInvoker, RevisionStatsSource } from './serving.js';
+import type { FunctionEvents, FunctionInvoker, RevisionStatsSource } from './serving.js';
 import type { WatchEvent } from './store/interface.js';
 
 /** What the API serves from. */
@@ -49,6 +51,10 @@ export interface ApiDeps {
   version: string;
   /** The node's metrics: GET /metrics, and API requests counted (absent: neither). */
   metrics?: ApiMetrics;
+  /** The last hour of each function's figures, for the dashboard's charts. */
+  history?: HistorySource;
+  /** Runs scheduled() and queue() by hand (`kylix trigger`); absent: no such route. */
+  events?: FunctionEvents;
 }
 
 const PREFIX = `/apis/${API_VERSION}`;
@@ -114,6 +120,8 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   app.use('*', apiMetricsMiddleware(deps.metrics));
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/readyz', (c) => c.text('ok'));
+  // The dashboard's page and assets (no data in them) load without a token; the page then asks for one.
+  addDashboardStatic(app);
 
   // Who is asking, whether their role allows it, and an audit entry for every mutation.
   const { tokens, audit, required } = deps.access;
@@ -177,24 +185,33 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     return c.json({ digest }, 201);
   });
 
-  // Logs of a function: JSON lines, optionally followed, filtered by time, level and revision.
+  // Logs of a function (every node's, on a fleet): JSON lines, optionally followed, filtered by
+  // time, level and revision.
   app.get(`${PREFIX}/namespaces/:ns/functions/:name/log`, async (c) => {
     const { ns, name } = c.req.param();
-    const tail = Number(c.req.query('tailLines') ?? 100);
+    const raw = Number(c.req.query('tailLines') ?? 100);
+    const tail = Number.isFinite(raw) ? raw : 100;
     const follow = c.req.query('follow') === 'true';
     const filter = logFilterOf(c.req.query('sinceTime'), c.req.query('level'), c.req.query('revision'));
-    const past = deps.logs.tail(ns, name, Number.isFinite(tail) ? tail : 100, filter);
     if (!follow)
-      return c.body(past.map((e) => `${JSON.stringify(e)}\n`).join(''), 200, {
-        'content-type': 'application/x-ndjson',
-      });
+      return c.body(
+        (await deps.logs.read(ns, name, tail, filter)).map((e) => `${JSON.stringify(e)}\n`).join(''),
+        200,
+        {
+          'content-type': 'application/x-ndjson',
+        },
+      );
     let stop = () => {};
     const stream = new ReadableStream<string>({
       start(controller) {
-        for (const e of past) controller.enqueue(`${JSON.stringify(e)}\n`);
-        stop = deps.logs.follow(ns, name, (e) => {
-          if (!filter || matchesLog(e, filter)) controller.enqueue(`${JSON.stringify(e)}\n`);
-        });
+        stop = deps.logs.subscribe(
+          ns,
+          name,
+          tail,
+          filter,
+          (e) => controller.enqueue(`${JSON.stringify(e)}\n`),
+          (err) => controller.error(err),
+        );
       },
       cancel() {
         stop();
@@ -207,7 +224,9 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   });
 
   addDataRoutes(app, registry, deps.providers);
+  if (deps.events) addTriggerRoutes(app, registry, deps.events);
   addSecretKeyRoutes(app, registry);
+  addDashboardRoutes(app, { registry, providers: deps.providers, history: deps.history });
 
   // Live figures per revision: instances, requests in flight, recent cold starts (p50/p99).
   app.get(`${PREFIX}/namespaces/:ns/functions/:name/stats`, async (c) => {
@@ -386,7 +405,9 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     nameMustMatch(body, name);
     let result: Awaited<ReturnType<Registry['write']>>;
     if (type.startsWith('application/apply-patch')) {
-      result = await registry.write(ns, body, 'apply');
+      // dryRun=All (as Kubernetes): validated and admitted, not stored; `kylix apply` checks every
+      // document this way before it writes any.
+      result = await registry.write(ns, body, 'apply', undefined, c.req.query('dryRun') === 'All');
     } else {
       const current = registry.present(await registry.get(info.kind, ns, name));
       const { status: _status, ...rest } = current;

@@ -26,6 +26,24 @@ const MAX_FILE_BYTES = 8 * 1024 * 1024;
 
 type Follower = (entry: LogEntry) => void;
 
+/** Where a fleet's nodes share their function logs (shared-logs.ts: a PostgreSQL table). */
+export interface LogShare {
+  /** This node's name on the lines it shares. */
+  readonly node: string;
+  /** Queues a line for the other nodes; never waits. */
+  write(namespace: string, fn: string, entry: LogEntry): void;
+  tail(namespace: string, fn: string, n: number, filter?: LogFilter): Promise<LogEntry[]>;
+  follow(
+    namespace: string,
+    fn: string,
+    n: number,
+    filter: LogFilter,
+    onEntry: (e: LogEntry) => void,
+    onError: (err: Error) => void,
+  ): () => void;
+  close(): Promise<void>;
+}
+
 /** Which entries a reader wants: newer than a time, at least a level, of one revision. */
 export interface LogFilter {
   /** Epoch milliseconds: only entries written at or after it. */
@@ -53,13 +71,19 @@ export function matchesLog(e: LogEntry, f: LogFilter): boolean {
 export class LogStore {
   private readonly rings = new Map<string, LogEntry[]>();
   private readonly followers = new Map<string, Set<Follower>>();
+  /** Followers of every function's log (the `kylix dev` terminal). */
+  private readonly everyLog = new Set<(namespace: string, fn: string, entry: LogEntry) => void>();
   /** Open append streams and their sizes; writes are buffered, never on the request's critical path. */
   private readonly files = new Map<string, { stream: WriteStream; bytes: number }>();
   /** Lines not yet written, per function. */
   private readonly pending = new Map<string, { namespace: string; fn: string; lines: string[] }>();
   private flushTimer?: NodeJS.Timeout;
 
-  constructor(private readonly dir: string) {
+  constructor(
+    private readonly dir: string,
+    /** On a fleet, where every node's lines meet: reads then show them all. */
+    private readonly shared?: LogShare,
+  ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
@@ -73,15 +97,53 @@ export class LogStore {
     return join(this.dir, `${namespace}.${fn}.log`);
   }
 
-  /** Appends one entry to a function's log and hands it to its followers. */
-  append(namespace: string, fn: string, entry: LogEntry): void {
+  /**
+   * Appends one entry to a function's log and hands it to its followers. `json` is the entry as
+   * JSON when the caller has it already (the gateway writes one per request, by a template).
+   */
+  append(namespace: string, fn: string, entry: LogEntry, json?: string): void {
     const key = scopedKey(namespace, fn);
     const ring = this.ring(namespace, fn);
     ring.push(entry);
     // Trimmed in steps, not on every line: a shift of a thousand entries per request adds up.
     if (ring.length > 2 * RING) ring.splice(0, ring.length - RING);
-    this.queueLine(namespace, fn, `${JSON.stringify(entry)}\n`);
+    this.queueLine(namespace, fn, `${json ?? JSON.stringify(entry)}\n`);
+    this.shared?.write(namespace, fn, entry);
     for (const f of this.followers.get(key) ?? []) f(entry);
+    for (const f of this.everyLog) f(namespace, fn, entry);
+  }
+
+  /** Calls `follower` for every new entry of every function until the returned function is called. */
+  followAll(follower: (namespace: string, fn: string, entry: LogEntry) => void): () => void {
+    this.everyLog.add(follower);
+    return () => this.everyLog.delete(follower);
+  }
+
+  /** The last `n` lines for a reader: every node's on a fleet (merged by time), else this node's. */
+  async read(namespace: string, fn: string, n = 100, filter?: LogFilter): Promise<LogEntry[]> {
+    this.file(namespace, fn);
+    if (this.shared) return this.shared.tail(namespace, fn, n, filter);
+    return this.tail(namespace, fn, n, filter);
+  }
+
+  /**
+   * The last `n` lines, then each new one, for a reader (every node's on a fleet) until the
+   * returned function is called; `onError` is told when the shared log cannot be read.
+   */
+  subscribe(
+    namespace: string,
+    fn: string,
+    n: number,
+    filter: LogFilter | undefined,
+    onEntry: (e: LogEntry) => void,
+    onError: (err: Error) => void,
+  ): () => void {
+    this.file(namespace, fn);
+    if (this.shared) return this.shared.follow(namespace, fn, n, filter ?? {}, onEntry, onError);
+    for (const e of this.tail(namespace, fn, n, filter)) onEntry(e);
+    return this.follow(namespace, fn, (e) => {
+      if (!filter || matchesLog(e, filter)) onEntry(e);
+    });
   }
 
   /**
@@ -111,6 +173,7 @@ export class LogStore {
   /** Closes the files (pending lines are flushed). */
   async close(): Promise<void> {
     this.flush();
+    await this.shared?.close();
     const all = [...this.files.values()];
     this.files.clear();
     await Promise.all(all.map((f) => new Promise((r) => f.stream.end(r))));

@@ -130,12 +130,14 @@ export class Registry {
     body: unknown,
     mode: 'create' | 'replace' | 'apply',
     where?: string,
+    /** Validate and admit only, storing nothing (as Kubernetes' dryRun=All). */
+    dryRun = false,
   ): Promise<{ object: KObject; changed: boolean; created: boolean }> {
     // Tracked whatever the kind: the body's kind is only trusted after validation.
     const isFunction = (body as { kind?: unknown } | null)?.kind === 'Function';
     const done = isFunction
-      ? this.functionWrites.then(() => this.writeObject(namespace, body, mode, where))
-      : this.writeObject(namespace, body, mode, where);
+      ? this.functionWrites.then(() => this.writeObject(namespace, body, mode, where, dryRun))
+      : this.writeObject(namespace, body, mode, where, dryRun);
     if (isFunction) this.functionWrites = done.catch(() => {});
     this.writes.add(done);
     return done.finally(() => this.writes.delete(done));
@@ -154,6 +156,7 @@ export class Registry {
     body: unknown,
     mode: 'create' | 'replace' | 'apply',
     where?: string,
+    dryRun = false,
   ): Promise<{ object: KObject; changed: boolean; created: boolean }> {
     const valid = validateObject(body, where);
     if (valid.metadata.namespace && valid.metadata.namespace !== namespace) {
@@ -210,6 +213,7 @@ export class Registry {
       return { object: existing, changed: false, created: false };
     }
     for (const check of this.admissions) await check(next, this);
+    if (dryRun) return { object: next, changed: true, created: !existing };
     const stored = await this.store.put(
       next,
       existing

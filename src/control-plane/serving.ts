@@ -56,3 +56,13 @@ export interface FunctionTriggers {
   serving(namespace: string, name: string, spec: FunctionSpec, revisionKey: string): void;
   removed(namespace: string, name: string): void;
 }
+
+/** A handler run by hand (`kylix trigger`): a scheduled tick, or a queue batch of these bodies. */
+export type ManualEvent =
+  | { kind: 'scheduled'; cron?: string }
+  | { kind: 'queue'; messages: unknown[]; queue?: string };
+
+/** Runs a function's scheduled() or queue() handler on demand; resolves with what it answered. */
+export interface FunctionEvents {
+  fire(namespace: string, name: string, event: ManualEvent): Promise<unknown>;
+}

@@ -10,12 +10,20 @@
  */
 import { type BackoffOptions, backoffDelay, type CancelTimer, type Clock, systemClock } from './clock.js';
 
+/** Told of each reconcile: its duration in seconds, and whether it failed. */
+export type ReconcileObserver = (seconds: number, failed: boolean) => void;
+
+/** Told of each reconcile of a named controller ("function", "secret", "resource"), for metrics. */
+export type ControllerObserver = (controller: string, seconds: number, failed: boolean) => void;
+
 /** Options of a WorkQueue. */
 export interface WorkQueueOptions {
   /** Reconciles one key; a rejection schedules a retry. */
   work: (key: string) => Promise<void>;
   /** Told of each failure, with the retry's delay. */
   onError?: (key: string, err: unknown, retryInMs: number) => void;
+  /** Told how long each reconcile took and whether it failed (metrics). */
+  observe?: ReconcileObserver;
   /** How many keys run at once (default: no limit; still one run per key). */
   concurrency?: number;
   /** Per-key retry delays (default 500 ms doubling to 30 s). */
@@ -130,10 +138,13 @@ export class WorkQueue {
   private async process(key: string): Promise<void> {
     do {
       this.dirty.delete(key);
+      const started = performance.now();
       try {
         await this.options.work(key);
+        this.options.observe?.((performance.now() - started) / 1000, false);
         this.forget(key);
       } catch (err) {
+        this.options.observe?.((performance.now() - started) / 1000, true);
         if (this.stopped) break;
         const delay = this.addRateLimited(key);
         this.options.onError?.(key, err, delay);

@@ -2,7 +2,8 @@
  * An adaptive concurrency limit, after Netflix concurrency-limits' Gradient2: requests report their
  * latency (RTT) as they finish; once per window the limit moves by the gradient between a long-term
  * baseline RTT and the window's mean RTT. When latency rises past `tolerance` × the baseline the
- * limit shrinks (by at most half per window), otherwise it grows by √limit of headroom, but only
+ * limit shrinks (by at most half per window), otherwise it grows (fast while latency is at the
+ * baseline, by √limit of headroom while it is above it), but only
  * while the traffic actually uses the limit (a function serving 3 requests says nothing about 300).
  *
  * The baseline is the latency of windows that used the limit: it follows their means down fast
@@ -12,6 +13,8 @@
  * one update per window, done by the request that closes the window.
  */
 
+/** A window whose mean RTT is within this factor of the baseline saw no queueing. */
+const AT_BASELINE = 1.25;
 /** Fall of the baseline per window towards a lower mean, as a fraction of the gap. */
 const BASELINE_FALL = 0.2;
 
@@ -100,8 +103,13 @@ export class AdaptiveLimit {
     else this.baseline += (rtt - this.baseline) * this.o.baselineRise;
     // 3. Gradient: 1 while the RTT is within tolerance, down to 0.5 as it rises past it.
     const gradient = Math.max(0.5, Math.min(1, (this.o.tolerance * this.baseline) / Math.max(rtt, 1e-6)));
-    // √limit of headroom only while latency is within tolerance, so a slow function can get down to 1.
-    const target = gradient < 1 ? this.limitValue * gradient : this.limitValue + Math.sqrt(this.limitValue);
+    // 4. Latency at the baseline (nothing queues): the limit doubles, so a limit a burst pulled down
+    //    comes back within a second of it (as TCP's slow start); within tolerance, √limit of
+    //    headroom, so a slow function can get down to 1; past it, the gradient shrinks it.
+    let target: number;
+    if (gradient < 1) target = this.limitValue * gradient;
+    else if (rtt <= this.baseline * AT_BASELINE) target = this.limitValue * 2;
+    else target = this.limitValue + Math.sqrt(this.limitValue);
     this.set(this.limitValue * (1 - this.o.smoothing) + target * this.o.smoothing);
   }
 

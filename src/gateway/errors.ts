@@ -16,6 +16,11 @@ export function platformErrorCode(res: ServerResponse): string | undefined {
   return answeredWith.get(res);
 }
 
+/** Records the platform error a response was answered with when it was written without sendError (a refusal). */
+export function markPlatformError(res: ServerResponse, code: string): void {
+  answeredWith.set(res, code);
+}
+
 /** Writes a platform error response, unless the response has already started. */
 export function sendError(
   res: ServerResponse,

@@ -10,6 +10,7 @@ import { KylixError } from '../errors.js';
 import type { RouteSpec } from '../resources/kinds.js';
 import type { ServingTarget } from '../resources/serving.js';
 import { type Lease, PoolBusyError, type Runtime } from '../runtime/runtime.js';
+import { serveAsset } from './assets.js';
 import { Admission, FunctionGate } from './concurrency.js';
 import { platformErrorCode, sendError } from './errors.js';
 import { proxy } from './proxy.js';
@@ -31,6 +32,18 @@ export interface Invocation {
   /** The platform error the gateway answered with (ERR_TIMEOUT, ERR_CPU_LIMIT…), if it did. */
   errorCode?: string;
 }
+
+/**
+ * Told of a request refused before any instance saw it (overload 429/503, not ready, body too
+ * large, unknown tag); `revision` is undefined when none had been picked yet. For metrics only:
+ * such requests make no invocation record.
+ */
+export type RefusalHook = (
+  functionKey: string,
+  revision: number | undefined,
+  status: number,
+  code: string,
+) => void;
 
 /** The header that picks a tagged revision (or a revision number). */
 export const REVISION_HEADER = 'kylix-revision';
@@ -68,6 +81,7 @@ export class Gateway {
   constructor(
     private readonly runtime: Runtime,
     private readonly onInvocation: (i: Invocation) => void = () => {},
+    private readonly onRefused: RefusalHook = () => {},
   ) {}
 
   /** Points a function ("namespace/name") at routes and the revisions that serve it. */
@@ -198,6 +212,8 @@ export class Gateway {
       req.resume();
       return sendError(res, err, requestId);
     }
+    const assets = this.serving.get(match.functionKey)?.target.assets;
+    if (assets && serveAsset(req, res, assets, path, q === -1 ? '' : url.slice(q), requestId)) return;
     await this.dispatch(req, res, match.functionKey, url, requestId, tag);
   }
 
@@ -212,9 +228,11 @@ export class Gateway {
   ): Promise<void> {
     const served = this.serving.get(functionKey);
     const name = served?.name ?? functionKey.split('/')[1] ?? functionKey;
+    let share: TrafficShare | undefined;
     const fail = (err: KylixError, headers?: Record<string, string>) => {
       req.resume();
       sendError(res, err, requestId, headers);
+      this.onRefused(functionKey, share?.revision, err.status, err.code);
     };
     if (!served) {
       return fail(
@@ -226,7 +244,13 @@ export class Gateway {
       );
     }
     const { target } = served;
-    let share: TrafficShare | undefined;
+    if (target.failure !== undefined)
+      return fail(
+        new KylixError(
+          'ERR_FUNCTION_NOT_STARTED',
+          `${name} failed to start (its module threw while loading, or a binding is missing). See why with: kylix describe function ${name}`,
+        ),
+      );
     if (tag) {
       share = ownTag(target.tags, tag) ?? target.shares.find((s) => String(s.revision) === tag);
       if (!share)
@@ -267,7 +291,10 @@ export class Gateway {
       // The client went away while it waited: its slot goes to the next one, not to a dead exchange.
       if (verdict === undefined && req.socket.destroyed) return this.admission.leave(gate, undefined);
     }
-    if (verdict !== undefined) return this.pacer.refuse(res, verdict, name, requestId);
+    if (verdict !== undefined) {
+      this.pacer.refuse(res, verdict, name, requestId);
+      return this.onRefused(functionKey, share.revision, res.statusCode, verdict);
+    }
 
     const started = performance.now();
     this.active++;

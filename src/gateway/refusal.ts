@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ERROR_CODES } from '../errors.js';
 import type { Refusal } from './concurrency.js';
-import { REQUEST_ID } from './errors.js';
+import { markPlatformError, REQUEST_ID } from './errors.js';
 
 /** Seconds a refused client is told to wait. */
 export const RETRY_AFTER_S = 1;
@@ -70,6 +70,7 @@ export class RefusalPacer {
   /** Answers `code` for the function `name`; see the file comment. */
   refuse(res: ServerResponse, code: Refusal, name: string, requestId: string): void {
     const body = `${bodyPrefix(code, name)}${requestId}"}}`;
+    markPlatformError(res, code);
     res.writeHead(ERROR_CODES[code].status, [
       'content-type',
       'application/json; charset=utf-8',

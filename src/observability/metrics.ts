@@ -8,6 +8,9 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { KylixError } from '../errors.js';
+import { type MetricsSources, registerScrapeGauges } from './scrape-gauges.js';
+
+export type { MetricsSources, QueueGaugeSource, RevisionGaugeSource } from './scrape-gauges.js';
 
 /** One finished request as the gateway reports it (the fields of the gateway's Invocation we use). */
 export interface RequestRecord {
@@ -19,29 +22,6 @@ export interface RequestRecord {
   startupMs: number;
   /** The platform error the gateway answered with, if it did (ERR_TIMEOUT, ERR_CPU_LIMIT…). */
   errorCode?: string;
-}
-
-/** A revision's live figures, read at scrape time. */
-export interface RevisionGaugeSource {
-  /** "namespace/function/revision". */
-  key: string;
-  instances: number;
-  inFlight: number;
-}
-
-/** A queue's counts, read at scrape time (only from providers whose stats are cheap). */
-export interface QueueGaugeSource {
-  namespace: string;
-  queue: string;
-  ready: number;
-  inFlight: number;
-  delayed: number;
-}
-
-/** Where the scrape-time gauges come from; each is optional so tests can leave them out. */
-export interface MetricsSources {
-  revisions?(): Iterable<RevisionGaugeSource>;
-  queues?(): Promise<QueueGaugeSource[]>;
 }
 
 /** Which limit each error code reports as breached (the `kind` label of kylix_limit_breaches_total). */
@@ -164,65 +144,37 @@ export class PlatformMetrics {
     registers: [this.registry],
   });
 
-  constructor(sources: MetricsSources = {}, options: { gatewayInFlight?: () => number } = {}) {
+  private readonly cronMisses = new Counter({
+    name: 'kylix_cron_misses_total',
+    help: 'Scheduled ticks missed, by reason: skipped (not run: during downtime or a stall, beyond the one catch-up run) or late (run, but past the lateness threshold).',
+    labelNames: ['namespace', 'function', 'reason'],
+    registers: [this.registry],
+  });
+  private readonly watchClients = new Gauge({
+    name: 'kylix_api_watch_clients',
+    help: 'Watch streams open on the control API, by resource kind.',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  private readonly reconcileDuration = new Histogram({
+    name: 'kylix_reconcile_duration_seconds',
+    help: 'Time one reconcile of one object took, by controller (function, secret, resource).',
+    labelNames: ['controller'],
+    buckets: CALL_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly reconcileFailures = new Counter({
+    name: 'kylix_reconcile_failures_total',
+    help: 'Reconciles that failed (and were queued again with backoff), by controller.',
+    labelNames: ['controller'],
+    registers: [this.registry],
+  });
+  /** Refusal counters by "function/revision/code", made once each (a flood of refusals makes no labels). */
+  private readonly refusals = new Map<string, ReturnType<Counter<string>['labels']>>();
+
+  constructor(sources: MetricsSources = {}) {
     collectDefaultMetrics({ register: this.registry });
-    new Gauge({
-      name: 'kylix_instances',
-      help: 'Instances running per revision.',
-      labelNames: ['namespace', 'function', 'revision'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const r of sources.revisions?.() ?? []) this.set(revisionLabels(r.key), r.instances);
-      },
-    });
-    new Gauge({
-      name: 'kylix_in_flight_requests',
-      help: 'Requests an instance of the revision is serving right now.',
-      labelNames: ['namespace', 'function', 'revision'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const r of sources.revisions?.() ?? []) this.set(revisionLabels(r.key), r.inFlight);
-      },
-    });
-    if (options.gatewayInFlight) {
-      const read = options.gatewayInFlight;
-      new Gauge({
-        name: 'kylix_gateway_in_flight_requests',
-        help: 'Requests the gateway is serving right now, over all functions.',
-        registers: [this.registry],
-        collect() {
-          this.set(read());
-        },
-      });
-    }
-    if (sources.queues) {
-      const read = sources.queues;
-      // One read of the providers per scrape feeds all three gauges.
-      let pending: Promise<QueueGaugeSource[]> | undefined;
-      const once = () => {
-        pending ??= read().finally(() => setImmediate(() => (pending = undefined)));
-        return pending;
-      };
-      for (const [name, help, field] of [
-        ['kylix_queue_messages_ready', 'Messages deliverable now.', 'ready'],
-        ['kylix_queue_messages_in_flight', 'Messages leased to a consumer.', 'inFlight'],
-        ['kylix_queue_messages_delayed', 'Messages waiting for their delay or retry backoff.', 'delayed'],
-      ] as const) {
-        new Gauge({
-          name,
-          help,
-          labelNames: ['namespace', 'queue'],
-          registers: [this.registry],
-          async collect() {
-            this.reset();
-            for (const q of await once().catch(() => []))
-              this.set({ namespace: q.namespace, queue: q.queue }, q[field]);
-          },
-        });
-      }
-    }
+    registerScrapeGauges(this.registry, sources);
   }
 
   /** Records one finished request (the gateway's per-invocation callback). */
@@ -242,6 +194,38 @@ export class PlatformMetrics {
     }
     const kind = i.errorCode && LIMIT_KIND[i.errorCode];
     if (kind) this.limitBreaches.labels(r.namespace, r.fn, r.revision, kind).inc();
+  }
+
+  /**
+   * Counts a request the gateway refused before any instance saw it (429, 503, 413, 404 of a
+   * tag…), in kylix_requests_total with its error code; `revision` is unknown when it was refused
+   * before a revision was picked.
+   */
+  refused(functionKey: string, revision: number | undefined, status: number, errorCode: string): void {
+    const key = `${functionKey}/${revision ?? ''}/${status}/${errorCode}`;
+    let counter = this.refusals.get(key);
+    if (!counter) {
+      const slash = functionKey.indexOf('/');
+      counter = this.requests.labels(
+        functionKey.slice(0, slash),
+        functionKey.slice(slash + 1),
+        revision === undefined ? '' : String(revision),
+        codeClass(status),
+        errorCode,
+      );
+      this.refusals.set(key, counter);
+    }
+    counter.inc();
+    const kind = LIMIT_KIND[errorCode];
+    if (kind)
+      this.limitBreaches
+        .labels(
+          functionKey.slice(0, functionKey.indexOf('/')),
+          functionKey.slice(functionKey.indexOf('/') + 1),
+          revision === undefined ? '' : String(revision),
+          kind,
+        )
+        .inc();
   }
 
   /**
@@ -277,6 +261,27 @@ export class PlatformMetrics {
   /** Counts one scheduled tick fired into a function. */
   cronFired(namespace: string, fn: string, ok: boolean): void {
     this.cronFires.labels(namespace, fn, ok ? 'ok' : 'error').inc();
+  }
+
+  /** Counts scheduled ticks missed (see kylix_cron_misses_total). */
+  cronMissed(namespace: string, fn: string, reason: 'skipped' | 'late', count = 1): void {
+    if (count > 0) this.cronMisses.labels(namespace, fn, reason).inc(count);
+  }
+
+  /** Counts one watch stream opened on the API; the returned function counts it closed (call it once). */
+  watchOpened(kind: string): () => void {
+    this.watchClients.labels(kind).inc();
+    let open = true;
+    return () => {
+      if (open) this.watchClients.labels(kind).dec();
+      open = false;
+    };
+  }
+
+  /** Records one reconcile of one object by `controller`. */
+  reconciled(controller: string, seconds: number, failed: boolean): void {
+    this.reconcileDuration.labels(controller).observe(seconds);
+    if (failed) this.reconcileFailures.labels(controller).inc();
   }
 
   /** Counts one delivered message by what became of it. */
@@ -321,10 +326,4 @@ export class PlatformMetrics {
     }
     return r;
   }
-}
-
-/** The labels of a revision key "namespace/function/revision". */
-function revisionLabels(key: string): { namespace: string; function: string; revision: string } {
-  const [namespace = '', fn = '', revision = ''] = key.split('/');
-  return { namespace, function: fn, revision };
 }

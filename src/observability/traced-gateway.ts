@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { platformErrorCode } from '../gateway/errors.js';
-import { Gateway, type Invocation } from '../gateway/gateway.js';
+import { Gateway, type Invocation, type RefusalHook } from '../gateway/gateway.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { RequestTracing } from './tracing.js';
 
@@ -13,11 +13,20 @@ import type { RequestTracing } from './tracing.js';
 export class TracedGateway extends Gateway {
   private readonly tracing: RequestTracing;
 
-  constructor(tracing: RequestTracing, runtime: Runtime, onInvocation: (i: Invocation) => void = () => {}) {
-    super(runtime, (i) => {
-      tracing.finished(i);
-      onInvocation(i);
-    });
+  constructor(
+    tracing: RequestTracing,
+    runtime: Runtime,
+    onInvocation: (i: Invocation) => void = () => {},
+    onRefused?: RefusalHook,
+  ) {
+    super(
+      runtime,
+      (i) => {
+        tracing.finished(i);
+        onInvocation(i);
+      },
+      onRefused,
+    );
     this.tracing = tracing;
   }
 

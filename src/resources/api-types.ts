@@ -16,6 +16,8 @@ export interface LogEntry {
   source: 'function' | 'platform';
   /** Set on the one line each invocation gets: whether it waited for an instance to start. */
   invocation?: { status: number; durationMs: number; cold: boolean; startupMs: number };
+  /** The node that wrote it, on a fleet (where logs are shared). */
+  node?: string;
 }
 
 /** A value that could not be re-sealed (its key is not in the ring, or it was altered). */

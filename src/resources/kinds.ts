@@ -3,6 +3,7 @@
  * the JSON Schemas for editors and (later) the Kubernetes CRDs are all derived from these.
  */
 import { z } from 'zod';
+import { assetsSpec } from './assets.js';
 import {
   formatBytes,
   MAX_BINDINGS,
@@ -76,109 +77,127 @@ const bindingSchema = z.union(
 );
 
 /** spec of a Function: its code, routes, bindings, limits, scaling and triggers. */
-export const functionSpec = z.strictObject({
-  /** A file or folder, relative to the manifest; bundled by `kylix apply`. */
-  source: z.string().min(1, 'must name a file or folder'),
-  /** The content address of the bundle, written by `kylix apply` (sha256:<hex>). */
-  bundle: z
-    .string()
-    .regex(/^sha256:[a-f0-9]{64}$/, 'must be "sha256:" and 64 hex digits (kylix apply writes it)')
-    .optional(),
-  routes: z.array(routeSchema).max(MAX_ROUTES, `must hold at most ${MAX_ROUTES} routes`).default([]),
-  env: capped(
-    z.record(
-      envName,
-      z
-        .string()
-        .refine(
-          (v) => v.length <= MAX_ENV_VALUE_BYTES / 3 || Buffer.byteLength(v) <= MAX_ENV_VALUE_BYTES,
-          `a value must be at most ${formatBytes(MAX_ENV_VALUE_BYTES)}`,
-        )
-        .meta({ maxLength: MAX_ENV_VALUE_BYTES }),
-    ),
-    MAX_ENV,
-    'environment variables',
-  ).default({}),
-  bindings: capped(z.record(envName, bindingSchema), MAX_BINDINGS, 'bindings').default({}),
-  limits: z
-    .strictObject({
-      cpuMs: z.number().int().min(10).max(300_000).default(1000),
-      timeoutMs: z.number().int().min(10).max(900_000).default(30_000),
-      memoryMiB: z.number().int().min(16).max(4096).default(128),
-      maxRequestBytes: z
-        .number()
-        .int()
-        .min(0)
-        .max(1024 ** 3)
-        .default(10 * 1024 * 1024),
-      maxConcurrency: z.number().int().min(1).max(100_000).default(1000),
-    })
-    .prefault({}),
-  scaling: z
-    .strictObject({
-      minInstances: z.number().int().min(0).default(0),
-      maxInstances: z.number().int().min(1).default(10),
-      targetConcurrency: z.number().int().min(1).default(100),
-      idleSeconds: z.number().int().min(1).default(300),
-    })
-    .prefault({}),
-  egress: z
-    .strictObject({
-      allow: z
-        .array(z.string().max(253))
-        .max(MAX_EGRESS_ALLOW, `must name at most ${MAX_EGRESS_ALLOW} hosts`)
-        .default([]),
-    })
-    .prefault({}),
-  triggers: z
-    .strictObject({
-      queue: z
-        .strictObject({
-          name: dnsLabel,
-          batchSize: z.number().int().min(1).max(1000).default(10),
-          maxRetries: z.number().int().min(0).max(100).default(3),
-          deadLetter: dnsLabel.optional(),
-        })
-        .optional(),
-      schedule: z
-        .strictObject({
-          cron: z
-            .string()
-            .refine((c) => c.trim().split(/\s+/).length === 5, 'must have five fields ("*/5 * * * *")'),
-          timezone: z
-            .string()
-            .refine(isTimeZone, 'must be an IANA time zone such as "Europe/Berlin"')
-            .default('UTC'),
-        })
-        .optional(),
-    })
-    .default({}),
-  traffic: z
-    .array(
-      z
-        .strictObject({
-          revision: z.number().int().min(1).optional(),
-          latestRevision: z.boolean().optional(),
-          percent: z.number().int().min(0).max(100),
-          tag: dnsLabel
-            .refine((t) => !t.includes('--'), 'must not contain "--" (it separates the tag in host names)')
-            .optional(),
-        })
-        .refine(
-          (t) => (t.revision === undefined) !== (t.latestRevision !== true),
-          'must name either a revision number or latestRevision: true',
-        ),
-    )
-    .refine((list) => list.reduce((n, t) => n + t.percent, 0) === 100, 'the percents must add up to 100')
-    .refine(
-      (list) =>
-        new Set(list.flatMap((t) => (t.tag ? [t.tag] : []))).size === list.filter((t) => t.tag).length,
-      'tags must be unique',
-    )
-    .optional(),
-  /** How many old revisions to keep (besides those taking traffic). */
-  revisionHistoryLimit: z.number().int().min(0).max(1000).default(10),
-});
+export const functionSpec = z
+  .strictObject({
+    /** A file or folder, relative to the manifest; bundled by `kylix apply`. */
+    source: z.string().min(1, 'must name a file or folder'),
+    /** The content address of the bundle, written by `kylix apply` (sha256:<hex>). */
+    bundle: z
+      .string()
+      .regex(/^sha256:[a-f0-9]{64}$/, 'must be "sha256:" and 64 hex digits (kylix apply writes it)')
+      .optional(),
+    routes: z.array(routeSchema).max(MAX_ROUTES, `must hold at most ${MAX_ROUTES} routes`).default([]),
+    env: capped(
+      z.record(
+        envName,
+        z
+          .string({
+            error: (issue) =>
+              issue.input === undefined
+                ? 'is required'
+                : `must be a string: quote it (${JSON.stringify(String(issue.input))})`,
+          })
+          .refine(
+            (v) => v.length <= MAX_ENV_VALUE_BYTES / 3 || Buffer.byteLength(v) <= MAX_ENV_VALUE_BYTES,
+            `a value must be at most ${formatBytes(MAX_ENV_VALUE_BYTES)}`,
+          )
+          .meta({ maxLength: MAX_ENV_VALUE_BYTES }),
+      ),
+      MAX_ENV,
+      'environment variables',
+    ).default({}),
+    bindings: capped(z.record(envName, bindingSchema), MAX_BINDINGS, 'bindings').default({}),
+    /** A folder of static files served before the function runs (see resources/assets.ts). */
+    assets: assetsSpec.optional(),
+    limits: z
+      .strictObject({
+        cpuMs: z.number().int().min(10).max(300_000).default(1000),
+        timeoutMs: z.number().int().min(10).max(900_000).default(30_000),
+        memoryMiB: z.number().int().min(16).max(4096).default(128),
+        maxRequestBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(1024 ** 3)
+          .default(10 * 1024 * 1024),
+        maxConcurrency: z.number().int().min(1).max(100_000).default(1000),
+      })
+      .prefault({}),
+    scaling: z
+      .strictObject({
+        minInstances: z.number().int().min(0).default(0),
+        maxInstances: z.number().int().min(1).default(10),
+        targetConcurrency: z.number().int().min(1).default(100),
+        idleSeconds: z.number().int().min(1).default(300),
+      })
+      .prefault({}),
+    egress: z
+      .strictObject({
+        allow: z
+          .array(z.string().max(253))
+          .max(MAX_EGRESS_ALLOW, `must name at most ${MAX_EGRESS_ALLOW} hosts`)
+          .default([]),
+      })
+      .prefault({}),
+    triggers: z
+      .strictObject({
+        queue: z
+          .strictObject({
+            name: dnsLabel,
+            batchSize: z.number().int().min(1).max(1000).default(10),
+            maxRetries: z.number().int().min(0).max(100).default(3),
+            deadLetter: dnsLabel.optional(),
+          })
+          .optional(),
+        schedule: z
+          .strictObject({
+            cron: z
+              .string()
+              .refine((c) => c.trim().split(/\s+/).length === 5, 'must have five fields ("*/5 * * * *")'),
+            timezone: z
+              .string()
+              .refine(isTimeZone, 'must be an IANA time zone such as "Europe/Berlin"')
+              .default('UTC'),
+          })
+          .optional(),
+      })
+      .default({}),
+    traffic: z
+      .array(
+        z
+          .strictObject({
+            revision: z.number().int().min(1).optional(),
+            latestRevision: z.boolean().optional(),
+            percent: z.number().int().min(0).max(100),
+            tag: dnsLabel
+              .refine((t) => !t.includes('--'), 'must not contain "--" (it separates the tag in host names)')
+              .optional(),
+          })
+          .refine(
+            (t) => (t.revision === undefined) !== (t.latestRevision !== true),
+            'must name either a revision number or latestRevision: true',
+          ),
+      )
+      .refine((list) => list.reduce((n, t) => n + t.percent, 0) === 100, 'the percents must add up to 100')
+      .refine(
+        (list) =>
+          new Set(list.flatMap((t) => (t.tag ? [t.tag] : []))).size === list.filter((t) => t.tag).length,
+        'tags must be unique',
+      )
+      .optional(),
+    /** How many old revisions to keep (besides those taking traffic). */
+    revisionHistoryLimit: z.number().int().min(0).max(1000).default(10),
+  })
+  .superRefine((spec, ctx) => {
+    // env holds vars, bindings and the assets binding side by side: one name, one thing.
+    const name = spec.assets?.binding;
+    if (name && (Object.hasOwn(spec.env, name) || Object.hasOwn(spec.bindings, name)))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['assets', 'binding'],
+        message: `"${name}" is already a name in spec.env or spec.bindings; choose another`,
+      });
+  });
 
 /** spec of a Database: a PostgreSQL-dialect SQL database. */
 export const databaseSpec = z.strictObject({

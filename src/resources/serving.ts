@@ -3,6 +3,7 @@
  * runtime's revisions): pure types and one key constructor, so the Function controller, the
  * gateway and the runtime share them without importing each other.
  */
+import type { HTML_HANDLING, NOT_FOUND_HANDLING } from './assets.js';
 import type { FunctionSpec } from './kinds.js';
 
 /** A revision's key on this node, "<namespace>/<function>/<number>": make one with revisionKey(). */
@@ -42,11 +43,37 @@ export interface RevisionTarget {
   scaling: ScalingPolicy;
   /** spec.bindings of the revision; secrets are already resolved into env. */
   bindings: FunctionSpec['bindings'];
+  /** The revision's static assets (spec.assets), for env.ASSETS and env.__STATIC_CONTENT. */
+  assets?: ServedAssets;
+}
+
+/** One static asset on this node's disk. */
+export interface ServedAsset {
+  /** The content-addressed file holding it. */
+  file: string;
+  /** A strong ETag, from its content address. */
+  etag: string;
+  type: string;
+  size: number;
+}
+
+/** A revision's static assets as the gateway serves them (see resources/assets.ts). */
+export interface ServedAssets {
+  /** URL path ("/css/site.css") → file. */
+  files: ReadonlyMap<string, ServedAsset>;
+  /** The env name of the binding whose fetch() answers from them. */
+  binding?: string;
+  notFoundHandling: (typeof NOT_FOUND_HANDLING)[number];
+  htmlHandling: (typeof HTML_HANDLING)[number];
+  runWorkerFirst: boolean;
 }
 
 /** A revision's live figures on this node, for `kylix describe`. */
 export interface RevisionStats {
+  /** Instances running (ready for requests). */
   instances: number;
+  /** Instances being started. */
+  starting: number;
   inFlight: number;
   coldStarts: number[];
 }
@@ -75,4 +102,11 @@ export interface ServingTarget {
   /** Revisions addressable by tag (header kylix-revision, or host prefix "tag--"). */
   tags: Record<string, TrafficShare>;
   limits: ProxyLimits;
+  /** Static files the gateway serves for GET and HEAD before the function runs. */
+  assets?: ServedAssets;
+  /**
+   * Why the function cannot serve (its only revision failed to start): its routes answer with
+   * this instead of 404, so a caller learns the function is there but broken.
+   */
+  failure?: string;
 }

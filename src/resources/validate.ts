@@ -37,7 +37,8 @@ export function objectSchema(info: KindInfo): z.ZodType {
       apiVersion: z.literal(API_VERSION, { error: `must be "${API_VERSION}"` }),
       kind: z.literal(info.kind),
       metadata: objectMetaSchema,
-      spec: info.spec ?? z.record(z.string(), z.unknown()),
+      // As on Kubernetes, an object whose spec fields are all optional needs no `spec:` line.
+      spec: (info.spec ?? z.record(z.string(), z.unknown())).prefault({}),
       status: z.unknown().optional(),
     });
     envelopes.set(info.kind, schema);
@@ -72,7 +73,12 @@ export function issuesToCauses(issues: readonly z.core.$ZodIssue[], prefix = '')
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys)
         causes.push({ field: join([...issue.path, key]), message: 'unknown field' });
-    } else if (issue.code === 'invalid_type' && issue.input === undefined) {
+    } else if (
+      issue.code === 'invalid_type' &&
+      issue.input === undefined &&
+      issue.message.startsWith('Invalid')
+    ) {
+      // zod's own wording for a missing field; a schema's own message (spec.env's) is kept.
       causes.push({ field: join(issue.path), message: 'is required' });
     } else if (issue.code === 'invalid_key') {
       causes.push({ field: join(issue.path), message: `key ${issue.issues[0]?.message ?? 'is not valid'}` });

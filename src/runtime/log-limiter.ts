@@ -1,7 +1,7 @@
 /**
  * Keeps one instance's log within bounds, on the supervisor's side of the channel (so a sandbox
  * process that skips its own checks gains nothing): at most LOGS_PER_SECOND records a second, each
- * cut to MAX_LOG_CHARS; what is dropped is counted and reported in one line.
+ * cut to MAX_LOG_CHARS (its request id and time checked too); what is dropped is counted and reported in one line.
  */
 import type { LogRecord } from '../sandbox/protocol.js';
 
@@ -9,6 +9,9 @@ import type { LogRecord } from '../sandbox/protocol.js';
 export const LOGS_PER_SECOND = 1000;
 /** The longest log message kept, in characters. */
 export const MAX_LOG_CHARS = 16 * 1024;
+
+/** The longest request id a record may carry (the gateway's are about 20 characters). */
+const MAX_REQUEST_ID_CHARS = 128;
 
 /** See the file comment. */
 export class LogLimiter {
@@ -32,6 +35,12 @@ export class LogLimiter {
     }
     if (record.message.length > MAX_LOG_CHARS)
       record.message = `${record.message.slice(0, MAX_LOG_CHARS)}… (${record.message.length - MAX_LOG_CHARS} more characters)`;
+    // The other texts are the sandbox's too: a request id is the gateway's (a few characters), a
+    // time an ISO string. Anything else is not kept as it came (it would go into the log unbounded).
+    if (record.requestId !== undefined && record.requestId.length > MAX_REQUEST_ID_CHARS)
+      record.requestId = undefined;
+    if (record.time.length > 40 || Number.isNaN(Date.parse(record.time)))
+      record.time = new Date().toISOString();
     this.sink(record);
   }
 

@@ -8,6 +8,7 @@ import { KylixError } from '../errors.js';
 import type { RevisionKey, RevisionLimits } from '../resources/serving.js';
 import type { InstanceSpec } from '../sandbox/protocol.js';
 import type { InstanceHooks } from './instance-channel.js';
+import type { EgressObserver } from './isolation/egress-proxy.js';
 import type { Isolation } from './isolation/isolation.js';
 import { DEFAULT_MEMORY_MIB, RevisionProcess } from './revision-process.js';
 import type { Sandbox, SandboxEvents, SandboxInstance } from './sandbox.js';
@@ -19,6 +20,8 @@ export interface NamespaceSandboxOptions {
   isolation: Isolation;
   /** Where the sandbox's own stderr goes (the platform log). */
   onStderr?: (namespace: string, text: string) => void;
+  /** Observes a revision's outbound requests through its egress proxy (tracing). */
+  onEgress?: (revisionKey: string) => EgressObserver | undefined;
 }
 
 let processCounter = 0;
@@ -113,6 +116,18 @@ export class NamespaceSandbox implements Sandbox {
     await this.releaseIfIdle(key);
   }
 
+  /** Each process that runs instances, once per revision (a revision may have a retired one too). */
+  *processIds(): Iterable<{ revisionKey: string; pid: number }> {
+    const seen = new Set<RevisionProcess>();
+    for (const [id, proc] of this.processOf) {
+      const revisionKey = this.byInstance.get(id);
+      const pid = proc.pid;
+      if (!revisionKey || pid === undefined || seen.has(proc)) continue;
+      seen.add(proc);
+      yield { revisionKey, pid };
+    }
+  }
+
   /** Forgets which process an instance ran in; a retired process closes with its last instance. */
   private forget(id: string): void {
     const proc = this.processOf.get(id);
@@ -170,7 +185,7 @@ export class NamespaceSandbox implements Sandbox {
         this.spare = undefined;
         const proc = spare?.usable ? spare : this.newProcess(limits);
         if (spare && proc !== spare) void spare.close();
-        proc.assign(limits);
+        proc.assign(limits, revisionKey);
         this.prestartSpare();
         return proc;
       })();
@@ -192,6 +207,7 @@ export class NamespaceSandbox implements Sandbox {
       limits,
       this.events,
       this.options.onStderr,
+      this.options.onEgress,
     );
   }
 

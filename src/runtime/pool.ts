@@ -136,8 +136,13 @@ export class RevisionPool {
     return this.instances.reduce((n, i) => n + i.inFlight, 0);
   }
 
-  stats(): { instances: number; inFlight: number; coldStarts: number[] } {
-    return { instances: this.instances.length, inFlight: this.inFlight(), coldStarts: [...this.coldStarts] };
+  stats(): { instances: number; starting: number; inFlight: number; coldStarts: number[] } {
+    return {
+      instances: this.instances.length,
+      starting: this.starting,
+      inFlight: this.inFlight(),
+      coldStarts: [...this.coldStarts],
+    };
   }
 
   /** Forgets an instance (it died or failed); `stop` also asks the sandbox to end it. */

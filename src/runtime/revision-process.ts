@@ -20,7 +20,7 @@ import { bootSlot } from './boot-slots.js';
 import { InstanceChannel, type InstanceHooks } from './instance-channel.js';
 import { bubblewrapArgs } from './isolation/bubblewrap.js';
 import type { SandboxCgroup } from './isolation/cgroups.js';
-import { startEgressProxy } from './isolation/egress-proxy.js';
+import { type EgressObserver, startEgressProxy } from './isolation/egress-proxy.js';
 import type { Isolation } from './isolation/isolation.js';
 import { fsScope, permissionFlag } from './isolation/node-runtime.js';
 import { LogLimiter } from './log-limiter.js';
@@ -52,6 +52,10 @@ export const CHANNEL_SLOTS = 12;
  * cannot spread work over every core; what they use is charged to its requests (sandbox/watchdog.ts).
  */
 const SANDBOX_THREADPOOL = '2';
+/** Characters of a sandbox process's stderr passed to the platform log per minute; the rest is counted. */
+const STDERR_CHARS_PER_MINUTE = 64 * 1024;
+/** How long a sandbox process has to report an instance stopped before the process is ended. */
+const STOP_WAIT_MS = 5000;
 /** The sandbox process's fd of its first channel (0–2 stdio, 3 the IPC channel). */
 const FIRST_CHANNEL_FD = 4;
 
@@ -91,7 +95,7 @@ export class RevisionProcess {
   private stderrTail = '';
   private readonly sockDir: string;
   /** The egress proxy reads this on every request, so assign() can change the allow-list. */
-  private readonly egressPolicy: { allow: readonly string[] } = { allow: [] };
+  private readonly egressPolicy: { allow: readonly string[]; revisionKey?: string } = { allow: [] };
   private readonly codeDir: string;
 
   constructor(
@@ -101,6 +105,8 @@ export class RevisionProcess {
     private limits: RevisionLimits,
     private readonly events: SandboxEvents,
     private readonly onStderr?: (namespace: string, text: string) => void,
+    /** Told of each outbound request of the revision the process serves (tracing's egress spans). */
+    private readonly onEgress?: (revisionKey: string) => EgressObserver | undefined,
   ) {
     this.sockDir = join(dir, 'sock');
     this.codeDir = join(dir, 'code');
@@ -117,9 +123,10 @@ export class RevisionProcess {
   }
 
   /** Gives a pre-started process to a revision: its CPU limit and egress allow-list. */
-  assign(limits: RevisionLimits): void {
+  assign(limits: RevisionLimits, revisionKey?: string): void {
     this.limits = limits;
     this.egressPolicy.allow = limits.egressAllow;
+    this.egressPolicy.revisionKey = revisionKey;
   }
 
   /** True while the process runs (a spare that died is not handed out). */
@@ -132,6 +139,11 @@ export class RevisionProcess {
   /** Running, or on its way up: a spare still starting is worth waiting for rather than starting another. */
   get usable(): boolean {
     return !this.closed && (this.alive || this.spawning !== undefined);
+  }
+
+  /** The process's pid while it runs (the outermost one: bubblewrap's, when it is used), for metrics. */
+  get pid(): number | undefined {
+    return this.alive ? this.child?.pid : undefined;
   }
 
   /** Instances running or starting here. */
@@ -190,12 +202,25 @@ export class RevisionProcess {
     child.kill('SIGKILL');
   }
 
+  /**
+   * Stops an instance. A process that has not reported it stopped within STOP_WAIT_MS is ended:
+   * whoever awaits the stop (a rollout retiring a revision, the node shutting down) must not wait
+   * on what an untrusted process chooses to say.
+   */
   stopInstance(id: string): Promise<void> {
     if (!this.running.has(id) && !this.starting.has(id)) return Promise.resolve();
+    const child = this.child;
     return new Promise((resolve) => {
-      this.stopping.set(id, resolve);
-      if (this.child) this.send(this.child, { type: 'stop', id });
-      else resolve();
+      if (!child) return resolve();
+      const timer = setTimeout(() => {
+        if (this.stopping.has(id)) this.kill(child, `it did not stop an instance within ${STOP_WAIT_MS} ms`);
+      }, STOP_WAIT_MS);
+      timer.unref();
+      this.stopping.set(id, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.send(child, { type: 'stop', id });
     });
   }
 
@@ -294,6 +319,15 @@ export class RevisionProcess {
           return policy.allow;
         },
         installationAllows: this.isolation.egressAllows,
+        ...(this.onEgress
+          ? {
+              observe: (request) => {
+                const key = policy.revisionKey;
+                const observer = key ? this.onEgress?.(key) : undefined;
+                return observer ? observer(request) : () => {};
+              },
+            }
+          : {}),
       });
     }
     this.cgroup?.remove();
@@ -318,9 +352,25 @@ export class RevisionProcess {
       throw err;
     }
     child.stderr?.setEncoding('utf8');
+    // The process writes what it likes here: the tail is kept for its exit reason, but only
+    // STDERR_BYTES_PER_MINUTE reach the platform's log, so a flood cannot fill the node's disk.
+    let window = 0;
+    let passed = 0;
+    let dropped = 0;
     child.stderr?.on('data', (text: string) => {
       this.stderrTail = (this.stderrTail + text).slice(-2000);
-      this.onStderr?.(this.namespace, text);
+      const now = Date.now();
+      if (now - window >= 60_000) {
+        if (dropped > 0)
+          this.onStderr?.(this.namespace, `kylix: ${dropped} characters of sandbox stderr dropped\n`);
+        window = now;
+        passed = 0;
+        dropped = 0;
+      }
+      const room = Math.max(0, STDERR_CHARS_PER_MINUTE - passed);
+      if (room > 0) this.onStderr?.(this.namespace, text.length > room ? text.slice(0, room) : text);
+      passed += Math.min(room, text.length);
+      dropped += Math.max(0, text.length - room);
     });
     // The slot is held until the process has booted (its first message), or is gone.
     child.once('message', release);
@@ -353,8 +403,26 @@ export class RevisionProcess {
       });
   }
 
-  /** A control message; one about an instance this process does not hold, or of an unknown shape, ends it. */
+  /**
+   * A control message. The process is untrusted, and an exception thrown while handling what it
+   * sent would be the supervisor's (uncaught, it ends the node and every tenant on it): whatever
+   * fails here ends the process instead.
+   */
   private onMessage(child: ChildProcess, m: FromSandbox): void {
+    try {
+      this.handle(child, m);
+    } catch {
+      this.kill(child, 'a control message the supervisor could not handle');
+    }
+  }
+
+  /**
+   * One control message; one about an instance this process does not hold, or of an unknown shape,
+   * ends it. Its fields are read by type only, never converted (String() of an object whose
+   * toString is not a function throws), and texts are cut to MAX_REASON_CHARS: they become Function
+   * status, Events and log lines, and a 100 MB error message from tenant code must not.
+   */
+  private handle(child: ChildProcess, m: FromSandbox): void {
     if (typeof m !== 'object' || m === null) {
       this.kill(child, 'a malformed control message');
       return;
@@ -372,7 +440,8 @@ export class RevisionProcess {
         }
         this.starting.delete(m.id);
         this.running.set(m.id, { channel: w.channel, hooks: w.hooks, logs: w.logs });
-        w.resolve({ id: m.id, channel: w.channel, startupMs: Number(m.startupMs) || 0 });
+        const startupMs = typeof m.startupMs === 'number' && Number.isFinite(m.startupMs) ? m.startupMs : 0;
+        w.resolve({ id: m.id, channel: w.channel, startupMs });
         return;
       }
       case 'failed': {
@@ -384,7 +453,7 @@ export class RevisionProcess {
         this.starting.delete(m.id);
         this.memory.delete(m.id);
         w.channel.close();
-        w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${String(m.message)}`));
+        w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${reason(m.message)}`));
         return;
       }
       case 'limit': {
@@ -397,8 +466,9 @@ export class RevisionProcess {
           this.kill(child, 'an unknown limit');
           return;
         }
-        r.channel.setFate({ code: m.code, message: String(m.message) });
-        r.hooks.log(stoppedRecord(String(m.message)));
+        const message = reason(m.message);
+        r.channel.setFate({ code: m.code, message });
+        r.hooks.log(stoppedRecord(message));
         return;
       }
       case 'log': {
@@ -432,7 +502,13 @@ export class RevisionProcess {
         const stopped = this.stopping.get(m.id);
         this.stopping.delete(m.id);
         if (stopped) stopped();
-        else if (r) this.events.exit(m.id, typeof m.message === 'string' ? m.message : `exit code ${m.code}`);
+        else if (r)
+          this.events.exit(
+            m.id,
+            typeof m.message === 'string'
+              ? reason(m.message)
+              : `exit code ${typeof m.code === 'number' ? m.code : '?'}`,
+          );
         return;
       }
       default: {
@@ -470,6 +546,16 @@ export class RevisionProcess {
     this.running.clear();
     this.memory.clear();
   }
+}
+
+/** The longest text from a sandbox process (a failure, a limit, an exit) the supervisor keeps. */
+export const MAX_REASON_CHARS = 8 * 1024;
+
+/** A text a sandbox process sent, cut to MAX_REASON_CHARS; anything but a string says so. */
+function reason(value: unknown): string {
+  if (typeof value !== 'string') return '(no reason given)';
+  if (value.length <= MAX_REASON_CHARS) return value;
+  return `${value.slice(0, MAX_REASON_CHARS)}… (${value.length - MAX_REASON_CHARS} more characters)`;
 }
 
 /** The function's log line for an instance the sandbox stopped. */

@@ -140,6 +140,11 @@ export class Runtime {
     return [...this.pools.keys()];
   }
 
+  /** The sandbox processes running instances, with their revision keys (metrics read their CPU and memory). */
+  *sandboxProcesses(): Iterable<{ revisionKey: string; pid: number }> {
+    for (const s of this.sandboxes.values()) if (s.processIds) yield* s.processIds();
+  }
+
   /**
    * The gateway saw an instance's connection fail: stop using it now, rather than waiting for the
    * sandbox to report the exit, so the next request starts a fresh instance.
@@ -188,6 +193,7 @@ export class Runtime {
           bundlePath: target.bundlePath,
           env: target.env,
           bindings: bindingKinds(target.bindings),
+          ...(target.assets ? { assets: { binding: target.assets.binding } } : {}),
           memoryMiB: target.memoryMiB,
         },
         {

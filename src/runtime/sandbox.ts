@@ -37,6 +37,8 @@ export interface Sandbox {
   ): Promise<SandboxInstance>;
   /** Stops an instance; resolves once it is gone. */
   stopInstance(id: string): Promise<void>;
+  /** The pid of each process running instances, by revision key (for per-revision CPU and memory metrics). */
+  processIds?(): Iterable<{ revisionKey: string; pid: number }>;
   /** Stops every instance and the sandbox itself. */
   close(): Promise<void>;
 }

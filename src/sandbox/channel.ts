@@ -211,13 +211,3 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
   }
   return out;
 }
-
-/** Flattens Headers (or a record) to [name, value, …]; set-cookie values stay apart. */
-export function flatHeaders(headers: Headers): string[] {
-  const out: string[] = [];
-  headers.forEach((value, name) => {
-    if (name !== 'set-cookie') out.push(name, value);
-  });
-  for (const cookie of headers.getSetCookie()) out.push('set-cookie', cookie);
-  return out;
-}

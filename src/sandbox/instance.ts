@@ -11,6 +11,7 @@ import { setImmediate } from 'node:timers';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
 import { parentPort, workerData } from 'node:worker_threads';
+import { assetBindings } from './assets-binding.js';
 import { buildEnv } from './bindings.js';
 import { F, FrameReader, headFrame } from './channel.js';
 import { guestFetch } from './guest-fetch.js';
@@ -26,6 +27,7 @@ import {
 } from './protocol.js';
 import { type Handler, InstanceServer, type ServeHooks } from './serve.js';
 import { installWebObjects } from './web-objects.js';
+import { installCaches } from './workers-compat/caches.js';
 import { handlerOf } from './workers-compat/module-shapes.js';
 import { offerWorkersState } from './workers-compat/workers-module.js';
 
@@ -109,7 +111,7 @@ async function load(env: Record<string, unknown>): Promise<Handler> {
 function serveHooks(write: (bytes: Uint8Array) => void): ServeHooks {
   return {
     write,
-    inInvocation: (requestId, fn) => invocation.run(requestId, fn),
+    run: (requestId, fn) => invocation.run(requestId, fn),
     logError: capture('error'),
     begin,
     end,
@@ -123,15 +125,14 @@ interface RpcTarget {
 
 /** The function's env: its vars and bindings, whose calls go out on the channel once it is open. */
 function makeEnv(calls: RpcTarget): Record<string, unknown> {
-  return buildEnv(
-    (binding, op, args) => {
-      if (!calls.server)
-        return Promise.reject(new Error('Bindings cannot be called while the module loads.'));
-      return calls.server.rpc(binding, op, args);
-    },
-    spec.env,
-    spec.bindings ?? {},
-  );
+  const rpc = (binding: string, op: string, args: unknown[]) => {
+    if (!calls.server) return Promise.reject(new Error('Bindings cannot be called while the module loads.'));
+    return calls.server.rpc(binding, op, args);
+  };
+  // The Workers `caches` global goes out on the same channel as the bindings.
+  installCaches(rpc);
+  const env = buildEnv(rpc, spec.env, spec.bindings ?? {});
+  return spec.assets ? Object.freeze({ ...env, ...assetBindings(rpc, spec.assets.binding) }) : env;
 }
 
 /**
@@ -254,7 +255,15 @@ async function main(): Promise<void> {
   try {
     handler = await load(env);
   } catch (err) {
-    post({ type: 'failed', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    // Its stack goes to the function's log and, with the failure, to the supervisor, which maps it
+    // to the user's source (never here, inside the sandbox).
+    capture('error')('Uncaught exception while loading the module:', err);
+    const stack =
+      err instanceof Error && typeof err.stack === 'string' ? err.stack.slice(0, 4096) : undefined;
+    post({
+      type: 'failed',
+      message: stack ?? (err instanceof Error ? `${err.name}: ${err.message}` : String(err)),
+    });
     return;
   }
   // The start-up limit is CPU time, so a busy host (many deploys at once) does not fail a module.

@@ -15,6 +15,8 @@ export interface InstanceSpec {
   env: Record<string, string>;
   /** Bound resources by env name and kind; each becomes a binding object whose calls go to the supervisor. */
   bindings: Record<string, BindingKindName>;
+  /** The function has static assets: env.__STATIC_CONTENT, and env[binding] when it names one. */
+  assets?: { binding?: string };
   /** V8 heap cap for the instance thread. */
   memoryMiB: number;
 }

@@ -11,7 +11,6 @@ import {
   creditOf,
   type EventHead,
   F,
-  flatHeaders,
   frame,
   headFrame,
   INLINE_BODY_BYTES,
@@ -20,7 +19,14 @@ import {
   STREAM_WINDOW,
 } from './channel.js';
 import { messageBatch, scheduledEvent, type WireDelivery } from './handler-args.js';
-import { isResponse, lightRequest, responseParts, simpleResponseOf } from './web-objects.js';
+import {
+  flatHeaders,
+  isResponse,
+  lightRequest,
+  type RequestSource,
+  responseParts,
+  simpleResponseOf,
+} from './web-objects.js';
 
 /** The Workers-style handler object a module exports by default. */
 export interface Handler {
@@ -39,8 +45,8 @@ export interface ExecutionContext {
 export interface ServeHooks {
   /** Writes frames to the channel (batched by the caller per tick). */
   write(bytes: Uint8Array): void;
-  /** Runs `fn` with console output tagged with the request id. */
-  inInvocation<T>(requestId: string, fn: () => Promise<T>): Promise<T>;
+  /** Runs `fn` (and what it schedules) with console output tagged with the request id. */
+  run<T>(requestId: string, fn: () => T): T;
   /** Logs an error of the platform's own making to the function's log. */
   logError(...args: unknown[]): void;
   /** CPU accounting: a call starts (returns its slot) and ends. */
@@ -48,20 +54,75 @@ export interface ServeHooks {
   end(slot: number): void;
 }
 
-/** A call in flight on this instance, by stream id. */
-interface Call {
+/**
+ * A call in flight on this instance, by stream id. It is also what the call's light Request asks
+ * for its signal and body (RequestSource), so a request costs no closures.
+ */
+class Call implements RequestSource {
   /** Made when the function first asks for request.signal; `aborted` holds until then. */
   aborter?: AbortController;
-  aborted: boolean;
+  aborted = false;
   /** The request body's stream controller, while the body is still arriving. */
-  body?: ReadableStreamDefaultController<Uint8Array>;
+  bodyController?: ReadableStreamDefaultController<Uint8Array>;
   /** Bytes of request body received but not yet credited back. */
-  unacked: number;
+  unacked = 0;
   /** Response body bytes the gateway allows us to send now. */
-  credit: number;
+  credit = STREAM_WINDOW;
   /** Wakes the response writer when credit arrives or the call ends. */
   wake?: () => void;
-  done: boolean;
+  done = false;
+
+  constructor(
+    private readonly server: InstanceServer,
+    readonly stream: number,
+    readonly method: string,
+    /** The whole body, when it came inline in the request frame. */
+    private readonly inline: Uint8Array | undefined,
+    /** The call's CPU accounting slot. */
+    readonly slot: number,
+  ) {}
+
+  signal(): AbortSignal {
+    if (!this.aborter) {
+      this.aborter = new AbortController();
+      if (this.aborted) this.aborter.abort(new DOMException('The client disconnected.', 'AbortError'));
+    }
+    return this.aborter.signal;
+  }
+
+  body(): ReadableStream<Uint8Array> | undefined {
+    if (NO_BODY_METHODS.has(this.method)) return undefined;
+    const bytes = this.inline;
+    if (bytes) {
+      return new ReadableStream<Uint8Array>({
+        start(c) {
+          if (bytes.byteLength > 0) c.enqueue(bytes);
+          c.close();
+        },
+      });
+    }
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (c) => {
+          this.bodyController = c;
+        },
+        pull: () => this.server.ack(this),
+        cancel: () => {
+          this.bodyController = undefined;
+        },
+      },
+      { highWaterMark: STREAM_WINDOW, size: (chunk) => chunk.byteLength },
+    );
+  }
+}
+
+/** The ctx argument of fetch(): waitUntil keeps work alive after the response, as on Workers. */
+class FetchContext implements ExecutionContext {
+  constructor(private readonly logError: (...args: unknown[]) => void) {}
+  waitUntil(promise: Promise<unknown>): void {
+    Promise.resolve(promise).catch((err) => this.logError('waitUntil promise rejected:', err));
+  }
+  passThroughOnException(): void {}
 }
 
 /** A binding call's failure as it crossed the channel: the code and, for SQL, the SQLSTATE. */
@@ -76,8 +137,6 @@ const NO_BODY_METHODS = new Set(['GET', 'HEAD']);
 const MAX_STATUS_TEXT = 1024;
 /** The largest header block a response may carry (names and values). */
 const MAX_HEADER_BYTES = 64 * 1024;
-/** The headers of a light Response made from a string with no headers given. */
-const TEXT_PLAIN = ['content-type', 'text/plain;charset=UTF-8'];
 const BODY_CHUNK = 64 * 1024;
 
 /** See the file comment. */
@@ -114,16 +173,16 @@ export class InstanceServer {
       }
       case F.BODY: {
         const call = this.calls.get(stream);
-        if (!call?.body) return;
+        if (!call?.bodyController) return;
         call.unacked += payload.byteLength;
-        call.body.enqueue(new Uint8Array(payload));
-        if ((call.body.desiredSize ?? 0) > 0) this.ack(stream, call);
+        call.bodyController.enqueue(new Uint8Array(payload));
+        if ((call.bodyController.desiredSize ?? 0) > 0) this.ack(call);
         return;
       }
       case F.END: {
         const call = this.calls.get(stream);
-        call?.body?.close();
-        if (call) call.body = undefined;
+        call?.bodyController?.close();
+        if (call) call.bodyController = undefined;
         return;
       }
       case F.ABORT: {
@@ -131,7 +190,7 @@ export class InstanceServer {
         if (!call) return;
         call.aborted = true;
         call.aborter?.abort(new DOMException('The client disconnected.', 'AbortError'));
-        this.finishCall(stream, call);
+        this.forget(call);
         return;
       }
       case F.CREDIT: {
@@ -158,134 +217,141 @@ export class InstanceServer {
   }
 
   /** Grants back the request body bytes the function has taken. */
-  private ack(stream: number, call: Call): void {
+  ack(call: Call): void {
     if (call.unacked === 0) return;
-    this.hooks.write(creditFrame(stream, call.unacked));
+    this.hooks.write(creditFrame(call.stream, call.unacked));
     call.unacked = 0;
   }
 
-  private finishCall(stream: number, call: Call): void {
+  /** The call is over as far as the channel goes: no more frames for it are taken. */
+  private forget(call: Call): void {
     if (call.done) return;
     call.done = true;
-    this.calls.delete(stream);
+    this.calls.delete(call.stream);
     call.wake?.();
   }
 
-  private async serveRequest(
-    stream: number,
-    head: RequestHead,
-    inline: Uint8Array | undefined,
-  ): Promise<void> {
-    const slot = this.hooks.begin();
-    const call: Call = { aborted: false, unacked: 0, credit: STREAM_WINDOW, done: false };
-    const signal = (): AbortSignal => {
-      if (!call.aborter) {
-        call.aborter = new AbortController();
-        if (call.aborted) call.aborter.abort(new DOMException('The client disconnected.', 'AbortError'));
-      }
-      return call.aborter.signal;
-    };
+  /** The call is over: forgotten, and its CPU accounting slot given back. */
+  private finish(call: Call): void {
+    this.forget(call);
+    this.hooks.end(call.slot);
+  }
+
+  /**
+   * 1. Calls fetch() with a light Request, inside the invocation (so console output is tagged).
+   * 2. A Response returned at once (no promise) is answered in the same turn, with no awaits;
+   *    a promise is answered when it settles.
+   */
+  private serveRequest(stream: number, head: RequestHead, inline: Uint8Array | undefined): void {
+    const call = new Call(this, stream, head.m, inline, this.hooks.begin());
     this.calls.set(stream, call);
-    const method = head.m;
-    const makeBody = (): ReadableStream<Uint8Array> | undefined => {
-      if (NO_BODY_METHODS.has(method)) return undefined;
-      if (inline) {
-        const bytes = inline;
-        return new ReadableStream<Uint8Array>({
-          start(c) {
-            if (bytes.byteLength > 0) c.enqueue(bytes);
-            c.close();
-          },
-        });
+    this.hooks.run(head.id, () => {
+      const request = lightRequest(head.m, head.host, head.u, head.h, call);
+      let out: unknown;
+      try {
+        const fetch = this.handler.fetch;
+        out = fetch
+          ? fetch.call(this.handler, request, this.env, new FetchContext(this.hooks.logError))
+          : new Response('This function has no fetch() handler.\n', { status: 404 });
+      } catch (err) {
+        this.hooks.logError('Uncaught exception in fetch():', err);
+        this.answer(call, undefined);
+        return;
       }
-      return new ReadableStream<Uint8Array>(
-        {
-          start: (c) => {
-            call.body = c;
-          },
-          pull: () => this.ack(stream, call),
-          cancel: () => {
-            call.body = undefined;
-          },
+      if (isResponse(out)) {
+        this.answer(call, out);
+        return;
+      }
+      Promise.resolve(out).then(
+        (response) => this.answer(call, response),
+        (err: unknown) => {
+          this.hooks.logError('Uncaught exception in fetch():', err);
+          this.answer(call, undefined);
         },
-        { highWaterMark: STREAM_WINDOW, size: (chunk) => chunk.byteLength },
       );
-    };
-    try {
-      await this.hooks.inInvocation(head.id, async () => {
-        const request = lightRequest(method, head.host, head.u, head.h, signal, makeBody);
-        const response = await this.callFetch(request);
-        if (call.done) {
-          await response?.body?.cancel().catch(() => undefined);
-          return;
-        }
-        if (!response) return void this.hooks.write(frame(F.THREW, stream));
-        await this.writeResponse(stream, call, response, method === 'HEAD');
-      });
-    } catch (err) {
-      this.hooks.logError('Could not send the response:', err);
-      if (!call.done) this.hooks.write(frame(F.RESET, stream));
-    } finally {
-      this.finishCall(stream, call);
-      this.hooks.end(slot);
-    }
+    });
   }
 
-  /** fetch()'s Response, or undefined when it threw or returned something else (logged). */
-  private async callFetch(request: Request): Promise<Response | undefined> {
-    const handler = this.handler;
-    if (!handler.fetch) return new Response('This function has no fetch() handler.\n', { status: 404 });
-    const ctx: ExecutionContext = {
-      waitUntil: (promise) => {
-        Promise.resolve(promise).catch((err) => this.hooks.logError('waitUntil promise rejected:', err));
+  /** Sends what fetch() gave (undefined: it threw, already logged) and ends the call. */
+  private answer(call: Call, response: unknown): void {
+    if (response !== undefined && !isResponse(response)) {
+      this.hooks.logError(
+        `fetch() returned ${typeof response === 'object' ? Object.prototype.toString.call(response) : typeof response}, not a Response.`,
+      );
+      response = undefined;
+    }
+    if (call.done) {
+      // The client went away first: nobody reads this answer.
+      const body = response ? responseParts(response as Response).body : null;
+      body?.cancel().catch(() => undefined);
+      this.finish(call);
+      return;
+    }
+    if (!response) {
+      this.hooks.write(frame(F.THREW, call.stream));
+      this.finish(call);
+      return;
+    }
+    let streaming: Promise<void> | undefined;
+    try {
+      streaming = this.writeResponse(call, response as Response, call.method === 'HEAD');
+    } catch (err) {
+      this.failedToSend(call, err);
+    }
+    if (!streaming) {
+      this.finish(call);
+      return;
+    }
+    streaming.then(
+      () => this.finish(call),
+      (err: unknown) => {
+        this.failedToSend(call, err);
+        this.finish(call);
       },
-      passThroughOnException() {},
-    };
-    try {
-      const response = await handler.fetch(request, this.env, ctx);
-      if (!isResponse(response)) {
-        this.hooks.logError(
-          `fetch() returned ${typeof response === 'object' ? Object.prototype.toString.call(response) : typeof response}, not a Response.`,
-        );
-        return undefined;
-      }
-      return response;
-    } catch (err) {
-      this.hooks.logError('Uncaught exception in fetch():', err);
-      return undefined;
-    }
+    );
   }
 
-  /** Sends the response: inline when small and already in memory, else streamed under credit. */
-  private async writeResponse(stream: number, call: Call, response: Response, head: boolean): Promise<void> {
+  private failedToSend(call: Call, err: unknown): void {
+    this.hooks.logError('Could not send the response:', err);
+    if (!call.done) this.hooks.write(frame(F.RESET, call.stream));
+  }
+
+  /**
+   * Sends the response: inline when small and already in memory (at once: undefined), else its
+   * head now and its body streamed under credit (the promise settles when the body has gone).
+   */
+  private writeResponse(call: Call, response: Response, head: boolean): Promise<void> | undefined {
+    const stream = call.stream;
     const simple = simpleResponseOf(response);
     if (simple) {
-      const responseHead = {
-        s: simple.status,
-        t: simple.statusText || undefined,
-        h: simple.headers ? flatHeaders(simple.headers) : typeof simple.body === 'string' ? TEXT_PLAIN : [],
-      };
-      if (!this.headFits(stream, responseHead)) return;
+      const responseHead = { s: simple.status, t: simple.statusText || undefined, h: simple.headers };
+      if (!this.headFits(stream, responseHead)) return undefined;
       const body = simple.body;
       const bytes = head || body === null ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
       if (!bytes || bytes.byteLength <= INLINE_BODY_BYTES) {
         this.hooks.write(headFrame(F.RESPONSE, stream, responseHead, bytes));
-        return;
+        return undefined;
       }
     }
     const parts = responseParts(response);
     const responseHead = { s: parts.status, t: parts.statusText || undefined, h: flatHeaders(parts.headers) };
     if (!this.headFits(stream, responseHead)) {
-      await parts.body?.cancel().catch(() => undefined);
-      return;
+      parts.body?.cancel().catch(() => undefined);
+      return undefined;
     }
     if (head || !parts.body) {
       this.hooks.write(headFrame(F.RESPONSE, stream, responseHead));
-      await parts.body?.cancel().catch(() => undefined);
-      return;
+      parts.body?.cancel().catch(() => undefined);
+      return undefined;
     }
     this.hooks.write(headFrame(F.RESPONSE_HEAD, stream, responseHead));
-    const reader = parts.body.getReader();
+    return this.streamBody(call, parts.body);
+  }
+
+  /** Streams a response body under the gateway's credit. */
+  private async streamBody(call: Call, body: ReadableStream<Uint8Array>): Promise<void> {
+    const stream = call.stream;
+    const reader = body.getReader();
     try {
       for (;;) {
         const next = await reader.read();
@@ -341,7 +407,7 @@ export class InstanceServer {
   private async serveEvent(stream: number, event: EventHead): Promise<void> {
     const slot = this.hooks.begin();
     try {
-      const result = await this.hooks.inInvocation(event.id, () => this.runEvent(event));
+      const result = await this.hooks.run(event.id, () => this.runEvent(event));
       this.hooks.write(
         headFrame(F.RESPONSE, stream, { s: 200, h: [] }, new TextEncoder().encode(JSON.stringify(result))),
       );

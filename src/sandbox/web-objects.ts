@@ -13,13 +13,20 @@ interface LightState {
   url: string;
   /** Flat [name, value, …] list, as the gateway framed it. */
   rawHeaders: string[];
-  /** The request's signal, made on first use (most functions never ask for it). */
-  signal: () => AbortSignal;
+  /** Where the signal and the body come from, each made on first use (most functions ask for neither). */
+  source: RequestSource;
   headers?: Headers;
   real?: Request;
   /** request.cf: empty (Kylix has no edge metadata to give), made when first asked for. */
   cf?: Record<string, unknown>;
-  makeBody: () => ReadableStream<Uint8Array> | undefined;
+}
+
+/** What a light Request asks of the call it belongs to, on first use. */
+export interface RequestSource {
+  /** The request's AbortSignal. */
+  signal(): AbortSignal;
+  /** The request body (called at most once), or undefined for a GET or HEAD. */
+  body(): ReadableStream<Uint8Array> | undefined;
 }
 
 const light = new WeakMap<object, LightState>();
@@ -54,8 +61,8 @@ function realOf(s: LightState): Request {
     s.real = new NativeRequest(s.url, {
       method,
       headers: s.headers ?? headersOf(s.rawHeaders),
-      body: method === 'GET' || method === 'HEAD' ? undefined : s.makeBody(),
-      signal: s.signal(),
+      body: method === 'GET' || method === 'HEAD' ? undefined : s.source.body(),
+      signal: s.source.signal(),
       duplex: 'half',
     } as RequestInit);
   }
@@ -130,7 +137,7 @@ Object.defineProperties(lightProto, {
   },
   signal: {
     get: function (this: object) {
-      return stateOf(this).signal();
+      return stateOf(this).source.signal();
     },
     configurable: true,
   },
@@ -155,32 +162,48 @@ Object.defineProperties(lightProto, {
 
 /**
  * A light Request for a request the gateway framed (see the file comment): `host` is the host it
- * was routed by, `target` its path
- * and query, `rawHeaders` a flat [name, value, …] list; makeBody is called at most once, on demand.
+ * was routed by, `target` its path and query, `rawHeaders` a flat [name, value, …] list.
  */
 export function lightRequest(
   method: string,
   host: string,
   target: string,
   rawHeaders: string[],
-  signal: () => AbortSignal,
-  makeBody: () => ReadableStream<Uint8Array> | undefined,
+  source: RequestSource,
 ): Request {
   const req = Object.create(lightProto) as Request;
-  // A Host header the URL parser refuses (the client's to send) must not fail the request.
-  let url = `http://${host}${target}`;
-  // A plain host name (the usual case) needs no parser's opinion; anything else is checked.
-  if (!PLAIN_HOST.test(host) && !URL.canParse(url)) url = `http://localhost${target}`;
-  light.set(req, { method, url, rawHeaders, signal, makeBody });
+  light.set(req, { method, url: `${origin(host)}${target}`, rawHeaders, source });
   return req;
+}
+
+let lastHost: string | undefined;
+let lastOrigin = '';
+
+/**
+ * The origin request.url starts with. A Host header the URL parser refuses (the client's to send)
+ * must not fail the request: such a host becomes localhost. A plain host name (the usual case)
+ * needs no parser's opinion, and an instance sees the same host again and again: the last is kept.
+ */
+function origin(host: string): string {
+  if (host === lastHost) return lastOrigin;
+  let value = `http://${host}`;
+  if (!PLAIN_HOST.test(host) && !URL.canParse(`${value}/`)) value = 'http://localhost';
+  lastHost = host;
+  lastOrigin = value;
+  return value;
 }
 
 /** A Response made from a string, bytes or nothing, kept as its parts until something needs more. */
 interface LightResponseState {
   status: number;
   statusText: string;
-  /** Made when the function asks for them, or when the init gave headers (so bad ones throw at once). */
+  /** Made when the function asks for them, or when the init gave a Headers or a list of pairs. */
   headers?: Headers;
+  /**
+   * Headers given as a plain record, checked and kept as a flat lowercase [name, value, …] list
+   * until something asks for `headers` (then they move into a Headers, and this is cleared).
+   */
+  flat?: string[];
   body: string | Uint8Array | null;
   real?: Response;
 }
@@ -188,6 +211,40 @@ interface LightResponseState {
 const lightResponses = new WeakMap<object, LightResponseState>();
 const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
 const REASON_PHRASE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** A header name (an RFC 9110 token). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What a header value may not contain, and the whitespace Headers trims from its ends. */
+const BAD_VALUE = /[\r\n\0]/;
+const EDGE_SPACE = /^[\t ]|[\t ]$/;
+const TEXT_PLAIN_UTF8 = 'text/plain;charset=UTF-8';
+
+/** Whether a flat [name, value, …] list has a header of this (lowercase) name. */
+function namesHeader(flat: string[], name: string): boolean {
+  for (let i = 0; i < flat.length; i += 2) if (flat[i] === name) return true;
+  return false;
+}
+
+/**
+ * A plain record of headers as the flat list Headers would iterate (names lowercased), or undefined
+ * when only the Headers constructor can judge it: not a plain object, a value that is not a string,
+ * a name or value Headers would refuse or rewrite, or two names that differ only in case.
+ */
+function flatRecord(init: object): string[] | undefined {
+  const proto = Object.getPrototypeOf(init);
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  const keys = Object.keys(init);
+  if (keys.length > 32) return undefined;
+  const out: string[] = [];
+  for (const key of keys) {
+    const value = (init as Record<string, unknown>)[key];
+    if (typeof value !== 'string' || !TOKEN.test(key) || BAD_VALUE.test(value) || EDGE_SPACE.test(value))
+      return undefined;
+    const name = key.toLowerCase();
+    for (let i = 0; i < out.length; i += 2) if (out[i] === name) return undefined;
+    out.push(name, value);
+  }
+  return out;
+}
 
 /** The parts of a light Response, or undefined when the arguments need the full constructor. */
 function lightParts(body: unknown, init: unknown): LightResponseState | undefined {
@@ -206,9 +263,16 @@ function lightParts(body: unknown, init: unknown): LightResponseState | undefine
   if (bytes !== null && NULL_BODY_STATUS.has(status)) return undefined;
   const state: LightResponseState = { status, statusText, body: bytes };
   if (i.headers !== undefined) {
+    const flat = typeof i.headers === 'object' && i.headers !== null ? flatRecord(i.headers) : undefined;
+    if (flat) {
+      if (typeof bytes === 'string' && !namesHeader(flat, 'content-type'))
+        flat.push('content-type', TEXT_PLAIN_UTF8);
+      state.flat = flat;
+      return state;
+    }
     state.headers = new Headers(i.headers);
     if (typeof bytes === 'string' && !state.headers.has('content-type'))
-      state.headers.set('content-type', 'text/plain;charset=UTF-8');
+      state.headers.set('content-type', TEXT_PLAIN_UTF8);
   }
   return state;
 }
@@ -216,7 +280,11 @@ function lightParts(body: unknown, init: unknown): LightResponseState | undefine
 function lightHeaders(s: LightResponseState): Headers {
   if (!s.headers) {
     s.headers = new Headers();
-    if (typeof s.body === 'string') s.headers.set('content-type', 'text/plain;charset=UTF-8');
+    const flat = s.flat;
+    s.flat = undefined;
+    if (flat)
+      for (let i = 0; i < flat.length; i += 2) s.headers.append(flat[i] as string, flat[i + 1] as string);
+    else if (typeof s.body === 'string') s.headers.set('content-type', TEXT_PLAIN_UTF8);
   }
   return s.headers;
 }
@@ -304,7 +372,12 @@ Object.setPrototypeOf(KylixResponse, NativeResponse);
 workersClass(KylixResponse, 'Response', isResponse);
 Object.defineProperty(KylixResponse, 'json', {
   value: function json(data: unknown, init?: ResponseInit): Response {
-    const headers = new Headers(init?.headers);
+    if (init?.headers === undefined)
+      return new KylixResponse(JSON.stringify(data), {
+        ...init,
+        headers: { 'content-type': 'application/json' },
+      });
+    const headers = new Headers(init.headers);
     if (!headers.has('content-type')) headers.set('content-type', 'application/json');
     return new KylixResponse(JSON.stringify(data), { ...init, headers });
   },
@@ -316,7 +389,8 @@ Object.defineProperty(KylixResponse, 'json', {
 export interface SimpleResponse {
   status: number;
   statusText: string;
-  headers: Headers | undefined;
+  /** The headers as a flat lowercase [name, value, …] list. */
+  headers: string[];
   body: string | Uint8Array | null;
 }
 
@@ -324,7 +398,22 @@ export interface SimpleResponse {
 export function simpleResponseOf(response: Response): SimpleResponse | undefined {
   const s = lightResponses.get(response);
   if (!s || s.real?.bodyUsed) return undefined;
-  return { status: s.status, statusText: s.statusText, headers: s.headers, body: s.body };
+  const headers =
+    s.flat ?? (s.headers ? flatHeaders(s.headers) : typeof s.body === 'string' ? TEXT_PLAIN_HEAD : []);
+  return { status: s.status, statusText: s.statusText, headers, body: s.body };
+}
+
+/** The headers of a light Response made from a string with no headers given. */
+const TEXT_PLAIN_HEAD = ['content-type', TEXT_PLAIN_UTF8];
+
+/** Flattens Headers to [name, value, …]; set-cookie values stay apart. */
+export function flatHeaders(headers: Headers): string[] {
+  const out: string[] = [];
+  headers.forEach((value, name) => {
+    if (name !== 'set-cookie') out.push(name, value);
+  });
+  for (const cookie of headers.getSetCookie()) out.push('set-cookie', cookie);
+  return out;
 }
 
 const nativeGetter = (key: string) =>

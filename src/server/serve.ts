@@ -3,10 +3,12 @@
  * one of them runs, so other commands never load the server). dev applies the manifests under its folders and
  * re-applies them when a file changes; server is the long-running form and requires a token.
  */
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { watch } from 'chokidar';
 import { applyManifests } from '../cli/apply.js';
 import { ApiClient } from '../cli/client.js';
+import { announceDev } from '../cli/discovery.js';
 import { loadInstallation } from '../config/installation.js';
 import { describeError, KylixError } from '../errors.js';
 import { createPlatformLogger, type PlatformLevel, type PlatformLogger } from '../observability/logger.js';
@@ -104,6 +106,10 @@ async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platfor
   const host = flags.host ?? process.env.KYLIX_HOST ?? defaultHost;
   const apiHost = flags.apiHost ?? process.env.KYLIX_API_HOST ?? host;
   const dataDir = resolve(flags.dataDir ?? process.env.KYLIX_DATA_DIR ?? '.kylix');
+  // The data folder is state, never source: it keeps itself out of git.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (!existsSync(join(dataDir, '.gitignore')))
+    writeFileSync(join(dataDir, '.gitignore'), '# Kylix state (kylix dev): not source.\n*\n');
   // The API is open only in dev mode bound to loopback; anywhere else it needs a token.
   const open = mode === 'dev' && isLoopback(apiHost);
   const tls = tlsOf(flags, mode, dataDir, apiHost);
@@ -136,6 +142,9 @@ async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platfor
     apiUrl: platform.apiUrl,
     tokenRequired: !open,
   });
+  say(`  dashboard    ${platform.apiUrl}/${open ? '' : ' (asks for the token)'}`, {
+    dashboardUrl: `${platform.apiUrl}/`,
+  });
   say(
     `  sandbox      ${platform.isolation.layers.map((l) => `${l.name} ${l.on ? 'on' : 'OFF'}`).join(', ')} (details: kylix doctor)`,
     { sandbox: Object.fromEntries(platform.isolation.layers.map((l) => [l.name, l.on])) },
@@ -162,11 +171,14 @@ async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platfor
   return platform;
 }
 
-/** Prints each function's routes as URLs. */
+/** Prints each function's routes as URLs; a host route with the gateway's port, as a client needs it. */
 async function printRoutes(platform: Platform): Promise<void> {
+  const port = new URL(platform.gatewayUrl).port;
   for (const fn of await platform.registry.list('Function', undefined)) {
     const routes = ((fn.spec as { routes?: { path: string; host?: string }[] }).routes ?? []).map((r) =>
-      r.host ? `http://${r.host}${r.path}` : `${platform.gatewayUrl}${r.path}`,
+      r.host
+        ? `http://${r.host}${/:\d+$/.test(r.host) || !port ? '' : `:${port}`}${r.path}`
+        : `${platform.gatewayUrl}${r.path}`,
     );
     say(
       `  ${fn.metadata.namespace}/${fn.metadata.name}  ${routes.join('  ') || '(no routes; call it with kylix invoke)'}`,
@@ -175,9 +187,53 @@ async function printRoutes(platform: Platform): Promise<void> {
   }
 }
 
-/** `kylix dev [DIR…]`. */
-export async function devCommand(dirs: string[], flags: ServeFlags): Promise<void> {
+/** Levels of function log lines, as the platform log's. */
+const LOG_LEVEL: Record<string, PlatformLevel> = {
+  debug: 'debug',
+  log: 'info',
+  info: 'info',
+  warn: 'warn',
+  error: 'error',
+};
+
+/** Shows every function's console output, exceptions and requests in the dev terminal. */
+function showFunctionLogs(platform: Platform): void {
+  platform.logs.followAll((namespace, fn, e) => {
+    const who = namespace === 'default' ? fn : `${namespace}/${fn}`;
+    say(
+      `[${who}] ${e.message}`,
+      { namespace, function: fn, revision: e.revision, requestId: e.requestId, source: e.source },
+      LOG_LEVEL[e.level] ?? 'info',
+    );
+  });
+}
+
+/**
+ * Whether the current folder is a Kylix project: a manifest (a .yaml, .yml or .json file naming
+ * kylix.dev/) at its top. Only then does `kylix dev` with no folder apply it, so a dev started in
+ * a home folder or a monorepo's root applies nothing it was not asked to.
+ */
+function isProjectFolder(dir: string): boolean {
+  try {
+    return readdirSync(dir).some((n) => {
+      if (!/\.(ya?ml|json)$/.test(n)) return false;
+      const file = join(dir, n);
+      return statSync(file).size < 1_048_576 && readFileSync(file, 'utf8').includes('kylix.dev/');
+    });
+  } catch {
+    return false;
+  }
+}
+
+/** `kylix dev [DIR…]` (no folder: the current one, when it holds a manifest). */
+export async function devCommand(given: string[], flags: ServeFlags): Promise<void> {
+  const dirs = given.length > 0 ? given : isProjectFolder('.') ? ['.'] : [];
+  if (given.length === 0 && dirs.length === 0)
+    say(
+      'No manifest in this folder (a .yaml with apiVersion: kylix.dev/v1): nothing to apply. Give a folder: kylix dev DIR',
+    );
   const platform = await start(flags, 'dev');
+  showFunctionLogs(platform);
   const client = new ApiClient({ server: platform.apiUrl, namespace: flags.namespace ?? 'default' });
   const gatewayLine = async () => {
     const gatewayUrl = await platform.openGateway();
@@ -199,6 +255,13 @@ export async function devCommand(dirs: string[], flags: ServeFlags): Promise<voi
     await applyAll();
   }
   await gatewayLine();
+  const withdraw = announceDev({
+    pid: process.pid,
+    apiUrl: platform.apiUrl,
+    gatewayUrl: platform.gatewayUrl,
+    dataDir: resolve(flags.dataDir ?? process.env.KYLIX_DATA_DIR ?? '.kylix'),
+  });
+  process.once('exit', withdraw);
   if (dirs.length > 0) {
     say('Serving:');
     await printRoutes(platform);

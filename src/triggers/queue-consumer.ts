@@ -200,7 +200,7 @@ export class QueueConsumer {
       return;
     }
     await queue.send({ namespace: target.namespace, name: target.deadLetter }, [
-      { body: d.body, contentType: d.contentType },
+      { body: d.body, contentType: d.contentType, ...(d.traceparent ? { traceparent: d.traceparent } : {}) },
     ]);
     this.note(
       target,

@@ -32,6 +32,12 @@ export type FireFn = (target: ScheduleTarget, event: ScheduledEvent) => Promise<
 /** Writes a note to the function's log. */
 export type NoteFn = (target: ScheduleTarget, level: 'info' | 'warn' | 'error', message: string) => void;
 
+/** A tick run later than this after its time counts as missed ("late"), though it ran. */
+export const CRON_LATE_MS = 5000;
+
+/** Told of ticks that were missed: skipped (never run) or run late (beyond CRON_LATE_MS). */
+export type MissedFn = (target: ScheduleTarget, reason: 'skipped' | 'late', count: number) => void;
+
 /** The internal kind that records each schedule's last claimed tick. */
 export const SCHEDULE_STATE = 'ScheduleState';
 
@@ -50,6 +56,7 @@ export class Scheduler {
     private readonly fire: FireFn,
     private readonly note: NoteFn,
     private readonly now: () => number = Date.now,
+    private readonly missed: MissedFn = () => {},
   ) {}
 
   /** Starts (or replaces) a function's schedule, making up for downtime first. */
@@ -90,6 +97,8 @@ export class Scheduler {
     const due = this.ticksBetween(entry, last, this.now());
     const tick = due.at(-1);
     if (tick !== undefined && (await this.claim(entry.target, tick, state))) {
+      // Only the node that won the claim counts: the fleet counts each tick once.
+      this.countMissed(entry.target, due.length - 1, tick);
       await this.run(entry.target, { cron: entry.target.cron, scheduledTime: tick, catchUp: false });
     }
   }
@@ -110,6 +119,7 @@ export class Scheduler {
     const newest = missed.at(-1);
     if (newest === undefined) return;
     if (!(await this.claim(entry.target, newest, state))) return;
+    this.countMissed(entry.target, missed.length - 1, newest);
     if (missed.length > 1)
       this.note(
         entry.target,
@@ -117,6 +127,12 @@ export class Scheduler {
         `Missed ${missed.length - 1} scheduled run(s) while down (${new Date(missed[0]!).toISOString()} to ${new Date(missed.at(-2)!).toISOString()}); running one catch-up for ${new Date(newest).toISOString()}.`,
       );
     await this.run(entry.target, { cron: entry.target.cron, scheduledTime: newest, catchUp: true });
+  }
+
+  /** Reports `skipped` ticks that will never run, and the tick run now if it is late. */
+  private countMissed(target: ScheduleTarget, skipped: number, tick: number): void {
+    if (skipped > 0) this.missed(target, 'skipped', skipped);
+    if (this.now() - tick > CRON_LATE_MS) this.missed(target, 'late', 1);
   }
 
   private async run(target: ScheduleTarget, event: ScheduledEvent): Promise<void> {

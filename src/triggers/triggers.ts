@@ -2,9 +2,11 @@
  * Connects Functions' triggers to their revisions: the controller reports which revision serves
  * each function, and its schedule and queue consumer fire into that revision's instances.
  */
+import { randomUUID } from 'node:crypto';
 import { scopedKey } from '../bindings/identity.js';
 import type { QueueProvider } from '../bindings/queue/interface.js';
 import type { LogStore } from '../control-plane/logs.js';
+import type { FunctionEvents, ManualEvent } from '../control-plane/serving.js';
 import type { Store } from '../control-plane/store/interface.js';
 import type { FunctionSpec } from '../resources/kinds.js';
 import { invokeEvent } from '../runtime/deliver-event.js';
@@ -15,10 +17,24 @@ import {
   type ConsumerSettled,
   QueueConsumer,
 } from './queue-consumer.js';
-import { Scheduler } from './scheduler.js';
+import { type ScheduledEvent, Scheduler } from './scheduler.js';
+
+/** Spans around trigger runs (observability/tracing.ts implements it when tracing is on). */
+export interface TriggerTracing {
+  /** Runs one scheduled tick in a root span of its own. */
+  cron<T>(namespace: string, name: string, event: ScheduledEvent, run: () => Promise<T>): Promise<T>;
+  /** Runs one queue batch in a span linked to the span that sent each message. */
+  queue<T>(
+    namespace: string,
+    name: string,
+    queue: string,
+    traceparents: (string | undefined)[],
+    run: () => Promise<T>,
+  ): Promise<T>;
+}
 
 /** What the function controller calls as functions come, change and go. */
-export interface TriggerHooks {
+export interface TriggerHooks extends FunctionEvents {
   serving(namespace: string, name: string, spec: FunctionSpec, revisionKey: string): void;
   removed(namespace: string, name: string): void;
   close(): Promise<void>;
@@ -33,10 +49,14 @@ export function startTriggers(deps: {
   consumer?: Partial<ConsumerOptions>;
   /** Told of every scheduled tick fired into a function, and whether scheduled() succeeded (metrics). */
   onCronFire?: (namespace: string, name: string, ok: boolean) => void;
+  /** Told of scheduled ticks missed: skipped, or run late (metrics). */
+  onCronMissed?: (namespace: string, name: string, reason: 'skipped' | 'late', count: number) => void;
+  /** Spans for cron runs and queue batches, when tracing is on. */
+  tracing?: TriggerTracing;
   /** Told what became of each message a queue consumer delivered (metrics). */
   onQueueSettled?: ConsumerSettled;
 }): TriggerHooks {
-  const targets = new Map<string, { revisionKey: string; timeoutMs: number }>();
+  const targets = new Map<string, { revisionKey: string; timeoutMs: number; spec: FunctionSpec }>();
   const note = (namespace: string, name: string, level: string, message: string) =>
     deps.logs.append(namespace, name, { time: new Date().toISOString(), level, message, source: 'platform' });
   const targetOf = (namespace: string, name: string) => {
@@ -49,7 +69,7 @@ export function startTriggers(deps: {
     deps.store,
     async (target, event) => {
       let ok = false;
-      try {
+      const run = async () => {
         const t = targetOf(target.namespace, target.functionName);
         const answer = (await invokeEvent(deps.runtime, t.revisionKey, 'scheduled', event, t.timeoutMs)) as {
           ok: boolean;
@@ -57,24 +77,37 @@ export function startTriggers(deps: {
         };
         if (!answer.ok) throw new Error(answer.error ?? 'scheduled() failed');
         ok = true;
+      };
+      try {
+        await (deps.tracing ? deps.tracing.cron(target.namespace, target.functionName, event, run) : run());
       } finally {
         deps.onCronFire?.(target.namespace, target.functionName, ok);
       }
     },
     (t, level, message) => note(t.namespace, t.functionName, level, message),
+    Date.now,
+    (t, reason, count) => deps.onCronMissed?.(t.namespace, t.functionName, reason, count),
   );
   const consumer = new QueueConsumer(
     deps.queue,
     async (target, batch) => {
       const t = targetOf(target.namespace, target.functionName);
-      const messages = batch.map((d) => ({ ...d, body: Buffer.from(d.body).toString('base64') }));
-      return (await invokeEvent(
-        deps.runtime,
-        t.revisionKey,
-        'queue',
-        { queue: target.queue, messages },
-        t.timeoutMs,
-      )) as BatchOutcome;
+      // The trace context stays on the supervisor's side: the function gets the message as sent.
+      const messages = batch.map(({ traceparent: _, ...d }) => ({
+        ...d,
+        body: Buffer.from(d.body).toString('base64'),
+      }));
+      const run = async () =>
+        (await invokeEvent(
+          deps.runtime,
+          t.revisionKey,
+          'queue',
+          { queue: target.queue, messages },
+          t.timeoutMs,
+        )) as BatchOutcome;
+      if (!deps.tracing) return run();
+      const parents = batch.map((d) => d.traceparent);
+      return deps.tracing.queue(target.namespace, target.functionName, target.queue, parents, run);
     },
     (t, level, message) => note(t.namespace, t.functionName, level, message),
     deps.consumer,
@@ -83,7 +116,7 @@ export function startTriggers(deps: {
 
   return {
     serving(namespace, name, spec, revisionKey) {
-      targets.set(scopedKey(namespace, name), { revisionKey, timeoutMs: spec.limits.timeoutMs });
+      targets.set(scopedKey(namespace, name), { revisionKey, timeoutMs: spec.limits.timeoutMs, spec });
       const { schedule, queue } = spec.triggers;
       if (schedule)
         void scheduler
@@ -107,6 +140,33 @@ export function startTriggers(deps: {
       targets.delete(scopedKey(namespace, name));
       scheduler.remove(namespace, name);
       consumer.remove(namespace, name);
+    },
+    async fire(namespace: string, name: string, event: ManualEvent) {
+      // `kylix trigger`: the handler runs as a tick or a batch would run it, but nothing is
+      // scheduled, leased or acknowledged; the caller sees what the handler decided.
+      const t = targetOf(namespace, name);
+      note(namespace, name, 'info', `${event.kind}() run by hand (kylix trigger)`);
+      if (event.kind === 'scheduled') {
+        const cron = event.cron ?? t.spec.triggers.schedule?.cron ?? '';
+        return invokeEvent(
+          deps.runtime,
+          t.revisionKey,
+          'scheduled',
+          { cron, scheduledTime: Date.now(), catchUp: false },
+          t.timeoutMs,
+        );
+      }
+      const now = Date.now();
+      const messages = event.messages.map((body, i) => ({
+        leaseId: `manual-${i + 1}`,
+        id: randomUUID(),
+        body: Buffer.from(JSON.stringify(body)).toString('base64'),
+        contentType: 'json',
+        attempts: 1,
+        timestamp: now,
+      }));
+      const queue = t.spec.triggers.queue?.name ?? event.queue ?? 'manual';
+      return invokeEvent(deps.runtime, t.revisionKey, 'queue', { queue, messages }, t.timeoutMs);
     },
     async close() {
       scheduler.close();

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { BUCKET_LIMITS, type BucketProvider } from '../../src/bindings/bucket/interface.js';
 import type { ResourceRef } from '../../src/bindings/provider.js';
 import type { KylixError } from '../../src/errors.js';
+import { type R2Quirks, r2Cases } from './bucket-r2-cases.js';
 import { collidingGroups } from './colliding-refs.js';
 
 /** How the suite gets a provider. */
@@ -24,7 +25,12 @@ export interface BucketHarness {
   /** True when the provider refuses keys with "." or ".." segments (ERR_BINDING_BAD_ARGUMENTS) instead of storing them. */
   refusesDotSegments?: boolean;
   /** Behaviours the test server gets wrong, each with the reason its assertions are skipped. */
-  quirks?: { suffixRange?: string; delimiterPaging?: string; prefixOrder?: string; emptySegments?: string };
+  quirks?: {
+    suffixRange?: string;
+    delimiterPaging?: string;
+    prefixOrder?: string;
+    emptySegments?: string;
+  } & R2Quirks;
 }
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -41,6 +47,12 @@ async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
 export function bucketConformance(h: BucketHarness): void {
   describe(`Bucket conformance: ${h.name}`, { skip: h.skip }, () => {
     let bucket: BucketProvider;
+    /** put() that must store (no onlyIf): its object. */
+    const store = async (...args: Parameters<BucketProvider['put']>) => {
+      const stored = await bucket.put(...args);
+      assert.ok(stored, 'a put without onlyIf stores');
+      return stored;
+    };
     const used: ResourceRef[] = [];
     const fresh = async (): Promise<ResourceRef> => {
       const ref = { namespace: 'conformance', name: `b-${randomUUID().slice(0, 8)}` };
@@ -50,7 +62,8 @@ export function bucketConformance(h: BucketHarness): void {
     };
     const read = async (ref: ResourceRef, key: string, range?: Parameters<BucketProvider['get']>[2]) => {
       const got = await bucket.get(ref, key, range);
-      return got && { ...got, bytes: await collect(got.body) };
+      // A read without onlyIf always has a body; one with onlyIf is read with bucket.get itself.
+      return got && { ...got, bytes: await collect(got.body ?? (async function* () {})()) };
     };
     /** Every entry of a listing, following cursors: objects as keys, prefixes marked with "dir:". */
     const listAll = async (
@@ -78,6 +91,7 @@ export function bucketConformance(h: BucketHarness): void {
     before(async () => {
       bucket = await h.open();
     });
+    r2Cases(() => bucket, fresh, h.quirks);
     after(async () => {
       for (const ref of used) await bucket.purge(ref).catch(() => {});
       await bucket.close();
@@ -102,7 +116,7 @@ export function bucketConformance(h: BucketHarness): void {
       const ref = await fresh();
       const body = text('some content for the etag');
       const before = Date.now();
-      const put = await bucket.put(ref, 'doc', body);
+      const put = await store(ref, 'doc', body);
       assert.equal(put.key, 'doc');
       assert.equal(put.size, body.length);
       assert.equal(put.etag, md5(body));
@@ -115,6 +129,8 @@ export function bucketConformance(h: BucketHarness): void {
       assert.deepEqual((await read(ref, 'doc'))?.object, put);
       const listed = (await bucket.list(ref)).objects[0];
       assert.deepEqual(listed, { ...put, httpMetadata: {}, customMetadata: {} });
+      assert.deepEqual(put.checksums, { md5: md5(body) });
+      assert.match(put.version, /^[0-9a-f]{16,}$/);
     });
 
     it('keeps http and custom metadata, exactly as written', async () => {
@@ -131,13 +147,13 @@ export function bucketConformance(h: BucketHarness): void {
         note: 'with spaces and ümlauts ✓',
         empty: '',
       };
-      const put = await bucket.put(ref, 'a.md', text('# hi'), { httpMetadata, customMetadata });
+      const put = await store(ref, 'a.md', text('# hi'), { httpMetadata, customMetadata });
       assert.deepEqual(put.httpMetadata, httpMetadata);
       assert.deepEqual(put.customMetadata, customMetadata);
       const head = await bucket.head(ref, 'a.md');
       assert.deepEqual(head?.httpMetadata, httpMetadata);
       assert.deepEqual(head?.customMetadata, customMetadata);
-      const plain = await bucket.put(ref, 'plain', text('x'));
+      const plain = await store(ref, 'plain', text('x'));
       assert.deepEqual([plain.httpMetadata, plain.customMetadata], [{}, {}]);
       const listed = await bucket.list(ref, { include: ['httpMetadata', 'customMetadata'] });
       assert.deepEqual(listed.objects[0]?.customMetadata, customMetadata);
@@ -147,7 +163,7 @@ export function bucketConformance(h: BucketHarness): void {
     it('overwrites an object: body and metadata together', async () => {
       const ref = await fresh();
       await bucket.put(ref, 'k', text('old body'), { customMetadata: { v: '1' } });
-      const put = await bucket.put(ref, 'k', text('new'));
+      const put = await store(ref, 'k', text('new'));
       const got = await read(ref, 'k');
       assert.equal(got?.bytes.toString(), 'new');
       assert.deepEqual(got?.object, put);
@@ -299,7 +315,7 @@ export function bucketConformance(h: BucketHarness): void {
           yield part;
         }
       }
-      const put = await bucket.put(ref, 'big.bin', body(), {
+      const put = await store(ref, 'big.bin', body(), {
         httpMetadata: { contentType: 'application/x-test' },
       });
       const sent = hash.digest('hex');
@@ -307,7 +323,7 @@ export function bucketConformance(h: BucketHarness): void {
       const got = await bucket.get(ref, 'big.bin');
       const back = createHash('md5');
       let received = 0;
-      for await (const c of got!.body) {
+      for await (const c of got!.body!) {
         back.update(c);
         received += c.byteLength;
       }
@@ -393,7 +409,7 @@ export function bucketConformance(h: BucketHarness): void {
       skip: !h.reopen && 'not a local store',
     }, async () => {
       const ref = await fresh();
-      const put = await bucket.put(ref, 'dir/a', text('1'), { customMetadata: { m: '1' } });
+      const put = await store(ref, 'dir/a', text('1'), { customMetadata: { m: '1' } });
       await bucket.put(ref, 'dir/b', text('2'));
       await bucket.put(ref, 'dir/b', text('2 again'));
       await bucket.put(ref, 'c', text('3'));

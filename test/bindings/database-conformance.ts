@@ -11,6 +11,7 @@ import type { ResourceRef } from '../../src/bindings/provider.js';
 import { KylixError } from '../../src/errors.js';
 import { eventually } from '../helpers/eventually.js';
 import { collidingGroups } from './colliding-refs.js';
+import { d1Cases } from './database-d1-cases.js';
 
 /** How to run the suite against one provider. */
 export interface DatabaseSuite {
@@ -299,6 +300,8 @@ export function databaseConformance(suite: DatabaseSuite): void {
       await assert.rejects(p.begin(ghost, 1000), isError('ERR_NOT_FOUND'));
       await assert.rejects(p.migrate(ghost, []), isError('ERR_NOT_FOUND'));
     });
+
+    d1Cases(() => p, database);
 
     it('reports itself healthy', async () => {
       const h = await p.health();

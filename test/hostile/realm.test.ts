@@ -29,7 +29,7 @@ const ALLOWED = new Set(
   TransformStream TransformStreamDefaultController ByteLengthQueuingStrategy CountQueuingStrategy atob btoa
   crypto Crypto CryptoKey SubtleCrypto structuredClone queueMicrotask MessageChannel MessagePort MessageEvent
   Buffer fetch console performance navigator setTimeout clearTimeout setInterval clearInterval
-  self addEventListener removeEventListener scheduler
+  self addEventListener removeEventListener scheduler caches
   Infinity NaN undefined`.split(/\s+/),
 );
 

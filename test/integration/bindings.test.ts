@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { describeCommand } from '../../src/cli/commands/describe.js';
 import { type Installation, loadInstallation } from '../../src/config/installation.js';
+import type { KylixError } from '../../src/errors.js';
 import { invokeEvent } from '../../src/runtime/deliver-event.js';
 import { eventually } from '../helpers/eventually.js';
 import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
@@ -191,10 +192,45 @@ function shopSuite(config: string, setup: () => Promise<{ installation?: Install
         'g.ts':
           'export default { async fetch(req, env) { try { await env.GHOST.get("k"); return new Response("reached"); } catch (e) { return new Response(String(e.message), { status: 403 }); } } };',
       });
-      await apply(node, dir);
+      // kylix apply refuses it, applying nothing …
+      await assert.rejects(apply(node, dir), (err: KylixError) => {
+        assert.equal(err.code, 'ERR_MANIFEST_INVALID');
+        assert.match(JSON.stringify(err.causes), /KeyValue \\"no-such-kv\\" does not exist in namespace/);
+        return true;
+      });
+      assert.equal((await fetch(node.url('/ghost'))).status, 404);
+      // … and written through the API alone, the function is not Ready, saying why, and its route says so.
+      await node.client.json(
+        'PATCH',
+        node.client.path('functions', 'ghost'),
+        {
+          apiVersion: 'kylix.dev/v1',
+          kind: 'Function',
+          metadata: { name: 'ghost' },
+          spec: {
+            source: './g.ts',
+            bundle: (await node.client.get('functions', 'orders')).spec?.bundle,
+            routes: [{ path: '/ghost' }],
+            bindings: { GHOST: { keyValue: 'no-such-kv' } },
+          },
+        },
+        'application/apply-patch+yaml',
+      );
+      const readyOf = async () =>
+        (
+          (await node!.client.get('functions', 'ghost')).status?.conditions as
+            | { type: string; status: string; message: string }[]
+            | undefined
+        )?.find((c) => c.type === 'Ready');
+      await eventually(async () => (await readyOf())?.status === 'False');
+      assert.match(
+        (await readyOf())?.message ?? '',
+        /binding GHOST names KeyValue "no-such-kv", which does not exist/,
+      );
       const res = await fetch(node.url('/ghost'));
-      assert.equal(res.status, 403);
-      assert.match(await res.text(), /does not exist in namespace/);
+      assert.equal(res.status, 503);
+      assert.match(await res.text(), /ERR_FUNCTION_NOT_STARTED/);
+      await node.client.raw('DELETE', node.client.path('functions', 'ghost'));
       const secret = JSON.stringify(await node.client.get('secrets', 'stripe-key'));
       assert.doesNotMatch(secret, /sk_test_development_only/);
     });

@@ -4,9 +4,10 @@
  * no code change.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { importWranglerCommand } from '../../src/cli/commands/import-wrangler.js';
 import { apply, startNode, type TestNode, writeProject } from '../helpers/platform.js';
@@ -117,6 +118,40 @@ async function handle(request) {
 }
 `;
 
+/** A Workers Sites project: [site] bucket, read by Hono's serveStatic through __STATIC_CONTENT. */
+const SITE_TOML = `
+name = "hono-site"
+main = "src/index.ts"
+compatibility_date = "2023-01-01"
+
+[site]
+bucket = "./assets"
+exclude = ["*.map"]
+`;
+
+const SITE_CODE = `
+import { Hono } from 'hono';
+import { serveStatic } from 'hono/cloudflare-workers';
+import manifest from '__STATIC_CONTENT_MANIFEST';
+const app = new Hono();
+app.get('/static/*', serveStatic({ root: './', manifest }));
+app.get('/', (c) => c.text('index from the worker'));
+export default app;
+`;
+
+/** A Workers static-assets project with a single-page app and an API. */
+const ASSETS_TOML = `
+name = "spa"
+main = "worker.js"
+compatibility_date = "2025-01-01"
+
+[assets]
+directory = "./dist"
+binding = "ASSETS"
+not_found_handling = "single-page-application"
+run_worker_first = ["/api/*"]
+`;
+
 describe('kylix import wrangler', () => {
   it('maps a full wrangler.toml: routes, vars, KV, D1, R2, queues, crons, limits; lists the rest', () => {
     const { docs, lines } = importDir({
@@ -167,7 +202,7 @@ describe('kylix import wrangler', () => {
       assert.match(text, expected);
   });
 
-  it('reads wrangler.jsonc with comments and trailing commas; custom domains, assets and services are listed', () => {
+  it('reads wrangler.jsonc with comments and trailing commas; assets are mapped; custom domains and services are listed', () => {
     const { docs, lines } = importDir({ 'wrangler.jsonc': JSONC, 'src/worker.js': 'export default {};' });
     const fn = docs.find((d) => d.kind === 'Function') as Doc;
     assert.equal(fn.metadata.name, 'hono-blog');
@@ -176,10 +211,48 @@ describe('kylix import wrangler', () => {
     assert.deepEqual(fn.spec.env, { SITE_NAME: 'My blog' });
     assert.deepEqual(fn.spec.bindings, { CACHE: { keyValue: 'cache' } });
     const text = lines.join('\n');
-    assert.match(text, /assets: static assets are not served by Kylix yet/);
+    assert.deepEqual(fn.spec.assets, { directory: './public' });
+    assert.doesNotMatch(text, /assets:/);
     assert.match(text, /services: service bindings/);
     assert.match(text, /compatibility_flags: global_fetch_strictly_public has no effect/);
     assert.doesNotMatch(text, /observability|\$schema/);
+  });
+
+  it('maps [assets] (binding, not_found_handling) and notes run_worker_first patterns', () => {
+    const { docs, lines } = importDir({ 'wrangler.toml': ASSETS_TOML, 'worker.js': 'export default {};' });
+    const fn = docs.find((d) => d.kind === 'Function') as Doc;
+    assert.deepEqual(fn.spec.assets, {
+      directory: './dist',
+      binding: 'ASSETS',
+      notFoundHandling: 'single-page-application',
+      runWorkerFirst: true,
+    });
+    assert.match(lines.join('\n'), /assets\.run_worker_first: the patterns \["\/api\/\*"\] became "always"/);
+  });
+
+  describe('an imported Workers Sites project (Hono serveStatic) runs unchanged', () => {
+    let node: TestNode;
+    let dir: string;
+    let lines: string[];
+    before(async () => {
+      node = await startNode();
+      ({ dir, lines } = importDir({
+        'wrangler.toml': SITE_TOML,
+        'src/index.ts': SITE_CODE,
+        'assets/static/style.css': 'h1 { color: teal }',
+      }));
+      symlinkSync(fileURLToPath(new URL('../../node_modules', import.meta.url)), join(dir, 'node_modules'));
+      assert.ok((await apply(node, dir)).ok);
+    });
+    after(() => node.destroy());
+
+    it('serves the site folder through the worker, and lists what it could not map', async () => {
+      assert.match(lines.join('\n'), /site\.exclude: not applied/);
+      const css = await fetch(node.url('/static/style.css'));
+      assert.equal(css.status, 200);
+      assert.equal(await css.text(), 'h1 { color: teal }');
+      assert.equal(await (await fetch(node.url('/'))).text(), 'index from the worker');
+    });
   });
 
   describe('an imported Service Worker project runs unchanged', () => {

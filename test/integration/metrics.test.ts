@@ -8,10 +8,18 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createQueueProvider } from '../../src/bindings/queue/index.js';
+import { loadInstallation } from '../../src/config/installation.js';
 import { verbAndKind } from '../../src/control-plane/api-metrics.js';
+import { openEmbeddedStore } from '../../src/control-plane/store/embedded.js';
+import { PlatformMetrics } from '../../src/observability/metrics.js';
+import { Scheduler } from '../../src/triggers/scheduler.js';
 import { eventually } from '../helpers/eventually.js';
 import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
+import { reachable } from '../helpers/reachable.js';
 import { tempDir } from '../helpers/temp-dir.js';
+
+const NATS_URL = process.env.KYLIX_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 
 /** The path of a command, or undefined when it is not installed. */
 function which(command: string): string | undefined {
@@ -95,9 +103,33 @@ describe('metrics', () => {
     const cold = sample(text, 'kylix_cold_starts_total', fn) ?? 0;
     assert.ok(cold >= 1);
     assert.equal(sample(text, 'kylix_cold_start_wait_seconds_count', fn), cold);
-    assert.equal(sample(warm, 'kylix_instances', fn), 1);
+    assert.equal(sample(warm, 'kylix_instances', { ...fn, state: 'running' }), 1);
+    assert.equal(sample(warm, 'kylix_instances', { ...fn, state: 'starting' }), 0);
     assert.equal(sample(warm, 'kylix_in_flight_requests', fn), 0);
     assert.equal(sample(warm, 'kylix_gateway_in_flight_requests'), 0);
+  });
+
+  it("reports each revision's sandbox CPU and memory, read from the supervisor's side", () => {
+    const fn = { namespace: 'default', function: 'counter', revision: '1' };
+    const rss = sample(warm, 'kylix_sandbox_memory_bytes', fn) ?? 0;
+    // A Node process with a worker holds tens of MiB; far less means the wrong process was read.
+    assert.ok(rss > 20 * 2 ** 20 && rss < 4 * 2 ** 30, `resident bytes: ${rss}`);
+    const cpu = sample(warm, 'kylix_sandbox_cpu_seconds_total', fn) ?? 0;
+    assert.ok(cpu > 0 && cpu < 600, `CPU seconds: ${cpu}`);
+  });
+
+  it('counts reconciles per controller, and requests refused before dispatch with their code', async () => {
+    assert.ok((sample(text, 'kylix_reconcile_duration_seconds_count', { controller: 'function' }) ?? 0) >= 1);
+    assert.ok((sample(text, 'kylix_reconcile_duration_seconds_count', { controller: 'resource' }) ?? 0) >= 1);
+    assert.equal(sample(text, 'kylix_reconcile_failures_total', { controller: 'function' }), undefined);
+    // A tag the function does not have: refused before a revision is picked.
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(node.url('/count'), { headers: { 'kylix-revision': 'nope' } });
+      assert.equal(res.status, 404);
+    }
+    const after = await (await fetch(`${node.platform.apiUrl}/metrics`)).text();
+    const refused = { function: 'counter', revision: '', code_class: '4xx', error_code: 'ERR_NOT_FOUND' };
+    assert.equal(sample(after, 'kylix_requests_total', refused), 3);
   });
 
   it('counts binding calls by kind and operation, never by request', () => {
@@ -214,7 +246,8 @@ describe('metrics', () => {
         'sum by (function, code_class) (kylix_requests_total{function="counter"})',
       );
       const byClass = Object.fromEntries(requests.map((r) => [r.metric.code_class, Number(r.value[1])]));
-      assert.deepEqual(byClass, { '2xx': 6, '5xx': 1 });
+      // The 4xx are the refused requests of the test above (an unknown revision tag).
+      assert.deepEqual(byClass, { '2xx': 6, '4xx': 3, '5xx': 1 });
       const p99 = await query(
         'histogram_quantile(0.99, sum by (le) (kylix_request_duration_seconds_bucket{function="counter"}))',
       );
@@ -277,7 +310,164 @@ describe('queue metrics', () => {
       50,
     );
     assert.equal(sample(text, 'kylix_queue_deliveries_total', { ...labels, result: 'retried' }), 1);
-    assert.equal(sample(text, 'kylix_queue_messages_ready', { namespace: 'default', queue: 'jobs-dlq' }), 1);
+    // Queue figures are read from the provider at most every few seconds (a cache bounds the cost).
+    const dlq = { namespace: 'default', queue: 'jobs-dlq' };
+    await eventually(
+      async () => {
+        text = await (await fetch(`${node.platform.apiUrl}/metrics`)).text();
+        return sample(text, 'kylix_queue_messages_ready', dlq) === 1;
+      },
+      15_000,
+      100,
+    );
     assert.equal(sample(text, 'kylix_queue_messages_ready', { namespace: 'default', queue: 'jobs' }), 0);
+    const age = sample(text, 'kylix_queue_oldest_message_age_seconds', dlq);
+    assert.ok(age !== undefined && age >= 0 && age < 60, `the dead letter's age: ${age}`);
+    assert.equal(
+      sample(text, 'kylix_queue_oldest_message_age_seconds', { namespace: 'default', queue: 'jobs' }),
+      undefined,
+      'an empty queue has no oldest message',
+    );
+  });
+});
+
+describe('overload, watch and control-plane metrics', () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startNode();
+  });
+  after(async () => {
+    await node.destroy();
+  });
+
+  it('counts 429 refusals in kylix_requests_total with their error code', async () => {
+    const dir = writeProject({
+      'kylix.yaml': functionManifest('narrow', './n.ts', ['/narrow'], '  limits:\n    maxConcurrency: 1'),
+      'n.ts': `export default { async fetch() {
+        await new Promise((r) => setTimeout(r, 800));
+        return new Response('done');
+      } };\n`,
+    });
+    assert.ok((await apply(node, dir)).ok);
+    const statuses = await Promise.all(
+      Array.from({ length: 14 }, async () => (await fetch(node.url('/narrow'))).status),
+    );
+    const refused = statuses.filter((s) => s === 429).length;
+    assert.ok(refused >= 1 && statuses.includes(200), `statuses: ${statuses.join(' ')}`);
+    const text = await (await fetch(`${node.platform.apiUrl}/metrics`)).text();
+    const fn = { namespace: 'default', function: 'narrow', revision: '1' };
+    assert.equal(
+      sample(text, 'kylix_requests_total', { ...fn, code_class: '4xx', error_code: 'ERR_TOO_MANY_REQUESTS' }),
+      refused,
+    );
+    assert.equal(
+      sample(text, 'kylix_requests_total', { ...fn, code_class: '2xx' }),
+      statuses.filter((s) => s === 200).length,
+    );
+  });
+
+  it('counts the watch clients the API holds open', async () => {
+    const metric = async () =>
+      sample(await (await fetch(`${node.platform.apiUrl}/metrics`)).text(), 'kylix_api_watch_clients', {
+        kind: 'functions',
+      }) ?? 0;
+    const abort = new AbortController();
+    const res = await fetch(
+      `${node.platform.apiUrl}/apis/kylix.dev/v1/namespaces/default/functions?watch=true`,
+      {
+        signal: abort.signal,
+      },
+    );
+    assert.equal(res.status, 200);
+    await eventually(async () => (await metric()) === 1, 5000, 20);
+    abort.abort();
+    await res.body?.cancel().catch(() => undefined);
+    await eventually(async () => (await metric()) === 0, 5000, 20);
+  });
+});
+
+describe('cron misses', () => {
+  it('counts ticks skipped during downtime and runs that came late', async () => {
+    const dir = tempDir('cron-metrics');
+    const store = await openEmbeddedStore(dir);
+    const metrics = new PlatformMetrics();
+    let clock = Date.parse('2026-11-24T10:00:00.500Z');
+    const fired: number[] = [];
+    const scheduler = () =>
+      new Scheduler(
+        store,
+        async (_t, event) => {
+          fired.push(event.scheduledTime);
+        },
+        () => {},
+        () => clock,
+        (t, reason, count) => metrics.cronMissed(t.namespace, t.functionName, reason, count),
+      );
+    const target = { namespace: 'default', functionName: 'tick', cron: '* * * * *', timezone: 'UTC' };
+    try {
+      const a = scheduler();
+      await a.set(target);
+      clock = Date.parse('2026-11-24T10:01:00.100Z');
+      await a.runDue();
+      assert.equal(fired.length, 1, 'an on-time tick is no miss');
+      a.close();
+      // Down for five minutes: one catch-up run (30 s late), four ticks skipped.
+      clock += 5 * 60_000 + 30_000;
+      const b = scheduler();
+      await b.set(target);
+      assert.equal(fired.length, 2);
+      b.close();
+      const text = await metrics.render();
+      const fn = { namespace: 'default', function: 'tick' };
+      assert.equal(sample(text, 'kylix_cron_misses_total', { ...fn, reason: 'skipped' }), 4);
+      assert.equal(sample(text, 'kylix_cron_misses_total', { ...fn, reason: 'late' }), 1);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+const natsDown = await reachable(NATS_URL);
+if (natsDown) console.log(`# skipping queue metrics on NATS: ${natsDown}`);
+
+describe('queue metrics on NATS JetStream', { skip: natsDown }, () => {
+  it('reports depth and oldest message age from the NATS provider', async () => {
+    const node = await startNode({
+      installation: loadInstallation(undefined, { KYLIX_NATS_URL: NATS_URL }),
+    });
+    const name = `m${Date.now().toString(36)}`;
+    try {
+      const dir = writeProject({
+        'kylix.yaml': `apiVersion: kylix.dev/v1\nkind: Queue\nmetadata: { name: ${name} }\nspec: {}\n`,
+      });
+      assert.ok((await apply(node, dir)).ok);
+      for (let i = 0; i < 2; i++) {
+        const send = await node.client.raw('POST', `${node.client.path('queues', name)}/messages`, {
+          body: JSON.stringify({ body: { i } }),
+          headers: { 'content-type': 'application/json' },
+        });
+        assert.equal(send.status, 204);
+      }
+      const labels = { namespace: 'default', queue: name };
+      let text = '';
+      await eventually(
+        async () => {
+          text = await (await fetch(`${node.platform.apiUrl}/metrics`)).text();
+          return sample(text, 'kylix_queue_messages_ready', labels) === 2;
+        },
+        15_000,
+        100,
+      );
+      assert.equal(sample(text, 'kylix_queue_messages_in_flight', labels), 0);
+      const age = sample(text, 'kylix_queue_oldest_message_age_seconds', labels);
+      assert.ok(age !== undefined && age >= 0 && age < 60, `oldest age: ${age}`);
+    } finally {
+      await node.destroy();
+      // The stream outlives the node: remove it from the shared NATS server.
+      const nats = await createQueueProvider({ provider: 'nats', url: NATS_URL });
+      await nats.purge({ namespace: 'default', name });
+      await nats.close();
+    }
   });
 });

@@ -2,10 +2,19 @@
  * The Bucket limits (BUCKET_LIMITS) and argument rules, checked once here for every provider, so
  * that the embedded folder and S3 refuse the same calls with the same errors.
  */
+import { createHash } from 'node:crypto';
 import { KylixError } from '../../errors.js';
 import { checkKey, checkLimit, checkPrefix, checkRef } from '../arguments.js';
 import type { ResourceRef } from '../provider.js';
-import { BUCKET_LIMITS, type BucketObject, type ByteRange } from './interface.js';
+import {
+  BUCKET_LIMITS,
+  type BucketObject,
+  type ByteRange,
+  CHECKSUM_ALGORITHMS,
+  type Checksums,
+  type Conditional,
+  type UploadedPart,
+} from './interface.js';
 
 /** The httpMetadata fields a bucket stores (R2's). */
 export const HTTP_FIELDS = [
@@ -132,4 +141,116 @@ export function checkDeleteKeys(ref: ResourceRef, keys: string | string[]): stri
   const list = Array.isArray(keys) ? keys : [keys];
   for (const key of list) checkObjectKey(ref, key);
   return [...new Set(list)];
+}
+
+/** An etag as given to onlyIf or complete(): quotes and a weak prefix dropped. */
+function bare(etag: string): string {
+  return etag.replace(/^(W\/)?"|"$/g, '');
+}
+
+/** Checks an onlyIf (dates must be dates); returns it with bare etags, or undefined when absent. */
+export function checkConditional(onlyIf: Conditional | undefined): Conditional | undefined {
+  if (!onlyIf) return undefined;
+  for (const field of ['uploadedBefore', 'uploadedAfter'] as const) {
+    const v = onlyIf[field];
+    if (v !== undefined && !Number.isFinite(Date.parse(v)))
+      throw new KylixError('ERR_BINDING_BAD_ARGUMENTS', `onlyIf.${field} must be a date.`);
+  }
+  return {
+    ...onlyIf,
+    ...(onlyIf.etagMatches ? { etagMatches: onlyIf.etagMatches.map(bare) } : {}),
+    ...(onlyIf.etagDoesNotMatch ? { etagDoesNotMatch: onlyIf.etagDoesNotMatch.map(bare) } : {}),
+  };
+}
+
+/**
+ * Whether a precondition holds for `object` (null: there is none), as HTTP evaluates If-Match,
+ * If-Unmodified-Since, If-None-Match and If-Modified-Since (RFC 9110 section 13.2.2).
+ */
+export function conditionHolds(
+  c: Conditional | undefined,
+  object: Pick<BucketObject, 'etag' | 'uploaded'> | null,
+): boolean {
+  if (!c) return true;
+  const matches = (list: string[]) => object !== null && list.some((e) => e === '*' || e === object.etag);
+  const time = (iso: string) => {
+    const ms = Date.parse(iso);
+    return c.secondsGranularity ? Math.floor(ms / 1000) : ms;
+  };
+  // To the second, "before" is If-Unmodified-Since: not modified after that second.
+  const before = (a: number, b: number) => (c.secondsGranularity ? a <= b : a < b);
+  if (c.etagMatches) {
+    if (!matches(c.etagMatches)) return false;
+  } else if (c.uploadedBefore && object && !before(time(object.uploaded), time(c.uploadedBefore)))
+    return false;
+  if (c.etagDoesNotMatch) {
+    if (matches(c.etagDoesNotMatch)) return false;
+  } else if (c.uploadedAfter && object && !(time(object.uploaded) > time(c.uploadedAfter))) return false;
+  return true;
+}
+
+/**
+ * Checks the digests a put was given against its body (R2 refuses a put whose md5 or sha does not
+ * match); answers the digests to keep: md5 always, and each one given.
+ */
+export function verifyChecksums(body: Uint8Array, expected: Checksums = {}): Checksums {
+  const out: Checksums = {};
+  for (const algorithm of CHECKSUM_ALGORITHMS) {
+    const given = expected[algorithm];
+    if (given === undefined && algorithm !== 'md5') continue;
+    const actual = createHash(algorithm).update(body).digest('hex');
+    if (given !== undefined && given.toLowerCase() !== actual)
+      throw new KylixError(
+        'ERR_BINDING_BAD_ARGUMENTS',
+        `The ${algorithm} given to put() does not match the body that arrived; nothing was stored.`,
+      );
+    out[algorithm] = actual;
+  }
+  return out;
+}
+
+/** Checks a part number: a whole number from 1 to 10000. */
+export function checkPartNumber(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > BUCKET_LIMITS.maxPartNumber)
+    throw new KylixError(
+      'ERR_BINDING_BAD_ARGUMENTS',
+      `A part number must be a whole number from 1 to ${BUCKET_LIMITS.maxPartNumber}.`,
+    );
+}
+
+/** The parts of a complete() call, checked (ascending part numbers, each once) and with bare etags. */
+export function checkCompletedParts(parts: UploadedPart[]): UploadedPart[] {
+  if (parts.length === 0)
+    throw new KylixError('ERR_BINDING_BAD_ARGUMENTS', 'complete() needs at least one uploaded part.');
+  const sorted = parts.map((p) => ({ partNumber: p.partNumber, etag: bare(p.etag) }));
+  sorted.sort((a, b) => a.partNumber - b.partNumber);
+  sorted.forEach((p, i) => {
+    checkPartNumber(p.partNumber);
+    if (i > 0 && sorted[i - 1]!.partNumber === p.partNumber)
+      throw new KylixError('ERR_BINDING_BAD_ARGUMENTS', `Part ${p.partNumber} is listed twice.`);
+  });
+  return sorted;
+}
+
+/** The error for a part but the last that is smaller than BUCKET_LIMITS.minPartBytes. */
+export function partTooSmall(partNumber: number, size: number): KylixError {
+  return new KylixError(
+    'ERR_BINDING_BAD_ARGUMENTS',
+    `Part ${partNumber} is ${size} bytes; every part but the last must be at least ${BUCKET_LIMITS.minPartBytes} bytes (5 MiB).`,
+  );
+}
+
+/** The error for an upload id that is not (or no longer) an upload of this key in this bucket. */
+export function noSuchUpload(key: string): KylixError {
+  return new KylixError(
+    'ERR_NOT_FOUND',
+    `There is no multipart upload of "${key}" with that id (it was completed, aborted, or never made).`,
+  );
+}
+
+/** S3's etag of a multipart object: the MD5 of the parts' binary MD5s, "-" and the part count. */
+export function multipartEtag(partEtags: string[]): string {
+  const hash = createHash('md5');
+  for (const e of partEtags) hash.update(Buffer.from(e, 'hex'));
+  return `${hash.digest('hex')}-${partEtags.length}`;
 }

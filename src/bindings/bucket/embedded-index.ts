@@ -14,7 +14,7 @@ import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Journal, openJournal, splitLines, syncDir } from '../../storage/journal.js';
 import { SortedKeys } from '../../storage/sorted-keys.js';
-import type { BucketObject } from './interface.js';
+import type { BucketObject, Checksums } from './interface.js';
 
 /** What the index holds per key: the object's metadata and where its bytes are. */
 export interface IndexedObject {
@@ -24,6 +24,8 @@ export interface IndexedObject {
   uploaded: string;
   httpMetadata: BucketObject['httpMetadata'];
   customMetadata: Record<string, string>;
+  /** The SHA digests the put was given, and md5 (absent for a multipart object and older records). */
+  sums?: Checksums;
 }
 
 type IndexRecord = { s: number; o: 'p'; k: string; m: IndexedObject } | { s: number; o: 'd'; k: string };
@@ -104,17 +106,25 @@ export class BucketIndex {
   }
 
   /**
-   * Points `key` at a written and synced blob; resolves once durable, then drops the blob it
-   * replaced. 1. sync the blob's folder (its new name must outlive a crash before the index
-   * points at it), 2. update memory, 3. journal the record, 4. unlink the replaced blob.
+   * Points `key` at a written and synced blob unless `precondition` refuses the object it would
+   * replace (then answers false); resolves once durable, then drops the blob it replaced.
+   * 1. sync the blob's folder (its new name must outlive a crash before the index points at it),
+   * 2. update memory, 3. journal the record, 4. unlink the replaced blob.
    */
-  async commit(key: string, object: IndexedObject): Promise<void> {
+  async commit(
+    key: string,
+    object: IndexedObject,
+    precondition: (previous: IndexedObject | null) => boolean = () => true,
+  ): Promise<boolean> {
     await syncDir(join(this.dir, 'blobs', object.blob.slice(0, 2)));
     const previous = this.objects.get(key);
+    // Checked and set with no await between: no other put of this key can land in between.
+    if (!precondition(previous ?? null)) return false;
     this.set(key, object);
     this.writing.delete(object.blob);
     await this.append({ s: ++this.seq, o: 'p', k: key, m: object });
     if (previous) await this.dropBlob(previous.blob);
+    return true;
   }
 
   /** Forgets a blob that will never be committed (its put failed). */

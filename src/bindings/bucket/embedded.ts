@@ -13,15 +13,28 @@ import { resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
 import {
   bodyChunks,
+  checkConditional,
   checkDeleteKeys,
   checkListOptions,
   checkObjectKey,
+  checkPartNumber,
   checkPutOptions,
   checkRange,
+  conditionHolds,
   resolveRange,
 } from './checks.js';
 import { type BucketIndex, type IndexedObject, openBucketIndex } from './embedded-index.js';
-import type { BucketListResult, BucketObject, BucketProvider, ByteRange } from './interface.js';
+import { abortUpload, completeUpload, createUpload, writePart } from './embedded-multipart.js';
+import type {
+  BucketListResult,
+  BucketObject,
+  BucketProvider,
+  ByteRange,
+  Checksums,
+  Conditional,
+  PutOptions,
+  UploadedPart,
+} from './interface.js';
 
 /** Where the embedded provider keeps its buckets. */
 export interface EmbeddedBucketConfig {
@@ -41,11 +54,21 @@ export async function openEmbeddedBucket(config: EmbeddedBucketConfig): Promise<
   return new EmbeddedBucket(config);
 }
 
-const toObject = (key: string, o: IndexedObject, include = { http: true, custom: true }): BucketObject => ({
+/** The checksums a listing carries: md5 only, known from a single-part etag (as on S3). */
+const listedSums = (etag: string): Checksums => (etag.includes('-') ? {} : { md5: etag });
+
+const toObject = (
+  key: string,
+  o: IndexedObject,
+  include = { http: true, custom: true, sums: true },
+): BucketObject => ({
   key,
   size: o.size,
   etag: o.etag,
   uploaded: o.uploaded,
+  // The blob id: a new one for every put, never reused.
+  version: o.blob,
+  checksums: include.sums && o.sums ? { ...o.sums } : listedSums(o.etag),
   httpMetadata: include.http ? { ...o.httpMetadata } : {},
   customMetadata: include.custom ? { ...o.customMetadata } : {},
 });
@@ -93,10 +116,11 @@ export class EmbeddedBucket implements BucketProvider {
     ref: ResourceRef,
     key: string,
     body: AsyncIterable<Uint8Array> | Uint8Array,
-    options: { httpMetadata?: BucketObject['httpMetadata']; customMetadata?: Record<string, string> } = {},
-  ): Promise<BucketObject> {
+    options: PutOptions = {},
+  ): Promise<BucketObject | null> {
     checkObjectKey(ref, key);
     const meta = checkPutOptions(options);
+    const onlyIf = checkConditional(options.onlyIf);
     const bucket = await this.bucket(ref);
     const id = randomUUID().replace(/-/g, '');
     const path = await bucket.newBlob(id);
@@ -122,14 +146,19 @@ export class EmbeddedBucket implements BucketProvider {
       await file.sync();
       await file.close();
       file = undefined;
+      const etag = hash.digest('hex');
       const object: IndexedObject = {
         blob: id,
         size,
-        etag: hash.digest('hex'),
+        etag,
         uploaded: new Date().toISOString(),
         ...meta,
+        sums: { ...options.checksums, md5: etag },
       };
-      await bucket.commit(key, object);
+      if (!(await bucket.commit(key, object, (previous) => conditionHolds(onlyIf, previous)))) {
+        await bucket.abandon(id);
+        return null;
+      }
       return toObject(key, object);
     } catch (err) {
       await file?.close().catch(() => {});
@@ -141,19 +170,21 @@ export class EmbeddedBucket implements BucketProvider {
   async get(
     ref: ResourceRef,
     key: string,
-    options: { range?: ByteRange } = {},
+    options: { range?: ByteRange; onlyIf?: Conditional } = {},
   ): Promise<{
     object: BucketObject;
-    body: AsyncIterable<Uint8Array>;
+    body: AsyncIterable<Uint8Array> | null;
     range?: { offset: number; length: number };
   } | null> {
     checkObjectKey(ref, key);
     checkRange(options.range);
+    const onlyIf = checkConditional(options.onlyIf);
     const bucket = await this.bucket(ref);
     // An overwrite may unlink the blob between the lookup and the open: then look the key up again.
     for (let attempt = 0; ; attempt++) {
       const indexed = bucket.objects.get(key);
       if (!indexed) return null;
+      if (!conditionHolds(onlyIf, indexed)) return { object: toObject(key, indexed), body: null };
       const range = options.range ? resolveRange(options.range, indexed.size) : undefined;
       let file: FileHandle;
       try {
@@ -217,11 +248,50 @@ export class EmbeddedBucket implements BucketProvider {
         i = keys.seekPast(folder);
         continue;
       }
-      result.objects.push(toObject(key, objects.get(key)!, { http: includeHttp, custom: includeCustom }));
+      result.objects.push(
+        toObject(key, objects.get(key)!, { http: includeHttp, custom: includeCustom, sums: false }),
+      );
       last = `k${key}`;
       i++;
     }
     return result;
+  }
+
+  async createMultipartUpload(
+    ref: ResourceRef,
+    key: string,
+    options: Pick<PutOptions, 'httpMetadata' | 'customMetadata'> = {},
+  ): Promise<string> {
+    checkObjectKey(ref, key);
+    return createUpload(await this.bucket(ref), { key, ...checkPutOptions(options) });
+  }
+
+  async uploadPart(
+    ref: ResourceRef,
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Uint8Array,
+  ): Promise<UploadedPart> {
+    checkObjectKey(ref, key);
+    checkPartNumber(partNumber);
+    return writePart(await this.bucket(ref), key, uploadId, partNumber, body);
+  }
+
+  async completeMultipartUpload(
+    ref: ResourceRef,
+    key: string,
+    uploadId: string,
+    parts: UploadedPart[],
+  ): Promise<BucketObject> {
+    checkObjectKey(ref, key);
+    const { indexed } = await completeUpload(await this.bucket(ref), key, uploadId, parts);
+    return toObject(key, indexed);
+  }
+
+  async abortMultipartUpload(ref: ResourceRef, key: string, uploadId: string): Promise<void> {
+    checkObjectKey(ref, key);
+    await abortUpload(await this.bucket(ref), key, uploadId);
   }
 
   async close(): Promise<void> {

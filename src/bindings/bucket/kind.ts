@@ -6,9 +6,31 @@ import { z } from 'zod';
 import { BUCKET } from '../../resources/binding-kinds.js';
 import { embeddedDataDir, embeddedSection } from '../embedded-config.js';
 import { type BindingKind, operations } from '../kind.js';
-import type { BucketProvider } from './interface.js';
+import { verifyChecksums } from './checks.js';
+import { type BucketProvider, CHECKSUM_ALGORITHMS, type Checksums } from './interface.js';
 
 const op = operations<BucketProvider>();
+
+/** Keys are checked in full by the providers; this only bounds what reaches them. */
+const objectKey = z.string().min(1).max(1024);
+/** An upload id as the provider handed it out (S3's are opaque, but short and printable). */
+const uploadId = z
+  .string()
+  .min(1)
+  .max(1024)
+  .regex(/^[\x21-\x7e]+$/);
+const hex = z
+  .string()
+  .max(128)
+  .regex(/^[0-9a-fA-F]+$/);
+/** R2's onlyIf, as the guest sends it (Headers already turned into these fields, dates as ISO). */
+const conditional = z.strictObject({
+  etagMatches: z.array(z.string().max(256)).max(100).optional(),
+  etagDoesNotMatch: z.array(z.string().max(256)).max(100).optional(),
+  uploadedBefore: z.string().max(64).optional(),
+  uploadedAfter: z.string().max(64).optional(),
+  secondsGranularity: z.boolean().optional(),
+});
 
 const httpUrl = z
   .string()
@@ -66,19 +88,25 @@ export const bucketKind = {
   ops: {
     put: op(
       z.tuple([
-        z.string().min(1).max(1024),
+        objectKey,
         z.instanceof(Uint8Array),
         z.strictObject({
           httpMetadata: z.record(z.string(), z.string()).optional(),
           customMetadata: z.record(z.string(), z.string()).optional(),
+          onlyIf: conditional.optional(),
+          ...Object.fromEntries(CHECKSUM_ALGORITHMS.map((a) => [a, hex.optional()])),
         }),
       ]),
-      (bucket, [key, body, options], { ref }) => bucket.put(ref, key, body, options),
+      async (bucket, [key, body, { httpMetadata, customMetadata, onlyIf, ...expected }], { ref }) => {
+        // The body is all here: checked before anything is stored, so a mismatch changes nothing.
+        const checksums = verifyChecksums(body, expected as Checksums);
+        return bucket.put(ref, key, body, { httpMetadata, customMetadata, onlyIf, checksums });
+      },
     ),
     /** Reads a whole object: bodies cross the sandbox boundary buffered, for now. */
     get: op(
       z.tuple([
-        z.string(),
+        objectKey,
         z.strictObject({
           range: z
             .union([
@@ -86,30 +114,61 @@ export const bucketKind = {
               z.strictObject({ suffix: z.number().int().min(1) }),
             ])
             .optional(),
+          onlyIf: conditional.optional(),
         }),
       ]),
       async (bucket, [key, options], { ref }) => {
         const got = await bucket.get(ref, key, options);
         if (!got) return null;
+        if (!got.body) return { object: got.object, body: null };
         const chunks: Uint8Array[] = [];
         for await (const c of got.body) chunks.push(c);
         return { object: got.object, range: got.range, body: Buffer.concat(chunks) };
       },
     ),
-    head: op(z.tuple([z.string()]), (bucket, [key], { ref }) => bucket.head(ref, key)),
-    delete: op(z.tuple([z.union([z.string(), z.array(z.string()).max(1000)])]), (bucket, [keys], { ref }) =>
+    head: op(z.tuple([objectKey]), (bucket, [key], { ref }) => bucket.head(ref, key)),
+    delete: op(z.tuple([z.union([objectKey, z.array(objectKey).max(1000)])]), (bucket, [keys], { ref }) =>
       bucket.delete(ref, keys),
     ),
     list: op(
       z.tuple([
         z.strictObject({
-          prefix: z.string().optional(),
-          delimiter: z.string().optional(),
-          cursor: z.string().optional(),
+          prefix: z.string().max(1024).optional(),
+          delimiter: z.string().max(1024).optional(),
+          cursor: z.string().max(4096).optional(),
           limit: z.number().int().min(1).max(1000).optional(),
+          include: z
+            .array(z.enum(['httpMetadata', 'customMetadata']))
+            .max(2)
+            .optional(),
         }),
       ]),
       (bucket, [options], { ref }) => bucket.list(ref, options),
+    ),
+    createMultipartUpload: op(
+      z.tuple([
+        objectKey,
+        z.strictObject({
+          httpMetadata: z.record(z.string(), z.string()).optional(),
+          customMetadata: z.record(z.string(), z.string()).optional(),
+        }),
+      ]),
+      (bucket, [key, options], { ref }) => bucket.createMultipartUpload(ref, key, options),
+    ),
+    uploadPart: op(
+      z.tuple([objectKey, uploadId, z.number().int(), z.instanceof(Uint8Array)]),
+      (bucket, [key, id, partNumber, body], { ref }) => bucket.uploadPart(ref, key, id, partNumber, body),
+    ),
+    completeMultipartUpload: op(
+      z.tuple([
+        objectKey,
+        uploadId,
+        z.array(z.strictObject({ partNumber: z.number().int(), etag: z.string().max(256) })).max(10_000),
+      ]),
+      (bucket, [key, id, parts], { ref }) => bucket.completeMultipartUpload(ref, key, id, parts),
+    ),
+    abortMultipartUpload: op(z.tuple([objectKey, uploadId]), (bucket, [key, id], { ref }) =>
+      bucket.abortMultipartUpload(ref, key, id),
     ),
   },
 } satisfies BindingKind<typeof BUCKET, BucketProvider, typeof config>;

@@ -5,13 +5,16 @@
  * rest are stored together, as base64url JSON, in one `x-amz-meta-kylix-meta` header, so every
  * name and value reads back exactly as written.
  */
-import type { BucketObject } from './interface.js';
+import { createHash } from 'node:crypto';
+import { type BucketObject, CHECKSUM_ALGORITHMS, type Checksums } from './interface.js';
 
 /** The one metadata header holding the pairs that plain headers cannot carry. */
 const PACKED = 'kylix-meta';
 /** Set when the put gave no content type: S3 answers with a default one, which R2 would not show. */
 const UNTYPED = 'kylix-untyped';
-/** Names starting "kylix-" are packed too, so a user's names never clash with the two above. */
+/** The digests the put was given (and md5), as "md5=<hex>;sha256=<hex>". */
+const SUMS = 'kylix-sums';
+/** Names starting "kylix-" are packed too, so a user's names never clash with the ones above. */
 const PLAIN_NAME = /^(?!kylix-)[a-z0-9][a-z0-9_-]*$/;
 const PLAIN_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
@@ -19,9 +22,12 @@ const PLAIN_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 export function toS3Metadata(
   custom: Record<string, string>,
   http: BucketObject['httpMetadata'],
+  sums: Checksums = {},
 ): Record<string, string> {
   const plain: Record<string, string> = {};
   if (http.contentType === undefined) plain[UNTYPED] = '1';
+  const digests = Object.entries(sums).map(([a, hex]) => `${a}=${hex}`);
+  if (digests.length > 0) plain[SUMS] = digests.join(';');
   const packed: Record<string, string> = {};
   for (const [name, value] of Object.entries(custom)) {
     if (PLAIN_NAME.test(name) && PLAIN_VALUE.test(value)) plain[name] = value;
@@ -38,7 +44,7 @@ export function fromS3Metadata(metadata: Record<string, string> | undefined): Re
   const custom: Record<string, string> = {};
   for (const [name, value] of Object.entries(metadata ?? {})) {
     const lower = name.toLowerCase();
-    if (lower === UNTYPED) continue;
+    if (lower === UNTYPED || lower === SUMS) continue;
     if (lower !== PACKED) {
       custom[lower] = value;
       continue;
@@ -102,4 +108,32 @@ export function bareEtag(etag: string | undefined): string {
 export function uploadedAt(date: Date | undefined): string {
   const ms = date?.getTime() ?? Date.now();
   return new Date(Math.floor(ms / 1000) * 1000).toISOString();
+}
+
+/**
+ * The checksums of an object from its S3 metadata: the digests its put stored, else md5 from a
+ * single-part etag (a listing has only that).
+ */
+export function checksumsOf(etag: string, metadata?: Record<string, string>): Checksums {
+  const stored = Object.entries(metadata ?? {}).find(([n]) => n.toLowerCase() === SUMS)?.[1];
+  const sums: Checksums = {};
+  for (const pair of stored?.split(';') ?? []) {
+    const [algorithm, hex] = pair.split('=');
+    if (
+      hex &&
+      /^[0-9a-f]+$/.test(hex) &&
+      (CHECKSUM_ALGORITHMS as readonly string[]).includes(algorithm ?? '')
+    )
+      sums[algorithm as keyof Checksums] = hex;
+  }
+  if (!sums.md5 && !etag.includes('-') && /^[0-9a-f]{32}$/.test(etag)) sums.md5 = etag;
+  return sums;
+}
+
+/**
+ * An object's version on S3: derived from its etag and upload time, which every call (list
+ * included) sees, so put, head, get and list agree without a HEAD per listed object.
+ */
+export function versionOf(etag: string, uploaded: string): string {
+  return createHash('sha256').update(`${etag}\n${uploaded}`).digest('hex').slice(0, 32);
 }

@@ -16,14 +16,35 @@ import { resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
 import {
   bodyChunks,
+  checkCompletedParts,
+  checkConditional,
   checkDeleteKeys,
   checkListOptions,
   checkObjectKey,
+  checkPartNumber,
   checkPutOptions,
   checkRange,
+  conditionHolds,
 } from './checks.js';
-import type { BucketListResult, BucketObject, BucketProvider, ByteRange } from './interface.js';
-import { bareEtag, fromS3Http, fromS3Metadata, toS3Http, toS3Metadata, uploadedAt } from './s3-metadata.js';
+import type {
+  BucketListResult,
+  BucketObject,
+  BucketProvider,
+  ByteRange,
+  Conditional,
+  PutOptions,
+  UploadedPart,
+} from './interface.js';
+import {
+  bytesOf,
+  checkNoDotSegments,
+  decodeListed,
+  multipartCall,
+  objectOf,
+  rangeHeader,
+  status,
+} from './s3-helpers.js';
+import { bareEtag, checksumsOf, toS3Http, toS3Metadata, uploadedAt, versionOf } from './s3-metadata.js';
 
 /** Where the S3 provider stores objects. */
 export interface S3BucketConfig {
@@ -131,11 +152,14 @@ export class S3Bucket implements BucketProvider {
     ref: ResourceRef,
     key: string,
     body: AsyncIterable<Uint8Array> | Uint8Array,
-    options: { httpMetadata?: BucketObject['httpMetadata']; customMetadata?: Record<string, string> } = {},
-  ): Promise<BucketObject> {
+    options: PutOptions = {},
+  ): Promise<BucketObject | null> {
     checkObjectKey(ref, key);
     checkNoDotSegments(key);
     const meta = checkPutOptions(options);
+    const onlyIf = checkConditional(options.onlyIf);
+    // S3-compatible stores differ in conditional writes: checked here, against a HEAD just before.
+    if (onlyIf && !conditionHolds(onlyIf, await this.head(ref, key))) return null;
     const { Readable } = await import('node:stream');
     const upload = new this.Upload({
       client: this.client,
@@ -146,7 +170,7 @@ export class S3Bucket implements BucketProvider {
         Key: this.base(ref) + key,
         // Bytes go as they are (a single PutObject with a known length when small enough).
         Body: body instanceof Uint8Array ? body : Readable.from(bodyChunks(body)),
-        Metadata: toS3Metadata(meta.customMetadata, meta.httpMetadata),
+        Metadata: toS3Metadata(meta.customMetadata, meta.httpMetadata, options.checksums),
         ...toS3Http(meta.httpMetadata),
       },
     });
@@ -160,15 +184,21 @@ export class S3Bucket implements BucketProvider {
   async get(
     ref: ResourceRef,
     key: string,
-    options: { range?: ByteRange } = {},
+    options: { range?: ByteRange; onlyIf?: Conditional } = {},
   ): Promise<{
     object: BucketObject;
-    body: AsyncIterable<Uint8Array>;
+    body: AsyncIterable<Uint8Array> | null;
     range?: { offset: number; length: number };
   } | null> {
     checkObjectKey(ref, key);
     checkNoDotSegments(key);
     checkRange(options.range);
+    const onlyIf = checkConditional(options.onlyIf);
+    if (onlyIf) {
+      const current = await this.head(ref, key);
+      if (!current) return null;
+      if (!conditionHolds(onlyIf, current)) return { object: current, body: null };
+    }
     let res: S3.GetObjectCommandOutput;
     try {
       res = await this.client.send(
@@ -187,14 +217,7 @@ export class S3Bucket implements BucketProvider {
     }
     const contentRange = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.ContentRange ?? '');
     const size = contentRange ? Number(contentRange[3]) : (res.ContentLength ?? 0);
-    const object: BucketObject = {
-      key,
-      size,
-      etag: bareEtag(res.ETag),
-      uploaded: uploadedAt(res.LastModified),
-      httpMetadata: fromS3Http(res),
-      customMetadata: fromS3Metadata(res.Metadata),
-    };
+    const object = objectOf(key, size, res);
     const body = bytesOf(res.Body as Readable | undefined);
     if (!options.range) return { object, body };
     const offset = contentRange ? Number(contentRange[1]) : 0;
@@ -209,14 +232,7 @@ export class S3Bucket implements BucketProvider {
       const res = await this.client.send(
         new this.s3.HeadObjectCommand({ Bucket: this.config.bucket, Key: this.base(ref) + key }),
       );
-      return {
-        key,
-        size: res.ContentLength ?? 0,
-        etag: bareEtag(res.ETag),
-        uploaded: uploadedAt(res.LastModified),
-        httpMetadata: fromS3Http(res),
-        customMetadata: fromS3Metadata(res.Metadata),
-      };
+      return objectOf(key, res.ContentLength ?? 0, res);
     } catch (err) {
       if (status(err) === 404) return null;
       throw this.failure(err);
@@ -250,14 +266,20 @@ export class S3Bucket implements BucketProvider {
     );
     const decoded = (s: string | undefined) =>
       page.EncodingType === 'url' ? decodeListed(s ?? '') : (s ?? '');
-    let objects: BucketObject[] = (page.Contents ?? []).map((o) => ({
-      key: decoded(o.Key).slice(base.length),
-      size: o.Size ?? 0,
-      etag: bareEtag(o.ETag),
-      uploaded: uploadedAt(o.LastModified),
-      httpMetadata: {},
-      customMetadata: {},
-    }));
+    let objects: BucketObject[] = (page.Contents ?? []).map((o) => {
+      const etag = bareEtag(o.ETag);
+      const uploaded = uploadedAt(o.LastModified);
+      return {
+        key: decoded(o.Key).slice(base.length),
+        size: o.Size ?? 0,
+        etag,
+        uploaded,
+        version: versionOf(etag, uploaded),
+        checksums: checksumsOf(etag),
+        httpMetadata: {},
+        customMetadata: {},
+      };
+    });
     if (includeHttp || includeCustom)
       objects = await this.withMetadata(ref, objects, includeHttp, includeCustom);
     const result: BucketListResult = {
@@ -267,6 +289,101 @@ export class S3Bucket implements BucketProvider {
     };
     if (result.truncated && page.NextContinuationToken) result.cursor = page.NextContinuationToken;
     return result;
+  }
+
+  async createMultipartUpload(
+    ref: ResourceRef,
+    key: string,
+    options: Pick<PutOptions, 'httpMetadata' | 'customMetadata'> = {},
+  ): Promise<string> {
+    checkObjectKey(ref, key);
+    checkNoDotSegments(key);
+    const meta = checkPutOptions(options);
+    const res = await this.call(() =>
+      this.client.send(
+        new this.s3.CreateMultipartUploadCommand({
+          Bucket: this.config.bucket,
+          Key: this.base(ref) + key,
+          Metadata: toS3Metadata(meta.customMetadata, meta.httpMetadata),
+          ...toS3Http(meta.httpMetadata),
+        }),
+      ),
+    );
+    if (!res.UploadId) throw this.failure(new Error('the store answered no upload id'));
+    return res.UploadId;
+  }
+
+  async uploadPart(
+    ref: ResourceRef,
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Uint8Array,
+  ): Promise<UploadedPart> {
+    checkObjectKey(ref, key);
+    checkNoDotSegments(key);
+    checkPartNumber(partNumber);
+    const res = await multipartCall(
+      key,
+      (e) => this.failure(e),
+      () =>
+        this.client.send(
+          new this.s3.UploadPartCommand({
+            Bucket: this.config.bucket,
+            Key: this.base(ref) + key,
+            UploadId: uploadId,
+            PartNumber: partNumber,
+            Body: body,
+            ContentLength: body.byteLength,
+          }),
+        ),
+    );
+    return { partNumber, etag: bareEtag(res.ETag) };
+  }
+
+  async completeMultipartUpload(
+    ref: ResourceRef,
+    key: string,
+    uploadId: string,
+    given: UploadedPart[],
+  ): Promise<BucketObject> {
+    checkObjectKey(ref, key);
+    checkNoDotSegments(key);
+    const parts = checkCompletedParts(given);
+    await multipartCall(
+      key,
+      (e) => this.failure(e),
+      () =>
+        this.client.send(
+          new this.s3.CompleteMultipartUploadCommand({
+            Bucket: this.config.bucket,
+            Key: this.base(ref) + key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
+          }),
+        ),
+    );
+    const stored = await this.head(ref, key);
+    if (!stored) throw this.failure(new Error(`"${key}" was completed but is not there`));
+    return stored;
+  }
+
+  async abortMultipartUpload(ref: ResourceRef, key: string, uploadId: string): Promise<void> {
+    checkObjectKey(ref, key);
+    checkNoDotSegments(key);
+    try {
+      await this.client.send(
+        new this.s3.AbortMultipartUploadCommand({
+          Bucket: this.config.bucket,
+          Key: this.base(ref) + key,
+          UploadId: uploadId,
+        }),
+      );
+    } catch (err) {
+      // An upload that is not there is already gone, as R2's abort() treats it.
+      if (status(err) === 404) return;
+      throw this.failure(err);
+    }
   }
 
   async close(): Promise<void> {
@@ -342,43 +459,5 @@ export class S3Bucket implements BucketProvider {
     );
     wrapped.cause = err;
     return wrapped;
-  }
-}
-
-/** The HTTP status of an S3 SDK error, if it carries one. */
-function status(err: unknown): number | undefined {
-  return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-}
-
-/** A listed key with EncodingType=url: percent-encoded, with "+" for spaces (as S3 does it). */
-function decodeListed(s: string): string {
-  return decodeURIComponent(s.replace(/\+/g, ' '));
-}
-
-/**
- * Refuses keys with "." or ".." segments: S3 itself keeps them as they are, but HTTP proxies and
- * some S3-compatible stores resolve them as paths, which could move the object under another
- * resource's prefix. Every call that names a key checks it, reads and deletes included.
- */
-function checkNoDotSegments(key: string): void {
-  if (key.split('/').some((s) => s === '.' || s === '..')) {
-    throw new KylixError(
-      'ERR_BINDING_BAD_ARGUMENTS',
-      `The key "${key}" has a "." or ".." segment, which S3-compatible stores may resolve as a path; rename it.`,
-    );
-  }
-}
-
-function rangeHeader(range: ByteRange): string {
-  if ('suffix' in range) return `bytes=-${range.suffix}`;
-  if (range.length === undefined) return `bytes=${range.offset}-`;
-  return `bytes=${range.offset}-${range.offset + range.length - 1}`;
-}
-
-/** The response body as plain byte chunks (the SDK hands a Node stream of Buffers). */
-async function* bytesOf(body: Readable | undefined): AsyncGenerator<Uint8Array> {
-  if (!body) return;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
 }

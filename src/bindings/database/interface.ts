@@ -11,12 +11,19 @@ export interface SqlResult {
   /** Rows returned or affected. */
   rowCount: number;
   fields: { name: string; dataTypeID: number }[];
+  /** lastval() after the statement, when it asked (`lastRowId`): the sequence value it drew, as text. */
+  lastRowId?: string | null;
 }
 
 /** One statement with its parameters ($1, $2, …). */
 export interface Statement {
   sql: string;
   params?: unknown[];
+  /**
+   * Also report lastval() (D1's meta.last_row_id for an INSERT into a serial/identity table). Set
+   * by the supervisor only, never taken from a function's arguments.
+   */
+  lastRowId?: boolean;
 }
 
 /** A Database backend. */

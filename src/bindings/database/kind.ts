@@ -8,8 +8,10 @@ import { KylixError } from '../../errors.js';
 import { DATABASE } from '../../resources/binding-kinds.js';
 import { embeddedDataDir, embeddedSection } from '../embedded-config.js';
 import { type BindingKind, type Handles, operations } from '../kind.js';
+import { d1ExecStatements, d1Result, d1Statement } from './d1.js';
 import { postgresConfigSchema } from './index.js';
 import type { DatabaseProvider } from './interface.js';
+import { withSqliteHints } from './sqlite-hints.js';
 
 const op = operations<DatabaseProvider>();
 
@@ -18,7 +20,21 @@ const config = z
   .discriminatedUnion('provider', [embeddedSection, postgresConfigSchema])
   .default({ provider: 'embedded' });
 
-const statement = z.strictObject({ sql: z.string().min(1), params: z.array(z.unknown()).optional() });
+/** One statement's text: at most 1 MiB (PostgreSQL takes more; no function needs it). */
+const sqlText = z
+  .string()
+  .min(1)
+  .max(1024 * 1024);
+const statement = z.strictObject({ sql: sqlText, params: z.array(z.unknown()).max(65535).optional() });
+/** Most statements one batch (or one exec() text) may hold. */
+const MAX_BATCH = 1000;
+
+/** How long `fn` took, in ms with a fraction (D1's meta.duration). */
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const started = performance.now();
+  const value = await fn();
+  return [value, Math.round((performance.now() - started) * 1000) / 1000];
+}
 
 /** Throws unless the calling function began the transaction `tx` and has not ended it. */
 function mustOwn(handles: Handles, tx: string): void {
@@ -47,15 +63,58 @@ export const databaseKind = {
   async provision(db, ref, spec) {
     const files = (spec as { migrationFiles?: { name: string; sql: string }[] } | undefined)?.migrationFiles;
     if (!files?.length) return undefined;
-    const ran = await db.migrate(ref, files);
+    const ran = await withSqliteHints(
+      files.map((f) => f.sql),
+      () => db.migrate(ref, files),
+    );
     return {
       status: { migrations: files.map((f) => f.name) },
       ...(ran.length ? { event: { reason: 'Migrated', message: `Applied ${ran.join(', ')}` } } : {}),
     };
   },
   ops: {
-    query: op(z.tuple([statement]), (db, [s], { ref }) => db.query(ref, s)),
-    batch: op(z.tuple([z.array(statement).max(1000)]), (db, [list], { ref }) => db.batch(ref, list)),
+    query: op(z.tuple([statement]), (db, [s], { ref }) => withSqliteHints([s.sql], () => db.query(ref, s))),
+    batch: op(z.tuple([z.array(statement).max(MAX_BATCH)]), (db, [list], { ref }) =>
+      withSqliteHints(
+        list.map((s) => s.sql),
+        () => db.batch(ref, list),
+      ),
+    ),
+    /** D1's prepare(sql).bind(...).all()/first()/run()/raw(): `?` placeholders, D1's result shape. */
+    d1Query: op(z.tuple([statement]), async (db, [s], { ref }) => {
+      const st = d1Statement(s);
+      const [r, ms] = await timed(() => withSqliteHints([s.sql], () => db.query(ref, st)));
+      return d1Result(st, r, ms, db.name);
+    }),
+    /** D1's batch([statements]): every statement in one transaction, one D1 result each. */
+    d1Batch: op(z.tuple([z.array(statement).min(1).max(MAX_BATCH)]), async (db, [list], { ref }) => {
+      const sts = list.map(d1Statement);
+      const [rs, ms] = await timed(() =>
+        withSqliteHints(
+          list.map((s) => s.sql),
+          () => db.batch(ref, sts),
+        ),
+      );
+      const each = Math.round((ms / sts.length) * 1000) / 1000;
+      return rs.map((r, i) => d1Result(sts[i]!, r, each, db.name));
+    }),
+    /** D1's exec(sql): statements separated by ";", without parameters, run as one batch. */
+    d1Exec: op(z.tuple([sqlText]), async (db, [sql], { ref }) => {
+      const sts = d1ExecStatements(sql);
+      if (sts.length === 0) return { count: 0, duration: 0 };
+      if (sts.length > MAX_BATCH)
+        throw new KylixError(
+          'ERR_BINDING_BAD_ARGUMENTS',
+          `exec() was given ${sts.length} statements; the limit is ${MAX_BATCH}. Split the text.`,
+        );
+      const [, ms] = await timed(() =>
+        withSqliteHints(
+          sts.map((s) => s.sql),
+          () => db.batch(ref, sts),
+        ),
+      );
+      return { count: sts.length, duration: ms };
+    }),
     begin: op(z.tuple([z.number().int().min(1).max(60_000)]), async (db, [timeoutMs], { ref, handles }) => {
       const tx = await db.begin(ref, timeoutMs);
       handles.grant(tx);
@@ -63,7 +122,7 @@ export const databaseKind = {
     }),
     queryInTransaction: op(z.tuple([z.string(), statement]), async (db, [tx, s], { handles }) => {
       mustOwn(handles, tx);
-      return db.queryInTransaction(tx, s);
+      return withSqliteHints([s.sql], () => db.queryInTransaction(tx, s));
     }),
     commit: op(z.tuple([z.string()]), async (db, [tx], { handles }) => {
       mustOwn(handles, tx);

@@ -172,9 +172,28 @@ async function resetSession(): Promise<void> {
 async function run(statement: Statement): Promise<SqlResult> {
   checkEmbeddedSql(statement.sql);
   try {
-    return toResult(await db.query(statement.sql, statement.params ?? []));
+    const result = toResult(await db.query(statement.sql, statement.params ?? []));
+    if (statement.lastRowId) result.lastRowId = await lastval();
+    return result;
   } catch (err) {
     throw sqlError(err);
+  }
+}
+
+/**
+ * lastval() of this session, or null when no sequence was drawn. Inside a transaction its error
+ * (55000) must not abort the transaction: it runs under a savepoint there.
+ */
+async function lastval(): Promise<string | null> {
+  const inTx = db.isInTransaction();
+  if (inTx) await db.exec('SAVEPOINT kylix_lastval');
+  try {
+    const r = await db.query<{ v: string }>('SELECT lastval()::text AS v');
+    if (inTx) await db.exec('RELEASE SAVEPOINT kylix_lastval');
+    return r.rows[0]?.v ?? null;
+  } catch {
+    if (inTx) await db.exec('ROLLBACK TO SAVEPOINT kylix_lastval; RELEASE SAVEPOINT kylix_lastval');
+    return null;
   }
 }
 

@@ -204,9 +204,7 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
   }
 
   query(ref: ResourceRef, statement: Statement): Promise<SqlResult> {
-    return this.guard(ref, () =>
-      this.withClient(ref, async (client) => toResult(await client.query(statement.sql, params(statement)))),
-    );
+    return this.guard(ref, () => this.withClient(ref, async (client) => run(client, statement)));
   }
 
   batch(ref: ResourceRef, statements: Statement[]): Promise<SqlResult[]> {
@@ -214,7 +212,7 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
       this.withClient(ref, async (client) => {
         await client.query('BEGIN');
         const out: SqlResult[] = [];
-        for (const s of statements) out.push(toResult(await client.query(s.sql, params(s))));
+        for (const s of statements) out.push(await run(client, s));
         // A tenant's own ROLLBACK or COMMIT inside the batch ended it early: the batch did not hold.
         if (txStatus(client) !== 'T')
           throw new KylixError('ERR_BAD_REQUEST', 'A batch may not end its own transaction; use begin().');
@@ -344,6 +342,30 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
     } finally {
       tx.client.release(!(await resetSession(tx.client)));
     }
+  }
+}
+
+/** Runs one statement on `client`, with lastval() when the statement asks for it. */
+async function run(client: PoolClient, statement: Statement): Promise<SqlResult> {
+  const result = toResult(await client.query(statement.sql, params(statement)));
+  if (statement.lastRowId) result.lastRowId = await lastval(client);
+  return result;
+}
+
+/**
+ * lastval() of this session, or null when no sequence was drawn. Inside a transaction its error
+ * (55000) must not abort the transaction: it runs under a savepoint there.
+ */
+async function lastval(client: PoolClient): Promise<string | null> {
+  const inTx = txStatus(client) === 'T';
+  if (inTx) await client.query('SAVEPOINT kylix_lastval');
+  try {
+    const r = await client.query<{ v: string }>('SELECT lastval()::text AS v');
+    if (inTx) await client.query('RELEASE SAVEPOINT kylix_lastval');
+    return r.rows[0]?.v ?? null;
+  } catch {
+    if (inTx) await client.query('ROLLBACK TO SAVEPOINT kylix_lastval; RELEASE SAVEPOINT kylix_lastval');
+    return null;
   }
 }
 

@@ -24,7 +24,18 @@ type QueueRecord =
   /** The queue and its messages are gone (purge). */
   | { t: 'p'; q: string }
   /** A message: deliveries so far `n`, deliverable from `at` (ms since the epoch). */
-  | { t: 's'; q: string; id: number; ts: number; ct: ContentType; b: string; at: number; n: number }
+  | {
+      t: 's';
+      q: string;
+      id: number;
+      ts: number;
+      ct: ContentType;
+      b: string;
+      at: number;
+      n: number;
+      /** The sender's traceparent, when it had one. */
+      tp?: string;
+    }
   /** A message's delivery count and next deliverable time changed (receive, retry). */
   | { t: 'd'; q: string; id: number; n: number; at: number }
   /** The message was acked. */
@@ -44,6 +55,8 @@ interface Message {
   v: number;
   /** Not deliverable until its send record is on disk. */
   durable: boolean;
+  /** The sender's traceparent, when it had one. */
+  tp?: string;
 }
 
 interface QueueState {
@@ -107,6 +120,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
     else if (r.t === 's') {
       const body = new Uint8Array(Buffer.from(r.b, 'base64'));
       const m: Message = { id: r.id, ts: r.ts, ct: r.ct, body, at: r.at, n: r.n, v: 0, durable: true };
+      if (r.tp) m.tp = r.tp;
       this.state(r.q, true)?.messages.set(r.id, m);
       this.nextId = Math.max(this.nextId, r.id + 1);
     } else {
@@ -133,13 +147,14 @@ export class EmbeddedQueueProvider implements QueueProvider {
     const next = this.nextId;
     const queues = [...this.queues].map(([q, state]) => ({
       q,
-      messages: [...state.messages.values()].map(({ id, ts, ct, body, at, n }) => ({
+      messages: [...state.messages.values()].map(({ id, ts, ct, body, at, n, tp }) => ({
         id,
         ts,
         ct,
         body,
         at,
         n,
+        tp,
       })),
     }));
     return (function* (): Generator<QueueRecord> {
@@ -148,7 +163,17 @@ export class EmbeddedQueueProvider implements QueueProvider {
         yield { t: 'q', q };
         for (const m of messages) {
           const b = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength).toString('base64');
-          yield { t: 's', q, id: m.id, ts: m.ts, ct: m.ct, b, at: m.at, n: m.n };
+          yield {
+            t: 's',
+            q,
+            id: m.id,
+            ts: m.ts,
+            ct: m.ct,
+            b,
+            at: m.at,
+            n: m.n,
+            ...(m.tp ? { tp: m.tp } : {}),
+          };
         }
       }
     })();
@@ -209,11 +234,13 @@ export class EmbeddedQueueProvider implements QueueProvider {
         v: 0,
         durable: false,
       };
+      if (msg.traceparent) m.tp = msg.traceparent;
       // In memory before the write, so a compaction running meanwhile includes it.
       state.messages.set(m.id, m);
       added.push(m);
       const b = Buffer.from(msg.body.buffer, msg.body.byteOffset, msg.body.byteLength).toString('base64');
-      writes.push(this.journal.append({ t: 's', q, id: m.id, ts: now, ct: m.ct, b, at, n: 0 }));
+      const tp = m.tp ? { tp: m.tp } : {};
+      writes.push(this.journal.append({ t: 's', q, id: m.id, ts: now, ct: m.ct, b, at, n: 0, ...tp }));
     }
     try {
       await Promise.all(writes);
@@ -290,6 +317,15 @@ export class EmbeddedQueueProvider implements QueueProvider {
       else stats.ready++;
     }
     return stats;
+  }
+
+  async oldestTimestamp(ref: ResourceRef): Promise<number | undefined> {
+    // Ids grow with time: the smallest id is the oldest message (a Map iterates in insertion order,
+    // which a snapshot restore may not keep, so this looks at every message).
+    let oldest: number | undefined;
+    for (const m of this.require(ref).messages.values())
+      if (oldest === undefined || m.ts < oldest) oldest = m.ts;
+    return oldest;
   }
 
   async peek(ref: ResourceRef, limit: number): Promise<Omit<Delivery, 'leaseId'>[]> {
@@ -374,6 +410,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
         contentType: m.ct,
         attempts: m.n,
         timestamp: m.ts,
+        ...(m.tp ? { traceparent: m.tp } : {}),
       });
     }
     return out;

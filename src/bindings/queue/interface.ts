@@ -18,6 +18,11 @@ export interface OutgoingMessage {
   contentType: 'json' | 'text' | 'bytes' | 'v8';
   /** Not delivered before this many seconds have passed. */
   delaySeconds?: number;
+  /**
+   * The W3C traceparent of the span that sent it (set by the supervisor, never by the function),
+   * kept with the message so its delivery's span can link to its send.
+   */
+  traceparent?: string;
 }
 
 /** A message leased to one consumer: not delivered to anyone else until acked, retried or the lease ends. */
@@ -32,6 +37,8 @@ export interface Delivery {
   attempts: number;
   /** When it was sent, ms since the epoch. */
   timestamp: number;
+  /** The traceparent it was sent with, if tracing was on then. */
+  traceparent?: string;
 }
 
 /** Counts for `kylix queue stats`. */
@@ -57,6 +64,11 @@ export interface QueueProvider extends Provider {
   /** Deliver again after `delaySeconds`, counting one more attempt. */
   retry(ref: ResourceRef, leaseId: string, delaySeconds: number): Promise<void>;
   stats(ref: ResourceRef): Promise<QueueStats>;
+  /**
+   * When the oldest message not yet acked was sent (ms since the epoch), or undefined when there is
+   * none; for metrics (both providers have it; optional so a stand-in provider may leave it out).
+   */
+  oldestTimestamp?(ref: ResourceRef): Promise<number | undefined>;
   /**
    * The messages waiting (not leased), oldest first, without leasing them (for `kylix queue dlq list`).
    * Their `attempts` counts past deliveries: 0 for a message never delivered.

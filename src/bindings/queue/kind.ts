@@ -4,6 +4,7 @@
  * in ../registry.ts.
  */
 import { z } from 'zod';
+import { KylixError } from '../../errors.js';
 import { QUEUE } from '../../resources/binding-kinds.js';
 import { embeddedDataDir, embeddedSection } from '../embedded-config.js';
 import { type BindingKind, operations } from '../kind.js';
@@ -43,9 +44,18 @@ export const queueKind = {
             }),
           )
           .min(1)
-          .max(100),
+          .max(10_000),
       ]),
-      (queue, [messages], { ref }) => queue.send(ref, messages),
+      (queue, [messages], { ref, traceparent }) => {
+        // Checked here, not by the shape above, so the function reads the limit, not "wrong shape".
+        if (messages.length > 100)
+          throw new KylixError(
+            'ERR_BINDING_BAD_ARGUMENTS',
+            `sendBatch() got ${messages.length} messages; a batch holds at most 100 (the Workers Queues limit). Send them in batches of 100.`,
+          );
+        // The send's trace context travels with each message, so its delivery can link back to it.
+        return queue.send(ref, traceparent ? messages.map((m) => ({ ...m, traceparent })) : messages);
+      },
     ),
   },
 } satisfies BindingKind<typeof QUEUE, QueueProvider, typeof config>;

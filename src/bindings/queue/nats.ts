@@ -32,6 +32,8 @@ const H_TYPE = 'Kylix-Content-Type';
 const H_ID = 'Kylix-Id';
 const H_SENT = 'Kylix-Sent';
 const H_NOT_BEFORE = 'Kylix-Not-Before';
+/** The sender's W3C trace context, under its standard header name. */
+const H_TRACEPARENT = 'traceparent';
 /** The longest a waiting receive leaves `delayed` unchecked, so a due message is at most this late. */
 const DELAY_POLL_MS = 1000;
 const DEFAULT_LEASE_MS = 30_000;
@@ -148,6 +150,7 @@ export class NatsQueueProvider implements QueueProvider {
           messages.map((m) => {
             const h = headers();
             h.set(H_TYPE, m.contentType);
+            if (m.traceparent) h.set(H_TRACEPARENT, m.traceparent);
             const delayed = (m.delaySeconds ?? 0) > 0;
             if (delayed) {
               h.set(H_SENT, String(now));
@@ -211,6 +214,17 @@ export class NatsQueueProvider implements QueueProvider {
         inFlight: ready.num_ack_pending,
         delayed: delayed.num_pending + delayed.num_ack_pending,
       };
+    }, ref);
+  }
+
+  async oldestTimestamp(ref: ResourceRef): Promise<number | undefined> {
+    const n = this.names(ref);
+    return this.call(async () => {
+      // A WorkQueue stream keeps only unacked messages: its first one is the oldest. (A delayed
+      // message moved to ready counts from its move.)
+      const { state } = await this.jsm.streams.info(n.stream);
+      const first = state.messages > 0 ? Date.parse(state.first_ts) : Number.NaN;
+      return Number.isFinite(first) ? first : undefined;
     }, ref);
   }
 
@@ -283,6 +297,8 @@ export class NatsQueueProvider implements QueueProvider {
         h.set(H_TYPE, m.headers?.get(H_TYPE) || 'bytes');
         h.set(H_SENT, m.headers?.get(H_SENT) || String(now));
         h.set(H_ID, `d${seq}`);
+        const tp = m.headers?.get(H_TRACEPARENT);
+        if (tp) h.set(H_TRACEPARENT, tp);
         // If we crash between publish and ack, the redelivered copy is dropped as a duplicate.
         await this.js.publish(n.ready, m.data, { headers: h, msgID: `${n.stream}-delayed-${seq}` });
         await this.nc.request(m.reply!, '+ACK');
@@ -334,6 +350,7 @@ export class NatsQueueProvider implements QueueProvider {
       contentType: (h?.get(H_TYPE) || 'bytes') as Delivery['contentType'],
       attempts: info.deliveryCount,
       timestamp: Number(h?.get(H_SENT)) || Math.floor(info.timestampNanos / 1e6),
+      ...(h?.get(H_TRACEPARENT) ? { traceparent: h.get(H_TRACEPARENT) } : {}),
     };
   }
 

@@ -1,11 +1,10 @@
 /**
- * The data behind resources, from the terminal: `kylix kv`, `kylix sql`, `kylix queue`,
- * `kylix bucket` and `kylix secret set`.
+ * The data behind resources, from the terminal: `kylix kv`, `kylix queue`, `kylix bucket` and
+ * `kylix secret set` (`kylix sql` is commands/sql.ts).
  */
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { createInterface } from 'node:readline/promises';
 import { KylixError } from '../../errors.js';
 import type { ApiClient } from '../client.js';
 import { table } from '../output.js';
@@ -54,41 +53,6 @@ export async function kvCommand(
     return `${name}/${key} deleted`;
   }
   throw new KylixError('ERR_BAD_REQUEST', `Unknown kv action "${action}": use get, put, delete or list.`);
-}
-
-async function runSql(client: ApiClient, name: string, sql: string): Promise<string> {
-  const { data } = await client.json<{
-    rows: Record<string, unknown>[];
-    rowCount: number;
-    fields: { name: string }[];
-  }>('POST', `${client.path('databases', name)}/query`, { sql });
-  if (data.fields.length === 0) return `OK, ${data.rowCount} row${data.rowCount === 1 ? '' : 's'}`;
-  const cell = (v: unknown) => (v === null ? 'NULL' : typeof v === 'object' ? JSON.stringify(v) : String(v));
-  return `${table(
-    data.fields.map((f) => f.name),
-    data.rows.map((r) => data.fields.map((f) => cell(r[f.name]))),
-  )}\n(${data.rowCount} row${data.rowCount === 1 ? '' : 's'})`;
-}
-
-/** `kylix sql NAME "QUERY"`, or an interactive prompt without a query. */
-export async function sqlCommand(client: ApiClient, name: string, sql: string | undefined): Promise<string> {
-  if (sql) return runSql(client, name, sql);
-  const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: `${name}=> ` });
-  rl.prompt();
-  let buffer = '';
-  for await (const line of rl) {
-    buffer += `${line}\n`;
-    if (line.trim().endsWith(';')) {
-      try {
-        console.log(await runSql(client, name, buffer));
-      } catch (err) {
-        console.error(err instanceof KylixError ? `${err.code}: ${err.message}` : err);
-      }
-      buffer = '';
-    }
-    rl.prompt();
-  }
-  return '';
 }
 
 /** `kylix queue send|stats|dlq list|dlq redrive`. */
@@ -189,14 +153,26 @@ export async function bucketCommand(
         'GET',
         `${client.path('buckets', src.bucket)}/objects/${keyPath(src.key)}`,
       );
+      if (b === '-') {
+        // To stdout, streamed, and nothing else there: `kylix bucket cp bucket:b/k - | jq`.
+        for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>)
+          if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+        return '';
+      }
       const data = Buffer.from(await res.arrayBuffer());
       writeFileSync(b, data);
       return `downloaded ${src.key} (${data.length} bytes) to ${b}`;
     }
   }
+  if (action === 'rm') {
+    const target = parse(a);
+    if (!target) throw new KylixError('ERR_BAD_REQUEST', 'Usage: kylix bucket rm bucket:NAME/key');
+    await client.raw('DELETE', `${client.path('buckets', target.bucket)}/objects/${keyPath(target.key)}`);
+    return `deleted ${target.key} from ${target.bucket}`;
+  }
   throw new KylixError(
     'ERR_BAD_REQUEST',
-    'Usage: kylix bucket ls NAME[/prefix] | cp FILE bucket:NAME/key | cp bucket:NAME/key FILE',
+    'Usage: kylix bucket ls NAME[/prefix] | cp FILE bucket:NAME/key | cp bucket:NAME/key FILE|- | rm bucket:NAME/key',
   );
 }
 

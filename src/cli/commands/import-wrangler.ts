@@ -44,8 +44,6 @@ const UNSUPPORTED: Record<string, string> = {
   vectorize: 'Vectorize has no Kylix counterpart',
   hyperdrive: 'Hyperdrive: bind a Kylix Database instead (it is PostgreSQL)',
   browser: 'Browser Rendering has no Kylix counterpart',
-  assets: 'static assets are not served by Kylix yet; serve them from the function or a CDN',
-  site: 'Workers Sites (static assets) are not served by Kylix yet',
   tail_consumers: 'tail workers: read logs with `kylix logs` instead',
   dispatch_namespaces: 'Workers for Platforms has no Kylix counterpart',
   mtls_certificates: 'mTLS client certificates are not offered to functions',
@@ -62,6 +60,8 @@ const UNSUPPORTED: Record<string, string> = {
 
 /** Keys that need no mapping (identity, deploy-only or tooling settings). */
 const IGNORED = new Set([
+  'assets',
+  'site',
   'name',
   'main',
   'account_id',
@@ -169,6 +169,41 @@ export function parseDevVars(text: string): Record<string, string> {
     vars[m[1]] = value;
   }
   return vars;
+}
+
+/** spec.assets from wrangler's `assets` or `[site]`, noting what does not carry over. */
+function mapAssets(config: Wrangler, unmapped: string[]): Record<string, unknown> | undefined {
+  const a = config.assets as Record<string, unknown> | undefined;
+  const site = config.site as Record<string, unknown> | undefined;
+  if (a && typeof a === 'object') {
+    if (typeof a.directory !== 'string') {
+      unmapped.push('assets: no directory; Kylix serves assets from a folder (set assets.directory)');
+      return undefined;
+    }
+    const out: Record<string, unknown> = { directory: `./${a.directory.replace(/^\.\//, '')}` };
+    if (typeof a.binding === 'string') out.binding = a.binding;
+    if (typeof a.not_found_handling === 'string') out.notFoundHandling = a.not_found_handling;
+    if (typeof a.html_handling === 'string') out.htmlHandling = a.html_handling;
+    if (a.run_worker_first === true) out.runWorkerFirst = true;
+    else if (Array.isArray(a.run_worker_first)) {
+      out.runWorkerFirst = true;
+      unmapped.push(
+        `assets.run_worker_first: the patterns ${JSON.stringify(a.run_worker_first)} became "always" (Kylix runs the worker first for every path or none); the function reaches the files through env.${typeof a.binding === 'string' ? a.binding : 'ASSETS'}`,
+      );
+    }
+    if (typeof config.main !== 'string')
+      unmapped.push(
+        'assets without main: a Kylix Function needs code; add a worker that returns 404 (the files are served before it)',
+      );
+    return out;
+  }
+  if (site && typeof site === 'object' && typeof site.bucket === 'string') {
+    for (const k of ['include', 'exclude'])
+      if (site[k] !== undefined)
+        unmapped.push(`site.${k}: not applied; list files to leave out in ${site.bucket}/.assetsignore`);
+    return { directory: `./${site.bucket.replace(/^\.\//, '')}`, runWorkerFirst: true };
+  }
+  return undefined;
 }
 
 /** Translates a wrangler config (and .dev.vars, when given) into Kylix manifests. */
@@ -307,6 +342,11 @@ export function translateWrangler(
     );
   }
   if (Object.keys(bindings).length) spec.bindings = bindings;
+
+  // 5b. Static assets: `assets` as it is; Workers Sites' `[site] bucket` as assets the worker
+  //     reads itself (through __STATIC_CONTENT), so it runs first, as it did on Workers.
+  const assets = mapAssets(config, unmapped);
+  if (assets) spec.assets = assets;
 
   // 6. Limits, flags and what has no counterpart.
   const cpuMs = (config.limits as Record<string, unknown>)?.cpu_ms;

@@ -1,16 +1,18 @@
 /**
  * `kylix logs NAME [-f] [--since 10m] [--tail N] [--level warn] [--revision 2] [-o json]`: a
  * function's console output (and platform notes, one line per invocation), optionally streamed.
+ * On a fleet the node answers with every node's lines, merged by time, each naming its node.
  * The node filters; the CLI turns a relative --since into a time and prints lines or JSON.
  */
 import { KylixError } from '../../errors.js';
 import type { LogEntry } from '../../resources/api-types.js';
 import type { ApiClient } from '../client.js';
 
-/** One log line for a terminal: time, level, revision, request id, message. */
+/** One log line for a terminal: time, level, revision, request id (and node, on a fleet), message. */
 export function formatLogEntry(e: LogEntry): string {
   const who = e.source === 'platform' ? 'kylix' : `rev ${e.revision ?? '?'}`;
-  return `${e.time} ${e.level.toUpperCase().padEnd(5)} [${who}${e.requestId ? ` ${e.requestId}` : ''}] ${e.message}`;
+  const node = e.node ? ` @${e.node}` : '';
+  return `${e.time} ${e.level.toUpperCase().padEnd(5)} [${who}${e.requestId ? ` ${e.requestId}` : ''}${node}] ${e.message}`;
 }
 
 /** Units of a relative --since ("90s", "10m", "1h30m", "2d"). */

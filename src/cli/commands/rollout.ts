@@ -128,6 +128,21 @@ export async function trafficCommand(
   tags: string[],
 ): Promise<string> {
   const traffic = args.length === 0 && tags.length === 0 ? null : parseTraffic(args, tags);
+  // A revision that does not exist is refused here, before the function is changed.
+  const named = (traffic ?? []).flatMap((t) => (typeof t.revision === 'number' ? [t.revision] : []));
+  if (named.length > 0) {
+    const have = new Set(
+      (await client.list('revisions', { selector: `kylix.dev/function=${name}` })).map(
+        (r) => (r.spec as { number: number }).number,
+      ),
+    );
+    const missing = [...new Set(named)].filter((n) => !have.has(n));
+    if (missing.length > 0)
+      throw new KylixError(
+        'ERR_NOT_FOUND',
+        `${name} has no revision ${missing.join(', ')}${have.size ? ` (it has ${[...have].sort((a, b) => a - b).join(', ')})` : ''}. See them with: kylix rollout history ${name}`,
+      );
+  }
   await client.json(
     'PATCH',
     client.path('functions', name),

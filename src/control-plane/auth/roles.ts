@@ -54,6 +54,7 @@ const VIEW_READS = new Set([
   'events',
   'functions/log',
   'functions/stats',
+  'functions/metrics-history',
   'databases/health',
   'keyvalues/health',
   'queues/health',

@@ -9,10 +9,13 @@
  * retried with backoff when a reconcile throws.
  */
 import { scopedKey } from '../../bindings/identity.js';
+import { StackMapper } from '../../build/source-map.js';
 import { KylixError } from '../../errors.js';
+import { BINDING_RESOURCE_KIND_LIST, BINDING_RESOURCE_KINDS } from '../../resources/binding-kinds.js';
 import type { FunctionSpec } from '../../resources/kinds.js';
 import { type KObject, setCondition } from '../../resources/meta.js';
 import { type RevisionKey, revisionKey } from '../../resources/serving.js';
+import { AssetTables } from '../assets.js';
 import type { BundleStore } from '../bundles.js';
 import type { Clock } from '../clock.js';
 import { recordEvent } from '../events.js';
@@ -25,7 +28,7 @@ import type {
   RevisionTarget,
   TrafficShare,
 } from '../serving.js';
-import { WorkQueue } from '../work-queue.js';
+import { type ControllerObserver, WorkQueue } from '../work-queue.js';
 import { RevisionSecrets } from './revision-secrets.js';
 import { FUNCTION_LABEL, type RevisionSpec, revisionObject, revSpec, templateHash } from './revisions.js';
 
@@ -34,6 +37,21 @@ const splitKey = (key: string): [string, string] => [
   key.slice(0, key.indexOf('/')),
   key.slice(key.indexOf('/') + 1),
 ];
+
+/**
+ * A start-up failure in one line: its message, and where in the user's code it was thrown (the
+ * first frame left after mapping), as "Error: boom (at src/index.ts:3:9)".
+ */
+function summarizeFailure(message: string): string {
+  const lines = message.split('\n');
+  const frame = lines.find((l) => /^\s+at\s/.test(l));
+  const where = frame ? /\(?([^\s()]+:\d+:\d+)\)?\s*$/.exec(frame)?.[1] : undefined;
+  const head = lines
+    .filter((l) => !/^\s+at\s/.test(l))
+    .join(' ')
+    .trim();
+  return where ? `${head} (at ${where})` : head;
+}
 
 /** How long a replaced revision may finish its in-flight requests. */
 const DRAIN_MS = 30_000;
@@ -52,6 +70,12 @@ export class FunctionController {
   private readonly reconciled = new Map<string, number>();
   /** What each running revision's secret bindings held when it started. */
   private readonly secrets: RevisionSecrets;
+  /** The resources functions bind: one appearing starts the functions that waited for it. */
+  private readonly bound: Informer[];
+  /** Each revision's static assets, loaded from the bundle store. */
+  private readonly assets: AssetTables;
+  /** Maps a start-up failure's stack to the user's source. */
+  private readonly stacks = new StackMapper();
 
   constructor(
     private readonly registry: Registry,
@@ -60,15 +84,19 @@ export class FunctionController {
     private readonly bundles: BundleStore,
     private readonly triggers?: FunctionTriggers,
     clock?: Clock,
+    observe?: ControllerObserver,
   ) {
     this.secrets = new RevisionSecrets(registry);
+    this.assets = new AssetTables(bundles);
     this.work = new WorkQueue({
       work: (key) => this.reconcile(...splitKey(key)),
+      observe: observe && ((s, failed) => observe('function', s, failed)),
       onError: (key, err) => console.error(`kylix: reconciling function ${key} failed (retrying):`, err),
       clock,
     });
     this.secretWork = new WorkQueue({
       work: (key) => this.secretChanged(...splitKey(key)),
+      observe: observe && ((s, failed) => observe('secret', s, failed)),
       onError: (key, err) =>
         console.error(`kylix: restarting the functions bound to Secret ${key} failed (retrying):`, err),
       clock,
@@ -92,6 +120,20 @@ export class FunctionController {
         delete: enqueue,
       },
     });
+    this.bound = BINDING_RESOURCE_KIND_LIST.map(
+      (kind) =>
+        new Informer({
+          source: registry.store,
+          kind,
+          clock,
+          onError: onError(kind),
+          handlers: {
+            add: (o, initialList) => {
+              if (!initialList) this.resourceAppeared(o);
+            },
+          },
+        }),
+    );
     const secretChanged = (o: KObject) =>
       this.secretWork.add(scopedKey(o.metadata.namespace, o.metadata.name));
     this.secretObjects = new Informer({
@@ -111,13 +153,18 @@ export class FunctionController {
 
   /** Reconciles every Function, then follows changes. */
   async start(): Promise<void> {
-    await Promise.all([this.secretObjects.start(), this.functions.start()]);
+    await Promise.all([
+      this.secretObjects.start(),
+      ...this.bound.map((i) => i.start()),
+      this.functions.start(),
+    ]);
     await this.settled();
   }
 
   stop(): void {
     this.functions.stop();
     this.secretObjects.stop();
+    for (const i of this.bound) i.stop();
     this.work.stop();
     this.secretWork.stop();
   }
@@ -160,9 +207,11 @@ export class FunctionController {
       revisions.push(latest);
     }
 
-    // 2. Start it. If it cannot start, the newest revision that did start keeps the function
-    //    serving (after a restart too), and status says what failed.
-    const failure = await this.ensureStarted(fn, latest);
+    // 2. Start it, once every resource it binds exists. If it cannot start, the newest revision
+    //    that did start keeps the function serving (after a restart too), and status says what failed.
+    const missing = await this.missingBindings(namespace, spec);
+    if (missing) await this.setRevisionReady(latest, 'False', 'BindingMissing', missing);
+    const failure = missing ?? (await this.ensureStarted(fn, latest));
     let ready: KObject | undefined = latest;
     if (failure) {
       ready = undefined;
@@ -175,6 +224,23 @@ export class FunctionController {
       }
       const failed = `Revision ${revSpec(latest).number} failed to start: ${failure}`;
       if (!ready) {
+        // Its routes say why it cannot answer, rather than that nothing is there (404).
+        this.gateway.setFunction(
+          key,
+          spec.routes,
+          {
+            name,
+            shares: [],
+            tags: {},
+            limits: {
+              timeoutMs: spec.limits.timeoutMs,
+              maxRequestBytes: spec.limits.maxRequestBytes,
+              maxConcurrency: spec.limits.maxConcurrency,
+            },
+            failure: failed,
+          },
+          fn.metadata.creationTimestamp,
+        );
         await this.setStatus(
           fn,
           { status: 'False', reason: 'RevisionFailed', message: failed },
@@ -243,6 +309,7 @@ export class FunctionController {
           maxRequestBytes: rev.limits.maxRequestBytes,
           maxConcurrency: rev.limits.maxConcurrency,
         },
+        assets: await this.assets.load(rev.assets),
       },
       // Of two namespaces' overlapping routes (admissions racing on a fleet), every node serves the older function's.
       fn.metadata.creationTimestamp,
@@ -337,12 +404,15 @@ export class FunctionController {
           'ERR_NOT_READY',
           `The code of revision ${rev.number} (${rev.bundle ?? 'no bundle'}) is in no bundle store this node can reach. Apply the function again.`,
         );
+      target.assets = await this.assets.load(rev.assets);
       const secrets = await this.secrets.env(fn.metadata.namespace, rev);
       target.env = { ...target.env, ...secrets };
       await this.runtime.deploy(target);
       this.secrets.remember(target.key, secrets);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = summarizeFailure(
+        this.stacks.rewrite(target.bundlePath, err instanceof Error ? err.message : String(err)),
+      );
       await this.setRevisionReady(revision, 'False', 'StartFailed', message);
       await recordEvent(
         this.registry,
@@ -431,6 +501,37 @@ export class FunctionController {
         await this.runtime.retire(k);
       }
       this.enqueue(namespace, fn.metadata.name);
+    }
+  }
+
+  /**
+   * Why a spec cannot start yet: a binding names a Database, KeyValue, Queue or Bucket that does not
+   * exist in the function's namespace. Undefined when all exist.
+   */
+  private async missingBindings(namespace: string, spec: FunctionSpec): Promise<string | undefined> {
+    const problems: string[] = [];
+    for (const [env, b] of Object.entries(spec.bindings ?? {})) {
+      for (const [key, kind] of Object.entries(BINDING_RESOURCE_KINDS)) {
+        const ref = (b as Record<string, unknown>)[key];
+        if (typeof ref !== 'string') continue;
+        if (!(await this.registry.store.get(kind, namespace, ref)))
+          problems.push(
+            `binding ${env} names ${kind} "${ref}", which does not exist in namespace "${namespace}"`,
+          );
+      }
+    }
+    if (problems.length === 0) return undefined;
+    return `${problems.join('; ')}. Apply ${problems.length === 1 ? 'it' : 'them'} (kylix apply -f), or fix spec.bindings.`;
+  }
+
+  /** A bound kind's resource was created: functions binding it that are not ready try again. */
+  private resourceAppeared(o: KObject): void {
+    const key = Object.entries(BINDING_RESOURCE_KINDS).find(([, kind]) => kind === o.kind)?.[0];
+    if (!key) return;
+    for (const fn of this.functions.list(o.metadata.namespace)) {
+      const bindings = (fn.spec as FunctionSpec).bindings ?? {};
+      if (Object.values(bindings).some((b) => (b as Record<string, unknown>)[key] === o.metadata.name))
+        this.enqueue(o.metadata.namespace, fn.metadata.name);
     }
   }
 

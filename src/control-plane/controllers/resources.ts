@@ -14,7 +14,7 @@ import type { Clock } from '../clock.js';
 import { recordEvent } from '../events.js';
 import { Informer } from '../informer.js';
 import type { Registry } from '../registry.js';
-import { WorkQueue } from '../work-queue.js';
+import { type ControllerObserver, WorkQueue } from '../work-queue.js';
 
 /** Set on an object just before it is deleted, when its data must go with it. */
 export const PURGE_ANNOTATION = 'kylix.dev/purge-on-delete';
@@ -35,9 +35,11 @@ export class ResourceController {
     private readonly providers: Providers,
     private readonly note: (message: string) => void = (m) => console.error(m),
     clock?: Clock,
+    observe?: ControllerObserver,
   ) {
     this.work = new WorkQueue({
       work: (key) => this.sync(key),
+      observe: observe && ((s, failed) => observe('resource', s, failed)),
       onError: (key, err, retryInMs) =>
         this.note(
           `kylix: reconciling ${key} failed (retrying in ${Math.round(retryInMs / 100) / 10} s): ${err instanceof Error ? err.message : String(err)}`,

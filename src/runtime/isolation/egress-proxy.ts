@@ -19,6 +19,22 @@ import { type BlockList, isIP, type LookupFunction } from 'node:net';
 import { EGRESS_ERROR_HEADER, EGRESS_URL_HEADER } from '../../sandbox/protocol.js';
 import { addressRefusal, egressAllowHint, hostAllowed } from './egress-policy.js';
 
+/** One outbound request the proxy lets through, as an observer (tracing) sees it. */
+export interface EgressRequest {
+  method: string;
+  url: URL;
+  /** The headers sent upstream: an observer may add its own (the W3C trace context). */
+  headers: Record<string, string | string[]>;
+}
+
+/**
+ * Told of each outbound request the proxy forwards, before it is sent; returns what to call when it
+ * ends (with the upstream status, or the error that ended it).
+ */
+export type EgressObserver = (
+  request: EgressRequest,
+) => (outcome: { status?: number; error?: string }) => void;
+
 /** What one proxy lets through. */
 export interface EgressOptions {
   /** spec.egress.allow of the function. */
@@ -27,6 +43,8 @@ export interface EgressOptions {
   installationAllows?: BlockList;
   /** Called for every refused connection (for the function's log). */
   onRefused?: (url: string, reason: string) => void;
+  /** Told of every forwarded request (a span per outbound fetch, when tracing is on). */
+  observe?: EgressObserver;
 }
 
 const HOP_BY_HOP = new Set([
@@ -98,6 +116,7 @@ async function forward(req: IncomingMessage, res: ServerResponse, options: Egres
   const headers: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
   headers.host = url.host;
+  const done = options.observe?.({ method: req.method ?? 'GET', url, headers });
   // Connect to the address that was checked, whatever DNS says now.
   const pinned: LookupFunction = (_host, opts, cb) => {
     if ((opts as { all?: boolean }).all)
@@ -114,6 +133,7 @@ async function forward(req: IncomingMessage, res: ServerResponse, options: Egres
     timeout: 30_000,
   });
   upstream.on('response', (up) => {
+    done?.({ status: up.statusCode });
     const out: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
     res.writeHead(up.statusCode ?? 502, out);
@@ -121,7 +141,10 @@ async function forward(req: IncomingMessage, res: ServerResponse, options: Egres
     up.on('error', () => res.destroy());
   });
   upstream.on('timeout', () => upstream.destroy(new Error('the remote host did not answer in 30 s')));
-  upstream.on('error', (err) => refuse(res, 502, `${url.host}: ${err.message}`));
+  upstream.on('error', (err) => {
+    done?.({ error: err.message });
+    refuse(res, 502, `${url.host}: ${err.message}`);
+  });
   res.on('close', () => {
     if (!res.writableFinished) upstream.destroy();
   });

@@ -1,0 +1,156 @@
+/**
+ * Multipart uploads of the embedded Bucket provider. An upload is a folder in its bucket's folder,
+ * `uploads/<id>/` (the id is 32 random hex digits, checked before it names a path), holding
+ * `upload.json` (its key and metadata) and each part as `<n>` beside `<n>.json` (its etag and
+ * size), each written, synced and renamed into place so a crash leaves a part whole or absent.
+ * Completing streams the parts into one new blob and commits it as a put does; the folder goes.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { syncDir } from '../../storage/journal.js';
+import { checkCompletedParts, multipartEtag, noSuchUpload, partTooSmall } from './checks.js';
+import type { BucketIndex, IndexedObject } from './embedded-index.js';
+import { BUCKET_LIMITS, type BucketObject, type UploadedPart } from './interface.js';
+
+/** What upload.json holds. */
+interface UploadRecord {
+  key: string;
+  httpMetadata: BucketObject['httpMetadata'];
+  customMetadata: Record<string, string>;
+}
+
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+/** Parts are copied into the object in chunks of this size. */
+const COPY_CHUNK = 1024 * 1024;
+
+function uploadDir(bucket: BucketIndex, uploadId: string): string {
+  return join(bucket.dir, 'uploads', uploadId);
+}
+
+/** Writes `bytes` to `path` durably: a synced temporary file renamed into place. */
+async function writeDurably(path: string, bytes: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  const file = await open(tmp, 'wx', 0o600);
+  try {
+    await file.writeFile(bytes);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(tmp, path);
+}
+
+/** The upload `uploadId` of `key`, or ERR_NOT_FOUND when there is none. */
+async function openUpload(bucket: BucketIndex, key: string, uploadId: string): Promise<UploadRecord> {
+  if (!UPLOAD_ID.test(uploadId)) throw noSuchUpload(key);
+  let record: UploadRecord;
+  try {
+    record = JSON.parse(await readFile(join(uploadDir(bucket, uploadId), 'upload.json'), 'utf8'));
+  } catch {
+    throw noSuchUpload(key);
+  }
+  if (record.key !== key) throw noSuchUpload(key);
+  return record;
+}
+
+/** Starts an upload: its folder and record, durable before the id is handed out. */
+export async function createUpload(bucket: BucketIndex, record: UploadRecord): Promise<string> {
+  const uploadId = randomBytes(16).toString('hex');
+  const dir = uploadDir(bucket, uploadId);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeDurably(join(dir, 'upload.json'), JSON.stringify(record));
+  await syncDir(dir);
+  await syncDir(join(bucket.dir, 'uploads'));
+  return uploadId;
+}
+
+/** Stores part `partNumber` (replacing an earlier one of that number). */
+export async function writePart(
+  bucket: BucketIndex,
+  key: string,
+  uploadId: string,
+  partNumber: number,
+  body: Uint8Array,
+): Promise<UploadedPart> {
+  await openUpload(bucket, key, uploadId);
+  const dir = uploadDir(bucket, uploadId);
+  const etag = createHash('md5').update(body).digest('hex');
+  await writeDurably(join(dir, String(partNumber)), body);
+  await writeDurably(join(dir, `${partNumber}.json`), JSON.stringify({ etag, size: body.byteLength }));
+  await syncDir(dir);
+  return { partNumber, etag };
+}
+
+/** Joins the listed parts into one object and commits it; answers the stored object. */
+export async function completeUpload(
+  bucket: BucketIndex,
+  key: string,
+  uploadId: string,
+  given: UploadedPart[],
+): Promise<{ indexed: IndexedObject }> {
+  const record = await openUpload(bucket, key, uploadId);
+  const parts = checkCompletedParts(given);
+  const dir = uploadDir(bucket, uploadId);
+  const sizes: number[] = [];
+  for (const [i, part] of parts.entries()) {
+    const stored = await readFile(join(dir, `${part.partNumber}.json`), 'utf8').then(
+      (t) => JSON.parse(t) as { etag: string; size: number },
+      () => undefined,
+    );
+    if (!stored || stored.etag !== part.etag)
+      throw Object.assign(noSuchUpload(key), {
+        message: `Part ${part.partNumber} of this upload was not uploaded with etag "${part.etag}".`,
+      });
+    if (i < parts.length - 1 && stored.size < BUCKET_LIMITS.minPartBytes)
+      throw partTooSmall(part.partNumber, stored.size);
+    sizes.push(stored.size);
+  }
+  // 1. Copy the parts into a new blob, 2. sync it, 3. commit the key, 4. drop the upload.
+  const blob = randomBytes(16).toString('hex');
+  const path = await bucket.newBlob(blob);
+  const out = await open(path, 'wx', 0o600);
+  try {
+    const buffer = Buffer.allocUnsafe(COPY_CHUNK);
+    for (const part of parts) {
+      const input = await open(join(dir, String(part.partNumber)), 'r');
+      try {
+        for (;;) {
+          const { bytesRead } = await input.read(buffer, 0, buffer.length, null);
+          if (bytesRead === 0) break;
+          await out.write(buffer, 0, bytesRead);
+        }
+      } finally {
+        await input.close();
+      }
+    }
+    await out.sync();
+  } catch (err) {
+    await out.close().catch(() => {});
+    await bucket.abandon(blob);
+    throw err;
+  }
+  await out.close();
+  const indexed: IndexedObject = {
+    blob,
+    size: sizes.reduce((a, b) => a + b, 0),
+    etag: multipartEtag(parts.map((p) => p.etag)),
+    uploaded: new Date().toISOString(),
+    httpMetadata: record.httpMetadata,
+    customMetadata: record.customMetadata,
+    sums: {},
+  };
+  await bucket.commit(key, indexed);
+  await rm(dir, { recursive: true, force: true });
+  return { indexed };
+}
+
+/** Drops an upload and its parts; an upload that is not there is already gone. */
+export async function abortUpload(bucket: BucketIndex, key: string, uploadId: string): Promise<void> {
+  try {
+    await openUpload(bucket, key, uploadId);
+  } catch {
+    return;
+  }
+  await rm(uploadDir(bucket, uploadId), { recursive: true, force: true });
+}

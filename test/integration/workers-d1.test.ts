@@ -1,0 +1,175 @@
+/**
+ * A D1 app, written as for Cloudflare Workers (prepare/bind/first/all/run/raw, batch, exec), runs
+ * unchanged on a real node over HTTP: on the embedded Database backend (PGlite) and, when
+ * PostgreSQL is reachable, on the postgres backend. SQL only SQLite understands fails with an
+ * error that names the construct.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { type Installation, loadInstallation } from '../../src/config/installation.js';
+import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
+import { reachable } from '../helpers/reachable.js';
+
+/** The app: a comments API in the shape of Cloudflare's D1 template. */
+const APP = `
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const db = env.DB;
+    try {
+      if (url.pathname === '/d1/comments' && request.method === 'POST') {
+        const { author, body } = await request.json();
+        const { meta, success } = await db
+          .prepare('INSERT INTO comments (author, body) VALUES (?, ?)')
+          .bind(author, body)
+          .run();
+        return Response.json({ success, id: meta.last_row_id, changes: meta.changes });
+      }
+      if (url.pathname === '/d1/comments') {
+        const { results } = await db
+          .prepare('SELECT id, author, body FROM comments WHERE author = ?1 OR ?1 IS NULL ORDER BY id')
+          .bind(url.searchParams.get('author'))
+          .all();
+        return Response.json(results);
+      }
+      if (url.pathname === '/d1/first') {
+        const stmt = db.prepare('SELECT count(*) AS n FROM comments');
+        const missing = await db.prepare('SELECT id FROM comments WHERE id = ?').bind(-1).first();
+        return Response.json({ n: await stmt.first('n'), row: await stmt.first(), missing });
+      }
+      if (url.pathname === '/d1/raw') {
+        const rows = await db.prepare('SELECT id, author FROM comments ORDER BY id LIMIT 2').raw({ columnNames: true });
+        return Response.json(rows);
+      }
+      if (url.pathname === '/d1/batch') {
+        const insert = db.prepare('INSERT INTO comments (author, body) VALUES (?, ?)');
+        const results = await db.batch([
+          insert.bind('batch', 'one'),
+          insert.bind('batch', 'two'),
+          db.prepare('SELECT count(*) AS n FROM comments WHERE author = ?').bind('batch'),
+        ]);
+        return Response.json(results.map((r) => ({ success: r.success, results: r.results, changes: r.meta.changes })));
+      }
+      if (url.pathname === '/d1/batch-fails') {
+        await db.batch([
+          db.prepare('INSERT INTO comments (author, body) VALUES (?, ?)').bind('atomic', 'kept?'),
+          db.prepare('INSERT INTO comments (id, author, body) VALUES (?, ?, ?)').bind(1, 'dup', 'dup'),
+        ]).catch(() => {});
+        const { results } = await db.prepare("SELECT count(*) AS n FROM comments WHERE author = 'atomic'").all();
+        return Response.json(results[0]);
+      }
+      if (url.pathname === '/d1/exec') {
+        const r = await db.exec('CREATE TABLE IF NOT EXISTS tags (name text PRIMARY KEY);\\nINSERT INTO tags VALUES (\\'a\\'), (\\'b\\') ON CONFLICT DO NOTHING;');
+        return Response.json({ count: r.count, hasDuration: typeof r.duration === 'number' });
+      }
+      if (url.pathname === '/d1/sqlite') {
+        await db.prepare("SELECT datetime('now') AS now").first();
+        return new Response('unexpected');
+      }
+      if (url.pathname === '/d1/kylix-api') {
+        const r = await db.query('SELECT count(*)::int AS n FROM comments WHERE author = $1', ['ada']);
+        const b = await db.batch([{ sql: 'SELECT 1 AS one' }]);
+        return Response.json({ n: r.rows[0].n, one: b[0].rows[0].one, session: typeof db.withSession('first-primary').prepare });
+      }
+      return new Response('not found', { status: 404 });
+    } catch (err) {
+      return Response.json({ error: String(err.message ?? err) }, { status: 500 });
+    }
+  },
+};
+`;
+
+const MIGRATION = `CREATE TABLE comments (
+  id serial PRIMARY KEY,
+  author text NOT NULL,
+  body text NOT NULL
+);
+INSERT INTO comments (author, body) VALUES ('ada', 'first!');
+`;
+
+function project(): string {
+  return writeProject({
+    'kylix.yaml': [
+      'apiVersion: kylix.dev/v1',
+      'kind: Database',
+      'metadata:',
+      '  name: comments',
+      'spec:',
+      '  migrations: ./migrations',
+      '---',
+      functionManifest('d1', './app.js', ['/d1/*'], '  bindings:\n    DB: { database: comments }'),
+    ].join('\n'),
+    'app.js': APP,
+    'migrations/0001_comments.sql': MIGRATION,
+  });
+}
+
+const pgUrl = process.env.KYLIX_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const pgDown = await reachable(pgUrl);
+if (pgDown) console.log(`# skipping the D1 app on the postgres backend: ${pgDown}`);
+
+for (const [backend, installation, skip] of [
+  ['embedded', undefined, undefined],
+  ['postgres', loadInstallation(undefined, { KYLIX_POSTGRES_URL: pgUrl }), pgDown],
+] as [string, Installation | undefined, string | undefined][]) {
+  describe(`a D1 app on the ${backend} Database backend`, { skip }, () => {
+    let node: TestNode;
+    const ns = `d1${randomBytes(3).toString('hex')}`;
+    before(async () => {
+      node = await startNode({ installation, namespace: ns });
+      const { ok } = await apply(node, project());
+      assert.ok(ok, 'the app applies');
+    });
+    after(async () => {
+      await node.client
+        .raw('DELETE', `${node.client.path('databases', 'comments')}?purge=true`)
+        .catch(() => {});
+      await node.destroy();
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: the app's JSON answers, asserted by shape.
+    const get = async (path: string, init?: RequestInit): Promise<any> => {
+      const res = await fetch(node.url(path), init);
+      const body = await res.json();
+      assert.equal(res.status, 200, JSON.stringify(body));
+      return body;
+    };
+
+    it('inserts with run() and reads with all(), first() and raw()', async () => {
+      const made = await get('/d1/comments', {
+        method: 'POST',
+        body: JSON.stringify({ author: 'bob', body: 'hi?' }),
+      });
+      assert.deepEqual(made, { success: true, id: 2, changes: 1 });
+      assert.deepEqual(await get('/d1/comments?author=bob'), [{ id: 2, author: 'bob', body: 'hi?' }]);
+      assert.equal((await get('/d1/comments')).length, 2);
+      assert.deepEqual(await get('/d1/first'), { n: 2, row: { n: 2 }, missing: null });
+      assert.deepEqual(await get('/d1/raw'), [
+        ['id', 'author'],
+        [1, 'ada'],
+        [2, 'bob'],
+      ]);
+    });
+
+    it('runs batch([...]) atomically, and exec()', async () => {
+      assert.deepEqual(await get('/d1/batch'), [
+        { success: true, results: [], changes: 1 },
+        { success: true, results: [], changes: 1 },
+        { success: true, results: [{ n: 2 }], changes: 0 },
+      ]);
+      assert.deepEqual(await get('/d1/batch-fails'), { n: 0 });
+      assert.deepEqual(await get('/d1/exec'), { count: 2, hasDuration: true });
+    });
+
+    it('says when SQL is SQLite-only, naming the construct', async () => {
+      const res = await fetch(node.url('/d1/sqlite'));
+      assert.equal(res.status, 500);
+      const { error } = (await res.json()) as { error: string };
+      assert.match(error, /datetime\(\) is SQLite, and Kylix Databases speak PostgreSQL: use now\(\)/);
+    });
+
+    it('keeps the Kylix API (query, batch of { sql, params }) working beside D1’s', async () => {
+      assert.deepEqual(await get('/d1/kylix-api'), { n: 1, one: 1, session: 'function' });
+    });
+  });
+}
