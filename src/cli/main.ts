@@ -386,19 +386,6 @@ program
   });
 
 program
-  .command('types')
-  .description(
-    "write the TypeScript type of each function's env (interface Env) from its manifest, as wrangler types does",
-  )
-  .argument('[dir]', 'a manifest file or folder', '.')
-  .option('-o, --output <file>', 'where to write (default DIR/kylix-env.d.ts)')
-  .option('--function <name>', 'only this function (its interface is then Env)')
-  .action(async (dir: string, flags: { output?: string; function?: string }) => {
-    const { typesCommand } = await import('./commands/types.js');
-    for (const line of typesCommand(dir, flags)) console.log(line);
-  });
-
-program
   .command('crds')
   .description('print the Kubernetes CustomResourceDefinitions of every kind (kubectl apply -f -)')
   .option('-o, --output <format>', 'yaml or json', 'yaml')
@@ -416,6 +403,19 @@ program
   .option('--name <name>', 'name of the cluster, user and context', 'kylix')
   .action((flags: { caFile?: string; dataDir?: string; name?: string }) => {
     process.stdout.write(kubeconfigCommand(resolveConfig(program.opts()), flags));
+  });
+
+program
+  .command('types')
+  .description(
+    "write the TypeScript type of each function's env (interface Env) from its manifest, as wrangler types does",
+  )
+  .argument('[dir]', 'a manifest file or folder', '.')
+  .option('-o, --output <file>', 'where to write (default DIR/kylix-env.d.ts)')
+  .option('--function <name>', 'only this function (its interface is then Env)')
+  .action(async (dir: string, flags: { output?: string; function?: string }) => {
+    const { typesCommand } = await import('./commands/types.js');
+    for (const line of typesCommand(dir, flags)) console.log(line);
   });
 
 program

@@ -9,6 +9,7 @@ import { KINDS, type KindInfo } from '../resources/kinds.js';
 import { API_GROUP } from '../resources/meta.js';
 import { objectSchema } from '../resources/validate.js';
 import { columnsOf } from './columns.js';
+import { DESCRIPTIONS } from './descriptions.js';
 import { type JsonSchema, STATUS_SCHEMA, toStructural } from './structural.js';
 
 /** The category every Kylix kind is in: `kubectl get kylix` lists them all. */
@@ -70,6 +71,7 @@ export function crdSchemaFor(info: KindInfo): JsonSchema {
     : toStructural(
         z.toJSONSchema(objectSchema(info), { io: 'input', unrepresentable: 'any' }) as JsonSchema,
         'root',
+        (path) => DESCRIPTIONS[info.kind]?.[path],
       );
   const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
   // The API server owns apiVersion, kind and metadata; of metadata it lets a CRD restrict the name only.
@@ -78,9 +80,13 @@ export function crdSchemaFor(info: KindInfo): JsonSchema {
   properties.metadata = fixed ? { type: 'object' } : { type: 'object', properties: { name: NAME_SCHEMA } };
   if (!fixed) properties.status = STATUS_SCHEMA;
   schema.properties = properties;
-  if (Array.isArray(schema.required)) {
-    schema.required = (schema.required as string[]).filter((r) => r === 'spec');
-    if ((schema.required as string[]).length === 0) delete schema.required;
+  delete schema.required;
+  // A spec with required fields (a Function's source) must be given; one without may be left out
+  // and defaults to {} (as in Kylix), but a CRD's default must itself be valid, so only then.
+  const spec = properties.spec;
+  if (!fixed && spec && Array.isArray(spec.required) && spec.required.length > 0) {
+    delete spec.default;
+    schema.required = ['spec'];
   }
   schema.description = `kylix.dev/v1 ${info.kind}${info.readOnly ? ' (written by Kylix itself)' : ''}.`;
   return schema;

@@ -58,12 +58,19 @@ const REFINED: Record<string, JsonSchema> = {
   'spec.traffic[].tag': { pattern: '^[a-z0-9]([a-z0-9]|-[a-z0-9])*$' },
 };
 
+/** Gives the description of the field at a path, if there is one. */
+export type Describe = (path: string) => string | undefined;
+
 /** Converts one zod-derived JSON Schema node (and its children) at `path` into a structural one. */
-export function toStructural(node: JsonSchema, path: string): JsonSchema {
+export function toStructural(
+  node: JsonSchema,
+  path: string,
+  describe: Describe = () => undefined,
+): JsonSchema {
   if ('$ref' in node || '$defs' in node)
     throw new Error(`structural schema: ${path} uses $ref, which a CRD cannot; inline the schema`);
   if (Array.isArray(node.anyOf) || Array.isArray(node.oneOf))
-    return union((node.anyOf ?? node.oneOf) as JsonSchema[], node, path);
+    return withDescription(union((node.anyOf ?? node.oneOf) as JsonSchema[], node, path), describe(path));
   const out: JsonSchema = {};
   for (const key of COPIED) if (key in node) out[key] = structuredClone(node[key]);
   if ('const' in node) out.enum = [node.const];
@@ -81,21 +88,32 @@ export function toStructural(node: JsonSchema, path: string): JsonSchema {
   if (node.properties) {
     const props: Record<string, JsonSchema> = {};
     for (const [k, v] of Object.entries(node.properties as Record<string, JsonSchema>))
-      props[k] = toStructural(v, path === 'root' ? k : `${path}.${k}`);
+      props[k] = toStructural(v, path === 'root' ? k : `${path}.${k}`, describe);
     out.properties = props;
+    // An object with no fields at all (a Bucket's spec): keep what is given (not pruned) and allow
+    // none of it, or the cluster would silently drop a field rather than refuse it.
+    if (Object.keys(props).length === 0 && node.additionalProperties === false) {
+      out.maxProperties = 0;
+      out['x-kubernetes-preserve-unknown-fields'] = true;
+    }
   }
-  if (node.items) out.items = toStructural(node.items as JsonSchema, `${path}[]`);
+  if (node.items) out.items = toStructural(node.items as JsonSchema, `${path}[]`, describe);
   // `additionalProperties: false` is what a structural schema does anyway (unknown fields are
   // pruned on a cluster; kubectl's validation refuses them); a schema makes it a map.
   if (typeof node.additionalProperties === 'object')
-    out.additionalProperties = toStructural(node.additionalProperties as JsonSchema, `${path}{}`);
+    out.additionalProperties = toStructural(node.additionalProperties as JsonSchema, `${path}{}`, describe);
   else if (node.additionalProperties === true) out['x-kubernetes-preserve-unknown-fields'] = true;
   if (!out.type && !out.enum) {
     // zod's "unknown": anything goes, kept as is.
-    return { ...out, 'x-kubernetes-preserve-unknown-fields': true };
+    return withDescription({ ...out, 'x-kubernetes-preserve-unknown-fields': true }, describe(path));
   }
   Object.assign(out, REFINED[path]);
-  return out;
+  return withDescription(out, describe(path));
+}
+
+/** The node with its description first (where kubectl explain and readers look). */
+function withDescription(node: JsonSchema, description: string | undefined): JsonSchema {
+  return description ? { description, ...node } : node;
 }
 
 /**

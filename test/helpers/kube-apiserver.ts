@@ -9,7 +9,7 @@
  * or Kylix's own).
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -35,7 +35,7 @@ export interface KubeApiServer {
   token: string;
   /** The folder of this run's certificates, etcd data and logs. */
   state: string;
-  /** Stops kube-controller-manager, kube-apiserver and etcd (by the PIDs the script saved). */
+  /** Stops kube-controller-manager, kube-apiserver and etcd (by the PIDs the script saved) and removes the state (KUBE_APISERVER_KEEP_STATE=1 keeps it). */
   stop(): Promise<void>;
 }
 
@@ -73,7 +73,7 @@ function run(
  */
 export async function startKubeApiServer(): Promise<KubeApiServer> {
   const env = { ...process.env, KUBE_APISERVER_CONTROLLERS: '1' };
-  const { code, stdout, stderr } = await run(KUBE_APISERVER_SH, ['start'], env, 180_000);
+  const { code, stdout, stderr } = await run('bash', [KUBE_APISERVER_SH, 'start'], env, 180_000);
   const kubeconfig = /^KUBECONFIG=(.+)$/m.exec(stdout)?.[1];
   const state = /^STATE=(.+)$/m.exec(stdout)?.[1];
   if (code !== 0 || !kubeconfig || !state)
@@ -93,9 +93,18 @@ export async function startKubeApiServer(): Promise<KubeApiServer> {
     async stop() {
       if (stopped) return;
       stopped = true;
-      await run(KUBE_APISERVER_SH, ['stop', state], env, 60_000);
+      await run('bash', [KUBE_APISERVER_SH, 'stop', state], env, 60_000);
+      if (process.env.KUBE_APISERVER_KEEP_STATE !== '1') rmSync(state, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Drops kubectl's cached discovery for `kubeconfig`: after installing CRDs, so the next kubectl call
+ * sees the new kinds (kubectl would otherwise trust its cache for minutes).
+ */
+export function forgetDiscovery(kubeconfig: string): void {
+  rmSync(`${kubeconfig}.cache`, { recursive: true, force: true });
 }
 
 /** What kubectl printed and how it exited. */

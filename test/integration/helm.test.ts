@@ -5,6 +5,7 @@
  * every rendered object in a server-side dry run, after the CRDs are installed for real.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,7 @@ import { crdFileName, crdYaml } from '../../src/cli/commands/crds.js';
 import { customResourceDefinitions } from '../../src/kubernetes/crds.js';
 import { renderChart } from '../helpers/helm-render.js';
 import {
+  forgetDiscovery,
   type KubeApiServer,
   kubeApiServerSkipReason,
   kubectl,
@@ -20,6 +22,7 @@ import {
 } from '../helpers/kube-apiserver.js';
 
 const CHART = fileURLToPath(new URL('../../deploy/helm/kylix', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/kylix.js', import.meta.url));
 
 type Obj = {
   kind: string;
@@ -84,6 +87,30 @@ describe('the Helm chart', () => {
         crdYaml(crd),
         `${crdFileName(crd)} is out of date: run \`kylix crds --dir deploy/helm/kylix/crds\``,
       );
+  });
+
+  it('`kylix crds` prints them all as YAML documents, and as a List with -o json', async () => {
+    const run = (args: string[]) =>
+      new Promise<string>((done, fail) =>
+        execFile(process.execPath, [BIN, 'crds', ...args], (err, stdout) => (err ? fail(err) : done(stdout))),
+      );
+    const crds = customResourceDefinitions();
+    assert.equal(
+      await run([]),
+      `${crds
+        .map((c) => `---\n${crdYaml(c)}`)
+        .join('')
+        .trimEnd()}\n`,
+    );
+    const list = JSON.parse(await run(['-o', 'json'])) as {
+      kind: string;
+      items: { metadata: { name: string } }[];
+    };
+    assert.equal(list.kind, 'List');
+    assert.deepEqual(
+      list.items.map((c) => c.metadata.name),
+      crds.map((c) => c.metadata.name),
+    );
   });
 
   it('renders the objects each option asks for', () => {
@@ -173,6 +200,7 @@ describe('the chart on a real kube-apiserver (server-side dry run)', { skip }, (
       ...customResourceDefinitions().map((c) => `crd/${c.metadata.name}`),
     ]);
     assert.equal(established.code, 0, established.stderr);
+    forgetDiscovery(api.kubeconfig);
     const ns = await kubectl(api.kubeconfig, ['create', 'namespace', 'kylix']);
     assert.equal(ns.code, 0, ns.stderr);
     const versions = await kubectl(api.kubeconfig, ['api-versions']);

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { getCommand } from '../../src/cli/commands/get.js';
+import { generateTlsPair } from '../../src/server/tls.js';
 import { eventually } from '../helpers/eventually.js';
 import { KUBECTL, kubectl } from '../helpers/kube-apiserver.js';
 import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
@@ -125,6 +126,8 @@ describe('kubectl against an embedded node', { skip }, () => {
     assert.match(k.stdout, /KIND:\s+Function/);
     for (const field of ['cpuMs', 'memoryMiB', 'timeoutMs'])
       assert.match(k.stdout, new RegExp(`${field}\\s+<integer>`));
+    assert.match(k.stdout, /What one request may use\./);
+    assert.match(k.stdout, /CPU time per request, in milliseconds\./);
     const top = await kubectl(kc, ['explain', 'fn.spec']);
     assert.match(top.stdout, /routes\s+<\[\]Object>/);
     assert.match(top.stdout, /source\s+<string> -required-/);
@@ -171,7 +174,10 @@ describe('kubectl against an embedded node', { skip }, () => {
 });
 
 /** Starts `kylix server` (TLS by default) and resolves with its API URL once it prints it. */
-function startServer(dataDir: string): Promise<{ api: string; output: () => string; child: ChildProcess }> {
+function startServer(
+  dataDir: string,
+  extra: string[] = [],
+): Promise<{ api: string; output: () => string; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
     [
@@ -186,6 +192,7 @@ function startServer(dataDir: string): Promise<{ api: string; output: () => stri
       '0',
       '--data-dir',
       dataDir,
+      ...extra,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -295,5 +302,49 @@ describe('kubectl against kylix server over HTTPS, with kylix kubeconfig', { ski
     const still = await kubectl(kc, ['get', 'fn', 'secure']);
     assert.equal(still.code, 0, still.stderr);
     again.child.kill('SIGTERM');
+  });
+
+  it('serves the certificate given with --tls-cert/--tls-key; kylix kubeconfig --ca-file pins its CA', async () => {
+    const dir = tempDir('tls');
+    const pair = generateTlsPair(['localhost', '127.0.0.1']);
+    writeFileSync(join(dir, 'ca.crt'), pair.caCert);
+    writeFileSync(join(dir, 'tls.crt'), pair.cert);
+    writeFileSync(join(dir, 'tls.key'), pair.key);
+    const dataDir = tempDir('server');
+    const server = await startServer(dataDir, [
+      '--tls-cert',
+      join(dir, 'tls.crt'),
+      '--tls-key',
+      join(dir, 'tls.key'),
+    ]);
+    assert.match(server.api, /^https:\/\//);
+    assert.doesNotMatch(server.output(), /BEGIN CERTIFICATE/, 'a given pair is not announced');
+    const made = await kylixCli([
+      '--server',
+      server.api,
+      'kubeconfig',
+      '--data-dir',
+      dataDir,
+      '--ca-file',
+      join(dir, 'ca.crt'),
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    const kc = join(tempDir('kubeconfig'), 'config');
+    writeFileSync(kc, made.stdout);
+    const ok = await kubectl(kc, ['get', 'kylix']);
+    assert.equal(ok.code, 0, ok.stderr);
+    // Another CA does not verify it: kubectl refuses the server.
+    const other = generateTlsPair(['localhost']);
+    writeFileSync(
+      kc,
+      made.stdout.replace(
+        /certificate-authority-data: \S+/,
+        `certificate-authority-data: ${Buffer.from(other.caCert).toString('base64')}`,
+      ),
+    );
+    const refused = await kubectl(kc, ['get', 'kylix']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /certificate/);
+    server.child.kill('SIGTERM');
   });
 });

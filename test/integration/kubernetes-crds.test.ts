@@ -8,11 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
 import { crdYaml } from '../../src/cli/commands/crds.js';
 import { customResourceDefinitions } from '../../src/kubernetes/crds.js';
 import { validateObject } from '../../src/resources/validate.js';
 import {
+  forgetDiscovery,
   type KubeApiServer,
   kubeApiServerSkipReason,
   kubectl,
@@ -51,7 +51,9 @@ const VALID: Manifest[] = [
     ],
   }),
   fn('full', {
-    env: { GREETING: 'hello', _X1: '' },
+    // No empty strings in this corpus: the kube-apiserver built by kube-apiserver.sh (Go 1.19,
+    // reflect2 1.0.2) decodes "" in a custom resource as null and refuses it; Kubernetes does not.
+    env: { GREETING: 'hello', _X1: '1' },
     bindings: {
       DB: { database: 'main' },
       CACHE: { keyValue: 'cache' },
@@ -160,16 +162,25 @@ if (skip) console.log(`# kubernetes-crds skipped: ${skip}`);
 
 describe('the CRDs on a real kube-apiserver agree with Kylix validation', { skip }, () => {
   let api: KubeApiServer;
+  const crds = customResourceDefinitions();
+  let installed: { code: number; stderr: string };
   before(async () => {
     api = await startKubeApiServer();
+    installed = await kubectl(api.kubeconfig, ['apply', '-f', '-'], {
+      input: crds.map((c) => `---\n${crdYaml(c)}`).join(''),
+    });
+    await kubectl(api.kubeconfig, [
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      ...crds.map((c) => `crd/${c.metadata.name}`),
+    ]);
+    forgetDiscovery(api.kubeconfig);
   });
   after(() => api?.stop());
 
   it('install (structural, no errors) and become Established, with categories, short names and status', async () => {
-    const crds = customResourceDefinitions();
-    const input = crds.map((c) => `---\n${crdYaml(c)}`).join('');
-    const applied = await kubectl(api.kubeconfig, ['apply', '-f', '-'], { input });
-    assert.equal(applied.code, 0, applied.stderr);
+    assert.equal(installed.code, 0, installed.stderr);
     const wait = await kubectl(api.kubeconfig, [
       'wait',
       '--for=condition=Established',
@@ -190,7 +201,7 @@ describe('the CRDs on a real kube-apiserver agree with Kylix validation', { skip
     for (const m of VALID) {
       const ours = validateObject(structuredClone(m));
       const created = await kubectl(api.kubeconfig, ['create', '-f', '-', '-o', 'json'], {
-        input: stringify(m),
+        input: JSON.stringify(m),
       });
       assert.equal(created.code, 0, `${m.kind}/${m.metadata.name}: ${created.stderr}`);
       const stored = JSON.parse(created.stdout) as Manifest;
@@ -202,7 +213,7 @@ describe('the CRDs on a real kube-apiserver agree with Kylix validation', { skip
     for (const [why, m] of INVALID) {
       assert.equal(kylixAccepts(m), false, `Kylix accepts ${why}`);
       const run = await kubectl(api.kubeconfig, ['create', '--dry-run=server', '-f', '-'], {
-        input: stringify(m),
+        input: JSON.stringify(m),
       });
       assert.notEqual(run.code, 0, `the CRD accepts ${why}: ${run.stdout}`);
     }
@@ -212,7 +223,7 @@ describe('the CRDs on a real kube-apiserver agree with Kylix validation', { skip
     for (const [why, m] of KYLIX_ONLY) {
       assert.equal(kylixAccepts(m), false, `Kylix accepts ${why}`);
       const run = await kubectl(api.kubeconfig, ['create', '--dry-run=server', '-f', '-'], {
-        input: stringify(m),
+        input: JSON.stringify(m),
       });
       assert.equal(
         run.code,
