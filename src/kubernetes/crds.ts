@@ -63,6 +63,27 @@ const SERVER_WRITTEN: Record<string, JsonSchema> = {
   },
 };
 
+/**
+ * Rules on a kind's whole spec that zod checks in code (a `superRefine`), stated as the `required`
+ * combinations a structural schema allows. Function: the code given exactly one way, as
+ * `oneCodeSource` in src/resources/kinds.ts says: source, code or bundle must be there; code goes
+ * with neither of the others; source may go with a bundle digest (kylix apply writes it) but not
+ * with a bundle url. `maxLength: 0` makes that last branch match an object bundle only: it passes
+ * any object and refuses every digest string.
+ */
+const SPEC_RULES: Record<string, JsonSchema> = {
+  Function: {
+    anyOf: [{ required: ['source'] }, { required: ['code'] }, { required: ['bundle'] }],
+    not: {
+      anyOf: [
+        { required: ['code', 'source'] },
+        { required: ['code', 'bundle'] },
+        { required: ['source', 'bundle'], properties: { bundle: { required: ['url'], maxLength: 0 } } },
+      ],
+    },
+  },
+};
+
 /** The openAPIV3Schema of one kind: its zod schema made structural, or the server-written one. */
 export function crdSchemaFor(info: KindInfo): JsonSchema {
   const fixed = SERVER_WRITTEN[info.kind];
@@ -81,10 +102,12 @@ export function crdSchemaFor(info: KindInfo): JsonSchema {
   if (!fixed) properties.status = STATUS_SCHEMA;
   schema.properties = properties;
   delete schema.required;
-  // A spec with required fields (a Function's source) must be given; one without may be left out
-  // and defaults to {} (as in Kylix), but a CRD's default must itself be valid, so only then.
   const spec = properties.spec;
-  if (!fixed && spec && Array.isArray(spec.required) && spec.required.length > 0) {
+  if (spec && SPEC_RULES[info.kind]) Object.assign(spec, structuredClone(SPEC_RULES[info.kind]));
+  // A spec with required fields (a Function's code) must be given; one without may be left out
+  // and defaults to {} (as in Kylix), but a CRD's default must itself be valid, so only then.
+  const required = (Array.isArray(spec?.required) && spec.required.length > 0) || SPEC_RULES[info.kind];
+  if (!fixed && spec && required) {
     delete spec.default;
     schema.required = ['spec'];
   }

@@ -8,7 +8,12 @@ export const DESCRIPTIONS: Record<string, Record<string, string>> = {
   Function: {
     spec: 'The function: its code, routes, bindings, limits, scaling and triggers.',
     'spec.source': 'A file or folder with the code, relative to the manifest; kylix apply bundles it.',
-    'spec.bundle': 'The content address of the bundle (sha256:<hex>), written by kylix apply.',
+    'spec.code':
+      'The code inline: one ES module (at most 128 KiB), for small functions applied with kubectl.',
+    'spec.bundle':
+      'The bundle: its content address (sha256:<hex>, written by kylix apply for source, or already in the installation), or { url, sha256 }: fetched and verified by digest.',
+    'spec.bundle.url': 'Where nodes fetch the bundle (https, or http for a loopback or cluster-local host).',
+    'spec.bundle.sha256': "The bundle's SHA-256 (sha256:<hex>); nodes refuse bytes with another digest.",
     'spec.routes': 'The HTTP routes the function serves on the gateway (at most 100).',
     'spec.routes[].path':
       'A path: "/exact", "/users/:id" (a parameter) or "/static/*" (a trailing wildcard).',

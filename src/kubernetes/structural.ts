@@ -56,6 +56,8 @@ const REFINED: Record<string, JsonSchema> = {
   'spec.triggers.schedule.cron': { pattern: '^\\s*\\S+(\\s+\\S+){4}\\s*$' },
   // A traffic tag must not contain "--" (it separates the tag in host names).
   'spec.traffic[].tag': { pattern: '^[a-z0-9]([a-z0-9]|-[a-z0-9])*$' },
+  // A bundle url: http:// or https:// (what parses as a URL beyond that stays Kylix's check).
+  'spec.bundle.url': { pattern: '^[Hh][Tt][Tt][Pp][Ss]?://' },
 };
 
 /** Gives the description of the field at a path, if there is one. */
@@ -70,7 +72,10 @@ export function toStructural(
   if ('$ref' in node || '$defs' in node)
     throw new Error(`structural schema: ${path} uses $ref, which a CRD cannot; inline the schema`);
   if (Array.isArray(node.anyOf) || Array.isArray(node.oneOf))
-    return withDescription(union((node.anyOf ?? node.oneOf) as JsonSchema[], node, path), describe(path));
+    return withDescription(
+      union((node.anyOf ?? node.oneOf) as JsonSchema[], node, path, describe),
+      describe(path),
+    );
   const out: JsonSchema = {};
   for (const key of COPIED) if (key in node) out[key] = structuredClone(node[key]);
   if ('const' in node) out.enum = [node.const];
@@ -121,14 +126,18 @@ function withDescription(node: JsonSchema, description: string | undefined): Jso
  * one object with all their properties and `oneOf` of each branch's required fields, each branch
  * also refusing the other branches' fields. Of anything else: kept unchecked.
  */
-function union(branches: JsonSchema[], node: JsonSchema, path: string): JsonSchema {
+function union(branches: JsonSchema[], node: JsonSchema, path: string, describe: Describe): JsonSchema {
+  const strings = branches.filter((b) => b.type === 'string');
+  const objects = branches.filter((b) => b.type === 'object' && b.properties);
+  if (strings.length === 1 && objects.length === 1 && branches.length === 2)
+    return stringOrObject(strings[0] as JsonSchema, objects[0] as JsonSchema, node, path, describe);
   if (!branches.every((b) => b.type === 'object' && b.properties)) {
     return { 'x-kubernetes-preserve-unknown-fields': true, ...pick(node, ['description', 'default']) };
   }
   const properties: Record<string, JsonSchema> = {};
   for (const b of branches)
     for (const [k, v] of Object.entries(b.properties as Record<string, JsonSchema>))
-      properties[k] ??= toStructural(v, `${path}.${k}`);
+      properties[k] ??= toStructural(v, `${path}.${k}`, describe);
   const all = Object.keys(properties);
   const oneOf = branches.map((b) => {
     const own = Object.keys(b.properties as object);
@@ -143,4 +152,31 @@ function union(branches: JsonSchema[], node: JsonSchema, path: string): JsonSche
 
 function pick(node: JsonSchema, keys: string[]): JsonSchema {
   return Object.fromEntries(keys.filter((k) => k in node).map((k) => [k, node[k]]));
+}
+
+/**
+ * A string or an object (a Function's bundle: a digest, or { url?, sha256 }). A structural schema
+ * cannot type a node as either (x-kubernetes-int-or-string is for integers only), so the node is
+ * left untyped and kept (x-kubernetes-preserve-unknown-fields), and each branch's rules are
+ * stated with keywords that only apply to their own type: `pattern`/`maxLength` check a string
+ * and pass an object; `properties`, `required` and `maxProperties` check an object and pass a
+ * string. What this cannot state (an object's unknown fields, a value that is neither) stays
+ * Kylix's own check; the CRD test pins those differences.
+ */
+function stringOrObject(
+  str: JsonSchema,
+  obj: JsonSchema,
+  node: JsonSchema,
+  path: string,
+  describe: Describe,
+): JsonSchema {
+  const properties: Record<string, JsonSchema> = {};
+  for (const [k, v] of Object.entries(obj.properties as Record<string, JsonSchema>))
+    properties[k] = toStructural(v, `${path}.${k}`, describe);
+  const out: JsonSchema = { 'x-kubernetes-preserve-unknown-fields': true };
+  for (const key of ['minLength', 'maxLength', 'pattern'] as const) if (key in str) out[key] = str[key];
+  out.properties = properties;
+  if (Array.isArray(obj.required) && obj.required.length) out.required = obj.required;
+  out.maxProperties = Object.keys(properties).length;
+  return { ...out, ...pick(node, ['description', 'default']) };
 }

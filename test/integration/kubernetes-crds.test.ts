@@ -51,8 +51,7 @@ const VALID: Manifest[] = [
     ],
   }),
   fn('full', {
-    // No empty strings in this corpus: the kube-apiserver built by kube-apiserver.sh (Go 1.19,
-    // reflect2 1.0.2) decodes "" in a custom resource as null and refuses it; Kubernetes does not.
+    // No empty string here: see 'an empty string value' below for why.
     env: { GREETING: 'hello', _X1: '1' },
     bindings: {
       DB: { database: 'main' },
@@ -76,6 +75,13 @@ const VALID: Manifest[] = [
     revisionHistoryLimit: 0,
   }),
   fn('bundled', { bundle: `sha256:${'ab'.repeat(32)}` }),
+  fn('bundled-hex', { bundle: 'ab'.repeat(32) }),
+  {
+    ...fn('inline', {}),
+    spec: { code: 'export default { fetch: () => new Response("hi") };', routes: [{ path: '/' }] },
+  },
+  { ...fn('by-url', {}), spec: { bundle: { url: 'https://example.com/b.js', sha256: 'cd'.repeat(32) } } },
+  { ...fn('in-store', {}), spec: { bundle: { sha256: `sha256:${'ef'.repeat(32)}` } } },
   of('Database', 'main', {
     migrations: './migrations',
     migrationFiles: [{ name: '001.sql', sql: 'select 1' }],
@@ -93,7 +99,28 @@ const VALID: Manifest[] = [
 
 /** Manifests both must refuse, each with why. */
 const INVALID: [string, Manifest][] = [
-  ['no source', { ...fn('nosource', {}), spec: { routes: [{ path: '/x' }] } }],
+  ['none of source, code and bundle', { ...fn('nosource', {}), spec: { routes: [{ path: '/x' }] } }],
+  ['source and code', fn('two1', { code: 'export default {}' })],
+  ['code and a bundle digest', { ...fn('two2', {}), spec: { code: 'x', bundle: 'ab'.repeat(32) } }],
+  [
+    'code and a bundle url',
+    { ...fn('two3', {}), spec: { code: 'x', bundle: { url: 'https://e.com/b', sha256: 'ab'.repeat(32) } } },
+  ],
+  ['source and a bundle url', fn('two4', { bundle: { url: 'https://e.com/b', sha256: 'ab'.repeat(32) } })],
+  ['empty inline code', { ...fn('code0', {}), spec: { code: '' } }],
+  ['a bundle reference without sha256', { ...fn('ref1', {}), spec: { bundle: { url: 'https://e.com/b' } } }],
+  [
+    'a bundle url that is not http(s)',
+    { ...fn('ref2', {}), spec: { bundle: { url: 'ftp://e.com/b', sha256: 'ab'.repeat(32) } } },
+  ],
+  [
+    'a bundle reference with a bad digest',
+    { ...fn('ref3', {}), spec: { bundle: { url: 'https://e.com/b', sha256: 'md5:1' } } },
+  ],
+  [
+    'a bundle reference with a third field',
+    { ...fn('ref4', {}), spec: { bundle: { url: 'https://e.com/b', sha256: 'ab'.repeat(32), size: 1 } } },
+  ],
   ['an unknown spec field', fn('unknown', { sorce: 'x' })],
   ['an unknown field in limits', fn('unknown2', { limits: { cpu: 1 } })],
   ['a route without "/"', fn('r1', { routes: [{ path: 'no-slash' }] })],
@@ -146,6 +173,12 @@ const KYLIX_ONLY: [string, Manifest][] = [
     'a traffic entry naming both a revision and latest',
     fn('k4', { traffic: [{ revision: 1, latestRevision: true, percent: 100 }] }),
   ],
+  // An untyped (string-or-object) field: its object form's unknown field and a value of a third type.
+  [
+    'a bundle reference with an unknown field',
+    { ...fn('k5', {}), spec: { bundle: { sha256: 'ab'.repeat(32), size: 1 } } },
+  ],
+  ['a bundle that is a number', { ...fn('k6', {}), spec: { bundle: 12 } }],
 ];
 
 const kylixAccepts = (m: Manifest): boolean => {
@@ -231,6 +264,23 @@ describe('the CRDs on a real kube-apiserver agree with Kylix validation', { skip
         `the CRD now refuses ${why} (update structural.ts and this list): ${run.stderr}`,
       );
     }
+  });
+
+  // The kube-apiserver kube-apiserver.sh builds (v1.20.2 with Go 1.19) decodes "" in a *custom
+  // resource* as null before validation (a built-in kind such as a ConfigMap keeps it), so it
+  // refuses `env: { X: "" }` with 'must be of type string: "null"'; Kubernetes itself stores "".
+  // The CRD is not the cause (type string allows ""), so the corpus leaves "" out, and this pins the
+  // defect: when a fixed build stores "", move `_X1: ''` back into the corpus above.
+  it('an empty string value: Kylix accepts it; this test build of the API server turns it into null', async () => {
+    const m = fn('empty-value', { env: { _X1: '' } });
+    assert.equal(kylixAccepts(m), true);
+    const run = await kubectl(api.kubeconfig, ['create', '--dry-run=server', '-f', '-', '-o', 'json'], {
+      input: JSON.stringify(m),
+    });
+    if (run.code === 0) {
+      assert.equal((JSON.parse(run.stdout) as { spec: { env: Record<string, string> } }).spec.env._X1, '');
+      console.log('# this API server keeps "" in custom resources: move _X1: "" back into the corpus');
+    } else assert.match(run.stderr, /spec\.env\._X1: Invalid value: "null": .* must be of type string/);
   });
 
   it('kubectl get shows the printer columns of kylix get', async () => {
