@@ -97,10 +97,18 @@ const COLUMNS: Record<string, Column[]> = {
     {
       header: 'BUNDLE',
       type: 'string',
-      jsonPath: '.spec.bundle',
+      // Not .spec.bundle: the code may be given as source, code or a { url, sha256 } object, and a
+      // printer column shows one JSONPath. The controller writes the digest of the code it
+      // observed, whichever the form, to status.bundle (kubectl shows it whole; kylix get, the
+      // "sha256:" and 12 hex digits that name it in events and kylix rollout).
+      jsonPath: '.status.bundle',
       priority: 1,
-      cell: (o) => String((o.spec as { bundle?: string } | undefined)?.bundle ?? '').slice(0, 19),
-      description: 'The content address of the code.',
+      cell: (o) => {
+        const digest = (o.status as { bundle?: unknown } | undefined)?.bundle;
+        return typeof digest === 'string' ? digest.slice(0, 19) : '<none>';
+      },
+      description:
+        'The content address (sha256) of the code of the observed generation, however it was given.',
     },
   ],
   Revision: [
