@@ -57,6 +57,15 @@ export const installationSchema = z.strictObject({
             kubeconfig: z.string().min(1).optional(),
             /** A context of that kubeconfig (default: its current context). */
             context: z.string().min(1).optional(),
+            /**
+             * The installation's own namespace on the cluster: leader Leases and bundle ConfigMaps
+             * (the Helm chart sets its release namespace; KYLIX_KUBE_NAMESPACE overrides it).
+             */
+            namespace: z
+              .string()
+              .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name (a DNS label)')
+              .max(63)
+              .default('kylix-system'),
           }),
         ])
         .default({ provider: 'embedded' }),
@@ -101,6 +110,12 @@ const ENV_OVERRIDES: Record<
         ...(env.KYLIX_KUBE_CONTEXT ? { context: env.KYLIX_KUBE_CONTEXT } : {}),
       };
     else c.state = { ...(c.state as object), provider: v };
+  },
+  // After KYLIX_STATE_PROVIDER (entries apply in order): the namespace of a kubernetes state
+  // backend, from the file or the environment (meaningless for the other providers: left out).
+  KYLIX_KUBE_NAMESPACE: (v, c) => {
+    const state = c.state as { provider?: unknown } | undefined;
+    if (state?.provider === 'kubernetes') c.state = { ...state, namespace: v };
   },
   ...Object.fromEntries(
     ALL_BINDING_KINDS.flatMap((k) =>

@@ -14,10 +14,17 @@ import { MANAGED_BY } from './secrets.js';
 /** Bundles up to this size go in a ConfigMap (base64 in etcd stays under its 1.5 MiB request limit). */
 export const CONFIGMAP_BUNDLE_MAX = 768 * 1024;
 
-/** The namespace that holds the installation's own objects (bundles, access tokens). */
+/**
+ * The namespace that holds the installation's own cluster objects (bundle ConfigMaps, the leader
+ * Leases) unless `backends.state.namespace` (KYLIX_KUBE_NAMESPACE) names another: the Helm chart
+ * names its release namespace, where its Role grants Leases.
+ */
 export const SYSTEM_NAMESPACE = 'kylix-system';
 
-/** The Bucket (in SYSTEM_NAMESPACE) that holds bundles too large for a ConfigMap. */
+/**
+ * The Bucket that holds bundles too large for a ConfigMap: a name in the Bucket backend (S3), not a
+ * cluster namespace, so it stays the same whatever namespace the installation runs in.
+ */
 const BUNDLE_BUCKET = { namespace: SYSTEM_NAMESPACE, name: 'bundles' };
 
 /** The ConfigMap name of a bundle: its digest's hex (a DNS subdomain of 78 characters). */
@@ -27,7 +34,11 @@ export const bundleConfigMapName = (digest: string) => `kylix-bundle-${digest.re
 export class KubeBundles implements SharedBundles {
   private bucket?: () => Promise<BucketProvider>;
 
-  constructor(private readonly client: KubeClient) {}
+  constructor(
+    private readonly client: KubeClient,
+    /** The cluster namespace of the bundle ConfigMaps (see SYSTEM_NAMESPACE). */
+    readonly namespace: string = SYSTEM_NAMESPACE,
+  ) {}
 
   /** Gives the Bucket backend for large bundles (the node opens its providers after its store). */
   useBucket(open: () => Promise<BucketProvider>): void {
@@ -35,7 +46,7 @@ export class KubeBundles implements SharedBundles {
   }
 
   async getBundle(digest: string): Promise<Buffer | undefined> {
-    const path = `/api/v1/namespaces/${SYSTEM_NAMESPACE}/configmaps/${bundleConfigMapName(digest)}`;
+    const path = `/api/v1/namespaces/${this.namespace}/configmaps/${bundleConfigMapName(digest)}`;
     try {
       const cm = await this.client.request<{ binaryData?: Record<string, string> }>('GET', path);
       const b64 = cm.binaryData?.['bundle.mjs'];
@@ -70,7 +81,7 @@ export class KubeBundles implements SharedBundles {
       kind: 'ConfigMap',
       metadata: {
         name: bundleConfigMapName(digest),
-        namespace: SYSTEM_NAMESPACE,
+        namespace: this.namespace,
         labels: { ...MANAGED_BY, 'kylix.dev/bundle': 'true' },
         annotations: { 'kylix.dev/digest': digest },
       },
@@ -79,13 +90,13 @@ export class KubeBundles implements SharedBundles {
       binaryData: { 'bundle.mjs': code.toString('base64') },
     };
     const create = () =>
-      this.client.request('POST', `/api/v1/namespaces/${SYSTEM_NAMESPACE}/configmaps`, { body });
+      this.client.request('POST', `/api/v1/namespaces/${this.namespace}/configmaps`, { body });
     try {
       await create();
     } catch (err) {
       if (isStatus(err, 409)) return;
       if (!isStatus(err, 404)) throw err;
-      await this.client.ensureNamespace(SYSTEM_NAMESPACE);
+      await this.client.ensureNamespace(this.namespace);
       await create().catch((e) => {
         if (!isStatus(e, 409)) throw e;
       });

@@ -53,12 +53,14 @@ export class LeaseElection implements LeaderElection {
 
   constructor(
     private readonly client: KubeClient,
-    /** The Lease's name in the installation's namespace (kylix-system). */
+    /** The Lease's name in the installation's namespace. */
     readonly name: string,
     timings: Partial<LeaseTimings> = {},
+    /** The installation's namespace (backends.state.namespace; default kylix-system). */
+    readonly namespace: string = SYSTEM_NAMESPACE,
   ) {
     this.timings = { durationSeconds: 15, retrySeconds: 2, ...timings };
-    this.path = `/apis/coordination.k8s.io/v1/namespaces/${SYSTEM_NAMESPACE}/leases/${name}`;
+    this.path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/${name}`;
     this.first = this.tick();
   }
 
@@ -143,7 +145,7 @@ export class LeaseElection implements LeaderElection {
       kind: 'Lease',
       metadata: {
         name: this.name,
-        namespace: SYSTEM_NAMESPACE,
+        namespace: this.namespace,
         labels: { 'app.kubernetes.io/managed-by': 'kylix' },
       },
       spec: {
@@ -155,7 +157,7 @@ export class LeaseElection implements LeaderElection {
       },
     };
     const post = () =>
-      this.client.request('POST', `/apis/coordination.k8s.io/v1/namespaces/${SYSTEM_NAMESPACE}/leases`, {
+      this.client.request('POST', `/apis/coordination.k8s.io/v1/namespaces/${this.namespace}/leases`, {
         body,
       });
     try {
@@ -163,7 +165,7 @@ export class LeaseElection implements LeaderElection {
     } catch (err) {
       if (isStatus(err, 409)) return; // another node created it first: it holds it
       if (!isStatus(err, 404)) throw err;
-      await this.client.ensureNamespace(SYSTEM_NAMESPACE);
+      await this.client.ensureNamespace(this.namespace);
       await post();
     }
     this.renewedAt = now;

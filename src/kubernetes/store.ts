@@ -43,6 +43,11 @@ export interface KubernetesStoreOptions extends KubeConnectOptions {
   history?: number;
   /** Told when a kind's watch fails and will be tried again. */
   onWatchError?: (kind: string, err: unknown, retryInMs: number) => void;
+  /**
+   * The installation's own namespace on the cluster: leader Leases and bundle ConfigMaps
+   * (backends.state.namespace; default kylix-system). Tenant objects stay in their own namespaces.
+   */
+  namespace?: string;
 }
 
 /** Connects, checks that the CRDs are installed, and starts following every kind. */
@@ -79,7 +84,7 @@ export class KubernetesStore implements Store {
     private readonly options: KubernetesStoreOptions,
   ) {
     this.history = new WatchHistory(options.history ?? 10_000);
-    this.bundles = new KubeBundles(client);
+    this.bundles = new KubeBundles(client, options.namespace);
     for (const r of customResources()) this.byKind.set(r.kind, [r]);
     this.byKind.set('Secret', [nativeSecrets(options.secrets), customSecrets(options.secrets)]);
   }
@@ -273,7 +278,7 @@ export class KubernetesStore implements Store {
 
   /** A Lease-based election of one holder among the installation's nodes (see lease.ts). */
   leaderElection(name: string, timings?: Partial<LeaseTimings>): LeaseElection {
-    const election = new LeaseElection(this.client, name, timings);
+    const election = new LeaseElection(this.client, name, timings, this.options.namespace);
     this.elections.add(election);
     return election;
   }

@@ -27,6 +27,7 @@ export async function openStateStore(
     const store = await openKubernetesStore({
       ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
       ...(config.context ? { context: config.context } : {}),
+      namespace: config.namespace,
       secrets,
       onWatchError: (kind, err, ms) =>
         log?.(
