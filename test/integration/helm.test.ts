@@ -27,7 +27,7 @@ const BIN = fileURLToPath(new URL('../../bin/kylix.js', import.meta.url));
 type Obj = {
   kind: string;
   apiVersion: string;
-  metadata: { name: string };
+  metadata: { name: string; namespace?: string };
   spec?: Record<string, unknown>;
   [k: string]: unknown;
 };
@@ -160,6 +160,27 @@ describe('the Helm chart', () => {
     );
     const config = base.find((o) => o.kind === 'ConfigMap') as { data: Record<string, string> } | undefined;
     assert.match(config?.data['config.yaml'] ?? '', /provider: kubernetes/);
+
+    // The installation's namespace: the release's by default (env and Lease Role), else the one named.
+    const kubeNs = (objs: Obj[]) =>
+      (containerOf(objs).env as { name: string; value?: string }[]).find(
+        (e) => e.name === 'KYLIX_KUBE_NAMESPACE',
+      )?.value;
+    const roleNs = (objs: Obj[]) =>
+      objs.filter((x) => x.kind === 'Role' || x.kind === 'RoleBinding').map((x) => x.metadata.namespace);
+    assert.equal(kubeNs(base), 'kylix');
+    assert.deepEqual(roleNs(base), ['kylix', 'kylix']);
+    const named = render({
+      config: { backends: { state: { provider: 'kubernetes', namespace: 'kx-state' } } },
+    });
+    assert.equal(kubeNs(named), undefined);
+    assert.deepEqual(roleNs(named), ['kx-state', 'kx-state']);
+    assert.match(
+      (named.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> }).data[
+        'config.yaml'
+      ] ?? '',
+      /namespace: kx-state/,
+    );
 
     const other = render(VARIANTS[1]!.values);
     const o = containerOf(other);
