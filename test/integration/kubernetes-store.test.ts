@@ -257,11 +257,16 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
       .uid;
     assert.deepEqual([owner.kind, owner.name, owner.uid], ['Function', 'hello', fnUid]);
 
-    // What the CRD cannot state (one code source only) is Kylix's check: the Function says so.
-    await kc(
-      ['-n', 'hello', 'apply', '-f', '-'],
-      yamlOf([withSpec(hello!, { code: 'x', bundle: { sha256: 'a'.repeat(64) } })]),
-    );
+    // Two ways of giving the code: the CRD itself refuses it now (the anyOf/not of crds.ts).
+    const two = await kubectl(api.kubeconfig, ['-n', 'hello', 'apply', '-f', '-'], {
+      input: yamlOf([withSpec(hello!, { code: 'x', bundle: { sha256: 'a'.repeat(64) } })]),
+    });
+    assert.notEqual(two.code, 0, two.stdout);
+    assert.match(two.stderr, /spec.*must not validate the schema \(not\)/);
+    // What the CRD cannot state (an env variable's name) is Kylix's check: the Function says so.
+    const badEnv = withSpec(hello!, { code: bundle.code.toString() });
+    (badEnv.spec as { env: Record<string, string> }).env = { '1BAD': 'x' };
+    await kc(['-n', 'hello', 'apply', '-f', '-'], yamlOf([badEnv]));
     await eventually(async () => (await ready('hello', 'hello')) === 'False', 30_000, 200);
     const reason = await kc([
       '-n',
@@ -272,7 +277,7 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
       '-o',
       'jsonpath={.status.conditions[0].reason}: {.status.conditions[0].message}',
     ]);
-    assert.match(reason, /^Invalid: .*spec\.code: give the code one way only/);
+    assert.match(reason, /^Invalid: .*spec\.env\.1BAD/);
     assert.equal(
       await (await fetch(n.url('/hello?name=k8s'))).text(),
       'Servus, k8s!\n',
