@@ -3,6 +3,7 @@
  * together. `kylix dev` and `kylix server` start one; tests start one on port 0.
  */
 import type { Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
@@ -69,6 +70,8 @@ export interface PlatformOptions {
   installation?: Installation;
   /** Queue consumer tunables (lease, backoff); the defaults suit production. */
   consumer?: Partial<ConsumerOptions>;
+  /** Serve the control API over HTTPS with this certificate and key (PEM); see src/server/tls.ts. */
+  apiTls?: { cert: string; key: string };
 }
 
 /** A running node. */
@@ -111,9 +114,9 @@ function bindingKind(bindings: RevisionTarget['bindings'], name: string): string
   return Object.keys(b)[0] ?? 'unknown';
 }
 
-function urlOf(addr: AddressInfo): string {
+function urlOf(addr: AddressInfo, scheme = 'http'): string {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
+  return `${scheme}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
 }
 
 /** 1. open the store, 2. build the runtime and gateway, 3. reconcile, 4. listen. */
@@ -127,8 +130,13 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     })();
   const paths = dataPaths(options.dataDir);
   const installation = options.installation ?? loadInstallation(undefined, {});
-  const { store, sharedBundles } = await openStateStore(installation.backends.state, paths.state);
   const secretBox = SecretBox.load(join(paths.keys, 'secrets.key'), installation.secrets?.keys);
+  const { store, sharedBundles } = await openStateStore(
+    installation.backends.state,
+    paths.state,
+    secretBox,
+    (m) => log(m, 'warn'),
+  );
   const registry = new Registry(store, secretBox);
   if (installation.backends.state.provider === 'postgres' && !installation.secrets?.keys?.length)
     log(
@@ -155,6 +163,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     );
 
   const providers = createProviders(installation, options.dataDir);
+  // Bundles too large for the state store's own place go to the Bucket backend (Kubernetes: over a ConfigMap's size).
+  sharedBundles?.useBucket?.(providers.bucket);
   const broker = new BindingBroker(registry, providers);
   // Traces only when the OTEL_* variables ask for them; metrics unless KYLIX_METRICS=0 (they cost
   // a few increments per request; the switch exists to measure that).
@@ -247,6 +257,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     queue: providers.queue,
     logs,
     consumer: options.consumer,
+    leader: store.leaderElection?.('kylix-scheduler'),
     onCronFire: (namespace, name, ok) => metrics?.cronFired(namespace, name, ok),
     onCronMissed: (namespace, name, reason, count) => metrics?.cronMissed(namespace, name, reason, count),
     onQueueSettled: (t, result) => metrics?.queueDelivery(t.namespace, t.queue, t.functionName, result),
@@ -285,7 +296,15 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     events: triggers,
   });
   history?.start();
-  const apiServer = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const apiServer = (
+    options.apiTls
+      ? createAdaptorServer({
+          fetch: app.fetch,
+          createServer: createHttpsServer,
+          serverOptions: { cert: options.apiTls.cert, key: options.apiTls.key },
+        })
+      : createAdaptorServer({ fetch: app.fetch })
+  ) as Server;
   const apiAddr = await new Promise<AddressInfo>((resolve, reject) => {
     apiServer.once('error', reject);
     apiServer.listen(options.apiPort, options.apiHost, () => resolve(apiServer.address() as AddressInfo));
@@ -304,7 +323,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       return gatewayUrl;
     },
     openGateway,
-    apiUrl: urlOf(apiAddr),
+    apiUrl: urlOf(apiAddr, options.apiTls ? 'https' : 'http'),
     registry,
     controller,
     logs,

@@ -123,9 +123,14 @@ async function withAssets(
   return { digest: assets.manifestDigest, paths: assets.files.map((f) => f.path) };
 }
 
-/** Bundles and uploads a Function's code (and assets); returns the object with spec.bundle set. */
+/**
+ * Bundles and uploads a Function's code (and assets); returns the object with spec.bundle set.
+ * Code given inline (spec.code) or by reference (spec.bundle) goes as it is: the nodes take it
+ * from there.
+ */
 async function withBundle(client: ApiClient, d: ManifestDocument): Promise<Record<string, unknown>> {
-  const spec = d.object.spec as { source: string; assets?: { directory?: string } };
+  const spec = d.object.spec as { source?: string; assets?: { directory?: string } };
+  if (spec.source === undefined) return d.object;
   const assets =
     typeof spec.assets?.directory === 'string'
       ? await withAssets(client, d, spec.assets.directory)

@@ -11,10 +11,12 @@ import { VERSION } from '../version.js';
 import { applyManifests, deleteManifests } from './apply.js';
 import { ApiClient, resolveConfig } from './client.js';
 import { auditCommand, tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/access.js';
+import { crdsCommand } from './commands/crds.js';
 import { bucketCommand, kvCommand, queueCommand, secretSetCommand } from './commands/data.js';
 import { describeCommand } from './commands/describe.js';
 import { getCommand } from './commands/get.js';
 import { invokeCommand } from './commands/invoke.js';
+import { kubeconfigCommand } from './commands/kubeconfig.js';
 import { logsCommand } from './commands/logs.js';
 import { historyCommand, trafficCommand, undoCommand } from './commands/rollout.js';
 import { schemaCommand } from './commands/schema.js';
@@ -45,6 +47,8 @@ const serveOptions = (cmd: Command) =>
     .option('--api-host <host>', 'control API address (env KYLIX_API_HOST; default: --host)')
     .option('--api-port <port>', 'control API port (env KYLIX_API_PORT; default 8081)')
     .option('--data-dir <dir>', 'data folder (env KYLIX_DATA_DIR; default .kylix)')
+    .option('--tls-cert <file>', 'control API certificate, PEM (env KYLIX_TLS_CERT_FILE)')
+    .option('--tls-key <file>', 'control API private key, PEM (env KYLIX_TLS_KEY_FILE)')
     .option(
       '--config <file>',
       'installation config: the backend of each resource kind, the secret keys (env KYLIX_CONFIG_FILE; KYLIX_POSTGRES_URL, KYLIX_REDIS_URL, KYLIX_NATS_URL, KYLIX_S3_ENDPOINT, KYLIX_SECRET_KEYS override it)',
@@ -66,6 +70,10 @@ serveOptions(program.command('server').description('run a long-lived node; its A
   .option(
     '--insecure-sandbox',
     'start even where the namespace layer (bubblewrap) is unavailable, with tenant code less isolated (env KYLIX_INSECURE_SANDBOX=1)',
+  )
+  .option(
+    '--no-tls',
+    'serve the control API over plain HTTP, not with a generated certificate (env KYLIX_NO_TLS=1)',
   )
   .action(async (flags) => {
     const { serverCommand } = await import('../server/serve.js');
@@ -375,6 +383,26 @@ program
   .argument('[dir]', 'output folder', 'schemas')
   .action((dir: string) => {
     for (const f of schemaCommand(dir)) console.log(f);
+  });
+
+program
+  .command('crds')
+  .description('print the Kubernetes CustomResourceDefinitions of every kind (kubectl apply -f -)')
+  .option('-o, --output <format>', 'yaml or json', 'yaml')
+  .option('--dir <dir>', "write one file per CRD into this folder instead (a Helm chart's crds/)")
+  .action((flags: { output?: string; dir?: string }) => console.log(crdsCommand(flags)));
+
+program
+  .command('kubeconfig')
+  .description("print a kubeconfig for this installation's API (server, CA, token), for kubectl --kubeconfig")
+  .option('--ca-file <file>', "the CA of the API's certificate (default: <data-dir>/tls/ca.crt)")
+  .option(
+    '--data-dir <dir>',
+    "the server's data folder, for its CA and admin token (env KYLIX_DATA_DIR; default .kylix)",
+  )
+  .option('--name <name>', 'name of the cluster, user and context', 'kylix')
+  .action((flags: { caFile?: string; dataDir?: string; name?: string }) => {
+    process.stdout.write(kubeconfigCommand(resolveConfig(program.opts()), flags));
   });
 
 program

@@ -14,15 +14,8 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
-/** "42s", "5m", "3h", "2d" since an ISO time, as kubectl shows AGE. */
-export function age(iso: string | undefined, now = Date.now()): string {
-  if (!iso) return '<unknown>';
-  const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.floor(s / 60)}m`;
-  if (s < 172800) return `${Math.floor(s / 3600)}h`;
-  return `${Math.floor(s / 86400)}d`;
-}
+/** AGE as kubectl shows it; declared with the table columns the API and the CRDs share. */
+export { age } from '../kubernetes/columns.js';
 
 /** Formats objects for -o json / -o yaml. */
 export function serialize(value: unknown, format: 'json' | 'yaml'): string {

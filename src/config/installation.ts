@@ -47,6 +47,26 @@ export const installationSchema = z.strictObject({
               )
               .default('kylix'),
           }),
+          /**
+           * A Kubernetes API server: every kind a custom resource (kylix crds), Secrets native,
+           * leader election by Lease. In a pod, its service account; outside, a kubeconfig.
+           */
+          z.strictObject({
+            provider: z.literal('kubernetes'),
+            /** A kubeconfig file (default: KUBECONFIG, else in-cluster, else ~/.kube/config). */
+            kubeconfig: z.string().min(1).optional(),
+            /** A context of that kubeconfig (default: its current context). */
+            context: z.string().min(1).optional(),
+            /**
+             * The installation's own namespace on the cluster: leader Leases and bundle ConfigMaps
+             * (the Helm chart sets its release namespace; KYLIX_KUBE_NAMESPACE overrides it).
+             */
+            namespace: z
+              .string()
+              .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name (a DNS label)')
+              .max(63)
+              .default('kylix-system'),
+          }),
         ])
         .default({ provider: 'embedded' }),
       ...kindSections,
@@ -81,6 +101,21 @@ const ENV_OVERRIDES: Record<
       url: v,
       ...(env.KYLIX_STATE_SCHEMA ? { schema: env.KYLIX_STATE_SCHEMA } : {}),
     };
+  },
+  // "kubernetes": the cluster the node runs in (or KUBECONFIG's); KYLIX_KUBE_CONTEXT picks a context.
+  KYLIX_STATE_PROVIDER: (v, c, env) => {
+    if (v === 'kubernetes')
+      c.state = {
+        provider: 'kubernetes',
+        ...(env.KYLIX_KUBE_CONTEXT ? { context: env.KYLIX_KUBE_CONTEXT } : {}),
+      };
+    else c.state = { ...(c.state as object), provider: v };
+  },
+  // After KYLIX_STATE_PROVIDER (entries apply in order): the namespace of a kubernetes state
+  // backend, from the file or the environment (meaningless for the other providers: left out).
+  KYLIX_KUBE_NAMESPACE: (v, c) => {
+    const state = c.state as { provider?: unknown } | undefined;
+    if (state?.provider === 'kubernetes') c.state = { ...state, namespace: v };
   },
   ...Object.fromEntries(
     ALL_BINDING_KINDS.flatMap((k) =>

@@ -12,13 +12,16 @@ import type { Providers } from '../bindings/broker.js';
 import { scopedKey } from '../bindings/identity.js';
 import { addDashboardRoutes, addDashboardStatic, type HistorySource } from '../dashboard/routes.js';
 import { KylixError, quoteInput, toKylixError } from '../errors.js';
+import { CATEGORY } from '../kubernetes/crds.js';
 import { KINDS } from '../resources/kinds.js';
 import { API_GROUP, API_VERSION, type KObject } from '../resources/meta.js';
 import { addAccessRoutes } from './api-access.js';
 import { addDataRoutes } from './api-data.js';
 import { checkBodyKind, checkUrlNames, readBody, readBodyBytes } from './api-input.js';
 import { type ApiMetrics, addMetricsRoute, apiMetricsMiddleware } from './api-metrics.js';
+import { addOpenApiRoutes } from './api-openapi.js';
 import { addSecretKeyRoutes } from './api-secrets.js';
+import { includeObjectOf, toTable, wantsTable } from './api-table.js';
 import { addTriggerRoutes } from './api-trigger.js';
 import type { AuditLog } from './auth/audit.js';
 import { accessControl, requestIdOf } from './auth/middleware.js';
@@ -126,6 +129,8 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
   app.use('*', checkUrlNames());
   addAccessRoutes(app, tokens, audit);
   addMetricsRoute(app, deps.metrics);
+  // What kubectl downloads to validate, patch and explain (docs/kubernetes.md).
+  addOpenApiRoutes(app, deps.version);
 
   app.get('/version', (c) =>
     c.json({
@@ -134,6 +139,8 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
       nodeVersion: process.version,
     }),
   );
+  // The core group is not served; an empty version list tells kubectl so without an error.
+  app.get('/api', (c) => c.json({ kind: 'APIVersions', versions: [], serverAddressByClientCIDRs: [] }));
   app.get('/apis', (c) =>
     c.json({
       kind: 'APIGroupList',
@@ -158,6 +165,7 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
         namespaced: true,
         kind: k.kind,
         shortNames: k.shortNames,
+        categories: [CATEGORY],
         verbs: k.readOnly
           ? ['get', 'list', 'watch']
           : ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
@@ -270,6 +278,13 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
       return watch(c, info.kind, namespace, selector);
     const version = await registry.store.currentVersion();
     const items = (await registry.list(info.kind, namespace, selector)).map((o) => registry.present(o));
+    if (wantsTable(c.req.header('accept')))
+      return c.json(
+        toTable(info.kind, items, {
+          include: includeObjectOf(c.req.query('includeObject')),
+          resourceVersion: version,
+        }),
+      );
     return c.json({
       apiVersion: API_VERSION,
       kind: `${info.kind}List`,
@@ -290,8 +305,16 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
     const from = since ?? (await registry.store.currentVersion());
     const initial = since ? [] : await registry.list(kind, namespace, selector);
     let close = () => {};
-    const encode = (e: WatchEvent) =>
-      `${JSON.stringify({ type: e.type, object: registry.present(e.object) })}\n`;
+    // kubectl get -w asks for Table rows; the first event carries the column definitions.
+    const table = wantsTable(c.req.header('accept'));
+    const include = includeObjectOf(c.req.query('includeObject'));
+    let first = true;
+    const encode = (e: WatchEvent) => {
+      const object = registry.present(e.object);
+      const out = table ? toTable(kind, [object], { include, columns: first }) : object;
+      first = false;
+      return `${JSON.stringify({ type: e.type, object: out })}\n`;
+    };
     // Throws ERR_GONE before the stream starts, so the client gets a proper 410.
     const events: WatchEvent[] = [];
     let sink: ((e: WatchEvent) => void) | undefined;
@@ -347,7 +370,10 @@ export function createApi(deps: ApiDeps): Hono<{ Bindings: HttpBindings }> {
 
   app.get(`${PREFIX}/namespaces/:ns/:plural/:name`, async (c) => {
     const info = registry.kindFor(c.req.param('plural'));
-    return c.json(registry.present(await registry.get(info.kind, c.req.param('ns'), c.req.param('name'))));
+    const object = registry.present(await registry.get(info.kind, c.req.param('ns'), c.req.param('name')));
+    if (wantsTable(c.req.header('accept')))
+      return c.json(toTable(info.kind, [object], { include: includeObjectOf(c.req.query('includeObject')) }));
+    return c.json(object);
   });
 
   const nameMustMatch = (body: unknown, name: string) => {

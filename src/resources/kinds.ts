@@ -10,6 +10,7 @@ import {
   MAX_EGRESS_ALLOW,
   MAX_ENV,
   MAX_ENV_VALUE_BYTES,
+  MAX_INLINE_CODE_BYTES,
   MAX_ROUTES,
   MAX_SECRET_BYTES,
   MAX_SECRET_KEYS,
@@ -76,15 +77,77 @@ const bindingSchema = z.union(
   { error: 'must name exactly one resource: { database | keyValue | queue | bucket | secret: <name> }' },
 );
 
+/** A bundle's content address: "sha256:" and 64 hex digits (the 64 hex digits alone are accepted too). */
+const bundleDigest = z
+  .string()
+  .regex(/^(sha256:)?[a-f0-9]{64}$/, 'must be "sha256:" and 64 lowercase hex digits (the bundle\'s SHA-256)');
+
+/** Where a node fetches a bundle from: an https URL (http only for a loopback or cluster-local host). */
+const bundleUrl = z
+  .string()
+  .max(2048, 'must be at most 2048 characters')
+  .refine((u) => {
+    try {
+      const url = new URL(u);
+      return url.protocol === 'https:' || url.protocol === 'http:';
+    } catch {
+      return false;
+    }
+  }, 'must be an http:// or https:// URL');
+
+/**
+ * Exactly one way to give the code, as the user writes the Function: `source` (bundled by
+ * `kylix apply`, which then records the digest in `bundle`), `code` (inline) or `bundle` (a
+ * reference: `url` and `sha256`, or only `sha256` when the bundle is already in the
+ * installation's bundle store).
+ */
+function oneCodeSource(
+  spec: { source?: unknown; code?: unknown; bundle?: unknown },
+  ctx: z.RefinementCtx,
+): void {
+  const ref = typeof spec.bundle === 'object' ? (spec.bundle as { url?: unknown }) : undefined;
+  if (spec.code !== undefined && (spec.source !== undefined || spec.bundle !== undefined))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['code'],
+      message: 'give the code one way only: source, code or bundle (not code together with another)',
+    });
+  else if (ref?.url !== undefined && spec.source !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['bundle', 'url'],
+      message: 'give the code one way only: source (bundled by kylix apply) or bundle.url, not both',
+    });
+  else if (spec.source === undefined && spec.code === undefined && spec.bundle === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['source'],
+      message:
+        'is required: give the code as source (a file or folder, bundled by kylix apply), code (an inline ES module) or bundle ({ url, sha256 })',
+    });
+}
+
 /** spec of a Function: its code, routes, bindings, limits, scaling and triggers. */
 export const functionSpec = z
   .strictObject({
     /** A file or folder, relative to the manifest; bundled by `kylix apply`. */
-    source: z.string().min(1, 'must name a file or folder'),
-    /** The content address of the bundle, written by `kylix apply` (sha256:<hex>). */
-    bundle: z
+    source: z.string().min(1, 'must name a file or folder').optional(),
+    /** The code inline: one ES module's source text, for small functions applied with kubectl. */
+    code: z
       .string()
-      .regex(/^sha256:[a-f0-9]{64}$/, 'must be "sha256:" and 64 hex digits (kylix apply writes it)')
+      .min(1, 'must not be empty')
+      .refine(
+        (c) => c.length <= MAX_INLINE_CODE_BYTES / 3 || Buffer.byteLength(c) <= MAX_INLINE_CODE_BYTES,
+        `must be at most ${formatBytes(MAX_INLINE_CODE_BYTES)}; give larger code as source or bundle`,
+      )
+      .meta({ maxLength: MAX_INLINE_CODE_BYTES })
+      .optional(),
+    /**
+     * The bundle: its content address (sha256:<hex>, which `kylix apply` writes for source), or a
+     * reference { url, sha256 } that nodes fetch and verify by digest.
+     */
+    bundle: z
+      .union([bundleDigest, z.strictObject({ url: bundleUrl.optional(), sha256: bundleDigest })])
       .optional(),
     routes: z.array(routeSchema).max(MAX_ROUTES, `must hold at most ${MAX_ROUTES} routes`).default([]),
     env: capped(
@@ -197,6 +260,10 @@ export const functionSpec = z
         path: ['assets', 'binding'],
         message: `"${name}" is already a name in spec.env or spec.bindings; choose another`,
       });
+  })
+  // Also when other fields are wrong: a missing source is reported with the rest, not after them.
+  .superRefine(oneCodeSource, {
+    when: (payload) => typeof payload.value === 'object' && payload.value !== null,
   });
 
 /** spec of a Database: a PostgreSQL-dialect SQL database. */
@@ -329,6 +396,14 @@ export function findKind(name: string): KindInfo | undefined {
   return Object.values(KINDS).find(
     (k) => k.kind.toLowerCase() === n || k.plural === n || k.singular === n || k.shortNames.includes(n),
   );
+}
+
+/** The digest a spec's `bundle` names ("sha256:<hex>"), whichever form it takes; undefined without one. */
+export function bundleDigestOf(spec: { bundle?: FunctionSpec['bundle'] }): string | undefined {
+  const b = spec.bundle;
+  if (b === undefined) return undefined;
+  const hex = typeof b === 'string' ? b : b.sha256;
+  return hex.startsWith('sha256:') ? hex : `sha256:${hex}`;
 }
 
 /** A Function's spec after defaults. */

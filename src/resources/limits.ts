@@ -39,6 +39,11 @@ export const MAX_ROUTES = 100;
 export const MAX_ENV = 1000;
 /** The largest environment variable value. */
 export const MAX_ENV_VALUE_BYTES = 32 * KiB;
+/**
+ * The largest inline code (spec.code) of a Function. kubectl apply copies the whole manifest into
+ * an annotation, and annotations together may hold 256 KiB: larger code goes in a bundle.
+ */
+export const MAX_INLINE_CODE_BYTES = 128 * KiB;
 /** How many bindings one Function may have. */
 export const MAX_BINDINGS = 100;
 /** How many hosts a Function's egress allow-list may name. */

@@ -14,6 +14,7 @@ import { describeError, KylixError } from '../errors.js';
 import { createPlatformLogger, type PlatformLevel, type PlatformLogger } from '../observability/logger.js';
 import { type Platform, startPlatform } from '../platform.js';
 import { VERSION } from '../version.js';
+import { loadTls, type TlsPair } from './tls.js';
 
 /** Flags shared by dev and server. */
 export interface ServeFlags {
@@ -27,6 +28,11 @@ export interface ServeFlags {
   watch?: boolean;
   /** server: start without bubblewrap (it refuses to, otherwise). */
   insecureSandbox?: boolean;
+  /** The control API's certificate and key (PEM files); `kylix server` makes a pair when absent. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** false (--no-tls): serve the control API over plain HTTP (behind a TLS-terminating proxy). */
+  tls?: boolean;
 }
 
 /** The node's platform log: human lines on a terminal, JSON lines (pino) otherwise. */
@@ -66,6 +72,24 @@ function adminSource(dataDir: string): { token: string } | { adminTokenFile: str
 }
 
 /**
+ * The control API's TLS: --tls-cert/--tls-key (or KYLIX_TLS_CERT_FILE/KYLIX_TLS_KEY_FILE) when given;
+ * else, for `kylix server`, a private CA and certificate made in `<data>/tls/` on first start
+ * (kubectl sends a token only over HTTPS); none for `kylix dev` or with --no-tls (KYLIX_NO_TLS=1).
+ */
+function tlsOf(
+  flags: ServeFlags,
+  mode: 'dev' | 'server',
+  dataDir: string,
+  apiHost: string,
+): TlsPair | undefined {
+  if (flags.tls === false || process.env.KYLIX_NO_TLS === '1') return undefined;
+  const certFile = flags.tlsCert ?? process.env.KYLIX_TLS_CERT_FILE;
+  const keyFile = flags.tlsKey ?? process.env.KYLIX_TLS_KEY_FILE;
+  if (mode === 'dev' && !certFile && !keyFile) return undefined;
+  return loadTls({ certFile, keyFile, dataDir, apiHost });
+}
+
+/**
  * Whether bubblewrap is required: `kylix server` (the production form) refuses to start without
  * it unless told otherwise (--insecure-sandbox, KYLIX_INSECURE_SANDBOX=1, or an explicit
  * KYLIX_SANDBOX_BWRAP); `kylix dev` runs without it, with a warning.
@@ -88,7 +112,9 @@ async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platfor
     writeFileSync(join(dataDir, '.gitignore'), '# Kylix state (kylix dev): not source.\n*\n');
   // The API is open only in dev mode bound to loopback; anywhere else it needs a token.
   const open = mode === 'dev' && isLoopback(apiHost);
+  const tls = tlsOf(flags, mode, dataDir, apiHost);
   const platform = await startPlatform({
+    ...(tls ? { apiTls: { cert: tls.cert, key: tls.key } } : {}),
     dataDir,
     gatewayHost: host,
     gatewayPort: portOf(flags.port, process.env.KYLIX_PORT, 8080),
@@ -105,6 +131,11 @@ async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platfor
   if (created)
     say(
       `Admin token (shown once; stored in ${join(dataDir, 'admin-token')}):\n  ${created}\nUse it with: export KYLIX_TOKEN=${created}`,
+    );
+  if (tls?.created)
+    say(
+      `TLS: made a private CA and a certificate for the control API in ${tls.created.dir} (shown once). Clients trust this CA:\n${tls.ca.trimEnd()}\nkubectl: kylix kubeconfig --data-dir ${dataDir} > kubeconfig; kylix CLI: export NODE_EXTRA_CA_CERTS=${join(tls.created.dir, 'ca.crt')}`,
+      { caFile: join(tls.created.dir, 'ca.crt') },
     );
   say(`Kylix ${VERSION} (${mode}) — data in ${dataDir}`, { version: VERSION, mode, dataDir });
   say(`  control API  ${platform.apiUrl}${open ? '' : ' (bearer token required)'}`, {

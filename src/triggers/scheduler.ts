@@ -3,10 +3,12 @@
  * cluster, however many nodes run. Every node computes the same ticks; before firing, a node claims
  * the tick with a compare-and-set on a ScheduleState object in the shared state store, so exactly
  * one node wins. After downtime, at most one catch-up run happens and the rest are logged as missed.
+ * Where the store offers leader election (Kubernetes Leases), only the leader claims and fires;
+ * the claim still makes a tick run once when the leadership changes hands in the middle of it.
  */
 import { Cron } from 'croner';
 import { scopedKey } from '../bindings/identity.js';
-import type { Store } from '../control-plane/store/interface.js';
+import type { LeaderElection, Store } from '../control-plane/store/interface.js';
 import { KylixError } from '../errors.js';
 import { API_VERSION, type KObject } from '../resources/meta.js';
 
@@ -57,7 +59,13 @@ export class Scheduler {
     private readonly note: NoteFn,
     private readonly now: () => number = Date.now,
     private readonly missed: MissedFn = () => {},
+    private readonly leader?: Pick<LeaderElection, 'isLeader'>,
   ) {}
+
+  /** Whether this node may claim ticks: always, unless an election says another node leads. */
+  private leading(): boolean {
+    return this.leader?.isLeader() ?? true;
+  }
 
   /** Starts (or replaces) a function's schedule, making up for downtime first. */
   async set(target: ScheduleTarget): Promise<void> {
@@ -92,6 +100,7 @@ export class Scheduler {
   }
 
   private async runEntry(entry: Entry): Promise<void> {
+    if (!this.leading()) return;
     const state = await this.state(entry.target);
     const last = state ? Number((state.spec as { lastTick: number }).lastTick) : this.now() - 1;
     const due = this.ticksBetween(entry, last, this.now());
@@ -105,6 +114,7 @@ export class Scheduler {
 
   /** 1. find ticks missed since the last claimed one, 2. run the newest once, 3. log the rest. */
   private async catchUp(entry: Entry): Promise<void> {
+    if (!this.leading()) return;
     const state = await this.state(entry.target);
     if (!state) {
       // First start of this schedule: nothing was missed; start counting from now.

@@ -7,7 +7,7 @@ import { scopedKey } from '../bindings/identity.js';
 import type { QueueProvider } from '../bindings/queue/interface.js';
 import type { LogStore } from '../control-plane/logs.js';
 import type { FunctionEvents, ManualEvent } from '../control-plane/serving.js';
-import type { Store } from '../control-plane/store/interface.js';
+import type { LeaderElection, Store } from '../control-plane/store/interface.js';
 import type { FunctionSpec } from '../resources/kinds.js';
 import { invokeEvent } from '../runtime/deliver-event.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -47,6 +47,8 @@ export function startTriggers(deps: {
   queue: () => Promise<QueueProvider>;
   logs: LogStore;
   consumer?: Partial<ConsumerOptions>;
+  /** Where nodes elect one to fire cron ticks (Kubernetes Leases); without it every node competes per tick. */
+  leader?: LeaderElection;
   /** Told of every scheduled tick fired into a function, and whether scheduled() succeeded (metrics). */
   onCronFire?: (namespace: string, name: string, ok: boolean) => void;
   /** Told of scheduled ticks missed: skipped, or run late (metrics). */
@@ -87,6 +89,7 @@ export function startTriggers(deps: {
     (t, level, message) => note(t.namespace, t.functionName, level, message),
     Date.now,
     (t, reason, count) => deps.onCronMissed?.(t.namespace, t.functionName, reason, count),
+    deps.leader,
   );
   const consumer = new QueueConsumer(
     deps.queue,

@@ -115,6 +115,7 @@ async function startServer(dataDir: string, env: NodeJS.ProcessEnv, namespace: s
       KYLIX,
       'server',
       '--insecure-sandbox',
+      '--no-tls',
       '--data-dir',
       dataDir,
       '--host',

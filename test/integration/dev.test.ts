@@ -123,7 +123,7 @@ describe('kylix server', () => {
   it('creates an admin token (mode 0600) on first start and requires it', async () => {
     const dataDir = tempDir('server');
     const server = await startKylix(
-      ['server', '--insecure-sandbox', '--host', '127.0.0.1', '--data-dir', dataDir],
+      ['server', '--insecure-sandbox', '--no-tls', '--host', '127.0.0.1', '--data-dir', dataDir],
       /control API/,
     );
     const token = /export KYLIX_TOKEN=([\w-]+)/.exec(server.output())?.[1];
@@ -135,7 +135,7 @@ describe('kylix server', () => {
     server.child.kill('SIGTERM');
     await new Promise((r) => server.child.once('exit', r));
     const second = await startKylix(
-      ['server', '--insecure-sandbox', '--host', '127.0.0.1', '--data-dir', dataDir],
+      ['server', '--insecure-sandbox', '--no-tls', '--host', '127.0.0.1', '--data-dir', dataDir],
       /control API/,
     );
     assert.doesNotMatch(second.output(), /Admin token/, 'the token is shown only once');

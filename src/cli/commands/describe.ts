@@ -5,7 +5,7 @@
 import { stringify as toYaml } from 'yaml';
 import { KylixError } from '../../errors.js';
 import { BINDING_RESOURCE_KINDS } from '../../resources/binding-kinds.js';
-import { findKind, KINDS } from '../../resources/kinds.js';
+import { bundleDigestOf, type FunctionSpec, findKind, KINDS } from '../../resources/kinds.js';
 import type { ApiClient } from '../client.js';
 import { age, table } from '../output.js';
 
@@ -63,11 +63,11 @@ export async function describeCommand(client: ApiClient, kindName: string, name:
             table(
               ['REVISION', 'BUNDLE', 'READY', 'SERVING', 'AGE'],
               revisions.map((r) => {
-                const s = r.spec as { number: number; bundle?: string };
+                const s = r.spec as { number: number; bundle?: FunctionSpec['bundle']; code?: string };
                 const ready = r.status?.conditions?.find((c) => c.type === 'Ready');
                 return [
                   String(s.number),
-                  (s.bundle ?? '').slice(0, 19),
+                  (bundleDigestOf(s) ?? (s.code ? 'inline code' : '')).slice(0, 19),
                   ready?.status ?? 'Unknown',
                   s.number === serving ? 'yes' : '',
                   age(r.metadata.creationTimestamp),

@@ -2,10 +2,11 @@
  * `kylix get KIND [NAME]`: kubectl-style tables, or -o yaml|json|wide.
  */
 import { KylixError } from '../../errors.js';
+import { columnsOf, hasName } from '../../kubernetes/columns.js';
 import { findKind } from '../../resources/kinds.js';
 import type { KObject } from '../../resources/meta.js';
 import type { ApiClient } from '../client.js';
-import { age, serialize, table } from '../output.js';
+import { serialize, table } from '../output.js';
 
 /** Flags of get. */
 export interface GetFlags {
@@ -14,79 +15,15 @@ export interface GetFlags {
   allNamespaces?: boolean;
 }
 
-function ready(o: KObject): string {
-  const c = o.status?.conditions?.find((x) => x.type === 'Ready');
-  return c ? c.status : 'Unknown';
-}
-
-/** The columns of each kind's table. */
+/** The columns of each kind's table: the ones the control API's Table responses and the CRDs carry. */
 function columns(kind: string, wide: boolean): { headers: string[]; row: (o: KObject) => string[] } {
-  if (kind === 'Function') {
-    const headers = ['NAME', 'REVISION', 'ROUTES', 'READY', 'AGE'];
-    return {
-      headers: wide ? [...headers, 'REASON', 'BUNDLE'] : headers,
-      row: (o) => {
-        const spec = o.spec as {
-          routes?: { path: string; host?: string; methods?: string[] }[];
-          bundle?: string;
-        };
-        const routes =
-          (spec.routes ?? [])
-            .map((r) => `${r.methods ? `${r.methods.join(',')} ` : ''}${r.host ?? ''}${r.path}`)
-            .join(',') || '<none>';
-        const base = [
-          o.metadata.name,
-          String(o.status?.latestReadyRevision ?? '<none>'),
-          routes,
-          ready(o),
-          age(o.metadata.creationTimestamp),
-        ];
-        const reason = o.status?.conditions?.find((x) => x.type === 'Ready')?.reason ?? '';
-        return wide ? [...base, reason, (spec.bundle ?? '').slice(0, 19)] : base;
-      },
-    };
-  }
-  if (kind === 'Revision') {
-    return {
-      headers: ['NAME', 'FUNCTION', 'REVISION', 'READY', 'AGE'],
-      row: (o) => {
-        const s = o.spec as { functionName?: string; number?: number };
-        return [
-          o.metadata.name,
-          s.functionName ?? '',
-          String(s.number ?? ''),
-          ready(o),
-          age(o.metadata.creationTimestamp),
-        ];
-      },
-    };
-  }
-  if (kind === 'Event') {
-    return {
-      headers: ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'],
-      row: (o) => {
-        const inv = o.involvedObject as { kind: string; name: string };
-        return [
-          age(String(o.lastTimestamp)),
-          String(o.type),
-          String(o.reason),
-          `${inv.kind.toLowerCase()}/${inv.name}`,
-          String(o.message),
-        ];
-      },
-    };
-  }
-  if (kind === 'Secret') {
-    return {
-      headers: ['NAME', 'KEYS', 'AGE'],
-      row: (o) => [
-        o.metadata.name,
-        String(((o.status?.keys as string[]) ?? []).length),
-        age(o.metadata.creationTimestamp),
-      ],
-    };
-  }
-  return { headers: ['NAME', 'AGE'], row: (o) => [o.metadata.name, age(o.metadata.creationTimestamp)] };
+  const cols = columnsOf(kind).filter((c) => wide || c.priority === 0);
+  const name = hasName(kind);
+  const now = Date.now();
+  return {
+    headers: [...(name ? ['NAME'] : []), ...cols.map((c) => c.header)],
+    row: (o) => [...(name ? [o.metadata.name] : []), ...cols.map((c) => c.cell(o, now))],
+  };
 }
 
 /** Runs get; returns the text to print. */

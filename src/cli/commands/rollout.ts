@@ -3,13 +3,15 @@
  * is split between them, the way kubectl rollout and Knative's traffic block work.
  */
 import { KylixError } from '../../errors.js';
+import { bundleDigestOf, type FunctionSpec } from '../../resources/kinds.js';
 import type { KObject } from '../../resources/meta.js';
 import type { ApiClient } from '../client.js';
 import { age, table } from '../output.js';
 
 interface RevSpec {
   number: number;
-  bundle?: string;
+  bundle?: FunctionSpec['bundle'];
+  code?: string;
   [k: string]: unknown;
 }
 
@@ -32,7 +34,7 @@ export async function historyCommand(client: ApiClient, name: string): Promise<s
     const ready = r.status?.conditions?.find((c) => c.type === 'Ready')?.status ?? 'Unknown';
     return [
       String(s.number),
-      (s.bundle ?? '').slice(0, 19),
+      (bundleDigestOf(s) ?? (s.code ? 'inline code' : '')).slice(0, 19),
       ready,
       shares.length ? `${shares.reduce((n, t) => n + t.percent, 0)}%` : '',
       shares.flatMap((t) => (t.tag ? [t.tag] : [])).join(','),

@@ -95,6 +95,9 @@ export function classify(method: string, rawPath: string, query: URLSearchParams
   if (s.length === 1 && (at(0) === 'version' || at(0) === 'apis'))
     return { verb: 'get', resource: at(0) ?? '', scope: 'any' };
   if (isGroup && s.length === GROUP.length) return { verb: 'get', resource: 'apis', scope: 'any' };
+  // kubectl reads discovery and the OpenAPI documents before anything else, whatever its role.
+  if ((method === 'GET' || method === 'HEAD') && ((s.length === 1 && at(0) === 'api') || at(0) === 'openapi'))
+    return { verb: 'get', resource: at(0) ?? '', scope: 'any' };
   if (at(0) === 'kylix' && at(1) === 'v1' && at(2) === 'bundles' && s.length <= 4)
     return {
       verb: method === 'HEAD' || method === 'GET' ? 'get' : 'create',

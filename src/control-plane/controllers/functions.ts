@@ -12,11 +12,12 @@ import { scopedKey } from '../../bindings/identity.js';
 import { StackMapper } from '../../build/source-map.js';
 import { KylixError } from '../../errors.js';
 import { BINDING_RESOURCE_KIND_LIST, BINDING_RESOURCE_KINDS } from '../../resources/binding-kinds.js';
-import type { FunctionSpec } from '../../resources/kinds.js';
+import { type FunctionSpec, functionSpec } from '../../resources/kinds.js';
 import { type KObject, setCondition } from '../../resources/meta.js';
 import { type RevisionKey, revisionKey } from '../../resources/serving.js';
+import { issuesToCauses } from '../../resources/validate.js';
 import { AssetTables } from '../assets.js';
-import type { BundleStore } from '../bundles.js';
+import { type BundleStore, codeDigestOf } from '../bundles.js';
 import type { Clock } from '../clock.js';
 import { recordEvent } from '../events.js';
 import { Informer } from '../informer.js';
@@ -187,13 +188,33 @@ export class FunctionController {
       return this.teardown(namespace, name);
     }
     this.reconciled.set(key, fn.metadata.generation);
-    const spec = fn.spec as FunctionSpec;
+    // Objects applied straight to a cluster passed only its CRD schema, which cannot state every rule.
+    const parsed = functionSpec.safeParse(fn.spec);
+    if (!parsed.success) {
+      const causes = issuesToCauses(parsed.error.issues, 'spec');
+      await this.setStatus(fn, {
+        status: 'False',
+        reason: 'Invalid',
+        message: `The spec is not valid: ${causes.map((c) => `${c.field}: ${c.message}`).join('; ')}. Fix it and apply again.`,
+      });
+      return;
+    }
+    const spec = parsed.data;
 
-    if (!spec.bundle || !(await this.bundles.has(spec.bundle))) {
+    // Code the Function gives inline or by reference is fetched here, before a revision names it.
+    let digest: string | undefined;
+    try {
+      digest = await this.bundles.ensure(spec);
+    } catch (err) {
+      if (!(err instanceof KylixError)) throw err;
+      await this.setStatus(fn, { status: 'False', reason: 'NoBundle', message: err.message });
+      return;
+    }
+    if (!digest) {
       await this.setStatus(fn, {
         status: 'False',
         reason: 'NoBundle',
-        message: `No code uploaded for ${spec.bundle ?? 'this function'}: apply it with \`kylix apply -f\`, which bundles spec.source.`,
+        message: `No code for this function: apply it with \`kylix apply -f\`, which bundles spec.source, or give spec.code or spec.bundle.`,
       });
       return;
     }
@@ -386,7 +407,7 @@ export class FunctionController {
       fn,
       'Normal',
       'RevisionCreated',
-      `Created revision ${number} (${spec.bundle?.slice(7, 19)})`,
+      `Created revision ${number} (${codeDigestOf(spec)?.slice(7, 19)})`,
     );
     return revision;
   }
@@ -399,10 +420,10 @@ export class FunctionController {
     const started = performance.now();
     try {
       // Any revision may be started here (traffic split, fallback), so its code is fetched too.
-      if (!rev.bundle || !(await this.bundles.has(rev.bundle)))
+      if (!(await this.bundles.ensure(rev)))
         throw new KylixError(
           'ERR_NOT_READY',
-          `The code of revision ${rev.number} (${rev.bundle ?? 'no bundle'}) is in no bundle store this node can reach. Apply the function again.`,
+          `Revision ${rev.number} has no code. Apply the function again.`,
         );
       target.assets = await this.assets.load(rev.assets);
       const secrets = await this.secrets.env(fn.metadata.namespace, rev);
@@ -453,7 +474,7 @@ export class FunctionController {
       namespace,
       functionName: name,
       revision: rev.number,
-      bundlePath: this.bundles.path(rev.bundle ?? ''),
+      bundlePath: this.bundles.path(codeDigestOf(rev) ?? ''),
       env: { ...rev.env },
       memoryMiB: rev.limits.memoryMiB,
       // Carried to the sandbox with the target: it never reads them back from the store.
@@ -547,6 +568,9 @@ export class FunctionController {
         ...current.status,
         ...extra,
         observedGeneration: fn.metadata.generation,
+        // The code of that generation, whichever way it was given (source, code or bundle): one
+        // field the BUNDLE column reads, in kylix get and as a CRD printer column alike.
+        ...withBundle(codeDigestOf(fn.spec as FunctionSpec)),
         conditions: setCondition(current.status?.conditions, { type: 'Ready', ...ready }),
       };
     });
@@ -605,4 +629,9 @@ export class FunctionController {
       await this.registry.delete('Event', namespace, e.metadata.name).catch(() => undefined);
     }
   }
+}
+
+/** `{ bundle }` when there is a digest, else nothing (no key holding undefined in a status). */
+function withBundle(digest: string | undefined): { bundle?: string } {
+  return digest === undefined ? {} : { bundle: digest };
 }

@@ -23,6 +23,19 @@ export interface Watch {
   close(): void;
 }
 
+/**
+ * One holder at a time among the nodes of an installation, for work that must run on one node only
+ * (cron ticks). A store whose backend offers leases (Kubernetes) provides it.
+ */
+export interface LeaderElection {
+  /** Whether this node holds the leadership now. */
+  isLeader(): boolean;
+  /** Stops competing and gives the leadership up, so another node takes over at once. */
+  /** An election among the nodes sharing this store, by name (see LeaderElection). */
+  leaderElection?(name: string): LeaderElection;
+  close(): Promise<void>;
+}
+
 /** Where resources, revisions and status live. Every method is async so a networked store fits. */
 export interface Store {
   readonly name: string;
@@ -51,5 +64,7 @@ export interface Store {
    * watchers before it resolves.
    */
   sync?(): Promise<void>;
+  /** An election among the nodes sharing this store, by name (see LeaderElection). */
+  leaderElection?(name: string): LeaderElection;
   close(): Promise<void>;
 }
