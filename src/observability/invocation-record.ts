@@ -3,20 +3,11 @@
  * request on the gateway's hot path: so it is built by a template, not by JSON.stringify of a
  * nested object, and the time string is made at most once per millisecond.
  */
+import type { Invocation } from '../gateway/gateway.js';
 import type { LogEntry } from '../resources/api-types.js';
 
-/** What the gateway reports of one finished request (see gateway.ts's Invocation). */
-export interface InvocationFacts {
-  functionKey: string;
-  revision: number;
-  requestId: string;
-  method: string;
-  path: string;
-  status: number;
-  durationMs: number;
-  cold: boolean;
-  startupMs: number;
-}
+/** What the gateway reports of one finished request. */
+export type InvocationFacts = Omit<Invocation, 'errorCode'>;
 
 let lastMs = -1;
 let lastIso = '';
