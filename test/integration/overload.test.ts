@@ -8,7 +8,11 @@ import { Agent, get } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 
-/** Requests sent at once: eight times what the function may serve (its limit, at most maxConcurrency 50, and its queue). */
+/**
+ * Requests sent at once: eight times what the function may serve (its limit, at most
+ * maxConcurrency 50, and its queue). The function takes 500 ms, longer than the gateway (in this
+ * same process) needs to accept all of them, so they really do arrive while the first are served.
+ */
 const FLOOD = 400;
 
 describe('overload', () => {
@@ -29,7 +33,7 @@ describe('overload', () => {
         functionManifest('neighbour', './n.js', ['/neighbour']),
       ].join('\n'),
       'slow.js':
-        "export default { async fetch() { await new Promise((r) => setTimeout(r, 50)); return new Response('slow done'); } };",
+        "export default { async fetch() { await new Promise((r) => setTimeout(r, 500)); return new Response('slow done'); } };",
       'n.js': "export default { fetch() { return new Response('neighbour ok'); } };",
     });
     const { ok } = await apply(node, dir);
