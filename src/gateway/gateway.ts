@@ -27,6 +27,8 @@ export interface Invocation {
   path: string;
   status: number;
   durationMs: number;
+  /** From handing the request to its instance to the end of the response; absent if it never got one. */
+  instanceMs?: number;
   cold: boolean;
   startupMs: number;
   /** The platform error the gateway answered with (ERR_TIMEOUT, ERR_CPU_LIMIT…), if it did. */
@@ -299,6 +301,8 @@ export class Gateway {
     const started = performance.now();
     this.active++;
     let lease: Lease | undefined;
+    /** When the request went to its instance (after admission and any cold start); 0 if it did not. */
+    let sentAt = 0;
     try {
       try {
         lease = await this.runtime.acquire(share.revisionKey);
@@ -311,6 +315,7 @@ export class Gateway {
         });
       }
       const instance = lease.instance;
+      sentAt = performance.now();
       await proxy({
         req,
         res,
@@ -325,7 +330,8 @@ export class Gateway {
       lease?.release();
       this.active--;
       // Only served requests teach the limits their latency (a refusal's would pull it down).
-      this.admission.leave(gate, lease ? performance.now() - started : undefined);
+      const endedAt = performance.now();
+      this.admission.leave(gate, lease ? endedAt - started : undefined);
       this.onInvocation({
         functionKey,
         revision: share.revision,
@@ -333,7 +339,8 @@ export class Gateway {
         method: req.method ?? 'GET',
         path,
         status: res.statusCode,
-        durationMs: performance.now() - started,
+        durationMs: endedAt - started,
+        instanceMs: sentAt ? endedAt - sentAt : undefined,
         cold: lease?.cold ?? false,
         startupMs: lease?.waitedMs ?? 0,
         errorCode: platformErrorCode(res),

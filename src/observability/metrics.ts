@@ -18,6 +18,8 @@ export interface RequestRecord {
   revision: number;
   status: number;
   durationMs: number;
+  /** The part of it spent in the instance (after admission and any cold start). */
+  instanceMs?: number;
   cold: boolean;
   startupMs: number;
   /** The platform error the gateway answered with, if it did (ERR_TIMEOUT, ERR_CPU_LIMIT…). */
@@ -48,6 +50,7 @@ interface RevisionChildren {
   fn: string;
   revision: string;
   duration: ReturnType<Histogram<string>['labels']>;
+  instanceDuration: ReturnType<Histogram<string>['labels']>;
   coldStarts: ReturnType<Counter<string>['labels']>;
   coldWait: ReturnType<Histogram<string>['labels']>;
   /** Request counters by code class + error code ("2xx", "5xxERR_TIMEOUT"). */
@@ -76,6 +79,13 @@ export class PlatformMetrics {
   private readonly duration = new Histogram({
     name: 'kylix_request_duration_seconds',
     help: 'Time from the gateway admitting a request to the end of its response, as the gateway sees it.',
+    labelNames: ['namespace', 'function', 'revision'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly instanceDuration = new Histogram({
+    name: 'kylix_function_duration_seconds',
+    help: "Time from handing a request to its instance to the end of its response: the function's own share, without admission queueing or a cold start.",
     labelNames: ['namespace', 'function', 'revision'],
     buckets: DURATION_BUCKETS,
     registers: [this.registry],
@@ -188,6 +198,7 @@ export class PlatformMetrics {
     }
     counter.inc();
     r.duration.observe(i.durationMs / 1000);
+    if (i.instanceMs !== undefined) r.instanceDuration.observe(i.instanceMs / 1000);
     if (i.cold) {
       r.coldStarts.inc();
       r.coldWait.observe(i.startupMs / 1000);
@@ -318,6 +329,7 @@ export class PlatformMetrics {
         fn,
         revision: rev,
         duration: this.duration.labels(namespace, fn, rev),
+        instanceDuration: this.instanceDuration.labels(namespace, fn, rev),
         coldStarts: this.coldStarts.labels(namespace, fn, rev),
         coldWait: this.coldWait.labels(namespace, fn, rev),
         outcomes: new Map(),

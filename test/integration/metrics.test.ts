@@ -99,6 +99,12 @@ describe('metrics', () => {
       1,
     );
     assert.equal(sample(text, 'kylix_request_duration_seconds_count', fn), 7);
+    // The function's own share: every request reached an instance; it is never longer than the whole.
+    assert.equal(sample(text, 'kylix_function_duration_seconds_count', fn), 7);
+    assert.ok(
+      (sample(text, 'kylix_function_duration_seconds_sum', fn) ?? 0) <=
+        (sample(text, 'kylix_request_duration_seconds_sum', fn) ?? 0),
+    );
     assert.equal(sample(text, 'kylix_limit_breaches_total', { ...fn, kind: 'timeout' }), 1);
     const cold = sample(text, 'kylix_cold_starts_total', fn) ?? 0;
     assert.ok(cold >= 1);
