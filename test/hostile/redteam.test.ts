@@ -11,7 +11,7 @@ import { createConnection } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { apply, writeProject } from '../helpers/platform.js';
 import { rawHttp } from '../helpers/raw-http.js';
-import { type Arena, arena, assertAllBlocked, NEIGHBOUR_CANARY } from './harness.js';
+import { type Arena, arena, assertAllBlocked } from './harness.js';
 
 const handler = (body: string) =>
   `export default { async fetch(request, env, ctx) { const r = {}; ${body}; return Response.json(r); } };`;
@@ -239,7 +239,7 @@ describe('red team: functions answering what HTTP cannot say', () => {
       const socket = createConnection(port, '127.0.0.1');
       socket.on('error', () => undefined);
       socket.write(
-        'POST /echo/abort HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n' + 'x'.repeat(70000),
+        `POST /echo/abort HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n${'x'.repeat(70000)}`,
       );
       await new Promise((r) => setTimeout(r, 20));
       socket.destroy();
@@ -378,7 +378,7 @@ describe('red team: the egress proxy', () => {
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.2', r));
     upstreamPort = (upstream.address() as AddressInfo).port;
-    loopback = createServer((req, res) => {
+    loopback = createServer((_req, res) => {
       loopbackHits++;
       res.end('loopback');
     });
