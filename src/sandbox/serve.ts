@@ -118,10 +118,15 @@ class Call implements RequestSource {
 
 /** The ctx argument of fetch(): waitUntil keeps work alive after the response, as on Workers. */
 class FetchContext implements ExecutionContext {
-  constructor(private readonly logError: (...args: unknown[]) => void) {}
-  waitUntil(promise: Promise<unknown>): void {
-    Promise.resolve(promise).catch((err) => this.logError('waitUntil promise rejected:', err));
+  // A true private field: the function holds ctx and must not reach the platform's logger through it.
+  readonly #logError: (...args: unknown[]) => void;
+  constructor(logError: (...args: unknown[]) => void) {
+    this.#logError = logError;
   }
+  /** An own property, not a method: code that takes it off ctx (`const { waitUntil } = ctx`) still works. */
+  readonly waitUntil = (promise: Promise<unknown>): void => {
+    Promise.resolve(promise).catch((err) => this.#logError('waitUntil promise rejected:', err));
+  };
   passThroughOnException(): void {}
 }
 
