@@ -7,6 +7,7 @@
  * own, as its /metrics does).
  */
 import type { Registry } from 'prom-client';
+import { quantile } from './quantile.js';
 
 /** One function's history, one array per figure (the columnar shape uPlot draws), oldest first. */
 export interface MetricsSeries {
@@ -70,23 +71,8 @@ class Ring {
 
 /** The q-quantile (ms) from cumulative bucket counts, interpolated as Prometheus does. */
 export function bucketQuantile(q: number, buckets: Map<number, number>): number | null {
-  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
-  const total = sorted.at(-1)?.[1] ?? 0;
-  if (total <= 0) return null;
-  const rank = q * total;
-  let prevBound = 0;
-  let prevCount = 0;
-  for (const [bound, count] of sorted) {
-    if (count >= rank) {
-      if (bound === Number.POSITIVE_INFINITY) return prevBound * 1000;
-      return (
-        (prevBound + (bound - prevBound) * ((rank - prevCount) / Math.max(count - prevCount, 1e-9))) * 1000
-      );
-    }
-    prevBound = bound;
-    prevCount = count;
-  }
-  return prevBound * 1000;
+  const seconds = quantile(q, [...buckets]);
+  return seconds === null ? null : seconds * 1000;
 }
 
 /** A counter's increase; a counter that went down was reset (a restart), so count from zero. */

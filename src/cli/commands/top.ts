@@ -5,8 +5,11 @@
  * table and exits, for scripts.
  */
 import { KylixError } from '../../errors.js';
+import { quantile } from '../../observability/quantile.js';
 import type { ApiClient } from '../client.js';
 import { table } from '../output.js';
+
+export { quantile };
 
 /** One sample of the exposition: name, labels, value. */
 export interface Sample {
@@ -53,25 +56,6 @@ function perFunction(samples: Sample[], name: string, extra?: string): Map<strin
     out.set(key, (out.get(key) ?? 0) + s.value);
   }
   return out;
-}
-
-/** The q-quantile of a histogram's buckets (cumulative counts by upper bound), as Prometheus estimates it. */
-export function quantile(q: number, buckets: [number, number][]): number | null {
-  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
-  const total = sorted.at(-1)?.[1] ?? 0;
-  if (total <= 0) return null;
-  const rank = q * total;
-  let prevBound = 0;
-  let prevCount = 0;
-  for (const [bound, count] of sorted) {
-    if (count >= rank) {
-      if (bound === Number.POSITIVE_INFINITY) return prevBound;
-      return prevBound + (bound - prevBound) * ((rank - prevCount) / Math.max(count - prevCount, 1e-9));
-    }
-    prevBound = bound;
-    prevCount = count;
-  }
-  return prevBound;
 }
 
 /** The rows of `kylix top` from two scrapes `seconds` apart. */
