@@ -14,6 +14,7 @@ import { describeError, KylixError } from '../errors.js';
 import { createPlatformLogger, type PlatformLevel, type PlatformLogger } from '../observability/logger.js';
 import { type Platform, startPlatform } from '../platform.js';
 import { VERSION } from '../version.js';
+import { DevLogPacer, summaryLine } from './dev-log.js';
 import { loadTls, type TlsPair } from './tls.js';
 
 /** Flags shared by dev and server. */
@@ -196,16 +197,37 @@ const LOG_LEVEL: Record<string, PlatformLevel> = {
   error: 'error',
 };
 
-/** Shows every function's console output, exceptions and requests in the dev terminal. */
-function showFunctionLogs(platform: Platform): void {
-  platform.logs.followAll((namespace, fn, e) => {
-    const who = namespace === 'default' ? fn : `${namespace}/${fn}`;
-    say(
-      `[${who}] ${e.message}`,
-      { namespace, function: fn, revision: e.revision, requestId: e.requestId, source: e.source },
-      LOG_LEVEL[e.level] ?? 'info',
-    );
-  });
+/** Shows every function's console output, exceptions and requests in the dev terminal (paced: dev-log.ts). */
+function showFunctionLogs(platform: Platform): DevLogPacer {
+  /** "namespace/name" → how the terminal names it, and the JSON fields of its lines. */
+  const named = (key: string) => {
+    const [namespace = '', fn = ''] = key.split('/');
+    return { who: namespace === 'default' ? fn : key, namespace, fn };
+  };
+  const pacer = new DevLogPacer(
+    (key, e) => {
+      const { who, namespace, fn } = named(key);
+      say(
+        `[${who}] ${e.message}`,
+        { namespace, function: fn, revision: e.revision, requestId: e.requestId, source: e.source },
+        LOG_LEVEL[e.level] ?? 'info',
+      );
+    },
+    (key, held, byStatus) => {
+      const { who, namespace, fn } = named(key);
+      say(
+        `[${who}] ${summaryLine(held, byStatus)}; all of them: kylix logs ${fn}${namespace === 'default' ? '' : ` -n ${namespace}`}`,
+        {
+          namespace,
+          function: fn,
+          source: 'platform',
+          held,
+        },
+      );
+    },
+  );
+  platform.logs.followAll((namespace, fn, e) => pacer.entry(`${namespace}/${fn}`, e));
+  return pacer;
 }
 
 /**
