@@ -141,15 +141,24 @@ describe('revision pool', () => {
     assert.equal(f.pool.stats().instances, 2);
   });
 
-  it('adds no instance beyond a second one while the node is CPU-saturated, but still starts the first', async () => {
+  it('adds no instance while the node is CPU-saturated, but still starts the first, and a sibling for a stalled one', async () => {
     let saturated = true;
     const f = fakePool({ maxInstances: 10 }, { maxByCores: 8, cpuAvailable: () => !saturated });
     const first = f.pool.acquire();
     assert.equal(f.starting(), 1, 'a cold start is never held back');
     f.finishStarts();
-    await first;
+    (await first).release();
+    // Busy and finishing requests: a second instance would only take CPU from them.
+    const busy = await f.pool.acquire();
+    (await f.pool.acquire()).release();
+    f.advance(900);
     await f.pool.acquire();
-    assert.equal(f.starting(), 1, 'a second instance, a sibling for a slow one, starts anyway');
+    assert.equal(f.starting(), 0, 'a busy instance that finishes requests gets no sibling on a saturated CPU');
+    // Nothing finished for over a second with requests in flight: stalled, so a sibling starts.
+    f.advance(200);
+    await f.pool.acquire();
+    assert.equal(f.starting(), 1, 'a sibling for a stalled instance starts anyway');
+    busy.release();
     f.finishStarts();
     await f.pool.acquire();
     await f.pool.acquire();
