@@ -1,6 +1,7 @@
 /**
  * Each function's log: console output of its instances plus platform notes (cold starts, crashes),
- * kept as JSON lines in the data folder and in a ring in memory, and streamed to followers.
+ * kept as JSON lines in the data folder and in a ring in memory (outside the JavaScript heap:
+ * line-ring.ts), and streamed to followers.
  */
 import {
   createWriteStream,
@@ -16,9 +17,12 @@ import { scopedKey } from '../bindings/identity.js';
 import { KylixError } from '../errors.js';
 import type { LogEntry } from '../resources/api-types.js';
 import { isDnsLabel } from '../resources/meta.js';
+import { LineRing } from './line-ring.js';
 
-/** Lines kept in memory per function. */
+/** Lines kept in memory per function… */
 const RING = 1000;
+/** …in at most this many bytes. */
+const RING_BYTES = 512 * 1024;
 /** How long lines wait to be written, at most. */
 const FLUSH_MS = 50;
 /** A log file is rotated (to .1) past this size. */
@@ -69,7 +73,7 @@ export function matchesLog(e: LogEntry, f: LogFilter): boolean {
 
 /** See the file comment. */
 export class LogStore {
-  private readonly rings = new Map<string, LogEntry[]>();
+  private readonly rings = new Map<string, LineRing>();
   private readonly followers = new Map<string, Set<Follower>>();
   /** Followers of every function's log (the `kylix dev` terminal). */
   private readonly everyLog = new Set<(namespace: string, fn: string, entry: LogEntry) => void>();
@@ -103,11 +107,9 @@ export class LogStore {
    */
   append(namespace: string, fn: string, entry: LogEntry, json?: string): void {
     const key = scopedKey(namespace, fn);
-    const ring = this.ring(namespace, fn);
-    ring.push(entry);
-    // Trimmed in steps, not on every line: a shift of a thousand entries per request adds up.
-    if (ring.length > 2 * RING) ring.splice(0, ring.length - RING);
-    this.queueLine(namespace, fn, `${json ?? JSON.stringify(entry)}\n`);
+    const line = json ?? JSON.stringify(entry);
+    this.ring(namespace, fn).push(line);
+    this.queueLine(namespace, fn, `${line}\n`);
     this.shared?.write(namespace, fn, entry);
     for (const f of this.followers.get(key) ?? []) f(entry);
     for (const f of this.everyLog) f(namespace, fn, entry);
@@ -206,14 +208,18 @@ export class LogStore {
 
   /** The last `n` entries of a function's log (of those that pass `filter`, when given). */
   tail(namespace: string, fn: string, n = 100, filter?: LogFilter): LogEntry[] {
-    const ring = this.ring(namespace, fn);
     const take = Math.min(Math.max(0, n), RING);
-    if (!filter) return ring.slice(Math.max(0, ring.length - take));
     const out: LogEntry[] = [];
-    for (let i = ring.length - 1; i >= 0 && out.length < take; i--) {
-      const e = ring[i] as LogEntry;
-      if (matchesLog(e, filter)) out.push(e);
-    }
+    if (take === 0) return out;
+    this.ring(namespace, fn).newestFirst((line) => {
+      try {
+        const e = JSON.parse(line) as LogEntry;
+        if (!filter || matchesLog(e, filter)) out.push(e);
+      } catch {
+        // a torn line read back from the file after a crash
+      }
+      return out.length < take;
+    });
     return out.reverse();
   }
 
@@ -230,22 +236,17 @@ export class LogStore {
   }
 
   /** The in-memory ring, loaded from the file after a restart. */
-  private ring(namespace: string, fn: string): LogEntry[] {
+  private ring(namespace: string, fn: string): LineRing {
     const key = scopedKey(namespace, fn);
     let ring = this.rings.get(key);
     if (!ring) {
-      ring = [];
+      ring = new LineRing(RING, RING_BYTES);
       const file = this.file(namespace, fn);
-      if (existsSync(file)) {
-        const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(-RING);
-        for (const l of lines) {
-          try {
-            ring.push(JSON.parse(l) as LogEntry);
-          } catch {
-            // a torn last line after a crash
-          }
-        }
-      }
+      if (existsSync(file))
+        for (const l of readFileSync(file, 'utf8')
+          .split('\n')
+          .slice(-RING - 1))
+          if (l) ring.push(l);
       this.rings.set(key, ring);
     }
     return ring;
