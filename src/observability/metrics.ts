@@ -9,6 +9,12 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { KylixError } from '../errors.js';
 import { type MetricsSources, registerScrapeGauges } from './scrape-gauges.js';
+import {
+  type CounterSeries,
+  type HistogramSeries,
+  SeriesCounter,
+  SeriesHistogram,
+} from './series-metrics.js';
 
 export type { MetricsSources, QueueGaugeSource, RevisionGaugeSource } from './scrape-gauges.js';
 
@@ -49,12 +55,12 @@ interface RevisionChildren {
   namespace: string;
   fn: string;
   revision: string;
-  duration: ReturnType<Histogram<string>['labels']>;
-  instanceDuration: ReturnType<Histogram<string>['labels']>;
-  coldStarts: ReturnType<Counter<string>['labels']>;
-  coldWait: ReturnType<Histogram<string>['labels']>;
+  duration: HistogramSeries;
+  instanceDuration: HistogramSeries;
+  coldStarts: CounterSeries;
+  coldWait: HistogramSeries;
   /** Request counters by code class + error code ("2xx", "5xxERR_TIMEOUT"). */
-  outcomes: Map<string, ReturnType<Counter<string>['labels']>>;
+  outcomes: Map<string, CounterSeries>;
 }
 
 /** The status class label: "2xx"… or "other" for anything outside 100–599. */
@@ -70,39 +76,40 @@ export class PlatformMetrics {
   /** Binding operations seen reaching a provider: only those become `op` labels. */
   private readonly knownOps = new Set<string>();
 
-  private readonly requests = new Counter({
-    name: 'kylix_requests_total',
-    help: 'Requests a function served, by status class and platform error code ("" when the function answered).',
-    labelNames: ['namespace', 'function', 'revision', 'code_class', 'error_code'],
-    registers: [this.registry],
-  });
-  private readonly duration = new Histogram({
-    name: 'kylix_request_duration_seconds',
-    help: 'Time from the gateway admitting a request to the end of its response, as the gateway sees it.',
-    labelNames: ['namespace', 'function', 'revision'],
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
-  private readonly instanceDuration = new Histogram({
-    name: 'kylix_function_duration_seconds',
-    help: "Time from handing a request to its instance to the end of its response: the function's own share, without admission queueing or a cold start.",
-    labelNames: ['namespace', 'function', 'revision'],
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
-  private readonly coldStarts = new Counter({
-    name: 'kylix_cold_starts_total',
-    help: 'Requests that waited for a new instance to start.',
-    labelNames: ['namespace', 'function', 'revision'],
-    registers: [this.registry],
-  });
-  private readonly coldWait = new Histogram({
-    name: 'kylix_cold_start_wait_seconds',
-    help: 'How long a cold request waited for its instance to start.',
-    labelNames: ['namespace', 'function', 'revision'],
-    buckets: COLD_START_BUCKETS,
-    registers: [this.registry],
-  });
+  // The five metrics every request touches are series-metrics.ts's (no label hashing per request).
+  private readonly requests = new SeriesCounter(
+    'kylix_requests_total',
+    'Requests a function served, by status class and platform error code ("" when the function answered).',
+    ['namespace', 'function', 'revision', 'code_class', 'error_code'],
+    this.registry,
+  );
+  private readonly duration = new SeriesHistogram(
+    'kylix_request_duration_seconds',
+    'Time from the gateway admitting a request to the end of its response, as the gateway sees it.',
+    ['namespace', 'function', 'revision'],
+    DURATION_BUCKETS,
+    this.registry,
+  );
+  private readonly instanceDuration = new SeriesHistogram(
+    'kylix_function_duration_seconds',
+    "Time from handing a request to its instance to the end of its response: the function's own share, without admission queueing or a cold start.",
+    ['namespace', 'function', 'revision'],
+    DURATION_BUCKETS,
+    this.registry,
+  );
+  private readonly coldStarts = new SeriesCounter(
+    'kylix_cold_starts_total',
+    'Requests that waited for a new instance to start.',
+    ['namespace', 'function', 'revision'],
+    this.registry,
+  );
+  private readonly coldWait = new SeriesHistogram(
+    'kylix_cold_start_wait_seconds',
+    'How long a cold request waited for its instance to start.',
+    ['namespace', 'function', 'revision'],
+    COLD_START_BUCKETS,
+    this.registry,
+  );
   private readonly limitBreaches = new Counter({
     name: 'kylix_limit_breaches_total',
     help: 'Requests stopped by a limit, by kind: cpu, memory, timeout, body.',
@@ -180,7 +187,7 @@ export class PlatformMetrics {
     registers: [this.registry],
   });
   /** Refusal counters by "function/revision/code", made once each (a flood of refusals makes no labels). */
-  private readonly refusals = new Map<string, ReturnType<Counter<string>['labels']>>();
+  private readonly refusals = new Map<string, CounterSeries>();
 
   constructor(sources: MetricsSources = {}) {
     collectDefaultMetrics({ register: this.registry });
@@ -193,7 +200,7 @@ export class PlatformMetrics {
     const outcome = i.errorCode ? `${codeClass(i.status)}${i.errorCode}` : codeClass(i.status);
     let counter = r.outcomes.get(outcome);
     if (!counter) {
-      counter = this.requests.labels(r.namespace, r.fn, r.revision, codeClass(i.status), i.errorCode ?? '');
+      counter = this.requests.series(r.namespace, r.fn, r.revision, codeClass(i.status), i.errorCode ?? '');
       r.outcomes.set(outcome, counter);
     }
     counter.inc();
@@ -217,7 +224,7 @@ export class PlatformMetrics {
     let counter = this.refusals.get(key);
     if (!counter) {
       const slash = functionKey.indexOf('/');
-      counter = this.requests.labels(
+      counter = this.requests.series(
         functionKey.slice(0, slash),
         functionKey.slice(slash + 1),
         revision === undefined ? '' : String(revision),
@@ -328,10 +335,10 @@ export class PlatformMetrics {
         namespace,
         fn,
         revision: rev,
-        duration: this.duration.labels(namespace, fn, rev),
-        instanceDuration: this.instanceDuration.labels(namespace, fn, rev),
-        coldStarts: this.coldStarts.labels(namespace, fn, rev),
-        coldWait: this.coldWait.labels(namespace, fn, rev),
+        duration: this.duration.series(namespace, fn, rev),
+        instanceDuration: this.instanceDuration.series(namespace, fn, rev),
+        coldStarts: this.coldStarts.series(namespace, fn, rev),
+        coldWait: this.coldWait.series(namespace, fn, rev),
         outcomes: new Map(),
       };
       this.revisions.set(key, r);
