@@ -46,6 +46,26 @@ test('the dev terminal shows a few request lines per second per function and sum
   assert.equal(summaries.length, 2);
 });
 
+test('a burst that ends leaves its summary behind, written once its second is over', () => {
+  let now = 5_000;
+  const summaries: string[] = [];
+  const pacer = new DevLogPacer(
+    () => {},
+    (who, held, byStatus) => summaries.push(`${who} ${summaryLine(held, byStatus)}`),
+    () => now,
+    1,
+  );
+  for (let i = 0; i < 3; i++) pacer.entry('a', request(200));
+  pacer.sweep();
+  assert.deepEqual(summaries, [], 'the second is not over yet');
+  now += 1000;
+  pacer.sweep();
+  assert.deepEqual(summaries, ['a 2 more requests in that second (200 × 2)']);
+  pacer.sweep();
+  assert.equal(summaries.length, 1, 'written once');
+  pacer.close();
+});
+
 test('a summary reads as a number by status', () => {
   assert.equal(
     summaryLine(

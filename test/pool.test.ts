@@ -153,19 +153,38 @@ describe('revision pool', () => {
     (await f.pool.acquire()).release();
     f.advance(900);
     await f.pool.acquire();
-    assert.equal(f.starting(), 0, 'a busy instance that finishes requests gets no sibling on a saturated CPU');
+    assert.equal(
+      f.starting(),
+      0,
+      'a busy instance that finishes requests gets no sibling on a saturated CPU',
+    );
     // Nothing finished for over a second with requests in flight: stalled, so a sibling starts.
     f.advance(200);
     await f.pool.acquire();
     assert.equal(f.starting(), 1, 'a sibling for a stalled instance starts anyway');
     busy.release();
     f.finishStarts();
+    await new Promise((r) => setImmediate(r));
     await f.pool.acquire();
     await f.pool.acquire();
     assert.equal(f.starting(), 0, 'busy, but no CPU to start a third');
     saturated = false;
     await f.pool.acquire();
     assert.equal(f.starting(), 1);
+  });
+
+  it('an instance that was idle and then gets a burst is busy, not stalled: no sibling on a saturated CPU', async () => {
+    const f = fakePool({ maxInstances: 10 }, { maxByCores: 8, cpuAvailable: () => false });
+    const first = f.pool.acquire();
+    f.finishStarts();
+    (await first).release();
+    f.advance(5000);
+    await f.pool.acquire();
+    await f.pool.acquire();
+    assert.equal(f.starting(), 0);
+    f.advance(1100);
+    await f.pool.acquire();
+    assert.equal(f.starting(), 1, 'busy for over a second without finishing anything: stalled');
   });
 
   it('bounds the requests waiting for a cold start, refusing the rest with PoolBusyError', async () => {

@@ -49,8 +49,10 @@ export class LineRing {
     }
     const start = this.pos;
     const end = start + this.buf.write(line, start, 'utf8');
-    // The lines this one overwrote are gone: they are always the oldest ones (see wrap()).
-    while (this.count > 0 && this.starts[this.first]! < end && start < this.endOf(this.first)) this.drop();
+    // The lines this one overwrote are gone: those that start within its bytes, always the oldest
+    // ones (see wrap()). A line that started before it ended before it, or was dropped by the write
+    // that overlapped it; an empty line where it starts is dropped too.
+    while (this.count > 0 && this.starts[this.first]! >= start && this.starts[this.first]! < end) this.drop();
     if (this.count === this.maxLines) this.drop();
     const slot = (this.first + this.count) % this.maxLines;
     this.starts[slot] = start;
@@ -66,10 +68,6 @@ export class LineRing {
       const s = this.starts[slot]!;
       if (!take(this.buf.toString('utf8', s, s + this.lengths[slot]!))) return;
     }
-  }
-
-  private endOf(slot: number): number {
-    return this.starts[slot]! + this.lengths[slot]!;
   }
 
   private drop(): void {

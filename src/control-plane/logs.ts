@@ -210,7 +210,9 @@ export class LogStore {
   tail(namespace: string, fn: string, n = 100, filter?: LogFilter): LogEntry[] {
     const take = Math.min(Math.max(0, n), RING);
     const out: LogEntry[] = [];
-    if (take === 0) return out;
+    // Reading the log of a function that never logged makes no ring (a reader could name any).
+    if (take === 0 || (!this.rings.has(scopedKey(namespace, fn)) && !existsSync(this.file(namespace, fn))))
+      return out;
     this.ring(namespace, fn).newestFirst((line) => {
       try {
         const e = JSON.parse(line) as LogEntry;
@@ -242,11 +244,12 @@ export class LogStore {
     if (!ring) {
       ring = new LineRing(RING, RING_BYTES);
       const file = this.file(namespace, fn);
-      if (existsSync(file))
-        for (const l of readFileSync(file, 'utf8')
+      if (existsSync(file)) {
+        const lines = readFileSync(file, 'utf8')
           .split('\n')
-          .slice(-RING - 1))
-          if (l) ring.push(l);
+          .slice(-RING - 1);
+        for (const line of lines) if (line) ring.push(line);
+      }
       this.rings.set(key, ring);
     }
     return ring;

@@ -7,7 +7,7 @@
  * A burst must not make things worse: an instance is one thread, so a revision runs and starts no
  * more instances than the cores it can use (`maxByCores`), and none is added while the node's CPU
  * is saturated (starting one would take CPU from the requests being served), except a second one
- * beside an instance that has stalled (finished nothing for a second). Requests waiting for
+ * beside an instance that has stalled (busy for a second without finishing a request). Requests waiting for
  * a cold start are bounded too (targetConcurrency per starting instance); past that they are
  * refused with `PoolBusyError`, which the gateway answers 503 with Retry-After.
  */
@@ -23,7 +23,10 @@ export interface Instance {
   /** The instance's channel: requests and events go on it. */
   channel: InstanceChannel;
   inFlight: number;
+  /** When a request last finished (or the instance started). */
   lastUsed: number;
+  /** When its requests in flight last went from none to some. */
+  busySince: number;
   startupMs: number;
   /** Requests served so far. */
   served: number;
@@ -134,14 +137,10 @@ export class RevisionPool {
     if (this.bounds.cpuAvailable()) return true;
     // The CPU is saturated: another instance would only take CPU from the requests being served
     // (measured: a second one started in a burst kept a one-core node 30 % below its peak for 20 s
-    // after it). Only a stalled instance, one that has finished nothing for STALLED_MS with
-    // requests in flight (stuck in a loop until its CPU limit stops it), gets a sibling.
-    return (
-      total < 2 &&
-      leastBusy !== undefined &&
-      leastBusy.inFlight > 0 &&
-      this.now() - leastBusy.lastUsed > STALLED_MS
-    );
+    // after it). Only a stalled instance gets a sibling: one busy for STALLED_MS without finishing
+    // a request (stuck in a loop until its CPU limit stops it, or serving only slow requests).
+    if (total >= 2 || !leastBusy) return false;
+    return this.now() - Math.max(leastBusy.lastUsed, leastBusy.busySince) > STALLED_MS;
   }
 
   /** Requests the revision's instances are serving. */
@@ -189,6 +188,7 @@ export class RevisionPool {
   }
 
   private lease(instance: Instance, waitedMs: number): Lease {
+    if (instance.inFlight === 0) instance.busySince = this.now();
     instance.inFlight++;
     instance.served++;
     let released = false;
@@ -222,6 +222,7 @@ export class RevisionPool {
       ...started,
       inFlight: 0,
       lastUsed: this.now(),
+      busySince: this.now(),
       served: 0,
     };
     if (this.closed) {

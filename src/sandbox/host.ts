@@ -83,7 +83,8 @@ const warm: WarmWorker[] = [];
 let warmTarget: { count: number; egressSocket: string; memoryMiB: number } | undefined;
 
 /**
- * The instance's young generation (MiB): an eighth of its heap cap, 8–32 MiB. Left to V8, it is
+ * The instance's young generation (MiB): an eighth of its heap cap, 8–16 MiB (within the
+ * per-instance allowance the supervisor adds to the heap cap for the cgroup). Left to V8, it is
  * sized from the memory the process can see — inside bubblewrap, the whole machine's, since the
  * cgroup's limit is out of sight — and grows to 128 MiB. V8 then starts a major GC whenever the old
  * generation could not take a full young generation's survivors, which under a 128 MiB cap is
@@ -91,7 +92,7 @@ let warmTarget: { count: number; egressSocket: string; memoryMiB: number } | und
  * sandbox's CPU in concurrent marking. Set here, it is the same on every machine.
  */
 export function youngGenerationMiB(memoryMiB: number): number {
-  return Math.min(32, Math.max(8, Math.floor(memoryMiB / 8)));
+  return Math.min(16, Math.max(8, Math.floor(memoryMiB / 8)));
 }
 
 function newWorker(workerData: Record<string, unknown>, memoryMiB: number): Worker {

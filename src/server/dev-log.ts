@@ -74,7 +74,8 @@ export class DevLogPacer {
     s.byStatus = new Map();
   }
 
-  private sweep(): void {
+  /** Writes the summaries of seconds that are over (every second while lines are held back). */
+  sweep(): void {
     const at = Math.floor(this.now() / 1000);
     for (const [who, s] of this.seconds) {
       if (s.at === at) continue;

@@ -216,7 +216,7 @@ function showFunctionLogs(platform: Platform): DevLogPacer {
     (key, held, byStatus) => {
       const { who, namespace, fn } = named(key);
       say(
-        `[${who}] ${summaryLine(held, byStatus)}; all of them: kylix logs ${fn}${namespace === 'default' ? '' : ` -n ${namespace}`}`,
+        `[${who}] ${summaryLine(held, byStatus)}; the latest: kylix logs ${fn} --tail 1000${namespace === 'default' ? '' : ` -n ${namespace}`}`,
         {
           namespace,
           function: fn,
@@ -227,6 +227,8 @@ function showFunctionLogs(platform: Platform): DevLogPacer {
     },
   );
   platform.logs.followAll((namespace, fn, e) => pacer.entry(`${namespace}/${fn}`, e));
+  // The last second's summary is written when the node stops, too.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => pacer.close());
   return pacer;
 }
 
