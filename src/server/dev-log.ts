@@ -38,7 +38,10 @@ export class DevLogPacer {
 
   /** One entry of the function `who`'s log. */
   entry(who: string, e: LogEntry): void {
-    if (e.invocation === undefined || e.source !== 'platform') return this.showLine(who, e);
+    if (e.invocation === undefined || e.source !== 'platform') {
+      this.showLine(who, e);
+      return;
+    }
     const at = Math.floor(this.now() / 1000);
     let s = this.seconds.get(who);
     if (s && s.at !== at) {
@@ -51,7 +54,8 @@ export class DevLogPacer {
     }
     if (s.shown < this.perSecond) {
       s.shown++;
-      return this.showLine(who, e);
+      this.showLine(who, e);
+      return;
     }
     s.held++;
     const status = e.invocation.status;
