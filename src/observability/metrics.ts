@@ -116,25 +116,26 @@ export class PlatformMetrics {
     labelNames: ['namespace', 'function', 'revision', 'kind'],
     registers: [this.registry],
   });
-  private readonly bindingCalls = new Counter({
-    name: 'kylix_binding_calls_total',
-    help: 'Binding calls from functions, by binding kind and operation.',
-    labelNames: ['namespace', 'function', 'kind', 'op'],
-    registers: [this.registry],
-  });
-  private readonly bindingErrors = new Counter({
-    name: 'kylix_binding_errors_total',
-    help: 'Binding calls that failed, by kind, operation and error code.',
-    labelNames: ['namespace', 'function', 'kind', 'op', 'error_code'],
-    registers: [this.registry],
-  });
-  private readonly bindingDuration = new Histogram({
-    name: 'kylix_binding_call_duration_seconds',
-    help: 'Binding call latency in the supervisor (broker checks plus the provider), by kind and operation.',
-    labelNames: ['kind', 'op'],
-    buckets: CALL_BUCKETS,
-    registers: [this.registry],
-  });
+  // Binding calls, as many as a function makes: series metrics too.
+  private readonly bindingCalls = new SeriesCounter(
+    'kylix_binding_calls_total',
+    'Binding calls from functions, by binding kind and operation.',
+    ['namespace', 'function', 'kind', 'op'],
+    this.registry,
+  );
+  private readonly bindingErrors = new SeriesCounter(
+    'kylix_binding_errors_total',
+    'Binding calls that failed, by kind, operation and error code.',
+    ['namespace', 'function', 'kind', 'op', 'error_code'],
+    this.registry,
+  );
+  private readonly bindingDuration = new SeriesHistogram(
+    'kylix_binding_call_duration_seconds',
+    'Binding call latency in the supervisor (broker checks plus the provider), by kind and operation.',
+    ['kind', 'op'],
+    CALL_BUCKETS,
+    this.registry,
+  );
   private readonly cronFires = new Counter({
     name: 'kylix_cron_fires_total',
     help: 'Scheduled ticks fired into a function, by result (ok, error).',
@@ -262,16 +263,16 @@ export class PlatformMetrics {
     try {
       const value = await run();
       this.knownOps.add(opKey);
-      this.bindingCalls.labels(namespace, fn, kind, op).inc();
-      this.bindingDuration.labels(kind, op).observe((performance.now() - started) / 1000);
+      this.bindingCalls.series(namespace, fn, kind, op).inc();
+      this.bindingDuration.series(kind, op).observe((performance.now() - started) / 1000);
       return value;
     } catch (err) {
       const code = err instanceof KylixError ? err.code : 'ERR_INTERNAL';
       if (!REFUSED_BEFORE_PROVIDER.has(code)) this.knownOps.add(opKey);
       const opLabel = this.knownOps.has(opKey) ? op : 'other';
-      this.bindingCalls.labels(namespace, fn, kind, opLabel).inc();
-      this.bindingErrors.labels(namespace, fn, kind, opLabel, code).inc();
-      this.bindingDuration.labels(kind, opLabel).observe((performance.now() - started) / 1000);
+      this.bindingCalls.series(namespace, fn, kind, opLabel).inc();
+      this.bindingErrors.series(namespace, fn, kind, opLabel, code).inc();
+      this.bindingDuration.series(kind, opLabel).observe((performance.now() - started) / 1000);
       throw err;
     }
   }
