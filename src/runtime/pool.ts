@@ -7,9 +7,9 @@
  * A burst must not make things worse: an instance is one thread, so a revision runs and starts no
  * more instances than the cores it can use (`maxByCores`), and none is added while the node's CPU
  * is saturated (starting one would take CPU from the requests being served), except a second one
- * beside an instance that has stalled (busy for a second without finishing a request). Requests waiting for
- * a cold start are bounded too (targetConcurrency per starting instance); past that they are
- * refused with `PoolBusyError`, which the gateway answers 503 with Retry-After.
+ * beside an instance that has stalled (busy for a second without finishing a request). Requests
+ * waiting for a cold start are bounded too (targetConcurrency per starting instance); past that
+ * they are refused with `PoolBusyError`, which the gateway answers 503 with Retry-After.
  */
 
 import type { RevisionTarget, ScalingPolicy } from '../resources/serving.js';
