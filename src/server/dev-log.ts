@@ -4,7 +4,8 @@
  * can serve thousands of requests a second; nobody reads that many lines, and writing each one to
  * the terminal cost a tenth of the node's CPU per request (measured). So each function shows its
  * first REQUEST_LINES_PER_S request lines in a second, and the rest of that second is summed up in
- * one line by status, with the command that shows them all: they are all in the function's log.
+ * one line by status, with the command that shows the latest. Every line is still written to the
+ * function's log.
  */
 import type { LogEntry } from '../resources/api-types.js';
 
