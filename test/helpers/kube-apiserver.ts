@@ -6,12 +6,14 @@
  * missing, `kubeApiServerSkipReason()` says why and the suites skip.
  *
  * Also: `kubectl()`, the real /usr/bin/kubectl run with a kubeconfig, for any API server (a real one
- * or Kylix's own).
+ * or Kylix's own), and `installKylixCrds()`, which installs Kylix's CRDs on a server as a user does.
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { customResourceDefinitions } from '../../src/kubernetes/crds.js';
 
 /** The script that builds and starts the servers; KUBE_APISERVER_SH overrides where it is. */
 export const KUBE_APISERVER_SH =
@@ -153,4 +155,31 @@ export function kubectl(
     });
     child.stdin.end(options.input ?? '');
   });
+}
+
+/**
+ * Installs Kylix's CRDs as a user does (`kylix crds | kubectl apply -f -`) and waits until the
+ * server serves them; throws with kubectl's output when either step fails.
+ */
+export async function installKylixCrds(kubeconfig: string): Promise<void> {
+  const crds = customResourceDefinitions()
+    .map((c) => stringify(c))
+    .join('---\n');
+  for (const [args, input] of [
+    [['apply', '-f', '-'], crds],
+    [
+      [
+        'wait',
+        '--for',
+        'condition=established',
+        '--timeout=60s',
+        'crd',
+        '-l',
+        'app.kubernetes.io/part-of=kylix',
+      ],
+    ],
+  ] as const) {
+    const r = await kubectl(kubeconfig, [...args], input === undefined ? {} : { input });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  }
 }

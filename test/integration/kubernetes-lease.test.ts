@@ -7,14 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
 import { SecretBox } from '../../src/control-plane/secrets.js';
-import { customResourceDefinitions } from '../../src/kubernetes/crds.js';
 import type { LeaseElection } from '../../src/kubernetes/lease.js';
 import { type KubernetesStore, openKubernetesStore } from '../../src/kubernetes/store.js';
 import { Scheduler, type ScheduleTarget } from '../../src/triggers/scheduler.js';
 import { eventually } from '../helpers/eventually.js';
 import {
+  installKylixCrds,
   type KubeApiServer,
   kubeApiServerSkipReason,
   kubectl,
@@ -30,19 +29,7 @@ describe('cron leader election with a Lease', { skip, timeout: 300_000 }, () => 
 
   before(async () => {
     api = await startKubeApiServer();
-    const crds = customResourceDefinitions()
-      .map((c) => stringify(c))
-      .join('---\n');
-    const applied = await kubectl(api.kubeconfig, ['apply', '-f', '-'], { input: crds });
-    assert.equal(applied.code, 0, applied.stderr);
-    await kubectl(api.kubeconfig, [
-      'wait',
-      '--for',
-      'condition=established',
-      '--timeout=60s',
-      'crd',
-      '--all',
-    ]);
+    await installKylixCrds(api.kubeconfig);
   });
 
   after(async () => {

@@ -23,13 +23,13 @@ import type { WatchEvent } from '../../src/control-plane/store/interface.js';
 import type { KylixError } from '../../src/errors.js';
 import { bundleConfigMapName } from '../../src/kubernetes/bundles.js';
 import { KubeClient } from '../../src/kubernetes/client.js';
-import { customResourceDefinitions } from '../../src/kubernetes/crds.js';
 import { openKubernetesStore } from '../../src/kubernetes/store.js';
 import { customResource } from '../../src/kubernetes/store-kinds.js';
 import { ResourceStream } from '../../src/kubernetes/store-stream.js';
 import type { KObject } from '../../src/resources/meta.js';
 import { eventually } from '../helpers/eventually.js';
 import {
+  installKylixCrds,
   type KubeApiServer,
   kubeApiServerSkipReason,
   kubectl,
@@ -80,17 +80,7 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
       if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
       return r.stdout;
     };
-    // The CRDs install, as a user installs them: kylix crds | kubectl apply -f -
-    await kc(['apply', '-f', '-'], yamlOf(customResourceDefinitions()));
-    await kc([
-      'wait',
-      '--for',
-      'condition=established',
-      '--timeout=60s',
-      'crd',
-      '-l',
-      'app.kubernetes.io/part-of=kylix',
-    ]);
+    await installKylixCrds(api.kubeconfig);
   });
 
   after(async () => {
