@@ -22,25 +22,25 @@ test('the dev terminal shows a few request lines per second per function and sum
   const lines: string[] = [];
   const summaries: string[] = [];
   const pacer = new DevLogPacer(
-    (who, e) => lines.push(`${who} ${e.message}`),
-    (who, held, byStatus) => summaries.push(`${who} ${summaryLine(held, byStatus)}`),
+    (_ns, fn, e) => lines.push(`${fn} ${e.message}`),
+    (_ns, fn, held, byStatus) => summaries.push(`${fn} ${summaryLine(held, byStatus)}`),
     () => now,
     3,
   );
-  for (let i = 0; i < 10; i++) pacer.entry('a', request(i < 8 ? 200 : 503));
-  for (let i = 0; i < 2; i++) pacer.entry('b', request(200));
+  for (let i = 0; i < 10; i++) pacer.entry('default', 'a', request(i < 8 ? 200 : 503));
+  for (let i = 0; i < 2; i++) pacer.entry('default', 'b', request(200));
   // Console output is never held back, however many requests came before it.
-  pacer.entry('a', consoleLine);
+  pacer.entry('default', 'a', consoleLine);
   assert.equal(lines.filter((l) => l.startsWith('a ')).length, 4);
   assert.equal(lines.filter((l) => l.startsWith('b ')).length, 2);
   assert.deepEqual(summaries, []);
   // The next second's first request writes the last second's summary, then is shown itself.
   now += 1000;
-  pacer.entry('a', request(200));
+  pacer.entry('default', 'a', request(200));
   assert.deepEqual(summaries, ['a 7 more requests in that second (200 × 5, 503 × 2)']);
   assert.equal(lines.at(-1), 'a GET / 200 1ms warm');
   // What is held when the node stops is still summed up.
-  for (let i = 0; i < 5; i++) pacer.entry('b', request(404));
+  for (let i = 0; i < 5; i++) pacer.entry('default', 'b', request(404));
   pacer.close();
   assert.equal(summaries.at(-1), 'b 2 more requests in that second (404 × 2)');
   assert.equal(summaries.length, 2);
@@ -51,11 +51,11 @@ test('a burst that ends leaves its summary behind, written once its second is ov
   const summaries: string[] = [];
   const pacer = new DevLogPacer(
     () => {},
-    (who, held, byStatus) => summaries.push(`${who} ${summaryLine(held, byStatus)}`),
+    (_ns, fn, held, byStatus) => summaries.push(`${fn} ${summaryLine(held, byStatus)}`),
     () => now,
     1,
   );
-  for (let i = 0; i < 3; i++) pacer.entry('a', request(200));
+  for (let i = 0; i < 3; i++) pacer.entry('default', 'a', request(200));
   pacer.sweep();
   assert.deepEqual(summaries, [], 'the second is not over yet');
   now += 1000;

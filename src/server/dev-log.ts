@@ -13,11 +13,18 @@ import type { LogEntry } from '../resources/api-types.js';
 export const REQUEST_LINES_PER_S = 20;
 
 /** Writes one line of the terminal. */
-export type ShowLine = (who: string, entry: LogEntry) => void;
+export type ShowLine = (namespace: string, fn: string, entry: LogEntry) => void;
 /** Writes the summary of the request lines held back in one second. */
-export type ShowSummary = (who: string, held: number, byStatus: Map<number, number>) => void;
+export type ShowSummary = (
+  namespace: string,
+  fn: string,
+  held: number,
+  byStatus: Map<number, number>,
+) => void;
 
 interface Second {
+  namespace: string;
+  fn: string;
   /** The second (epoch seconds) being counted. */
   at: number;
   shown: number;
@@ -37,25 +44,26 @@ export class DevLogPacer {
     private readonly perSecond = REQUEST_LINES_PER_S,
   ) {}
 
-  /** One entry of the function `who`'s log. */
-  entry(who: string, e: LogEntry): void {
+  /** One entry of the log of the function `fn` in `namespace`. */
+  entry(namespace: string, fn: string, e: LogEntry): void {
     if (e.invocation === undefined || e.source !== 'platform') {
-      this.showLine(who, e);
+      this.showLine(namespace, fn, e);
       return;
     }
     const at = Math.floor(this.now() / 1000);
-    let s = this.seconds.get(who);
+    const key = `${namespace}/${fn}`;
+    let s = this.seconds.get(key);
     if (s && s.at !== at) {
-      this.summarise(who, s);
+      this.summarise(s);
       s = undefined;
     }
     if (!s) {
-      s = { at, shown: 0, held: 0, byStatus: new Map() };
-      this.seconds.set(who, s);
+      s = { namespace, fn, at, shown: 0, held: 0, byStatus: new Map() };
+      this.seconds.set(key, s);
     }
     if (s.shown < this.perSecond) {
       s.shown++;
-      this.showLine(who, e);
+      this.showLine(namespace, fn, e);
       return;
     }
     s.held++;
@@ -69,12 +77,12 @@ export class DevLogPacer {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    for (const [who, s] of this.seconds) this.summarise(who, s);
+    for (const s of this.seconds.values()) this.summarise(s);
     this.seconds.clear();
   }
 
-  private summarise(who: string, s: Second): void {
-    if (s.held > 0) this.showSummary(who, s.held, s.byStatus);
+  private summarise(s: Second): void {
+    if (s.held > 0) this.showSummary(s.namespace, s.fn, s.held, s.byStatus);
     s.held = 0;
     s.byStatus = new Map();
   }
@@ -82,10 +90,10 @@ export class DevLogPacer {
   /** Writes the summaries of seconds that are over (every second while lines are held back). */
   sweep(): void {
     const at = Math.floor(this.now() / 1000);
-    for (const [who, s] of this.seconds) {
+    for (const [key, s] of this.seconds) {
       if (s.at === at) continue;
-      this.summarise(who, s);
-      this.seconds.delete(who);
+      this.summarise(s);
+      this.seconds.delete(key);
     }
     if (this.seconds.size === 0 && this.timer) {
       clearInterval(this.timer);

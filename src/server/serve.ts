@@ -198,38 +198,24 @@ const LOG_LEVEL: Record<string, PlatformLevel> = {
 };
 
 /** Shows every function's console output, exceptions and requests in the dev terminal (paced: dev-log.ts). */
-function showFunctionLogs(platform: Platform): DevLogPacer {
-  /** "namespace/name" → how the terminal names it, and the JSON fields of its lines. */
-  const named = (key: string) => {
-    const [namespace = '', fn = ''] = key.split('/');
-    return { who: namespace === 'default' ? fn : key, namespace, fn };
-  };
+function showFunctionLogs(platform: Platform): void {
+  const who = (namespace: string, fn: string) => (namespace === 'default' ? fn : `${namespace}/${fn}`);
   const pacer = new DevLogPacer(
-    (key, e) => {
-      const { who, namespace, fn } = named(key);
+    (namespace, fn, e) =>
       say(
-        `[${who}] ${e.message}`,
+        `[${who(namespace, fn)}] ${e.message}`,
         { namespace, function: fn, revision: e.revision, requestId: e.requestId, source: e.source },
         LOG_LEVEL[e.level] ?? 'info',
-      );
-    },
-    (key, held, byStatus) => {
-      const { who, namespace, fn } = named(key);
+      ),
+    (namespace, fn, held, byStatus) =>
       say(
-        `[${who}] ${summaryLine(held, byStatus)}; the latest: kylix logs ${fn} --tail 1000${namespace === 'default' ? '' : ` -n ${namespace}`}`,
-        {
-          namespace,
-          function: fn,
-          source: 'platform',
-          held,
-        },
-      );
-    },
+        `[${who(namespace, fn)}] ${summaryLine(held, byStatus)}; the latest: kylix logs ${fn} --tail 1000${namespace === 'default' ? '' : ` -n ${namespace}`}`,
+        { namespace, function: fn, source: 'platform', held },
+      ),
   );
-  platform.logs.followAll((namespace, fn, e) => pacer.entry(`${namespace}/${fn}`, e));
+  platform.logs.followAll((namespace, fn, e) => pacer.entry(namespace, fn, e));
   // The last second's summary is written when the node stops, too.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => pacer.close());
-  return pacer;
 }
 
 /**
