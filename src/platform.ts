@@ -165,7 +165,6 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const providers = createProviders(installation, options.dataDir);
   // Bundles too large for the state store's own place go to the Bucket backend (Kubernetes: over a ConfigMap's size).
   sharedBundles?.useBucket?.(providers.bucket);
-  const broker = new BindingBroker(registry, providers);
   // Traces only when the OTEL_* variables ask for them; metrics unless KYLIX_METRICS=0 (they cost
   // a few increments per request; the switch exists to measure that).
   const tracing = RequestTracing.fromEnv(VERSION, process.env, (m) => log(m, 'warn'));
@@ -196,6 +195,11 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         });
   // The dashboard's last hour: sampled from the same metrics every 10 s (none when metrics are off).
   const history = metrics ? new MetricsHistory(metrics.registry) : undefined;
+  const reconciled: ControllerObserver | undefined = metrics && ((...r) => metrics.reconciled(...r));
+  // Its informers' caches also tell the broker which resources exist, so a binding call does not
+  // read the store (on a fleet, a PostgreSQL round trip) to learn it.
+  const resources = new ResourceController(registry, providers, log, undefined, reconciled);
+  const broker = new BindingBroker(registry, providers, resources);
   const stacks = new StackMapper();
   const runtime = new Runtime({
     makeSandbox: (namespace, events) =>
@@ -248,8 +252,6 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     ? new TracedGateway(tracing, runtime, onInvocation, onRefused)
     : new Gateway(runtime, onInvocation, onRefused);
   gatewayRef = gateway;
-  const reconciled: ControllerObserver | undefined = metrics && ((...r) => metrics.reconciled(...r));
-  const resources = new ResourceController(registry, providers, log, undefined, reconciled);
   await resources.start();
   const triggers = startTriggers({
     store,

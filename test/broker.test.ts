@@ -107,6 +107,39 @@ describe('binding broker', () => {
     );
   });
 
+  it('takes what the watch cache knows exists without reading the store, and reads the store for the rest', async () => {
+    const reads: string[] = [];
+    const store = registry.store;
+    const counting = Object.create(registry) as Registry;
+    Object.defineProperty(counting, 'store', {
+      value: new Proxy(store, {
+        get: (target, prop) =>
+          prop === 'get'
+            ? (kind: string, namespace: string, name: string) => {
+                reads.push(`${kind}/${namespace}/${name}`);
+                return target.get(kind, namespace, name);
+              }
+            : Reflect.get(target, prop, target),
+      }),
+    });
+    // The cache knows of shop/sessions only; it never answers for another namespace's "loot".
+    const known = {
+      has: (kind: string, ns: string, name: string) => `${kind}/${ns}/${name}` === 'KeyValue/shop/sessions',
+    };
+    const cached = new BindingBroker(counting, providers, known);
+    await cached.call(scope, { binding: 'CACHE', op: 'get', args: ['k'] });
+    assert.deepEqual(reads, []);
+    // Not in the cache (just created, say): the store decides.
+    await cached.call(scope, { binding: 'DB', op: 'begin', args: [1000] });
+    assert.deepEqual(reads, ['Database/shop/main']);
+    const other: BindingScope = { ...scope, bindings: { LOOT: { keyValue: 'loot' } } };
+    await assert.rejects(
+      cached.call(other, { binding: 'LOOT', op: 'get', args: ['k'] }),
+      (e: KylixError) => e.code === 'ERR_BINDING_DENIED',
+    );
+    assert.deepEqual(reads, ['Database/shop/main', 'KeyValue/shop/loot']);
+  });
+
   it('lets only the function that opened a transaction use it', async () => {
     const tx = await broker.call(scope, { binding: 'DB', op: 'begin', args: [1000] });
     const thief: BindingScope = { ...scope, functionName: 'thief' };

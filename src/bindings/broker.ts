@@ -26,6 +26,11 @@ export interface BindingRequest {
   args: unknown[];
 }
 
+/** Whether a resource exists, answered from memory. */
+export interface KnownResources {
+  has(kind: string, namespace: string, name: string): boolean;
+}
+
 /** Who is calling: the function's namespace and the bindings of the revision it runs. */
 export interface BindingScope {
   namespace: string;
@@ -41,6 +46,12 @@ export class BindingBroker {
   constructor(
     private readonly registry: Registry,
     private readonly providers: Providers,
+    /**
+     * The resources known to exist, from a cache the store's watch keeps current (the resource
+     * controller's informers). A call whose resource is in it skips the store read; one that is
+     * not (just created, on a node whose watch has not delivered it yet) reads the store.
+     */
+    private readonly known?: KnownResources,
   ) {}
 
   /** Checks and runs one call; throws ERR_BINDING_* for anything the function may not do. */
@@ -79,7 +90,10 @@ export class BindingBroker {
         issuesToCauses(parsed.error.issues, 'arguments'),
       );
     const ref: ResourceRef = { namespace: scope.namespace, name: (binding as Record<string, string>)[name]! };
-    if (!(await this.registry.store.get(kind.resourceKind, ref.namespace, ref.name))) {
+    if (
+      !this.known?.has(kind.resourceKind, ref.namespace, ref.name) &&
+      !(await this.registry.store.get(kind.resourceKind, ref.namespace, ref.name))
+    ) {
       throw new KylixError(
         'ERR_BINDING_DENIED',
         `${req.binding} is bound to ${kind.resourceKind} "${ref.name}", which does not exist in namespace "${ref.namespace}". Apply it first.`,

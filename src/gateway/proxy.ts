@@ -12,6 +12,7 @@ import { KylixError } from '../errors.js';
 import type { ProxyLimits } from '../resources/serving.js';
 import type { Fate, InstanceChannel, StreamSink } from '../runtime/instance-channel.js';
 import { F, INLINE_BODY_BYTES, type ResponseHead, STREAM_WINDOW } from '../sandbox/channel.js';
+import { SlotTable } from '../sandbox/slot-table.js';
 import { REQUEST_ID, sendError } from './errors.js';
 
 export type { ProxyLimits };
@@ -90,22 +91,24 @@ export function limitError(fate: Fate, functionName: string): KylixError {
 
 /**
  * Every exchange in flight, checked against its deadline by one shared sweep every SWEEP_MS rather
- * than a timer per request (a limit passes at most SWEEP_MS late).
+ * than a timer per request (a limit passes at most SWEEP_MS late). Kept in slots, not a Set: see
+ * slot-table.ts.
  */
 class Deadlines {
-  private readonly live = new Set<Exchange>();
+  private readonly live = new SlotTable<Exchange>();
   private timer?: NodeJS.Timeout;
 
-  add(e: Exchange): void {
-    this.live.add(e);
+  /** Returns the exchange's id here, for delete(). */
+  add(e: Exchange): number {
     if (!this.timer) {
       this.timer = setInterval(() => this.sweep(), SWEEP_MS);
       this.timer.unref();
     }
+    return this.live.add(e);
   }
 
-  delete(e: Exchange): void {
-    this.live.delete(e);
+  delete(id: number): void {
+    this.live.delete(id);
   }
 
   private sweep(): void {
@@ -115,7 +118,7 @@ class Deadlines {
       return;
     }
     const now = performance.now();
-    for (const e of this.live) if (now >= e.deadline) e.onTimeout();
+    for (const e of this.live.values()) if (now >= e.deadline) e.onTimeout();
   }
 }
 
@@ -136,6 +139,8 @@ class Exchange implements StreamSink {
   private responded = false;
   /** When the wall-time limit passes (performance.now() ms); the shared sweep checks it. */
   deadline = 0;
+  /** Its id in the shared deadline sweep. */
+  private deadlineId = 0;
   /** Request body bytes the instance will take now. */
   private allowance = STREAM_WINDOW;
   private received = 0;
@@ -154,7 +159,7 @@ class Exchange implements StreamSink {
     const { req, res, channel, limits } = this.call;
     this.stream = channel.open(this);
     this.deadline = performance.now() + limits.timeoutMs;
-    deadlines.add(this);
+    this.deadlineId = deadlines.add(this);
     // The client went away: cancel the call inside the function (request.signal aborts there).
     res.once('close', () => {
       if (!res.writableFinished) this.call.channel.abort(this.stream);
@@ -222,7 +227,7 @@ class Exchange implements StreamSink {
   private finish(): void {
     if (this.done) return;
     this.done = true;
-    deadlines.delete(this);
+    deadlines.delete(this.deadlineId);
     this.call.channel.done(this.stream);
     this.resolve();
   }

@@ -20,6 +20,7 @@ import {
   STREAM_WINDOW,
 } from '../sandbox/channel.js';
 import type { BindingCall, LimitCode, LogRecord } from '../sandbox/protocol.js';
+import { SlotTable } from '../sandbox/slot-table.js';
 
 /** What the channel does for its instance: both are bound to the instance's revision by the runtime. */
 export interface InstanceHooks {
@@ -62,8 +63,8 @@ interface OpenStream {
 
 /** See the file comment. */
 export class InstanceChannel {
-  private readonly streams = new Map<number, OpenStream>();
-  private nextStream = 0;
+  /** Open streams by id (slots, not a Map: see slot-table.ts). */
+  private readonly streams = new SlotTable<OpenStream>();
   private rpcInFlight = 0;
   private corked = false;
   private closedFlag = false;
@@ -95,9 +96,7 @@ export class InstanceChannel {
 
   /** Opens a stream: frames for it go to `sink`. Returns its id. */
   open(sink: StreamSink): number {
-    this.nextStream = (this.nextStream % 0x7fffffff) + 1;
-    const id = this.nextStream;
-    this.streams.set(id, { sink, allowance: STREAM_WINDOW });
+    const id = this.streams.add({ sink, allowance: STREAM_WINDOW });
     if (this.closedFlag) queueMicrotask(() => this.finish(id)?.sink.closed());
     return id;
   }
@@ -170,17 +169,13 @@ export class InstanceChannel {
   }
 
   private finish(id: number): OpenStream | undefined {
-    const s = this.streams.get(id);
-    this.streams.delete(id);
-    return s;
+    return this.streams.delete(id);
   }
 
   private onClose(): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    const open = [...this.streams.values()];
-    this.streams.clear();
-    for (const s of open) s.sink.closed();
+    for (const s of this.streams.clear()) s.sink.closed();
   }
 
   private broken(reason: string): void {

@@ -19,6 +19,7 @@ import {
   STREAM_WINDOW,
 } from './channel.js';
 import { messageBatch, scheduledEvent, type WireDelivery } from './handler-args.js';
+import { SlotIndex, SlotTable } from './slot-table.js';
 import {
   flatHeaders,
   isResponse,
@@ -146,9 +147,9 @@ const BODY_CHUNK = 64 * 1024;
 
 /** See the file comment. */
 export class InstanceServer {
-  private readonly calls = new Map<number, Call>();
-  private readonly rpcs = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  private nextRpc = 0;
+  /** Calls by the stream id the gateway gave them; binding calls waiting for their results (slots, not Maps: see slot-table.ts). */
+  private readonly calls = new SlotIndex<Call>();
+  private readonly rpcs = new SlotTable<{ resolve(v: unknown): void; reject(e: Error): void }>();
 
   constructor(
     private readonly handler: Handler,
@@ -159,10 +160,8 @@ export class InstanceServer {
   /** A binding call: checked and run by the supervisor, for this channel's revision only. */
   rpc(binding: string, op: string, args: unknown[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.nextRpc = (this.nextRpc % 0x7fffffff) + 1;
-      const id = this.nextRpc;
-      this.rpcs.set(id, { resolve, reject });
-      this.hooks.write(frame(F.RPC, id, serialize({ binding, op, args })));
+      const bytes = serialize({ binding, op, args });
+      this.hooks.write(frame(F.RPC, this.rpcs.add({ resolve, reject }), bytes));
     });
   }
 
@@ -211,8 +210,7 @@ export class InstanceServer {
         return;
       }
       case F.RPC_RESULT: {
-        const waiting = this.rpcs.get(stream);
-        this.rpcs.delete(stream);
+        const waiting = this.rpcs.delete(stream);
         const result = plainDeserialize(payload) as { ok: boolean; value?: unknown; error?: WireError };
         if (result.ok) waiting?.resolve(result.value);
         else waiting?.reject(bindingError(result.error));

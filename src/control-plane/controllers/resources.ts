@@ -84,6 +84,11 @@ export class ResourceController {
     this.work.stop();
   }
 
+  /** Whether the object is in its kind's cache: it exists, as of the last watch event. */
+  has(kind: string, namespace: string, name: string): boolean {
+    return this.informers.get(kind)?.get(namespace, name) !== undefined;
+  }
+
   /** Resolves when every queued reconcile has finished (for tests and apply --wait). */
   settled(): Promise<void> {
     return this.work.settled();
