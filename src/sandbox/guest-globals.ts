@@ -3,6 +3,7 @@
  * timers that return numbers, Service Worker listeners and Workers' scheduler. Each reaches nothing
  * of the host but the function it wraps (see guest-realm.ts, which installs them).
  */
+import { SlotTable } from './slot-table.js';
 
 type Fn = (...args: unknown[]) => unknown;
 const { freeze } = Object;
@@ -96,23 +97,23 @@ export function guestTimers() {
   const hostSet = setTimeout;
   const hostSetInterval = setInterval;
   const hostClear = clearTimeout;
-  const live = new Map<number, ReturnType<typeof setTimeout>>();
-  let next = 0;
+  // Slots, not a Map keyed by ever-new ids, so a timer per request does not make V8 rehash and
+  // promote what retired tables point at (see slot-table.ts).
+  const live = new SlotTable<{ timer?: ReturnType<typeof setTimeout> }>();
   const start = (repeat: boolean, callback: unknown, delay: unknown, args: unknown[]): number => {
     if (typeof callback !== 'function') throw new TypeError('The callback must be a function.');
-    const id = ++next;
+    const entry: { timer?: ReturnType<typeof setTimeout> } = {};
+    const id = live.add(entry);
     const run = () => {
       if (!repeat) live.delete(id);
       apply(callback as Fn, globalThis, args);
     };
-    live.set(id, (repeat ? hostSetInterval : hostSet)(run, Number(delay) || 0));
+    entry.timer = (repeat ? hostSetInterval : hostSet)(run, Number(delay) || 0);
     return id;
   };
   const clear = (id?: unknown) => {
-    const timer = live.get(Number(id));
-    if (timer === undefined) return;
-    live.delete(Number(id));
-    hostClear(timer);
+    const entry = live.delete(Number(id));
+    if (entry) hostClear(entry.timer);
   };
   return {
     setTimeout: (callback: unknown, delay?: unknown, ...args: unknown[]) =>

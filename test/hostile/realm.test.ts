@@ -129,6 +129,8 @@ app.get('/app/all', async (c) => {
   out.timer = await new Promise((res) => { const id = setTimeout((v) => res(v + typeof id), 5, 'fired-'); });
   out.interval = await new Promise((res) => { let n = 0; const id = setInterval(() => { if (++n === 3) { clearInterval(id); res(n); } }, 1); });
   out.cleared = await new Promise((res) => { const id = setTimeout(() => res('late'), 1); clearTimeout(id); setTimeout(() => res('cleared'), 5); });
+  // The id of a timer that fired clears nothing, even when a newer timer took its place.
+  out.stale = await new Promise((res) => { const a = setTimeout(() => { setTimeout(() => res('kept'), 2); clearTimeout(a); }, 1); setTimeout(() => res('lost'), 200); });
   out.clone = structuredClone({ d: new Date(0), m: new Map([[1, 2]]) }).m.get(1);
   out.b64 = atob(btoa('hello'));
   out.micro = await new Promise((res) => queueMicrotask(() => res('micro')));
@@ -259,6 +261,7 @@ for (const mode of ['on', 'off'] as const) {
         timer: 'fired-number',
         interval: 3,
         cleared: 'cleared',
+        stale: 'kept',
         clone: 2,
         b64: 'hello',
         micro: 'micro',
