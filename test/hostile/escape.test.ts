@@ -41,6 +41,9 @@ describe('hostile: escaping the guest realm', () => {
             for (const k of Reflect.ownKeys(o)) { let v; try { v = o[k]; } catch { continue; } if (v && (typeof v === 'object' || typeof v === 'function')) walk(v, depth + 1); } };
           walk(request, 0);
           r.nodeObject = seen.some((o) => typeof o.pipe === 'function' || 'socket' in o || typeof o.setEncoding === 'function') ? 'GOT a Node stream' : 'undefined';
+          // Light requests and responses keep their state in a private field: reflection lists nothing.
+          const keys = [request, new Response('x', { headers: { a: 'b' } })].flatMap((o) => [...Reflect.ownKeys(o), ...Object.getOwnPropertySymbols(o)]);
+          r.ownKeys = keys.length === 0 ? 'undefined' : 'GOT ' + keys.map(String).join(',');
           const body = await new Request('http://x/', { method: 'POST', body: 'abc' }).arrayBuffer();
           r.bodyIsPlain = body instanceof ArrayBuffer ? 'undefined' : 'GOT ' + typeof body;`),
       },
