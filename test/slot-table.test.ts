@@ -44,7 +44,7 @@ describe('SlotTable', () => {
     assert.deepEqual(table.values().sort(), [...model.values()].sort());
   });
 
-  it('reuses slots, so its arrays stay as large as the most ever held at once', () => {
+  it('reuses slots, oldest first, so its arrays stay as large as the most ever held at once (at least 1,024)', () => {
     const table = new SlotTable<number>();
     const ids = Array.from({ length: 64 }, (_, i) => table.add(i));
     for (let round = 0; round < 10_000; round++) {
@@ -52,17 +52,50 @@ describe('SlotTable', () => {
       assert.equal(table.delete(ids[i] as number), i);
       ids[i] = table.add(i);
     }
-    // 64 slots: every id's slot number (its low 20 bits) is below 64.
-    for (const id of ids) assert.ok((id & (2 ** 20 - 1)) < 64);
+    for (const id of ids) assert.ok((id & (2 ** 14 - 1)) < 1024, 'no slot past the first 1,024');
     assert.equal(table.clear().length, 64);
     assert.equal(table.size, 0);
     for (const id of ids) assert.equal(table.get(id), undefined);
   });
 
-  it('refuses past 2^20 values at once', () => {
+  it('hands out an id again only after every slot has had every generation (no early wrap)', () => {
+    // 30 slot bits leave 2 generation bits: generations 1-3, so ids recur after 1,024 × 3 opens.
+    const table = new SlotTable<number>(30);
+    const lastSeen = new Map<number, number>();
+    for (let open = 0; open < 1024 * 3 * 4; open++) {
+      const id = table.add(open);
+      const before = lastSeen.get(id);
+      if (before !== undefined)
+        assert.ok(open - before >= 1024 * 3, `id ${id} came back after ${open - before} opens`);
+      lastSeen.set(id, open);
+      table.delete(id);
+    }
+    assert.equal(lastSeen.size, 1024 * 3);
+  });
+
+  it('reuses slots when it cannot grow, and refuses only when every slot is taken', () => {
+    const small = new SlotTable<number>(4);
+    for (let i = 0; i < 100; i++) small.delete(small.add(i));
+    for (let i = 0; i < 16; i++) small.add(i);
+    assert.throws(() => small.add(0), RangeError);
     const table = new SlotTable<number>();
-    for (let i = 0; i < 2 ** 20; i++) table.add(i);
+    for (let i = 0; i < 2 ** 14; i++) table.add(i);
     assert.throws(() => table.add(0), RangeError);
+  });
+
+  it('forEach visits every value once, and a value deleted during the walk is not visited', () => {
+    const table = new SlotTable<string>();
+    const a = table.add('a');
+    table.add('b');
+    const c = table.add('c');
+    const seen: string[] = [];
+    table.forEach((v) => {
+      seen.push(v);
+      if (v === 'a') table.delete(c);
+    });
+    assert.deepEqual(seen, ['a', 'b']);
+    table.delete(a);
+    assert.deepEqual(table.values(), ['b']);
   });
 });
 
@@ -75,8 +108,7 @@ describe('SlotIndex', () => {
     assert.equal(index.get(a), 'a');
     ids.delete(a);
     index.delete(a);
-    const b = ids.add(true); // the same slot, a new generation
-    assert.equal(b & (2 ** 20 - 1), a & (2 ** 20 - 1));
+    const b = a + 2 ** 14; // the id the same slot gets in its next generation
     assert.notEqual(b, a);
     index.set(b, 'b');
     assert.equal(index.get(a), undefined);

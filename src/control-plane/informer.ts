@@ -112,6 +112,14 @@ export class Informer {
     return this.synced;
   }
 
+  /**
+   * Whether the cache is current: synced, and its watch is open (not stopped, not between a failed
+   * watch and the next attempt, when changes may be going unseen).
+   */
+  get watching(): boolean {
+    return this.synced && !this.stopped && this.watch !== undefined;
+  }
+
   /** The newest resourceVersion seen (of a list or an event). */
   get resourceVersion(): string | undefined {
     return this.version;

@@ -118,7 +118,9 @@ class Deadlines {
       return;
     }
     const now = performance.now();
-    for (const e of this.live.values()) if (now >= e.deadline) e.onTimeout();
+    this.live.forEach((e) => {
+      if (now >= e.deadline) e.onTimeout();
+    });
   }
 }
 

@@ -99,16 +99,20 @@ export function guestTimers() {
   const hostClear = clearTimeout;
   // Slots, not a Map keyed by ever-new ids, so a timer per request does not make V8 rehash and
   // promote what retired tables point at (see slot-table.ts).
-  const live = new SlotTable<{ timer?: ReturnType<typeof setTimeout> }>();
+  // Up to 2^20 live timers (the rest of an id is the slot's generation).
+  const live = new SlotTable<{ timer?: ReturnType<typeof setTimeout> }>(20);
   const start = (repeat: boolean, callback: unknown, delay: unknown, args: unknown[]): number => {
     if (typeof callback !== 'function') throw new TypeError('The callback must be a function.');
+    // Converted before the timer takes a slot: a delay whose conversion throws (a Symbol) or calls
+    // clearTimeout (a valueOf) must leave nothing behind.
+    const ms = Number(delay) || 0;
     const entry: { timer?: ReturnType<typeof setTimeout> } = {};
     const id = live.add(entry);
     const run = () => {
       if (!repeat) live.delete(id);
       apply(callback as Fn, globalThis, args);
     };
-    entry.timer = (repeat ? hostSetInterval : hostSet)(run, Number(delay) || 0);
+    entry.timer = (repeat ? hostSetInterval : hostSet)(run, ms);
     return id;
   };
   const clear = (id?: unknown) => {

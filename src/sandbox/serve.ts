@@ -149,6 +149,8 @@ const BODY_CHUNK = 64 * 1024;
 export class InstanceServer {
   /** Calls by the stream id the gateway gave them; binding calls waiting for their results (slots, not Maps: see slot-table.ts). */
   private readonly calls = new SlotIndex<Call>();
+  /** Events (queue batches, scheduled ticks) being handled, by stream id. */
+  private readonly events = new SlotIndex<{ aborted: boolean }>();
   private readonly rpcs = new SlotTable<{ resolve(v: unknown): void; reject(e: Error): void }>();
 
   constructor(
@@ -191,7 +193,14 @@ export class InstanceServer {
       }
       case F.ABORT: {
         const call = this.calls.get(stream);
-        if (!call) return;
+        if (!call) {
+          // An event the supervisor gave up on (its time limit): its answer must not go out later,
+          // when the stream id may name another request.
+          const event = this.events.get(stream);
+          if (event) event.aborted = true;
+          this.events.delete(stream);
+          return;
+        }
         call.aborted = true;
         call.aborter?.abort(new DOMException('The client disconnected.', 'AbortError'));
         this.forget(call);
@@ -284,9 +293,12 @@ export class InstanceServer {
       response = undefined;
     }
     if (call.done) {
-      // The client went away first: nobody reads this answer.
-      const body = response ? responseParts(response as Response).body : null;
-      body?.cancel().catch(() => undefined);
+      // The client went away first: nobody reads this answer. (The body may be the function's own
+      // stream, whose cancel() may throw: the call is finished whatever it does.)
+      try {
+        const body = response ? responseParts(response as Response).body : null;
+        body?.cancel().catch(() => undefined);
+      } catch {}
       this.finish(call);
       return;
     }
@@ -375,10 +387,11 @@ export class InstanceServer {
           chunk = chunk.subarray(n);
         }
       }
-      this.hooks.write(frame(F.END, stream));
+      // Nothing more for a call the gateway ended (ABORT): its stream id may name another request by now.
+      if (!call.done) this.hooks.write(frame(F.END, stream));
     } catch (err) {
       this.hooks.logError('The response body failed:', err);
-      this.hooks.write(frame(F.RESET, stream));
+      if (!call.done) this.hooks.write(frame(F.RESET, stream));
     }
   }
 
@@ -409,15 +422,19 @@ export class InstanceServer {
    */
   private async serveEvent(stream: number, event: EventHead): Promise<void> {
     const slot = this.hooks.begin();
+    const state = { aborted: false };
+    this.events.set(stream, state);
     try {
       const result = await this.hooks.run(event.id, () => this.runEvent(event));
-      this.hooks.write(
-        headFrame(F.RESPONSE, stream, { s: 200, h: [] }, new TextEncoder().encode(JSON.stringify(result))),
-      );
+      if (!state.aborted)
+        this.hooks.write(
+          headFrame(F.RESPONSE, stream, { s: 200, h: [] }, new TextEncoder().encode(JSON.stringify(result))),
+        );
     } catch (err) {
       this.hooks.logError('Could not deliver the event:', err);
-      this.hooks.write(frame(F.THREW, stream));
+      if (!state.aborted) this.hooks.write(frame(F.THREW, stream));
     } finally {
+      if (!state.aborted) this.events.delete(stream);
       this.hooks.end(slot);
     }
   }

@@ -84,9 +84,14 @@ export class ResourceController {
     this.work.stop();
   }
 
-  /** Whether the object is in its kind's cache: it exists, as of the last watch event. */
+  /**
+   * Whether the object is in its kind's cache while that cache is being kept current: it exists, as
+   * of the last watch event. False (ask the store) while the watch is down or stopped, so a deletion
+   * the cache has not seen cannot keep a resource usable.
+   */
   has(kind: string, namespace: string, name: string): boolean {
-    return this.informers.get(kind)?.get(namespace, name) !== undefined;
+    const informer = this.informers.get(kind);
+    return informer?.watching === true && informer.get(namespace, name) !== undefined;
   }
 
   /** Resolves when every queued reconcile has finished (for tests and apply --wait). */
