@@ -16,6 +16,7 @@ import { buildEnv } from './bindings.js';
 import { F, FrameReader, headFrame } from './channel.js';
 import { guestFetch } from './guest-fetch.js';
 import { hardenGlobals } from './guest-realm.js';
+import type { Handler } from './handler.js';
 import { refuseUntrusted } from './loader-hooks.js';
 import {
   type FromInstance,
@@ -25,7 +26,7 @@ import {
   USAGE_SLOTS,
   type WorkerSpec,
 } from './protocol.js';
-import { type Handler, InstanceServer, type ServeHooks } from './serve.js';
+import { InstanceServer, type ServeHooks } from './serve.js';
 import { installWebObjects } from './web-objects.js';
 import { installCaches } from './workers-compat/caches.js';
 import { handlerOf } from './workers-compat/module-shapes.js';

@@ -5,7 +5,8 @@
  * instance; the socket it writes to is created by instance.ts from the fd the supervisor gave it.
  */
 import { Buffer } from 'node:buffer';
-import { DefaultDeserializer, serialize } from 'node:v8';
+import { serialize } from 'node:v8';
+import { bindingError, plainDeserialize, type WireError } from './binding-result.js';
 import {
   creditFrame,
   creditOf,
@@ -18,7 +19,8 @@ import {
   type RequestHead,
   STREAM_WINDOW,
 } from './channel.js';
-import { messageBatch, scheduledEvent, type WireDelivery } from './handler-args.js';
+import type { ExecutionContext, Handler } from './handler.js';
+import { runEvent } from './run-event.js';
 import { SlotIndex, SlotTable } from './slot-table.js';
 import {
   flatHeaders,
@@ -28,19 +30,6 @@ import {
   responseParts,
   simpleResponseOf,
 } from './web-objects.js';
-
-/** The Workers-style handler object a module exports by default. */
-export interface Handler {
-  fetch?(request: Request, env: Record<string, unknown>, ctx: ExecutionContext): Response | Promise<Response>;
-  queue?(batch: unknown, env: Record<string, unknown>, ctx: ExecutionContext): unknown;
-  scheduled?(event: unknown, env: Record<string, unknown>, ctx: ExecutionContext): unknown;
-}
-
-/** The ctx argument: waitUntil keeps work alive after the response, as on Workers. */
-export interface ExecutionContext {
-  waitUntil(promise: Promise<unknown>): void;
-  passThroughOnException(): void;
-}
 
 /** What the server needs from the instance around it. */
 export interface ServeHooks {
@@ -129,13 +118,6 @@ class FetchContext implements ExecutionContext {
     Promise.resolve(promise).catch((err) => this.#logError('waitUntil promise rejected:', err));
   };
   passThroughOnException(): void {}
-}
-
-/** A binding call's failure as it crossed the channel: the code and, for SQL, the SQLSTATE. */
-interface WireError {
-  code?: string;
-  message: string;
-  sqlState?: string;
 }
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD']);
@@ -425,7 +407,9 @@ export class InstanceServer {
     const state = { aborted: false };
     this.events.set(stream, state);
     try {
-      const result = await this.hooks.run(event.id, () => this.runEvent(event));
+      const result = await this.hooks.run(event.id, () =>
+        runEvent(this.handler, this.env, this.hooks.logError, event),
+      );
       if (!state.aborted)
         this.hooks.write(
           headFrame(F.RESPONSE, stream, { s: 200, h: [] }, new TextEncoder().encode(JSON.stringify(result))),
@@ -438,77 +422,4 @@ export class InstanceServer {
       this.hooks.end(slot);
     }
   }
-
-  private async runEvent(event: EventHead): Promise<unknown> {
-    const handler = this.handler;
-    const payload = event.payload as Record<string, unknown>;
-    const pending: Promise<unknown>[] = [];
-    const ctx: ExecutionContext = {
-      waitUntil: (p) =>
-        void pending.push(
-          Promise.resolve(p).catch((err) => this.hooks.logError('waitUntil promise rejected:', err)),
-        ),
-      passThroughOnException() {},
-    };
-    if (event.kind === 'queue') {
-      const deliveries = (payload.messages as (Omit<WireDelivery, 'body'> & { body: string })[]).map((d) => ({
-        ...d,
-        body: new Uint8Array(Buffer.from(d.body, 'base64')),
-      }));
-      const { batch, outcome } = messageBatch(String(payload.queue), deliveries);
-      let error: unknown;
-      try {
-        if (!handler.queue)
-          throw new Error('The function has no queue(batch, env, ctx) handler, but a queue trigger.');
-        await handler.queue(batch, this.env, ctx);
-      } catch (err) {
-        error = err;
-        this.hooks.logError('Uncaught exception in queue():', err);
-      }
-      await Promise.all(pending);
-      return outcome(error);
-    }
-    try {
-      if (!handler.scheduled)
-        throw new Error('The function has no scheduled(event, env, ctx) handler, but a schedule trigger.');
-      await handler.scheduled(
-        scheduledEvent(payload as { cron: string; scheduledTime: number }),
-        this.env,
-        ctx,
-      );
-      await Promise.all(pending);
-      return { ok: true };
-    } catch (err) {
-      this.hooks.logError('Uncaught exception in scheduled():', err);
-      return { ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
-    }
-  }
-}
-
-/** Node's deserializer, but bytes come out as plain Uint8Arrays, never Node Buffers. */
-class PlainDeserializer extends DefaultDeserializer {
-  // Node's own hook for typed arrays (not in @types/node).
-  _readHostObject(): unknown {
-    const read = (DefaultDeserializer.prototype as unknown as { _readHostObject(): unknown })._readHostObject;
-    const value = read.call(this);
-    return Buffer.isBuffer(value) ? new Uint8Array(value) : value;
-  }
-}
-
-/** A binding call's result: function code never holds a Node Buffer. */
-function plainDeserialize(payload: Uint8Array): unknown {
-  const d = new PlainDeserializer(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
-  d.readHeader();
-  return d.readValue();
-}
-
-/** The Error a function sees for a failed binding call: message, `code` and, for SQL, `sqlState`. */
-function bindingError(wire: WireError | undefined): Error {
-  const err = new Error(wire?.message ?? 'the binding call failed') as Error & {
-    code?: string;
-    sqlState?: string;
-  };
-  if (wire?.code) err.code = wire.code;
-  if (wire?.sqlState) err.sqlState = wire.sqlState;
-  return err;
 }

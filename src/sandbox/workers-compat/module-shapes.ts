@@ -9,7 +9,7 @@
  *    vars and bindings are then globals too (`MY_KV.get(…)`).
  */
 import { eventListeners } from '../guest-globals.js';
-import type { ExecutionContext, Handler } from '../serve.js';
+import type { ExecutionContext, Handler } from '../handler.js';
 
 type Env = Record<string, unknown>;
 type Listener = (event: unknown) => unknown;
