@@ -129,10 +129,12 @@ const BODY_CHUNK = 64 * 1024;
 
 /** See the file comment. */
 export class InstanceServer {
-  /** Calls by the stream id the gateway gave them; binding calls waiting for their results (slots, not Maps: see slot-table.ts). */
+  // Slots, not Maps, for everything in flight: see slot-table.ts.
+  /** Calls by the stream id the gateway gave them. */
   private readonly calls = new SlotIndex<Call>();
   /** Events (queue batches, scheduled ticks) being handled, by stream id. */
   private readonly events = new SlotIndex<{ aborted: boolean }>();
+  /** Binding calls waiting for their results, by the id this side gave them. */
   private readonly rpcs = new SlotTable<{ resolve(v: unknown): void; reject(e: Error): void }>();
 
   constructor(
@@ -418,7 +420,7 @@ export class InstanceServer {
       this.hooks.logError('Could not deliver the event:', err);
       if (!state.aborted) this.hooks.write(frame(F.THREW, stream));
     } finally {
-      if (!state.aborted) this.events.delete(stream);
+      this.events.delete(stream);
       this.hooks.end(slot);
     }
   }

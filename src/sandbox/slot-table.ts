@@ -105,9 +105,11 @@ export class SlotTable<T> {
 
   /** Removes and returns every value. */
   clear(): T[] {
-    const all = this.values();
+    const all: T[] = [];
     for (let slot = 0; slot < this.items.length; slot++) {
-      if (this.items[slot] === undefined) continue;
+      const item = this.items[slot];
+      if (item === undefined) continue;
+      all.push(item);
       this.items[slot] = undefined;
       this.free.push(slot);
     }
