@@ -95,7 +95,8 @@ export function limitError(fate: Fate, functionName: string): KylixError {
  * slot-table.ts.
  */
 class Deadlines {
-  private readonly live = new SlotTable<Exchange>();
+  // Every exchange of the node: ids never leave this process, so 20 slot bits (a million at once).
+  private readonly live = new SlotTable<Exchange>(20);
   private timer?: NodeJS.Timeout;
 
   /** Returns the exchange's id here, for delete(). */
@@ -131,7 +132,23 @@ const deadlines = new Deadlines();
 
 /** Proxies the call; resolves when the response has ended (or failed). Never rejects. */
 export function proxy(call: ProxyCall): Promise<void> {
-  return new Promise((resolve) => new Exchange(call, resolve).start());
+  return new Promise((resolve) => {
+    const exchange = new Exchange(call, resolve);
+    try {
+      exchange.start();
+    } catch (err) {
+      // The instance's channel holds 2^14 streams at once (slot-table.ts): past that, refused.
+      if (!(err instanceof RangeError)) throw err;
+      call.req.resume();
+      sendError(
+        call.res,
+        new KylixError('ERR_OVERLOADED', `${call.functionName} has too many requests in flight; try again.`),
+        call.requestId,
+        { 'retry-after': '1' },
+      );
+      resolve();
+    }
+  });
 }
 
 /** One request on its way through the channel and its answer on the way back. */

@@ -14,15 +14,16 @@
  * which changes every time the slot is reused: an id that was deleted never finds what reuses
  * its slot, so a late frame for a finished stream is dropped, as with never-reused ids. For that to
  * hold, a slot must not come back to an old generation while a late frame may still be on its way:
- * free slots are reused oldest first, and only once MIN_SLOTS exist, so an id recurs only after
- * MIN_SLOTS × 2^18 (268 million) opens of a stream table — hours at the highest request rates.
+ * free slots are reused oldest first, and only while MIN_FREE others wait behind the one taken (the
+ * table grows otherwise), so a slot comes back at most once per MIN_FREE opens and an id recurs
+ * only after MIN_FREE × 2^18 (268 million) opens of a stream table — hours at any request rate.
  * Ids are at least 2^slotBits and fit in the u32 of a frame header.
  */
 
 /** Slot bits of the ids a channel's streams and binding calls use (both ends must agree). */
 export const STREAM_SLOT_BITS = 14;
-/** Slots made before any is reused (see the file comment). */
-const MIN_SLOTS = 1024;
+/** Free slots that must be waiting before the oldest is reused (see the file comment). */
+const MIN_FREE = 1024;
 
 /** How ids of `bits` slot bits split into slot and generation. */
 class IdLayout {
@@ -67,7 +68,8 @@ export class SlotTable<T> {
   add(item: T): number {
     let slot = this.items.length;
     const canGrow = slot <= this.layout.mask;
-    if (this.freeHead < this.free.length && (slot >= MIN_SLOTS || !canGrow)) {
+    const waiting = this.free.length - this.freeHead;
+    if (waiting >= MIN_FREE || (!canGrow && waiting > 0)) {
       slot = this.free[this.freeHead++] as number;
       if (this.freeHead > 1024 && this.freeHead * 2 > this.free.length) {
         this.free = this.free.slice(this.freeHead);
