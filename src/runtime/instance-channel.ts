@@ -6,7 +6,6 @@
  * sandbox process is broken or hostile, and `onBroken` ends it.
  */
 import type { Socket } from 'node:net';
-import { deserialize, serialize } from 'node:v8';
 import { KylixError } from '../errors.js';
 import {
   creditFrame,
@@ -14,12 +13,15 @@ import {
   F,
   FrameReader,
   frame,
+  HEADER_BYTES,
   headFrame,
   parseHead,
   type ResponseHead,
   STREAM_WINDOW,
+  withHeader,
 } from '../sandbox/channel.js';
 import type { BindingCall, LimitCode, LogRecord } from '../sandbox/protocol.js';
+import { decodePayload, encodeFrame } from '../sandbox/rpc-codec.js';
 import { SlotTable } from '../sandbox/slot-table.js';
 
 /** What the channel does for its instance: both are bound to the instance's revision by the runtime. */
@@ -227,7 +229,7 @@ export class InstanceChannel {
   }
 
   private onRpc(id: number, payload: Uint8Array): void {
-    const call = deserialize(payload) as BindingCall;
+    const call = decodePayload(payload) as BindingCall;
     if (
       typeof call !== 'object' ||
       call === null ||
@@ -236,20 +238,8 @@ export class InstanceChannel {
       !Array.isArray(call.args)
     )
       throw new Error('a malformed binding call');
-    const reply = (result: { ok: boolean; value?: unknown; error?: unknown }) => {
-      let bytes: Uint8Array;
-      try {
-        bytes = serialize(result);
-      } catch {
-        bytes = serialize({
-          ok: false,
-          error: { code: 'ERR_INTERNAL', message: 'the result could not be sent' },
-        });
-      }
-      this.write(frame(F.RPC_RESULT, id, bytes));
-    };
     if (this.rpcInFlight >= MAX_RPC_IN_FLIGHT) {
-      reply({
+      this.reply(id, {
         ok: false,
         error: {
           code: 'ERR_BINDING_BAD_ARGUMENTS',
@@ -262,13 +252,27 @@ export class InstanceChannel {
     this.hooks.rpc(call).then(
       (value) => {
         this.rpcInFlight--;
-        reply({ ok: true, value });
+        this.reply(id, { ok: true, value });
       },
       (err: unknown) => {
         this.rpcInFlight--;
-        reply({ ok: false, error: wireError(err) });
+        this.reply(id, { ok: false, error: wireError(err) });
       },
     );
+  }
+
+  /** Sends a binding call's result (RPC_RESULT). */
+  private reply(id: number, result: { ok: boolean; value?: unknown; error?: unknown }): void {
+    let out: Uint8Array;
+    try {
+      out = encodeFrame(HEADER_BYTES, result);
+    } catch {
+      out = encodeFrame(HEADER_BYTES, {
+        ok: false,
+        error: { code: 'ERR_INTERNAL', message: 'the result could not be sent' },
+      });
+    }
+    this.write(withHeader(out, F.RPC_RESULT, id));
   }
 }
 

@@ -29,7 +29,7 @@ export const F = {
   ABORT: 5,
   /** An event (queue batch, scheduled tick) for queue() / scheduled(): kind and payload JSON. */
   EVENT: 6,
-  /** The answer to a binding call: v8-serialized `{ ok, value | error }`. */
+  /** The answer to a binding call: `{ ok, value | error }` (rpc-codec.ts). */
   RPC_RESULT: 7,
   /** More body bytes the sender may send on this stream (u32 payload). */
   CREDIT: 8,
@@ -41,7 +41,7 @@ export const F = {
   THREW: 22,
   /** The response body failed midway: the gateway cuts the client's stream. */
   RESET: 23,
-  /** A binding call: v8-serialized `{ binding, op, args }`; the stream id is the call id. */
+  /** A binding call: `{ binding, op, args }` (rpc-codec.ts); the stream id is the call id. */
   RPC: 24,
 } as const;
 
@@ -105,6 +105,15 @@ export function frame(type: number, stream: number, payload?: Uint8Array): Uint8
   view.setUint8(4, type);
   view.setUint32(5, stream);
   if (payload) out.set(payload, HEADER_BYTES);
+  return out;
+}
+
+/** Fills the header of a frame built with room for it (`HEADER_BYTES`, then the payload). */
+export function withHeader(out: Uint8Array, type: number, stream: number): Uint8Array {
+  const view = new DataView(out.buffer, out.byteOffset, HEADER_BYTES);
+  view.setUint32(0, out.byteLength - HEADER_BYTES);
+  view.setUint8(4, type);
+  view.setUint32(5, stream);
   return out;
 }
 

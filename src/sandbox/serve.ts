@@ -5,21 +5,23 @@
  * instance; the socket it writes to is created by instance.ts from the fd the supervisor gave it.
  */
 import { Buffer } from 'node:buffer';
-import { serialize } from 'node:v8';
-import { bindingError, plainDeserialize, type WireError } from './binding-result.js';
+import { bindingError, type WireError } from './binding-result.js';
 import {
   creditFrame,
   creditOf,
   type EventHead,
   F,
   frame,
+  HEADER_BYTES,
   headFrame,
   INLINE_BODY_BYTES,
   parseHead,
   type RequestHead,
   STREAM_WINDOW,
+  withHeader,
 } from './channel.js';
 import type { ExecutionContext, Handler } from './handler.js';
+import { decodePayload, encodeFrame } from './rpc-codec.js';
 import { runEvent } from './run-event.js';
 import { SlotIndex, SlotTable } from './slot-table.js';
 import {
@@ -146,8 +148,8 @@ export class InstanceServer {
   /** A binding call: checked and run by the supervisor, for this channel's revision only. */
   rpc(binding: string, op: string, args: unknown[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const bytes = serialize({ binding, op, args });
-      this.hooks.write(frame(F.RPC, this.rpcs.add({ resolve, reject }), bytes));
+      const out = encodeFrame(HEADER_BYTES, { binding, op, args });
+      this.hooks.write(withHeader(out, F.RPC, this.rpcs.add({ resolve, reject })));
     });
   }
 
@@ -204,7 +206,7 @@ export class InstanceServer {
       }
       case F.RPC_RESULT: {
         const waiting = this.rpcs.delete(stream);
-        const result = plainDeserialize(payload) as { ok: boolean; value?: unknown; error?: WireError };
+        const result = decodePayload(payload, true) as { ok: boolean; value?: unknown; error?: WireError };
         if (result.ok) waiting?.resolve(result.value);
         else waiting?.reject(bindingError(result.error));
         return;

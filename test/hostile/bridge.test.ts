@@ -16,6 +16,7 @@ import { serialize } from 'node:v8';
 import { InstanceChannel, type StreamSink } from '../../src/runtime/instance-channel.js';
 import { F, frame, frameHeader, headFrame } from '../../src/sandbox/channel.js';
 import type { BindingCall } from '../../src/sandbox/protocol.js';
+import { encodeFrame } from '../../src/sandbox/rpc-codec.js';
 import { rawHttp } from '../helpers/raw-http.js';
 import { type Arena, arena } from './harness.js';
 
@@ -201,6 +202,22 @@ async function socketPair(): Promise<{ ours: Socket; theirs: Socket; done(): voi
 }
 
 /** A stream sink that ignores what it is told: these tests watch the channel, not the stream. */
+/** A binding call's payload as an instance writes it (rpc-codec.ts). */
+function payloadOf(value: unknown): Uint8Array {
+  return encodeFrame(0, value);
+}
+
+/** A well-formed call, to cut or pad. */
+const call = { binding: 'KV', op: 'get', args: ['a-key'] };
+
+/** The compact form of `depth` arrays, each holding the next (a nesting no writer sends). */
+function deepArray(depth: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < depth; i++) out.push(8, 1, 0, 0, 0);
+  out.push(1);
+  return out;
+}
+
 function ignoreAll(): StreamSink {
   const nothing = () => undefined;
   return {
@@ -247,7 +264,7 @@ describe('hostile: a sandbox process that lies on its channel', () => {
       namespace: 'ns-b',
       instance: 'x',
     };
-    c.theirs.write(frame(F.RPC, 7, serialize(lies)));
+    c.theirs.write(frame(F.RPC, 7, payloadOf(lies)));
     const answered = await new Promise<Buffer>((r) => c.theirs.once('data', r));
     assert.equal(answered[4], F.RPC_RESULT);
     assert.equal(c.calls.length, 1);
@@ -258,8 +275,19 @@ describe('hostile: a sandbox process that lies on its channel', () => {
   for (const [what, bytes] of [
     ['an unknown frame type', frame(99, 1)],
     ['a frame longer than the limit', frameHeader(F.BODY, 1, 2 ** 31)],
-    ['a binding call that is not an object', frame(F.RPC, 1, serialize('nope'))],
-    ['a binding call with no operation', frame(F.RPC, 1, serialize({ binding: 'KV', args: [] }))],
+    ['a binding call that is not an object', frame(F.RPC, 1, payloadOf('nope'))],
+    ['a binding call with no operation', frame(F.RPC, 1, payloadOf({ binding: 'KV', args: [] }))],
+    [
+      'a structured-clone binding call with no operation',
+      frame(F.RPC, 1, new Uint8Array([2, ...serialize({ binding: 'KV', args: [] })])),
+    ],
+    ['a binding call in an unknown form', frame(F.RPC, 1, new Uint8Array([0xff, 0x0f, 0x22]))],
+    ['a binding call cut short', frame(F.RPC, 1, payloadOf(call).subarray(0, 12))],
+    ['a binding call with bytes after it', frame(F.RPC, 1, new Uint8Array([...payloadOf(call), 0]))],
+    // An array that says it holds 2^32-1 values, in a 6-byte payload: refused before any allocation.
+    ['a binding call whose count passes its payload', frame(F.RPC, 1, new Uint8Array([1, 8, 255, 255, 255, 255]))],
+    ['a binding call with an unknown value tag', frame(F.RPC, 1, new Uint8Array([1, 77]))],
+    ['a binding call nested past the limit', frame(F.RPC, 1, new Uint8Array([1, ...deepArray(200)]))],
     ['a response head that is not JSON', frame(F.RESPONSE, 1, new Uint8Array([0, 0, 0, 2, 123, 123]))],
     ['a response head with no status', headFrame(F.RESPONSE, 1, { h: [] })],
   ] as const) {
