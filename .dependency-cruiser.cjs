@@ -55,7 +55,7 @@ module.exports = {
       name: 'host-sees-sandbox-protocol-only',
       comment:
         'The host starts guest code as a process and talks to it over its channels: of src/sandbox/ it ' +
-        'imports the control protocol, the channel wire format, the binding calls\' payload codec and ' +
+        "imports the control protocol, the channel wire format, the binding calls' payload codec and " +
         'the slot table both ends keep their streams in.',
       severity: 'error',
       from: { path: '^src/', pathNot: '^src/sandbox/' },

@@ -111,7 +111,9 @@ export async function compareThroughput(
           // STEAL_RETRIES times, so that one server is not compared in a noisy round with another in a quiet one.
           const stolen = Math.max(0, ...Object.values(result.cpu.coreStealPct));
           if (stolen <= STEAL_PCT || attempt >= STEAL_RETRIES) break;
-          ctx.log(`round ${r + 1}/${config.rounds} ${s.name.padEnd(8)} ${result.rps} req/s, ${stolen}% steal: again`);
+          ctx.log(
+            `round ${r + 1}/${config.rounds} ${s.name.padEnd(8)} ${result.rps} req/s, ${stolen}% steal: again`,
+          );
           notes.push(`${s.name} round ${r + 1}: measured again after ${stolen}% hypervisor steal.`);
         }
         ctx.log(

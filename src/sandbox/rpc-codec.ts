@@ -20,8 +20,8 @@
  * holds is then checked as before (the broker: call-budget.ts, the kind's argument schema).
  */
 import { Buffer } from 'node:buffer';
-import { DefaultDeserializer, deserialize, serialize } from 'node:v8';
 import { isProxy } from 'node:util/types';
+import { DefaultDeserializer, deserialize, serialize } from 'node:v8';
 
 /** The first byte of a payload. */
 const COMPACT = 1;
@@ -62,7 +62,12 @@ const typedArrayTag = Object.getOwnPropertyDescriptor(
   Symbol.toStringTag,
 )?.get as (this: unknown) => string | undefined;
 const isWellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
-const bufferWrite = Buffer.prototype.write as (this: Buffer, s: string, offset: number, encoding: 'utf8') => number;
+const bufferWrite = Buffer.prototype.write as (
+  this: Buffer,
+  s: string,
+  offset: number,
+  encoding: 'utf8',
+) => number;
 const bufferToString = Buffer.prototype.toString as (
   this: Buffer,
   encoding: 'utf8',

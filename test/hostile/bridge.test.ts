@@ -285,7 +285,10 @@ describe('hostile: a sandbox process that lies on its channel', () => {
     ['a binding call cut short', frame(F.RPC, 1, payloadOf(call).subarray(0, 12))],
     ['a binding call with bytes after it', frame(F.RPC, 1, new Uint8Array([...payloadOf(call), 0]))],
     // An array that says it holds 2^32-1 values, in a 6-byte payload: refused before any allocation.
-    ['a binding call whose count passes its payload', frame(F.RPC, 1, new Uint8Array([1, 8, 255, 255, 255, 255]))],
+    [
+      'a binding call whose count passes its payload',
+      frame(F.RPC, 1, new Uint8Array([1, 8, 255, 255, 255, 255])),
+    ],
     ['a binding call with an unknown value tag', frame(F.RPC, 1, new Uint8Array([1, 77]))],
     ['a binding call nested past the limit', frame(F.RPC, 1, new Uint8Array([1, ...deepArray(200)]))],
     ['a response head that is not JSON', frame(F.RESPONSE, 1, new Uint8Array([0, 0, 0, 2, 123, 123]))],
