@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { describe, it } from 'node:test';
 import { deserialize, serialize } from 'node:v8';
-import { decodePayload, encodeFrame } from '../src/sandbox/rpc-codec.js';
+import { decodePayload, encodeFrame, PayloadTooLarge } from '../src/sandbox/rpc-codec.js';
 
 const COMPACT = 1;
 /** [1, <hole>, 3], written without a literal hole. */
@@ -158,6 +158,14 @@ describe('rpc-codec', () => {
     for (let i = 0; i < 100_000; i++) deep.push(8, 1, 0, 0, 0);
     deep.push(1);
     assert.throws(() => decodePayload(new Uint8Array(deep)), /nested too deep/);
+  });
+
+  it('refuses a payload holding more values than its reader allows, before making them', () => {
+    const many = encodeFrame(0, { args: new Array(50_000).fill(null) });
+    assert.equal((decodePayload(many, false, 60_000) as { args: unknown[] }).args.length, 50_000);
+    assert.throws(() => decodePayload(many, false, 40_000), PayloadTooLarge);
+    const keys = encodeFrame(0, Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, i])));
+    assert.throws(() => decodePayload(keys, false, 99), PayloadTooLarge);
   });
 
   it('sends values nested deeper than the compact form allows as a structured clone', () => {

@@ -21,7 +21,7 @@ import {
   withHeader,
 } from '../sandbox/channel.js';
 import type { BindingCall, LimitCode, LogRecord } from '../sandbox/protocol.js';
-import { decodePayload, encodeFrame } from '../sandbox/rpc-codec.js';
+import { decodePayload, encodeFrame, PayloadTooLarge } from '../sandbox/rpc-codec.js';
 import { SlotTable } from '../sandbox/slot-table.js';
 
 /** What the channel does for its instance: both are bound to the instance's revision by the runtime. */
@@ -53,6 +53,13 @@ export interface Fate {
   code: LimitCode;
   message: string;
 }
+
+/**
+ * Values one binding call may hold, counted as it is read: the broker's budget for its arguments
+ * (bindings/call-budget.ts, which says why) and the call's own few. Past it, the call is refused
+ * before its values are made.
+ */
+const MAX_CALL_VALUES = 1_000_000 + 16;
 
 /** Binding calls one instance may have in flight; past it, calls fail at once. */
 const MAX_RPC_IN_FLIGHT = 1024;
@@ -229,7 +236,17 @@ export class InstanceChannel {
   }
 
   private onRpc(id: number, payload: Uint8Array): void {
-    const call = decodePayload(payload) as BindingCall;
+    let call: BindingCall;
+    try {
+      call = decodePayload(payload, false, MAX_CALL_VALUES) as BindingCall;
+    } catch (err) {
+      if (!(err instanceof PayloadTooLarge)) throw err;
+      this.reply(id, {
+        ok: false,
+        error: { code: 'ERR_BINDING_BAD_ARGUMENTS', message: `A binding call ${err.message}.` },
+      });
+      return;
+    }
     if (
       typeof call !== 'object' ||
       call === null ||

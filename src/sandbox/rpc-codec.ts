@@ -234,13 +234,26 @@ class PlainDeserializer extends DefaultDeserializer {
   }
 }
 
+/**
+ * A payload that holds more values than its reader allows: refused before they are made, since a
+ * byte each on the wire is eight or more in memory. Not a malformed payload: a function may ask for
+ * that much, and is told no.
+ */
+export class PayloadTooLarge extends Error {}
+
 /** Reads one payload; throws on anything malformed. */
 class Reader {
   private offset = 1;
   private readonly view: DataView;
   private readonly text: Buffer;
+  /** Values (array elements, object entries) the payload may still hold. */
+  private left: number;
 
-  constructor(private readonly bytes: Uint8Array) {
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly maxValues: number,
+  ) {
+    this.left = maxValues;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
@@ -249,6 +262,15 @@ class Reader {
     const value = this.value(0);
     if (this.offset !== this.bytes.byteLength) throw new Error('bytes after the value');
     return value;
+  }
+
+  /** Takes `count` values from the budget before they are made. */
+  private take(count: number): void {
+    this.left -= count;
+    if (this.left < 0)
+      throw new PayloadTooLarge(
+        `holds more than ${this.maxValues} values; send fewer, or store large data in a Bucket and pass its key`,
+      );
   }
 
   private need(bytes: number): void {
@@ -310,6 +332,7 @@ class Reader {
         const count = this.u32();
         // Each element takes at least one byte: no count can ask for more than the payload holds.
         this.need(count);
+        this.take(count);
         const out = new Array<unknown>(count);
         for (let i = 0; i < count; i++) out[i] = this.value(depth + 1);
         return out;
@@ -318,6 +341,7 @@ class Reader {
         const count = this.u32();
         // Each entry takes at least five bytes (key length, value tag).
         this.need(count * 5);
+        this.take(count);
         const out: Record<string, unknown> = {};
         for (let i = 0; i < count; i++) {
           const key = this.string();
@@ -337,11 +361,12 @@ class Reader {
 /**
  * The value of a payload written by `encodeFrame` (the payload without the frame header). With
  * `plainBytes`, bytes in a structured clone come out as plain Uint8Arrays rather than Node Buffers
- * (the compact form always gives plain Uint8Arrays). Throws on a malformed payload.
+ * (the compact form always gives plain Uint8Arrays). Throws on a malformed payload, and
+ * PayloadTooLarge when a compact one holds more than `maxValues` values.
  */
-export function decodePayload(payload: Uint8Array, plainBytes = false): unknown {
+export function decodePayload(payload: Uint8Array, plainBytes = false, maxValues = Infinity): unknown {
   if (payload.byteLength === 0) throw new Error('an empty payload');
-  if (payload[0] === COMPACT) return new Reader(payload).readAll();
+  if (payload[0] === COMPACT) return new Reader(payload, maxValues).readAll();
   if (payload[0] !== STRUCTURED_CLONE) throw new Error(`an unknown payload form ${payload[0]}`);
   const clone = payload.subarray(1);
   if (!plainBytes) return deserialize(clone);

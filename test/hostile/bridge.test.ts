@@ -16,7 +16,7 @@ import { serialize } from 'node:v8';
 import { InstanceChannel, type StreamSink } from '../../src/runtime/instance-channel.js';
 import { F, frame, frameHeader, headFrame } from '../../src/sandbox/channel.js';
 import type { BindingCall } from '../../src/sandbox/protocol.js';
-import { encodeFrame } from '../../src/sandbox/rpc-codec.js';
+import { decodePayload, encodeFrame } from '../../src/sandbox/rpc-codec.js';
 import { rawHttp } from '../helpers/raw-http.js';
 import { type Arena, arena } from './harness.js';
 
@@ -269,6 +269,27 @@ describe('hostile: a sandbox process that lies on its channel', () => {
     assert.equal(answered[4], F.RPC_RESULT);
     assert.equal(c.calls.length, 1);
     assert.equal(c.calls[0]?.revision, 'ns-a/fn/1');
+    c.done();
+  });
+
+  it('a binding call holding millions of one-byte values is refused, not built (8 bytes each in memory)', async () => {
+    const c = await boundChannel();
+    // 3 million nulls: 3 MB on the wire, 24 MB as an array, past the broker's budget of 1 million.
+    const nulls = new Uint8Array(3_000_000).fill(1);
+    const head = payloadOf({ binding: 'KV', op: 'get', args: [] });
+    // Replace the empty args array's count (the last 4 bytes) with 3 million, then the nulls.
+    const body = new Uint8Array(head.byteLength + nulls.byteLength);
+    body.set(head);
+    new DataView(body.buffer).setUint32(head.byteLength - 4, nulls.byteLength, true);
+    body.set(nulls, head.byteLength);
+    c.theirs.write(frame(F.RPC, 9, body));
+    const answered = await new Promise<Buffer>((r) => c.theirs.once('data', r));
+    assert.equal(answered[4], F.RPC_RESULT);
+    const result = decodePayload(answered.subarray(9)) as { ok: boolean; error: { code: string } };
+    assert.equal(result.ok, false);
+    assert.equal(result.error.code, 'ERR_BINDING_BAD_ARGUMENTS');
+    assert.equal(c.calls.length, 0);
+    assert.equal(c.broken.length, 0, 'an honest call too big is refused; the channel stays');
     c.done();
   });
 
