@@ -7,7 +7,11 @@ import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { describe, it } from 'node:test';
 import { deserialize, serialize } from 'node:v8';
-import { decodePayload, encodeFrame, PayloadTooLarge } from '../src/sandbox/rpc-codec.js';
+import { decodePayload as decodeWith, encodeFrame, PayloadTooLarge } from '../src/sandbox/rpc-codec.js';
+
+/** The value of a payload (the count of what it made aside). */
+const decodePayload = (payload: Uint8Array, plainBytes = false, maxValues?: number): unknown =>
+  decodeWith(payload, { plainBytes, ...(maxValues !== undefined ? { maxValues } : {}) }).value;
 
 const COMPACT = 1;
 /** [1, <hole>, 3], written without a literal hole. */
@@ -60,22 +64,40 @@ describe('rpc-codec', () => {
     assert.ok(Object.is(roundTrip(-0).out, -0));
   });
 
+  it('sends bigints, typed arrays, buffers and lone surrogates compactly, as a clone would give them', () => {
+    const values: unknown[] = [
+      10n,
+      -(2n ** 200n),
+      { id: 9007199254740993n },
+      new Int32Array([1, -2]),
+      new Float64Array([1.5, -0]),
+      new BigInt64Array([1n, -1n]),
+      new Uint8ClampedArray([255]),
+      new Int16Array(new ArrayBuffer(8), 2, 2),
+      new ArrayBuffer(4),
+      new DataView(new Uint8Array([1, 2, 3]).buffer),
+      'lone \ud800 surrogate',
+    ];
+    for (const [i, value] of values.entries()) {
+      const { form, out } = roundTrip(value);
+      assert.equal(form, COMPACT, `compact: value ${i}`);
+      assert.deepEqual(out, deserialize(serialize(value)), `same as a clone: value ${i}`);
+    }
+  });
+
   it('sends anything else as a structured clone, and it comes back as one', () => {
     class Point {
       x = 1;
     }
     const values: unknown[] = [
-      10n,
       new Map([['a', 1]]),
       new Set([1]),
-      new Int32Array([1, 2]),
-      new ArrayBuffer(4),
       /re/g,
       holey(),
       new Point(),
-      { nested: { deep: 1n } },
-      'lone \ud800 surrogate',
+      { nested: { deep: new Map() } },
       { 'key \udc00': 1 },
+      10n ** 5000n,
     ];
     for (const [i, value] of values.entries()) {
       const { form, out } = roundTrip(value);

@@ -55,11 +55,25 @@ export interface Fate {
 }
 
 /**
- * Values one binding call may hold, counted as it is read: the broker's budget for its arguments
- * (bindings/call-budget.ts, which says why) and the call's own few. Past it, the call is refused
- * before its values are made.
+ * Values one binding call may make as it is read (rpc-codec.ts counts them, objects that carry a
+ * buffer as four): the broker's budget for its arguments (bindings/call-budget.ts says why) and the
+ * call's own few. Past it, the call is refused before its values are made.
  */
 const MAX_CALL_VALUES = 1_000_000 + 16;
+/**
+ * What the calls in flight may hold, on one channel and on the whole node: a call holds its values
+ * while its provider runs (a slow query, a Redis round trip), so without these a few calls each
+ * within MAX_CALL_VALUES would fill the supervisor's heap. Tens of bytes a value: about 500 MB at most.
+ */
+const MAX_CHANNEL_VALUES = 2 * MAX_CALL_VALUES;
+const MAX_NODE_VALUES = 8 * MAX_CALL_VALUES;
+/** Values of the binding calls in flight on this node, every channel together. */
+let nodeValuesInFlight = 0;
+/**
+ * The largest structured clone a call may be (rpc-codec.ts sends only Maps, Sets, class instances
+ * and sparse arrays so): it cannot be counted as it is read, so it is bounded by its bytes.
+ */
+const MAX_CLONE_BYTES = 2 ** 20;
 
 /** Binding calls one instance may have in flight; past it, calls fail at once. */
 const MAX_RPC_IN_FLIGHT = 1024;
@@ -75,6 +89,8 @@ export class InstanceChannel {
   /** Open streams by id (slots, not a Map: see slot-table.ts). */
   private readonly streams = new SlotTable<OpenStream>();
   private rpcInFlight = 0;
+  /** Values the calls in flight on this channel hold (see MAX_CHANNEL_VALUES). */
+  private valuesInFlight = 0;
   private corked = false;
   private closedFlag = false;
   private fateValue?: Fate;
@@ -236,25 +252,29 @@ export class InstanceChannel {
   }
 
   private onRpc(id: number, payload: Uint8Array): void {
-    let call: BindingCall;
+    let decoded: { value: unknown; values: number };
     try {
-      call = decodePayload(payload, false, MAX_CALL_VALUES) as BindingCall;
+      decoded = decodePayload(payload, { maxValues: MAX_CALL_VALUES, maxCloneBytes: MAX_CLONE_BYTES });
     } catch (err) {
       if (!(err instanceof PayloadTooLarge)) throw err;
       this.reply(id, {
         ok: false,
-        error: { code: 'ERR_BINDING_BAD_ARGUMENTS', message: `A binding call ${err.message}.` },
+        error: { code: 'ERR_BINDING_TOO_LARGE', message: `A binding call ${err.message}.` },
       });
       return;
     }
+    const raw = decoded.value as BindingCall;
     if (
-      typeof call !== 'object' ||
-      call === null ||
-      typeof call.binding !== 'string' ||
-      typeof call.op !== 'string' ||
-      !Array.isArray(call.args)
+      typeof raw !== 'object' ||
+      raw === null ||
+      typeof raw.binding !== 'string' ||
+      typeof raw.op !== 'string' ||
+      !Array.isArray(raw.args)
     )
       throw new Error('a malformed binding call');
+    // Only what a call is: anything else it carried is not held while it runs.
+    const call: BindingCall = { binding: raw.binding, op: raw.op, args: raw.args };
+    const values = decoded.values;
     if (this.rpcInFlight >= MAX_RPC_IN_FLIGHT) {
       this.reply(id, {
         ok: false,
@@ -265,14 +285,31 @@ export class InstanceChannel {
       });
       return;
     }
+    if (this.valuesInFlight + values > MAX_CHANNEL_VALUES || nodeValuesInFlight + values > MAX_NODE_VALUES) {
+      this.reply(id, {
+        ok: false,
+        error: {
+          code: 'ERR_OVERLOADED',
+          message: 'The binding calls in flight hold too many values already; await some before making more.',
+        },
+      });
+      return;
+    }
     this.rpcInFlight++;
+    this.valuesInFlight += values;
+    nodeValuesInFlight += values;
+    const settled = () => {
+      this.rpcInFlight--;
+      this.valuesInFlight -= values;
+      nodeValuesInFlight -= values;
+    };
     this.hooks.rpc(call).then(
       (value) => {
-        this.rpcInFlight--;
+        settled();
         this.reply(id, { ok: true, value });
       },
       (err: unknown) => {
-        this.rpcInFlight--;
+        settled();
         this.reply(id, { ok: false, error: wireError(err) });
       },
     );
@@ -283,10 +320,13 @@ export class InstanceChannel {
     let out: Uint8Array;
     try {
       out = encodeFrame(HEADER_BYTES, result);
-    } catch {
+    } catch (err) {
       out = encodeFrame(HEADER_BYTES, {
         ok: false,
-        error: { code: 'ERR_INTERNAL', message: 'the result could not be sent' },
+        error:
+          err instanceof PayloadTooLarge
+            ? { code: 'ERR_BINDING_TOO_LARGE', message: `The result ${err.message}.` }
+            : { code: 'ERR_INTERNAL', message: 'the result could not be sent' },
       });
     }
     this.write(withHeader(out, F.RPC_RESULT, id));

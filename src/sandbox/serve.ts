@@ -206,7 +206,11 @@ export class InstanceServer {
       }
       case F.RPC_RESULT: {
         const waiting = this.rpcs.delete(stream);
-        const result = decodePayload(payload, true) as { ok: boolean; value?: unknown; error?: WireError };
+        const result = decodePayload(payload, { plainBytes: true }).value as {
+          ok: boolean;
+          value?: unknown;
+          error?: WireError;
+        };
         if (result.ok) waiting?.resolve(result.value);
         else waiting?.reject(bindingError(result.error));
         return;

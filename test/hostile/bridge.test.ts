@@ -285,9 +285,9 @@ describe('hostile: a sandbox process that lies on its channel', () => {
     c.theirs.write(frame(F.RPC, 9, body));
     const answered = await new Promise<Buffer>((r) => c.theirs.once('data', r));
     assert.equal(answered[4], F.RPC_RESULT);
-    const result = decodePayload(answered.subarray(9)) as { ok: boolean; error: { code: string } };
+    const result = decodePayload(answered.subarray(9)).value as { ok: boolean; error: { code: string } };
     assert.equal(result.ok, false);
-    assert.equal(result.error.code, 'ERR_BINDING_BAD_ARGUMENTS');
+    assert.equal(result.error.code, 'ERR_BINDING_TOO_LARGE');
     assert.equal(c.calls.length, 0);
     assert.equal(c.broken.length, 0, 'an honest call too big is refused; the channel stays');
     c.done();
