@@ -20,12 +20,15 @@ function sources(dir) {
 
 rmSync(join(root, 'dist'), { recursive: true, force: true });
 await build({
-  // protocol.ts, channel.ts, rpc-codec.ts and slot-table.ts are shared: the supervisor imports them too.
+  // protocol.ts, channel.ts, rpc-codec.ts (with rpc-format.ts and rpc-reader.ts) and slot-table.ts are
+  // shared: the supervisor imports them too.
   entryPoints: [
     ...sources(join(root, 'src')),
     join(root, 'src/sandbox/protocol.ts'),
     join(root, 'src/sandbox/channel.ts'),
     join(root, 'src/sandbox/rpc-codec.ts'),
+    join(root, 'src/sandbox/rpc-format.ts'),
+    join(root, 'src/sandbox/rpc-reader.ts'),
     join(root, 'src/sandbox/slot-table.ts'),
   ],
   outdir: join(root, 'dist'),
