@@ -71,7 +71,7 @@ export interface CpuUsage {
   coreBusyPct: Record<string, number>;
   /**
    * Percentage of each core's time the hypervisor gave to other machines (steal). On a shared VM
-   * it comes and goes, and a run with steal is slower for every server in it: rounds with 5–17 %
+   * it comes and goes, and a run with steal is slower for every server in it: rounds with 3–17 %
    * steal served a third fewer requests at a third more CPU per request than rounds with none.
    */
   coreStealPct: Record<string, number>;
