@@ -43,20 +43,7 @@ import {
   MEASURE_STRING_CHARS,
   PayloadTooLarge,
   STRUCTURED_CLONE,
-  T_ARRAY,
-  T_BIGINT,
-  T_BINARY,
-  T_BYTES,
-  T_DATE,
-  T_FALSE,
-  T_FLOAT64,
-  T_INT32,
-  T_NULL,
-  T_OBJECT,
-  T_STRING,
-  T_STRING16,
-  T_TRUE,
-  T_UNDEFINED,
+  T,
 } from './rpc-format.js';
 
 export { PayloadTooLarge } from './rpc-format.js';
@@ -128,14 +115,14 @@ function writeString(s: string, tagged: boolean): void {
     // A lone surrogate would not survive UTF-8: the string goes as its UTF-16 code units.
     if (!tagged) throw NOT_COMPACT;
     reserve(head + s.length * 2);
-    scratch[at] = T_STRING16;
+    scratch[at] = T.STRING16;
     const written = bufferWrite.call(text, s, at + head, 'utf16le');
     view.setUint32(at + 1, written, true);
     at += head + written;
     return;
   }
   reserve(head + (s.length > MEASURE_STRING_CHARS ? byteLengthOf(s) : s.length * 3));
-  if (tagged) scratch[at] = T_STRING;
+  if (tagged) scratch[at] = T.STRING;
   const written = bufferWrite.call(text, s, at + head, 'utf8');
   view.setUint32(at + head - 4, written, true);
   at += head + written;
@@ -155,20 +142,20 @@ function writeValue(value: unknown, depth: number): void {
   switch (typeof value) {
     case 'undefined':
       reserve(1);
-      scratch[at++] = T_UNDEFINED;
+      scratch[at++] = T.UNDEFINED;
       return;
     case 'boolean':
       reserve(1);
-      scratch[at++] = value ? T_TRUE : T_FALSE;
+      scratch[at++] = value ? T.TRUE : T.FALSE;
       return;
     case 'number':
       reserve(9);
       if ((value | 0) === value && !(value === 0 && 1 / value < 0)) {
-        scratch[at] = T_INT32;
+        scratch[at] = T.INT32;
         view.setInt32(at + 1, value, true);
         at += 5;
       } else {
-        scratch[at] = T_FLOAT64;
+        scratch[at] = T.FLOAT64;
         view.setFloat64(at + 1, value, true);
         at += 9;
       }
@@ -180,7 +167,7 @@ function writeValue(value: unknown, depth: number): void {
       const digits = bigintToString.call(value);
       if (digits.length > MAX_BIGINT_DIGITS) throw NOT_COMPACT;
       reserve(5 + digits.length);
-      scratch[at] = T_BIGINT;
+      scratch[at] = T.BIGINT;
       view.setUint32(at + 1, digits.length, true);
       bufferWrite.call(text, digits, at + 5, 'latin1');
       at += 5 + digits.length;
@@ -194,7 +181,7 @@ function writeValue(value: unknown, depth: number): void {
   }
   if (value === null) {
     reserve(1);
-    scratch[at++] = T_NULL;
+    scratch[at++] = T.NULL;
     return;
   }
   if (depth >= MAX_DEPTH || isProxy(value)) throw NOT_COMPACT;
@@ -202,19 +189,19 @@ function writeValue(value: unknown, depth: number): void {
     const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
     const kind = typedArrayTag.call(value) ?? 'DataView';
     if (kind === 'Uint8Array') {
-      writeBytes(T_BYTES, -1, bytes);
+      writeBytes(T.BYTES, -1, bytes);
       return;
     }
     const index = BINARY_KINDS.indexOf(kind as (typeof BINARY_KINDS)[number]);
     if (index < 0) throw NOT_COMPACT;
-    writeBytes(T_BINARY, index, bytes);
+    writeBytes(T.BINARY, index, bytes);
     return;
   }
   if (isArray(value)) {
     const length = value.length;
     if (length > MAX_COMPACT_ARRAY) throw NOT_COMPACT;
     reserve(5);
-    scratch[at] = T_ARRAY;
+    scratch[at] = T.ARRAY;
     view.setUint32(at + 1, length, true);
     at += 5;
     for (let i = 0; i < length; i++) {
@@ -234,19 +221,19 @@ function writeValue(value: unknown, depth: number): void {
       throw NOT_COMPACT;
     }
     reserve(9);
-    scratch[at] = T_DATE;
+    scratch[at] = T.DATE;
     view.setFloat64(at + 1, time, true);
     at += 9;
     return;
   }
   if (isArrayBuffer(value)) {
-    writeBytes(T_BINARY, 0, new Uint8Array(value));
+    writeBytes(T.BINARY, 0, new Uint8Array(value));
     return;
   }
   if (proto !== ObjectPrototype && proto !== null) throw NOT_COMPACT;
   const keys = objectKeys(value);
   reserve(5);
-  scratch[at] = T_OBJECT;
+  scratch[at] = T.OBJECT;
   view.setUint32(at + 1, keys.length, true);
   at += 5;
   for (const key of keys) {

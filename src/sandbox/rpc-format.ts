@@ -8,22 +8,25 @@
 export const COMPACT = 1;
 export const STRUCTURED_CLONE = 2;
 
-export const T_UNDEFINED = 0;
-export const T_NULL = 1;
-export const T_FALSE = 2;
-export const T_TRUE = 3;
-export const T_INT32 = 4;
-export const T_FLOAT64 = 5;
-export const T_STRING = 6;
-export const T_BYTES = 7;
-export const T_ARRAY = 8;
-export const T_OBJECT = 9;
-export const T_DATE = 10;
-export const T_BIGINT = 11;
-export const T_STRING16 = 12;
-export const T_BINARY = 13;
+/** The tag byte before each value of the compact form, and what follows it. */
+export const T = {
+  UNDEFINED: 0,
+  NULL: 1,
+  FALSE: 2,
+  TRUE: 3,
+  INT32: 4, // little-endian
+  FLOAT64: 5, // little-endian
+  STRING: 6, // u32 byte length, UTF-8
+  BYTES: 7, // u32 length, the bytes of a Uint8Array or Buffer
+  ARRAY: 8, // u32 count, then the values
+  OBJECT: 9, // u32 count, then key (u32 length, UTF-8) and value for each
+  DATE: 10, // float64 time
+  BIGINT: 11, // u32 length, decimal digits
+  STRING16: 12, // u32 byte length, UTF-16LE code units (a string with a lone surrogate)
+  BINARY: 13, // kind byte (BINARY_KINDS), u32 byte length, the bytes
+} as const;
 
-/** T_BINARY's kinds: what the bytes were (index = kind byte). */
+/** T.BINARY's kinds: what the bytes were (index = kind byte). */
 export const BINARY_KINDS = [
   'ArrayBuffer',
   'DataView',

@@ -13,20 +13,7 @@ import {
   MAX_DEPTH,
   PayloadTooLarge,
   STRUCTURED_CLONE,
-  T_ARRAY,
-  T_BIGINT,
-  T_BINARY,
-  T_BYTES,
-  T_DATE,
-  T_FALSE,
-  T_FLOAT64,
-  T_INT32,
-  T_NULL,
-  T_OBJECT,
-  T_STRING,
-  T_STRING16,
-  T_TRUE,
-  T_UNDEFINED,
+  T,
   type TypedArrayConstructor,
 } from './rpc-format.js';
 
@@ -136,45 +123,45 @@ class Reader {
     this.need(1);
     const tag = this.bytes[this.offset++];
     switch (tag) {
-      case T_UNDEFINED:
+      case T.UNDEFINED:
         return undefined;
-      case T_NULL:
+      case T.NULL:
         return null;
-      case T_FALSE:
+      case T.FALSE:
         return false;
-      case T_TRUE:
+      case T.TRUE:
         return true;
-      case T_INT32: {
+      case T.INT32: {
         this.need(4);
         const n = this.view.getInt32(this.offset, true);
         this.offset += 4;
         return n;
       }
-      case T_FLOAT64:
-      case T_DATE: {
+      case T.FLOAT64:
+      case T.DATE: {
         this.need(8);
         const n = this.view.getFloat64(this.offset, true);
         this.offset += 8;
-        if (tag === T_FLOAT64) return n;
+        if (tag === T.FLOAT64) return n;
         this.take(HEAVY_VALUE);
         return new Date(n);
       }
-      case T_STRING:
+      case T.STRING:
         return this.string('utf8');
-      case T_STRING16:
+      case T.STRING16:
         return this.string('utf16le');
-      case T_BIGINT: {
+      case T.BIGINT: {
         this.take(HEAVY_VALUE);
         const digits = this.string('latin1');
         if (digits.length > MAX_BIGINT_DIGITS || !/^-?\d+$/.test(digits))
           throw new Error('a bigint that is not one');
         return BigIntOf(digits);
       }
-      case T_BYTES: {
+      case T.BYTES: {
         this.take(HEAVY_VALUE);
         return this.copy(this.u32());
       }
-      case T_BINARY: {
+      case T.BINARY: {
         this.take(HEAVY_VALUE);
         this.need(1);
         const kind = this.bytes[this.offset++] as number;
@@ -186,7 +173,7 @@ class Reader {
         if (buffer.byteLength % Ctor.BYTES_PER_ELEMENT !== 0) throw new Error('a typed array cut short');
         return new Ctor(buffer);
       }
-      case T_ARRAY: {
+      case T.ARRAY: {
         const count = this.u32();
         // Each element takes at least one byte: no count can ask for more than the payload holds.
         this.need(count);
@@ -195,7 +182,7 @@ class Reader {
         for (let i = 0; i < count; i++) out.push(this.value(depth + 1));
         return out;
       }
-      case T_OBJECT: {
+      case T.OBJECT: {
         const count = this.u32();
         // Each entry takes at least five bytes (key length, value tag).
         this.need(count * 5);
