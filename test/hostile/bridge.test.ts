@@ -7,10 +7,6 @@
  * installed) and off.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { serialize } from 'node:v8';
 import { InstanceChannel, type StreamSink } from '../../src/runtime/instance-channel.js';
@@ -18,6 +14,7 @@ import { F, frame, frameHeader, headFrame } from '../../src/sandbox/channel.js';
 import type { BindingCall } from '../../src/sandbox/protocol.js';
 import { decodePayload, encodeFrame } from '../../src/sandbox/rpc-codec.js';
 import { rawHttp } from '../helpers/raw-http.js';
+import { socketPair } from '../helpers/socket-pair.js';
 import { type Arena, arena } from './harness.js';
 
 const ECHO = `
@@ -180,28 +177,6 @@ for (const bubblewrap of ['auto', 'off'] as const) {
   });
 }
 
-/** Two connected sockets (a Unix socket pair through a throwaway server). */
-async function socketPair(): Promise<{ ours: Socket; theirs: Socket; done(): void }> {
-  const dir = mkdtempSync(join(tmpdir(), 'kylix-pair-'));
-  const path = join(dir, 's');
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(path, r));
-  const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const theirs = createConnection(path);
-  const ours = await accepted;
-  server.close();
-  return {
-    ours,
-    theirs,
-    done() {
-      ours.destroy();
-      theirs.destroy();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** A stream sink that ignores what it is told: these tests watch the channel, not the stream. */
 /** A binding call's payload as an instance writes it (rpc-codec.ts). */
 function payloadOf(value: unknown): Uint8Array {
   return encodeFrame(0, value);
@@ -218,6 +193,7 @@ function deepArray(depth: number): number[] {
   return out;
 }
 
+/** A stream sink that ignores what it is told: these tests watch the channel, not the stream. */
 function ignoreAll(): StreamSink {
   const nothing = () => undefined;
   return {
@@ -248,8 +224,6 @@ describe('hostile: a sandbox process that lies on its channel', () => {
       },
       (reason) => broken.push(reason),
     );
-    // The supervisor hangs up on a lying process: its further writes fail, as they should.
-    pair.theirs.on('error', () => undefined);
     const closed = new Promise<void>((r) => pair.theirs.once('close', () => r()));
     return { ...pair, channel, calls, broken, closed };
   }

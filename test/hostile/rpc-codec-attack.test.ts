@@ -12,7 +12,6 @@ import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
@@ -26,6 +25,7 @@ import { F, FrameReader, frameHeader, HEADER_BYTES, MAX_FRAME_BYTES } from '../.
 import type { BindingCall } from '../../src/sandbox/protocol.js';
 import { decodePayload as decodeWith, encodeFrame } from '../../src/sandbox/rpc-codec.js';
 import { eventually } from '../helpers/eventually.js';
+import { socketPair } from '../helpers/socket-pair.js';
 
 /** The value of a payload. */
 const decodePayload = (payload: Uint8Array, plainBytes = false): unknown =>
@@ -102,27 +102,6 @@ function callWith(
   return h.bytes();
 }
 
-async function socketPair(): Promise<{ ours: Socket; theirs: Socket; done(): void }> {
-  const dir = mkdtempSync(join(tmpdir(), 'kylix-rpcatk-'));
-  const path = join(dir, 's');
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(path, r));
-  const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const theirs = createConnection(path);
-  const ours = await accepted;
-  server.close();
-  theirs.on('error', () => undefined);
-  return {
-    ours,
-    theirs,
-    done() {
-      ours.destroy();
-      theirs.destroy();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 /** A channel whose binding calls are recorded (and answered by `answer`). */
 async function channel(answer: (call: BindingCall) => Promise<unknown> = async () => 'ok') {
   const pair = await socketPair();
@@ -158,6 +137,55 @@ function child(code: string, flags: string[]): { status: number | null; stdout: 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A supervisor's channel in a child with a 512 MiB heap (4 GiB in production, scaled down with the
+ * frames): every binding call passes the broker's size check and is then held 3 s, as by a query
+ * behind pg_sleep or a Redis/S3 round trip, so its decoded values stay reachable. `payloadJs` sets
+ * `n` and `head` (a compact call whose last array holds n values), to which n empty byte arrays
+ * (T.BYTES, length 0) are added; the payload goes out `calls` times. Prints SURVIVED once every call
+ * was answered, or BROKEN if the channel was ended.
+ */
+function heldCallsChild(calls: number, payloadJs: string): ReturnType<typeof child> {
+  return child(
+    `
+    import { createConnection, createServer } from 'node:net';
+    import { checkArgumentSize } from 'SRC/bindings/call-budget.ts';
+    import { InstanceChannel } from 'SRC/runtime/instance-channel.ts';
+    import { F, frameHeader } from 'SRC/sandbox/channel.ts';
+    const server = createServer();
+    const path = '/tmp/kylix-oom-' + process.pid + '.s';
+    await new Promise((r) => server.listen(path, r));
+    const accepted = new Promise((r) => server.once('connection', r));
+    const theirs = createConnection(path);
+    const ours = await accepted;
+    server.close();
+    let answered = 0;
+    new InstanceChannel(ours, {
+      rpc: async (call) => {
+        checkArgumentSize(call.args, 'db.query');
+        await new Promise((r) => setTimeout(r, 3000));
+        return 'ok';
+      },
+      log() {},
+    }, (why) => { console.log('BROKEN', why); process.exit(0); });
+    theirs.on('data', () => { if (++answered === ${calls}) { console.log('SURVIVED'); process.exit(0); } });
+    ${payloadJs}
+    const payload = Buffer.concat([Buffer.from(head), Buffer.alloc(n * 5)]);
+    for (let i = 0; i < n; i++) payload[head.length + i * 5] = 7;
+    for (let id = 1; id <= ${calls}; id++) theirs.write(Buffer.concat([frameHeader(F.RPC, id, payload.byteLength), payload]));
+    `,
+    ['--max-old-space-size=512'],
+  );
+}
+
+/** The child of heldCallsChild answered every call or ended the channel: it did not run out of memory. */
+function assertSurvived(r: ReturnType<typeof child>): void {
+  assert.ok(
+    /SURVIVED|BROKEN/.test(r.stdout),
+    `supervisor died: status ${r.status}, ${r.stderr.split('\n').find((l) => /heap|memory/i.test(l)) ?? r.stderr.slice(-300)}`,
+  );
 }
 
 describe('rpc-codec red team: the reader (what a hostile sandbox sends)', () => {
@@ -352,93 +380,33 @@ describe('rpc-codec red team: the reader (what a hostile sandbox sends)', () => 
   // `SELECT pg_sleep(25)` (statement timeout is 30 s). Scaled: 512 MiB heap and 6 MiB frames here
   // is 4 GiB and ~48 MiB frames in production; two 64 MiB frames of empty bytes suffice there.
   it('WORKED then, refused now: two padded calls held in flight take the supervisor down (out of memory)', () => {
-    const r = child(
-      `
-      import { createConnection, createServer } from 'node:net';
-      import { checkArgumentSize } from 'SRC/bindings/call-budget.ts';
-      import { InstanceChannel } from 'SRC/runtime/instance-channel.ts';
-      import { F, frameHeader } from 'SRC/sandbox/channel.ts';
-      const server = createServer();
-      const path = '/tmp/kylix-oom-' + process.pid + '.s';
-      await new Promise((r) => server.listen(path, r));
-      const accepted = new Promise((r) => server.once('connection', r));
-      const theirs = createConnection(path);
-      const ours = await accepted;
-      server.close();
-      let answered = 0;
-      new InstanceChannel(ours, {
-        // As BindingBroker.call(scope, req): an async function whose parameter (the whole decoded
-        // call, "pad" included) stays reachable until the provider answers, here after 3 s (a
-        // query behind pg_sleep, a Redis/S3 round trip).
-        rpc: async (call) => {
-          checkArgumentSize(call.args, 'db.query'); // passes: args are tiny
-          await new Promise((r) => setTimeout(r, 3000));
-          return 'ok';
-        },
-        log() {},
-      }, (why) => { console.log('BROKEN', why); process.exit(0); });
-      theirs.on('data', () => { if (++answered === 3) { console.log('SURVIVED'); process.exit(0); } });
-      const n = Math.floor((6 * 2 ** 20) / 5);
+    const n = Math.floor((6 * 2 ** 20) / 5);
+    const r = heldCallsChild(
+      3,
+      `const n = ${n};
       const head = [1, 9, 4,0,0,0, 7,0,0,0, ...Buffer.from('binding'), 6, 2,0,0,0, ...Buffer.from('DB'),
         2,0,0,0, ...Buffer.from('op'), 6, 5,0,0,0, ...Buffer.from('query'),
         4,0,0,0, ...Buffer.from('args'), 8, 1,0,0,0, 9, 1,0,0,0,
         3,0,0,0, ...Buffer.from('sql'), 6, 19,0,0,0, ...Buffer.from('select pg_sleep(25)'),
-        3,0,0,0, ...Buffer.from('pad'), 8, n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24];
-      const payload = Buffer.concat([Buffer.from(head), Buffer.alloc(n * 5)]);
-      for (let i = 0; i < n; i++) payload[head.length + i * 5] = 7; // T_BYTES, length 0
-      for (let id = 1; id <= 3; id++) theirs.write(Buffer.concat([frameHeader(F.RPC, id, payload.byteLength), payload]));
-      `,
-      ['--max-old-space-size=512'],
+        3,0,0,0, ...Buffer.from('pad'), 8, n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24];`,
     );
-    assert.ok(
-      /SURVIVED|BROKEN/.test(r.stdout),
-      `supervisor died: status ${r.status}, ${r.stderr.split('\n').find((l) => /heap|memory/i.test(l)) ?? r.stderr.slice(-300)}`,
-    );
+    assertSurvived(r);
   });
 
   // WORKED even with a per-payload cap at ARGUMENT_NODES: each call's args are within budget, but
   // MAX_RPC_IN_FLIGHT counts calls, not what they hold; 1024 × ~170 MiB per instance.
   it('WORKED then, refused now: calls within ARGUMENT_NODES each, held in flight, take the supervisor down', () => {
-    const r = child(
-      `
-      import { createConnection, createServer } from 'node:net';
-      import { checkArgumentSize } from 'SRC/bindings/call-budget.ts';
-      import { InstanceChannel } from 'SRC/runtime/instance-channel.ts';
-      import { F, frameHeader } from 'SRC/sandbox/channel.ts';
-      const server = createServer();
-      const path = '/tmp/kylix-oom2-' + process.pid + '.s';
-      await new Promise((r) => server.listen(path, r));
-      const accepted = new Promise((r) => server.once('connection', r));
-      const theirs = createConnection(path);
-      const ours = await accepted;
-      server.close();
-      let answered = 0;
-      const calls = 5;
-      new InstanceChannel(ours, {
-        rpc: async (call) => {
-          checkArgumentSize(call.args, 'db.query'); // the broker's check: passes
-          await new Promise((r) => setTimeout(r, 3000)); // query { sql: 'select pg_sleep(3)', params: [[…]] }
-          return 'ok';
-        },
-        log() {},
-      }, (why) => { console.log('BROKEN', why); process.exit(0); });
-      theirs.on('data', () => { if (++answered === calls) { console.log('SURVIVED'); process.exit(0); } });
-      const n = 900_000;
+    // Each a query { sql: 'x', params: [[900,000 empty byte arrays]] }.
+    const r = heldCallsChild(
+      5,
+      `const n = 900_000;
       const head = [1, 9, 3,0,0,0, 7,0,0,0, ...Buffer.from('binding'), 6, 2,0,0,0, ...Buffer.from('DB'),
         2,0,0,0, ...Buffer.from('op'), 6, 5,0,0,0, ...Buffer.from('query'),
         4,0,0,0, ...Buffer.from('args'), 8, 1,0,0,0, 9, 2,0,0,0,
         3,0,0,0, ...Buffer.from('sql'), 6, 1,0,0,0, 120,
-        6,0,0,0, ...Buffer.from('params'), 8, 1,0,0,0, 8, n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24];
-      const payload = Buffer.concat([Buffer.from(head), Buffer.alloc(n * 5)]);
-      for (let i = 0; i < n; i++) payload[head.length + i * 5] = 7;
-      for (let id = 1; id <= calls; id++) theirs.write(Buffer.concat([frameHeader(F.RPC, id, payload.byteLength), payload]));
-      `,
-      ['--max-old-space-size=512'],
+        6,0,0,0, ...Buffer.from('params'), 8, 1,0,0,0, 8, n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24];`,
     );
-    assert.ok(
-      /SURVIVED|BROKEN/.test(r.stdout),
-      `supervisor died: status ${r.status}, ${r.stderr.split('\n').find((l) => /heap|memory/i.test(l)) ?? r.stderr.slice(-300)}`,
-    );
+    assertSurvived(r);
   });
 
   it('calls each within the budget, but more than a channel may hold in flight, are refused (ERR_OVERLOADED)', async () => {
