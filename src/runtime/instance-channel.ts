@@ -62,13 +62,38 @@ export interface Fate {
 const MAX_CALL_VALUES = 1_000_000 + 16;
 /**
  * What the calls in flight may hold, on one channel and on the whole node: a call holds its values
- * while its provider runs (a slow query, a Redis round trip), so without these a few calls each
- * within MAX_CALL_VALUES would fill the supervisor's heap. Tens of bytes a value: about 500 MB at most.
+ * and its bytes while its provider runs (a slow query, a Redis round trip), so without these a few
+ * calls each within MAX_CALL_VALUES, or each a frame of one long string, would fill the supervisor's
+ * heap. Values cost tens of bytes each; a payload's bytes count twice (a string of them may be
+ * two-byte in memory). About 1.5 GB at most on a node.
  */
-const MAX_CHANNEL_VALUES = 2 * MAX_CALL_VALUES;
-const MAX_NODE_VALUES = 8 * MAX_CALL_VALUES;
-/** Values of the binding calls in flight on this node, every channel together. */
-let nodeValuesInFlight = 0;
+const MAX_CHANNEL_HELD: Held = { values: 2 * MAX_CALL_VALUES, bytes: 256 * 2 ** 20 };
+const MAX_NODE_HELD: Held = { values: 8 * MAX_CALL_VALUES, bytes: 2 ** 30 };
+/**
+ * A call this small is never refused for the node's budget (only for its own channel's), so one
+ * tenant holding the node's budget with large calls cannot stop every other tenant's binding calls.
+ */
+const SMALL_CALL: Held = { values: 1024, bytes: 64 * 1024 };
+const NOTHING: Held = { values: 0, bytes: 0 };
+/** What the binding calls in flight on this node hold, every channel together. */
+const nodeHeld: Held = { values: 0, bytes: 0 };
+
+/** What binding calls in flight hold: values as the reader counts them, and twice their payload bytes. */
+interface Held {
+  values: number;
+  bytes: number;
+}
+
+/** Whether `held` plus `call` stays within `max`. */
+function fits(held: Held, call: Held, max: Held): boolean {
+  return held.values + call.values <= max.values && held.bytes + call.bytes <= max.bytes;
+}
+
+/** Adds `call` to `held` (`sign` 1), or takes it back (-1). */
+function hold(held: Held, call: Held, sign: 1 | -1): void {
+  held.values += sign * call.values;
+  held.bytes += sign * call.bytes;
+}
 /**
  * The largest structured clone a call may be (rpc-codec.ts sends only Maps, Sets, class instances
  * and sparse arrays so): it cannot be counted as it is read, so it is bounded by its bytes.
@@ -89,8 +114,8 @@ export class InstanceChannel {
   /** Open streams by id (slots, not a Map: see slot-table.ts). */
   private readonly streams = new SlotTable<OpenStream>();
   private rpcInFlight = 0;
-  /** Values the calls in flight on this channel hold (see MAX_CHANNEL_VALUES). */
-  private valuesInFlight = 0;
+  /** What the calls in flight on this channel hold (see MAX_CHANNEL_HELD). */
+  private readonly held: Held = { values: 0, bytes: 0 };
   private corked = false;
   private closedFlag = false;
   private fateValue?: Fate;
@@ -274,7 +299,7 @@ export class InstanceChannel {
       throw new Error('a malformed binding call');
     // Only what a call is: anything else it carried is not held while it runs.
     const call: BindingCall = { binding: raw.binding, op: raw.op, args: raw.args };
-    const values = decoded.values;
+    const size: Held = { values: decoded.values, bytes: 2 * payload.byteLength };
     if (this.rpcInFlight >= MAX_RPC_IN_FLIGHT) {
       this.reply(id, {
         ok: false,
@@ -285,25 +310,35 @@ export class InstanceChannel {
       });
       return;
     }
-    if (this.valuesInFlight + values > MAX_CHANNEL_VALUES || nodeValuesInFlight + values > MAX_NODE_VALUES) {
+    const small = fits(NOTHING, size, SMALL_CALL);
+    if (!fits(this.held, size, MAX_CHANNEL_HELD) || (!small && !fits(nodeHeld, size, MAX_NODE_HELD))) {
       this.reply(id, {
         ok: false,
         error: {
           code: 'ERR_OVERLOADED',
-          message: 'The binding calls in flight hold too many values already; await some before making more.',
+          message:
+            'The binding calls in flight hold too much already (values or bytes); await some before making more.',
         },
       });
       return;
     }
     this.rpcInFlight++;
-    this.valuesInFlight += values;
-    nodeValuesInFlight += values;
+    hold(this.held, size, 1);
+    hold(nodeHeld, size, 1);
     const settled = () => {
       this.rpcInFlight--;
-      this.valuesInFlight -= values;
-      nodeValuesInFlight -= values;
+      hold(this.held, size, -1);
+      hold(nodeHeld, size, -1);
     };
-    this.hooks.rpc(call).then(
+    // A hook that throws at once settles like one that rejects (and one that answers at once, like
+    // one that resolves): what the call held is given back either way.
+    let running: Promise<unknown>;
+    try {
+      running = Promise.resolve(this.hooks.rpc(call));
+    } catch (err) {
+      running = Promise.reject(err);
+    }
+    running.then(
       (value) => {
         settled();
         this.reply(id, { ok: true, value });

@@ -13,8 +13,9 @@
  * (count, values); object (count, then key string and value for each own enumerable string key);
  * date (float64 time); bigint (its decimal digits); other typed arrays, DataViews and ArrayBuffers
  * (a kind byte, then their bytes). Whatever is read is a copy: nothing keeps the socket's memory.
- * One difference from structured clone: an array's named properties (`Object.assign([1], { x })`)
- * are not sent.
+ * Two differences from structured clone: an array's named properties (`Object.assign([1], { x })`)
+ * are not sent, and when the writer meets a value only a clone can send after it ran a getter, the
+ * clone runs that getter again.
  *
  * The supervisor reads what a sandbox process sends, so the reader trusts nothing:
  * - every length is checked against the bytes left, and the value must end where the payload does;
@@ -40,6 +41,7 @@ import {
   MAX_BIGINT_DIGITS,
   MAX_COMPACT_ARRAY,
   MAX_DEPTH,
+  MAX_KEY_BYTES,
   MEASURE_STRING_CHARS,
   PayloadTooLarge,
   STRUCTURED_CLONE,
@@ -237,6 +239,8 @@ function writeValue(value: unknown, depth: number): void {
   view.setUint32(at + 1, keys.length, true);
   at += 5;
   for (const key of keys) {
+    // Up to 3 bytes a character: a key that may be longer than MAX_KEY_BYTES goes as a clone.
+    if (key.length * 3 > MAX_KEY_BYTES) throw NOT_COMPACT;
     writeString(key, false);
     writeValue((value as Record<string, unknown>)[key], depth + 1);
   }

@@ -11,6 +11,7 @@ import {
   HEAVY_VALUE,
   MAX_BIGINT_DIGITS,
   MAX_DEPTH,
+  MAX_KEY_BYTES,
   PayloadTooLarge,
   STRUCTURED_CLONE,
   T,
@@ -102,8 +103,9 @@ class Reader {
     return n;
   }
 
-  private string(encoding: 'utf8' | 'utf16le' | 'latin1'): string {
+  private string(encoding: 'utf8' | 'utf16le' | 'latin1', maxBytes = Number.POSITIVE_INFINITY): string {
     const length = this.u32();
+    if (length > maxBytes) throw new Error(`a key of ${length} bytes (at most ${maxBytes})`);
     this.need(length);
     const s = bufferToString.call(this.text, encoding, this.offset, this.offset + length);
     this.offset += length;
@@ -189,7 +191,7 @@ class Reader {
         this.take(count);
         const out: Record<string, unknown> = {};
         for (let i = 0; i < count; i++) {
-          const key = this.string('utf8');
+          const key = this.string('utf8', MAX_KEY_BYTES);
           const value = this.value(depth + 1);
           if (key === '__proto__')
             defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true });

@@ -1,0 +1,306 @@
+/**
+ * Second red team on binding calls from a sandbox to the supervisor (rpc-reader.ts, instance-channel.ts),
+ * after the first one's fixes. Cases named "WORKED then" were attacks that worked against that code
+ * (quadratic reading of long keys, held calls of long strings filling the heap, one tenant filling
+ * the node's in-flight budget, a hook's synchronous throw leaking it); "HELD" cases held. Heavy cases
+ * run in a child node with a small heap.
+ */
+import assert from 'node:assert/strict';
+import { Buffer } from 'node:buffer';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { serialize } from 'node:v8';
+import { InstanceChannel } from '../../src/runtime/instance-channel.js';
+import { F, FrameReader, frameHeader } from '../../src/sandbox/channel.js';
+import type { BindingCall } from '../../src/sandbox/protocol.js';
+import { decodePayload, encodeFrame } from '../../src/sandbox/rpc-codec.js';
+import { eventually } from '../helpers/eventually.js';
+import { socketPair } from '../helpers/socket-pair.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+/** The limits onRpc reads with. */
+const LIMITS = { maxValues: 1_000_016, maxCloneBytes: 2 ** 20 };
+
+const u32 = (n: number) => [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24];
+const str = (s: string) => {
+  const b = Buffer.from(s);
+  return [6, ...u32(b.byteLength), ...b];
+};
+const key = (s: string) => {
+  const b = Buffer.from(s);
+  return [...u32(b.byteLength), ...b];
+};
+/** `{ binding, op, args: [<argBytes>] }` as a compact payload. */
+function call(binding: string, op: string, argBytes: Uint8Array): Buffer {
+  const head = [
+    1,
+    9,
+    ...u32(3),
+    ...key('binding'),
+    ...str(binding),
+    ...key('op'),
+    ...str(op),
+    ...key('args'),
+    8,
+    ...u32(1),
+  ];
+  return Buffer.concat([Buffer.from(head), argBytes]);
+}
+const rpcFrame = (id: number, p: Uint8Array) => Buffer.concat([frameHeader(F.RPC, id, p.byteLength), p]);
+
+type Answer = { id: number; result: { ok: boolean; error?: { code: string } } };
+async function channel(answer: (call: BindingCall) => Promise<unknown> | unknown = async () => 'ok') {
+  const pair = await socketPair();
+  const calls: BindingCall[] = [];
+  const broken: string[] = [];
+  const ch = new InstanceChannel(
+    pair.ours,
+    {
+      rpc: (c) => {
+        calls.push(c);
+        return answer(c) as Promise<unknown>;
+      },
+      log: () => undefined,
+    },
+    (why) => broken.push(why),
+  );
+  const answers: Answer[] = [];
+  const reader = new FrameReader((_t, id, payload) =>
+    answers.push({ id, result: decodePayload(payload).value as Answer['result'] }),
+  );
+  pair.theirs.on('data', (chunk: Buffer) => reader.push(chunk));
+  return { ...pair, ch, calls, broken, answers };
+}
+
+function child(code: string, flags: string[]) {
+  const dir = mkdtempSync(join(tmpdir(), 'kylix-rpcatk2-'));
+  const file = join(dir, 'child.mts');
+  writeFileSync(file, code.replaceAll('SRC/', `${pathToFileURL(join(ROOT, 'src')).href}/`));
+  try {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', ...flags, file], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One object of `n` keys `length` bytes long that differ only in their last 8 bytes, values undefined. */
+function longKeysObject(n: number, length: number): Uint8Array {
+  const unit = length + 5;
+  const out = Buffer.alloc(5 + n * unit, 'a');
+  out[0] = 9;
+  out.writeUInt32LE(n, 1);
+  for (let i = 0; i < n; i++) {
+    const at = 5 + i * unit;
+    out.writeUInt32LE(length, at);
+    out.write(String(i).padStart(8, '0'), at + 4 + length - 8, 'latin1');
+    out[at + 4 + length] = 0; // T.UNDEFINED
+  }
+  return out;
+}
+
+describe('rpc red team 2: CPU', () => {
+  // V8 hashes a string longer than 16,383 characters by its length alone (String::kMaxHashCalcLength),
+  // and the reader made every key a property, which internalizes it: n keys of one length over
+  // 16,383 all collided in the string table, O(n² · length) (1,200 keys of 16,400 bytes: 1 s). Keys
+  // are now at most MAX_KEY_BYTES (4 KiB) in the compact form; longer ones come as a clone (≤ 1 MiB).
+  it('WORKED then, refused now: an object of long, same-length keys is refused at once, not read in quadratic time', () => {
+    const attack = call('DB', 'query', longKeysObject(1200, 16_400));
+    const t = performance.now();
+    assert.throws(() => decodePayload(attack, LIMITS), /a key of 16400 bytes/);
+    assert.ok(performance.now() - t < 100, 'refused before reading the rest');
+    // An honest object with a long key still arrives, as a structured clone.
+    const honest = { ['k'.repeat(5000)]: 1, short: 2 };
+    const wire = encodeFrame(0, honest);
+    assert.equal(wire[0], 2, 'a structured clone');
+    assert.deepEqual(decodePayload(wire, LIMITS).value, honest);
+  });
+
+  it('HELD: 4096-digit bigints and UTF-16 strings read in linear time (~12 ns a byte)', () => {
+    const big = Buffer.from([11, ...u32(4096), ...Buffer.from('9'.repeat(4096))]);
+    const n = 1000;
+    const arg = Buffer.concat([Buffer.from([8, ...u32(n)]), ...Array(n).fill(big)]);
+    const t = performance.now();
+    decodePayload(call('DB', 'query', arg), LIMITS);
+    assert.ok(performance.now() - t < 1000);
+  });
+});
+
+function bigStringCalls(calls: number) {
+  return child(
+    `
+    import { createConnection, createServer } from 'node:net';
+    import { checkArgumentSize } from 'SRC/bindings/call-budget.ts';
+    import { InstanceChannel } from 'SRC/runtime/instance-channel.ts';
+    import { F, frameHeader } from 'SRC/sandbox/channel.ts';
+    const server = createServer();
+    const path = '/tmp/kylix-oom2-' + process.pid + '.s';
+    await new Promise((r) => server.listen(path, r));
+    const accepted = new Promise((r) => server.once('connection', r));
+    const theirs = createConnection(path);
+    const ours = await accepted;
+    server.close();
+    let answered = 0;
+    new InstanceChannel(ours, {
+      rpc: async (call) => {
+        checkArgumentSize(call.args, 'db.query');
+        await new Promise((r) => setTimeout(r, 4000));
+        return 'ok';
+      },
+      log() {},
+    }, (why) => { console.log('BROKEN', why); process.exit(0); });
+    theirs.on('data', () => { if (++answered === ${calls}) { console.log('SURVIVED'); process.exit(0); } });
+    const big = Buffer.alloc(24 * 2 ** 20, 'a'); big.write('€', big.length - 3);
+    const u32 = (n) => [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24];
+    const k = (s) => [...u32(s.length), ...Buffer.from(s)];
+    const head = Buffer.from([1, 9, ...u32(3), ...k('binding'), 6, ...k('DB'), ...k('op'), 6, ...k('query'), ...k('args'), 8, ...u32(1),
+      9, ...u32(2), ...k('sql'), 6, ...k('select pg_sleep(25) where $1::text is not null'), ...k('params'), 8, ...u32(1), 6, ...u32(big.length)]);
+    const payload = Buffer.concat([head, big]);
+    for (let id = 1; id <= ${calls}; id++) { theirs.write(frameHeader(F.RPC, id, payload.length)); theirs.write(payload); }
+    `,
+    ['--max-old-space-size=512'],
+  );
+}
+
+describe('rpc red team 2: in-flight budgets', () => {
+  // The in-flight budgets counted values only, and a string weighs one; ASCII with one "€" becomes a
+  // two-byte string, twice its wire size on the heap. Such calls held by a slow provider (pg_sleep; a
+  // large bucket upload) filled the heap; now twice a call's payload bytes count too.
+  it('WORKED then, refused now: held calls of long strings take the supervisor down (bytes count in the in-flight budgets)', () => {
+    const control = bigStringCalls(2);
+    assert.match(control.stdout, /SURVIVED/, 'two held calls fit: the heap is not too small to read one');
+    // 12 × 24 MiB two-byte strings would be 576 MB in a 512 MiB heap; a channel holds 256 MiB (counted twice).
+    const r = bigStringCalls(12);
+    assert.ok(
+      /SURVIVED|BROKEN/.test(r.stdout),
+      `supervisor died: status ${r.status} ${r.stderr.split('\n').find((l) => /heap|memory/i.test(l)) ?? r.stderr.slice(-300)}`,
+    );
+  });
+
+  // The node's budget was one pool for every tenant: 8 calls of 1,000,016 values each (200,000 empty byte
+  // arrays: 1 MB each, and 200,001 argument nodes, under ARGUMENT_NODES) held by pg_sleep(25) from 4
+  // instances of one tenant, and every other tenant's binding calls on the node fail with ERR_OVERLOADED.
+  it('WORKED then, refused now: one tenant fills the node-wide in-flight budget; another tenant’s small call still runs', async () => {
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    // 200,000 empty byte arrays and 12 undefined: exactly 1,000,016 values (MAX_CALL_VALUES).
+    const n = 200_000;
+    const arg = Buffer.alloc(5 + n * 5 + 12);
+    arg[0] = 8;
+    arg.writeUInt32LE(n + 12, 1);
+    for (let i = 0; i < n; i++) arg[5 + i * 5] = 7;
+    const p = call('DB', 'query', arg);
+    assert.equal(decodePayload(p, LIMITS).values, 1_000_016);
+    const attackers: Awaited<ReturnType<typeof channel>>[] = [];
+    for (let i = 0; i < 4; i++) {
+      const a = await channel(async () => {
+        await held;
+        return 'ok';
+      });
+      attackers.push(a);
+      a.theirs.write(Buffer.concat([rpcFrame(1, p), rpcFrame(2, p)]));
+    }
+    await eventually(() => attackers.every((a) => a.calls.length === 2));
+    const victim = await channel(async () => 'ok');
+    victim.theirs.write(rpcFrame(1, call('KV', 'get', Buffer.from(str('k')))));
+    await eventually(() => victim.answers.length === 1);
+    release();
+    await eventually(() => attackers.every((a) => a.answers.length === 2));
+    for (const c of [...attackers, victim]) c.done();
+    assert.equal(victim.answers[0]?.result.error?.code, undefined, 'the other tenant’s call was refused');
+  });
+
+  it('HELD: a channel closed with calls in flight gives their budget back when they settle', async () => {
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const n = 200_000;
+    const arg = Buffer.alloc(5 + n * 5);
+    arg[0] = 8;
+    arg.writeUInt32LE(n, 1);
+    for (let i = 0; i < n; i++) arg[5 + i * 5] = 7;
+    const p = call('DB', 'query', arg);
+    const cs: Awaited<ReturnType<typeof channel>>[] = [];
+    for (let i = 0; i < 4; i++) {
+      const c = await channel(async () => {
+        await held;
+        throw new Error('late');
+      });
+      c.theirs.write(Buffer.concat([rpcFrame(1, p), rpcFrame(2, p)]));
+      cs.push(c);
+    }
+    await eventually(() => cs.every((c) => c.calls.length === 2));
+    for (const c of cs) c.ch.close();
+    release();
+    await new Promise((r) => setTimeout(r, 50));
+    const fresh = await channel(async () => 'ok');
+    fresh.theirs.write(Buffer.concat([rpcFrame(1, p), rpcFrame(2, p)]));
+    await eventually(() => fresh.answers.length === 2);
+    assert.deepEqual(
+      fresh.answers.map((a) => a.result.ok),
+      [true, true],
+    );
+    for (const c of [...cs, fresh]) c.done();
+  });
+});
+
+describe('rpc red team 2: exceptions and exotic values', () => {
+  it('HELD: exotic structured-clone roots and args (Error, RegExp, boxed string, Map) end only the sender’s channel or are answered', async () => {
+    const roots: unknown[] = [new Error('x'), /a/, Object('s'), new Map([['binding', 'DB']]), [1, 2]];
+    for (const root of roots) {
+      const c = await channel();
+      const clone = serialize(root);
+      const p = Buffer.concat([Buffer.from([2]), clone]);
+      c.theirs.write(rpcFrame(1, p));
+      await eventually(() => c.broken.length === 1);
+      c.done();
+    }
+    const c = await channel(async (call) => call.args.length);
+    const odd = {
+      binding: 'DB',
+      op: 'q',
+      args: [new Error('e'), /x{1,5}/g, Object(1n), new Set([1]), new Date(NaN)],
+    };
+    const clone = serialize(odd);
+    c.theirs.write(rpcFrame(1, Buffer.concat([Buffer.from([2]), clone])));
+    await eventually(() => c.answers.length === 1);
+    assert.equal(c.broken.length, 0);
+    c.done();
+  });
+
+  // Not reachable with today's hooks (all async): a hook that threw synchronously left what the call
+  // held counted for good, on the channel and the node. It now settles like a rejection.
+  it('LATENT then, held now: a hook that throws synchronously gives back the node-wide budget', async () => {
+    const n = 200_000;
+    const arg = Buffer.alloc(5 + n * 5);
+    arg[0] = 8;
+    arg.writeUInt32LE(n, 1);
+    for (let i = 0; i < n; i++) arg[5 + i * 5] = 7;
+    const p = call('DB', 'query', arg);
+    for (let i = 0; i < 8; i++) {
+      const c = await channel(() => {
+        throw new Error('sync');
+      });
+      c.theirs.write(rpcFrame(1, p));
+      await eventually(() => c.answers.length === 1);
+      assert.equal(c.answers[0]?.result.ok, false);
+      c.done();
+    }
+    const fresh = await channel(async () => 'ok');
+    fresh.theirs.write(rpcFrame(1, p));
+    await eventually(() => fresh.answers.length === 1);
+    fresh.done();
+    assert.equal(fresh.answers[0]?.result.ok, true, JSON.stringify(fresh.answers[0]?.result));
+  });
+});
