@@ -12,6 +12,7 @@ import {
   creditOf,
   F,
   FrameReader,
+  FrameWriter,
   frame,
   HEADER_BYTES,
   headFrame,
@@ -116,7 +117,7 @@ export class InstanceChannel {
   private rpcInFlight = 0;
   /** What the calls in flight on this channel hold (see MAX_CHANNEL_HELD). */
   private readonly held: Held = { values: 0, bytes: 0 };
-  private corked = false;
+  private readonly writer: FrameWriter;
   private closedFlag = false;
   private fateValue?: Fate;
   private readonly fateWaiters: ((f: Fate) => void)[] = [];
@@ -126,6 +127,7 @@ export class InstanceChannel {
     private readonly hooks: InstanceHooks,
     private readonly onBroken: (reason: string) => void,
   ) {
+    this.writer = new FrameWriter(socket);
     const reader = new FrameReader((type, stream, payload) => this.onFrame(type, stream, payload));
     socket.on('data', (chunk: Uint8Array) => {
       if (this.closedFlag) return;
@@ -151,19 +153,10 @@ export class InstanceChannel {
     return id;
   }
 
-  /** Sends a frame; frames sent in one turn of the event loop leave in one write. */
+  /** Sends a frame (see FrameWriter: the requests read in one turn leave in one write). */
   write(bytes: Uint8Array): void {
     if (this.closedFlag) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      // Flushed after this turn's I/O callbacks: the requests read in one turn leave in one write.
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    this.socket.write(bytes);
+    this.writer.write(bytes);
   }
 
   /** Sends a frame built by `headFrame` / `frame` for stream `id`. */

@@ -162,6 +162,44 @@ export function creditOf(payload: Uint8Array): number {
 /** Receives a frame; throwing from it marks the peer as broken. */
 export type FrameHandler = (type: number, stream: number, payload: Uint8Array) => void;
 
+/** The part of a stream socket a FrameWriter uses. */
+export interface CorkableSink {
+  write(bytes: Uint8Array): unknown;
+  cork(): void;
+  uncork(): void;
+}
+
+/** Captured at load: the sandbox strips host globals from what the guest sees. */
+const later = setImmediate;
+
+/**
+ * Writes frames to a socket. The first frame of a turn of the event loop goes out at once, so a
+ * lone frame (a binding call, its result, the answer to a lone request) waits for nothing; the
+ * frames after it in the same turn are corked and leave in one write in the turn's check phase,
+ * so the answers to requests that arrived together go out together. Order is kept either way.
+ */
+export class FrameWriter {
+  /** 0: nothing written this turn; 1: one frame went out at once; 2: corked since. */
+  private state: 0 | 1 | 2 = 0;
+  private readonly endTurn = () => {
+    if (this.state === 2) this.sink.uncork();
+    this.state = 0;
+  };
+
+  constructor(private readonly sink: CorkableSink) {}
+
+  write(bytes: Uint8Array): void {
+    if (this.state === 0) {
+      this.state = 1;
+      later(this.endTurn);
+    } else if (this.state === 1) {
+      this.state = 2;
+      this.sink.cork();
+    }
+    this.sink.write(bytes);
+  }
+}
+
 /**
  * Reassembles frames from the chunks a stream socket delivers. A frame that announces more than
  * MAX_FRAME_BYTES throws: the caller ends the channel, since a peer that does that is not ours.

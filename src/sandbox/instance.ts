@@ -13,7 +13,7 @@ import { format } from 'node:util';
 import { parentPort, workerData } from 'node:worker_threads';
 import { assetBindings } from './assets-binding.js';
 import { buildEnv } from './bindings.js';
-import { F, FrameReader, headFrame } from './channel.js';
+import { F, FrameReader, FrameWriter, headFrame } from './channel.js';
 import { guestFetch } from './guest-fetch.js';
 import { hardenGlobals } from './guest-realm.js';
 import type { Handler } from './handler.js';
@@ -137,26 +137,18 @@ function makeEnv(calls: RpcTarget): Record<string, unknown> {
 }
 
 /**
- * Opens the channel on the fd the supervisor gave this instance and serves on it. Frames written
- * in one turn of the event loop go out in one write (corked until its check phase), so answers to
- * the requests that arrived together leave together.
+ * Opens the channel on the fd the supervisor gave this instance and serves on it. Frames go out
+ * through a FrameWriter: a lone frame at once, the answers to requests that arrived together in
+ * one write.
  */
 function serveChannel(handler: Handler, env: Record<string, unknown>, calls: RpcTarget, fd: number): void {
   const socket = new Socket({ fd, readable: true, writable: true });
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
-  };
-  const write = (bytes: Uint8Array) => {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      setImmediate(uncork);
-    }
-    socket.write(bytes);
-  };
-  const server = new InstanceServer(handler, env, serveHooks(write));
+  const writer = new FrameWriter(socket);
+  const server = new InstanceServer(
+    handler,
+    env,
+    serveHooks((bytes) => writer.write(bytes)),
+  );
   calls.server = server;
   const reader = new FrameReader((type, stream, payload) => server.onFrame(type, stream, payload));
   socket.on('data', (chunk: Uint8Array) => reader.push(chunk));
