@@ -129,7 +129,8 @@ async function on<T>(
   home: string | undefined,
   measure: () => Promise<T>,
 ): Promise<T> {
-  if (cores === undefined || !pinSelf(cores)) return measure();
+  if (cores === undefined) return measure();
+  if (!pinSelf(cores)) throw new Error(`could not move the bench process to core ${cores} (taskset)`);
   try {
     return await measure();
   } finally {
@@ -177,8 +178,18 @@ export const bindings: Scenario = {
           ),
           'queue msgs/s end to end': await queueEndToEnd(node, Math.max(1000, n)),
         };
-        const directGet = await onServer(() => directKvGet(config === 'fleet', n, 1));
-        const directGetClientCore = await directKvGet(config === 'fleet', n, 1);
+        // In turn first on each backend: the bench process warms up on whichever runs first.
+        const onClient = () => directKvGet(config === 'fleet', n, 1);
+        const onNode = () => onServer(() => directKvGet(config === 'fleet', n, 1));
+        let directGet: number;
+        let directGetClientCore: number;
+        if (config === 'fleet') {
+          directGet = await onNode();
+          directGetClientCore = await onClient();
+        } else {
+          directGetClientCore = await onClient();
+          directGet = await onNode();
+        }
         details[config] = {
           ...figures,
           'KV get ops/s direct provider': directGet,

@@ -191,9 +191,7 @@ export class PlatformMetrics {
   private readonly refusals = new Map<string, CounterSeries>();
 
   constructor(sources: MetricsSources = {}) {
-    // prom-client samples event loop delay on a 10 ms timer by default: an idle node would wake 100
-    // times a second for it. Every 100 ms still gives the lag histogram ten samples a second.
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
+    collectDefaultMetrics({ register: this.registry });
     registerScrapeGauges(this.registry, sources);
   }
 

@@ -35,21 +35,32 @@ interface CoreTimes {
 }
 
 /**
- * Each core's counters by core number: the `cpuN` lines of /proc/stat on Linux (os.cpus() reads
- * those too, and parses all of /proc/cpuinfo besides, twice a second here), else os.cpus().
+ * Each core's counters by core number from the text of /proc/stat: its `cpuN` lines (user nice
+ * system idle iowait irq …, in clock ticks; the same fields os.cpus() reports). The all-cores
+ * `cpu` line and everything else are skipped; numbering may have gaps (offline cores).
  */
-function coreTimes(): [number, CoreTimes][] {
-  try {
-    const out: [number, CoreTimes][] = [];
-    for (const line of readFileSync('/proc/stat', 'latin1').split('\n')) {
-      const m = /^cpu(\d+) (\d+) (\d+) (\d+) (\d+) \d+ (\d+)/.exec(line);
-      if (m) out.push([Number(m[1]), { user: +m[2]!, nice: +m[3]!, sys: +m[4]!, idle: +m[5]!, irq: +m[6]! }]);
-    }
-    if (out.length > 0) return out;
-  } catch {
-    // Not Linux, or no /proc: os.cpus() below.
+export function parseProcStat(text: string): Map<number, CoreTimes> {
+  const out = new Map<number, CoreTimes>();
+  for (const line of text.split('\n')) {
+    const m = /^cpu(\d+) (\d+) (\d+) (\d+) (\d+) \d+ (\d+)/.exec(line);
+    if (m) out.set(Number(m[1]), { user: +m[2]!, nice: +m[3]!, sys: +m[4]!, idle: +m[5]!, irq: +m[6]! });
   }
-  return cpus().map((c, i) => [i, c.times]);
+  return out;
+}
+
+/**
+ * The counters, and which source they came from: /proc/stat on Linux (os.cpus() reads it too, and
+ * parses all of /proc/cpuinfo besides, on every call), else os.cpus() (in ms, not ticks: two
+ * samples from different sources are never compared).
+ */
+function coreTimes(): { source: 'proc' | 'os'; cores: Map<number, CoreTimes> } {
+  try {
+    const cores = parseProcStat(readFileSync('/proc/stat', 'latin1'));
+    if (cores.size > 0) return { source: 'proc', cores };
+  } catch {
+    // Not Linux, no /proc, or no file descriptor to spare: os.cpus() below.
+  }
+  return { source: 'os', cores: new Map(cpus().map((c, i) => [i, c.times])) };
 }
 
 /** See the file comment. */
@@ -59,20 +70,24 @@ export class CpuGauge {
   /** Busy share (0–1) of those cores over the last interval; 0 before two samples. */
   busy = 0;
   private readonly allowed = allowedCores();
-  private last?: { busy: number; total: number };
+  private last?: { source: 'proc' | 'os'; busy: number; total: number };
 
   /** Reads the counters; call on a timer. */
   sample(): void {
+    const { source, cores } = coreTimes();
     let busy = 0;
     let total = 0;
-    for (const [i, t] of coreTimes()) {
+    for (const [i, t] of cores) {
       if (this.allowed && !this.allowed.has(i)) continue;
       const all = t.user + t.nice + t.sys + t.idle + t.irq;
       total += all;
       busy += all - t.idle;
     }
-    if (this.last && total > this.last.total) this.busy = (busy - this.last.busy) / (total - this.last.total);
-    this.last = { busy, total };
+    // Nothing read (no counters for the usable cores): keep the last figure and the last sample.
+    if (total === 0) return;
+    const last = this.last?.source === source ? this.last : undefined;
+    if (last && total > last.total) this.busy = (busy - last.busy) / (total - last.total);
+    this.last = { source, busy, total };
   }
 
   /** Whether the usable cores are (nearly) all busy. */

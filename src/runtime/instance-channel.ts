@@ -153,7 +153,7 @@ export class InstanceChannel {
     return id;
   }
 
-  /** Sends a frame (see FrameWriter: the requests read in one turn leave in one write). */
+  /** Sends a frame (see FrameWriter: a lone frame at once, the rest of a turn's frames in one write). */
   write(bytes: Uint8Array): void {
     if (this.closedFlag) return;
     this.writer.write(bytes);

@@ -14,6 +14,7 @@
  */
 
 import { Buffer } from 'node:buffer';
+import { setImmediate } from 'node:timers';
 
 /** Frame types. Supervisor → instance: REQUEST…ABORT; instance → supervisor: RESPONSE…LOG; CREDIT both ways. */
 export const F = {
@@ -169,9 +170,6 @@ export interface CorkableSink {
   uncork(): void;
 }
 
-/** Captured at load: the sandbox strips host globals from what the guest sees. */
-const later = setImmediate;
-
 /**
  * Writes frames to a socket. The first frame of a turn of the event loop goes out at once, so a
  * lone frame (a binding call, its result, the answer to a lone request) waits for nothing; the
@@ -191,7 +189,7 @@ export class FrameWriter {
   write(bytes: Uint8Array): void {
     if (this.state === 0) {
       this.state = 1;
-      later(this.endTurn);
+      setImmediate(this.endTurn);
     } else if (this.state === 1) {
       this.state = 2;
       this.sink.cork();
