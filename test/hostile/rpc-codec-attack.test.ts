@@ -10,28 +10,20 @@
  */
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { pathToFileURL } from 'node:url';
 import { deserialize, serialize, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { ARGUMENT_NODES } from '../../src/bindings/call-budget.js';
-import { InstanceChannel } from '../../src/runtime/instance-channel.js';
 import { assetBindings } from '../../src/sandbox/assets-binding.js';
 import { F, FrameReader, frameHeader, HEADER_BYTES, MAX_FRAME_BYTES } from '../../src/sandbox/channel.js';
-import type { BindingCall } from '../../src/sandbox/protocol.js';
 import { decodePayload as decodeWith, encodeFrame } from '../../src/sandbox/rpc-codec.js';
+import { type ChildResult, heldCallsChild, recordingChannel, runChild } from '../helpers/attacked-channel.js';
 import { eventually } from '../helpers/eventually.js';
-import { socketPair } from '../helpers/socket-pair.js';
 
 /** The value of a payload. */
 const decodePayload = (payload: Uint8Array, plainBytes = false): unknown =>
   decodeWith(payload, { plainBytes }).value;
 
-const ROOT = resolve(import.meta.dirname, '../..');
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 const PROTO_KEYS = Object.getOwnPropertyNames(Object.prototype).join();
@@ -102,86 +94,38 @@ function callWith(
   return h.bytes();
 }
 
-/** A channel whose binding calls are recorded (and answered by `answer`). */
-async function channel(answer: (call: BindingCall) => Promise<unknown> = async () => 'ok') {
-  const pair = await socketPair();
-  const calls: BindingCall[] = [];
-  const broken: string[] = [];
-  const ch = new InstanceChannel(
-    pair.ours,
-    {
-      rpc: (call) => {
-        calls.push(call);
-        return answer(call);
-      },
-      log: () => undefined,
-    },
-    (why) => broken.push(why),
-  );
-  const closed = new Promise<void>((r) => pair.theirs.once('close', () => r()));
-  return { ...pair, ch, calls, broken, closed };
-}
-
-/** Runs a TypeScript snippet in a child node with `flags`; `SRC` in it is the repo's src/ URL. */
-function child(code: string, flags: string[]): { status: number | null; stdout: string; stderr: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'kylix-rpcatk-child-'));
-  const file = join(dir, 'child.mts');
-  writeFileSync(file, code.replaceAll('SRC/', `${pathToFileURL(join(ROOT, 'src')).href}/`));
-  try {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', ...flags, file], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+/** A recorded channel (helpers/attacked-channel.ts). */
+const channel = recordingChannel;
 
 /**
- * A supervisor's channel in a child with a 512 MiB heap (4 GiB in production, scaled down with the
- * frames): every binding call passes the broker's size check and is then held 3 s, as by a query
- * behind pg_sleep or a Redis/S3 round trip, so its decoded values stay reachable. `payloadJs` sets
- * `n` and `head` (a compact call whose last array holds n values), to which n empty byte arrays
- * (T.BYTES, length 0) are added; the payload goes out `calls` times. Prints SURVIVED once every call
- * was answered, or BROKEN if the channel was ended.
+ * heldCallsChild with calls held 3 s: `payloadJs` sets `n` and `head` (a compact call whose last
+ * array holds n values), to which n empty byte arrays (T.BYTES, length 0) are added; the payload
+ * goes out `calls` times.
  */
-function heldCallsChild(calls: number, payloadJs: string): ReturnType<typeof child> {
-  return child(
-    `
-    import { createConnection, createServer } from 'node:net';
-    import { checkArgumentSize } from 'SRC/bindings/call-budget.ts';
-    import { InstanceChannel } from 'SRC/runtime/instance-channel.ts';
-    import { F, frameHeader } from 'SRC/sandbox/channel.ts';
-    const server = createServer();
-    const path = '/tmp/kylix-oom-' + process.pid + '.s';
-    await new Promise((r) => server.listen(path, r));
-    const accepted = new Promise((r) => server.once('connection', r));
-    const theirs = createConnection(path);
-    const ours = await accepted;
-    server.close();
-    let answered = 0;
-    new InstanceChannel(ours, {
-      rpc: async (call) => {
-        checkArgumentSize(call.args, 'db.query');
-        await new Promise((r) => setTimeout(r, 3000));
-        return 'ok';
-      },
-      log() {},
-    }, (why) => { console.log('BROKEN', why); process.exit(0); });
-    theirs.on('data', () => { if (++answered === ${calls}) { console.log('SURVIVED'); process.exit(0); } });
-    ${payloadJs}
+function paddedCallsChild(calls: number, payloadJs: string): ChildResult {
+  return heldCallsChild(
+    calls,
+    3000,
+    `${payloadJs}
     const payload = Buffer.concat([Buffer.from(head), Buffer.alloc(n * 5)]);
     for (let i = 0; i < n; i++) payload[head.length + i * 5] = 7;
-    for (let id = 1; id <= ${calls}; id++) theirs.write(Buffer.concat([frameHeader(F.RPC, id, payload.byteLength), payload]));
-    `,
-    ['--max-old-space-size=512'],
+    for (let id = 1; id <= ${calls}; id++) theirs.write(Buffer.concat([frameHeader(F.RPC, id, payload.byteLength), payload]));`,
+    120_000,
   );
 }
 
-/** The child of heldCallsChild answered every call or ended the channel: it did not run out of memory. */
-function assertSurvived(r: ReturnType<typeof child>): void {
+/** Sends `p` as one binding call and waits until it is answered, reaches the broker, or ends the channel. */
+async function sendAndSettle(c: Awaited<ReturnType<typeof channel>>, p: Uint8Array): Promise<void> {
+  c.theirs.write(Buffer.concat([frameHeader(F.RPC, 1, p.byteLength), p]));
+  await new Promise<void>((r) => {
+    c.theirs.once('data', () => r());
+    const tick = () => (c.calls.length > 0 || c.broken.length > 0 ? r() : setTimeout(tick, 5));
+    tick();
+  });
+}
+
+/** The child of paddedCallsChild answered every call or ended the channel: it did not run out of memory. */
+function assertSurvived(r: ChildResult): void {
   assert.ok(
     /SURVIVED|BROKEN/.test(r.stdout),
     `supervisor died: status ${r.status}, ${r.stderr.split('\n').find((l) => /heap|memory/i.test(l)) ?? r.stderr.slice(-300)}`,
@@ -313,12 +257,7 @@ describe('rpc-codec red team: the reader (what a hostile sandbox sends)', () => 
     gc();
     const heap0 = process.memoryUsage().heapUsed;
     const t = performance.now();
-    c.theirs.write(Buffer.concat([frameHeader(F.RPC, 1, p.byteLength), p]));
-    await new Promise<void>((r) => {
-      c.theirs.once('data', () => r());
-      const tick = () => (c.calls.length > 0 || c.broken.length > 0 ? r() : setTimeout(tick, 5));
-      tick();
-    });
+    await sendAndSettle(c, p);
     const ms = performance.now() - t;
     const heap = (process.memoryUsage().heapUsed - heap0) / 2 ** 20;
     console.log(`# ${p.byteLength} wire bytes: ${ms.toFixed(0)} ms, heap +${heap.toFixed(0)} MiB`);
@@ -364,12 +303,7 @@ describe('rpc-codec red team: the reader (what a hostile sandbox sends)', () => 
     );
     const c = await channel();
     const t = performance.now();
-    c.theirs.write(Buffer.concat([frameHeader(F.RPC, 1, p.byteLength), p]));
-    await new Promise<void>((r) => {
-      c.theirs.once('data', () => r());
-      const tick = () => (c.calls.length > 0 || c.broken.length > 0 ? r() : setTimeout(tick, 5));
-      tick();
-    });
+    await sendAndSettle(c, p);
     console.log(`# clone form, ${p.byteLength} wire bytes: ${(performance.now() - t).toFixed(0)} ms blocked`);
     assert.equal(c.calls.length, 0, `${n} values reached the broker through the structured-clone form`);
     c.done();
@@ -381,7 +315,7 @@ describe('rpc-codec red team: the reader (what a hostile sandbox sends)', () => 
   // is 4 GiB and ~48 MiB frames in production; two 64 MiB frames of empty bytes suffice there.
   it('WORKED then, refused now: two padded calls held in flight take the supervisor down (out of memory)', () => {
     const n = Math.floor((6 * 2 ** 20) / 5);
-    const r = heldCallsChild(
+    const r = paddedCallsChild(
       3,
       `const n = ${n};
       const head = [1, 9, 4,0,0,0, 7,0,0,0, ...Buffer.from('binding'), 6, 2,0,0,0, ...Buffer.from('DB'),
@@ -397,7 +331,7 @@ describe('rpc-codec red team: the reader (what a hostile sandbox sends)', () => 
   // MAX_RPC_IN_FLIGHT counts calls, not what they hold; 1024 × ~170 MiB per instance.
   it('WORKED then, refused now: calls within ARGUMENT_NODES each, held in flight, take the supervisor down', () => {
     // Each a query { sql: 'x', params: [[900,000 empty byte arrays]] }.
-    const r = heldCallsChild(
+    const r = paddedCallsChild(
       5,
       `const n = 900_000;
       const head = [1, 9, 3,0,0,0, 7,0,0,0, ...Buffer.from('binding'), 6, 2,0,0,0, ...Buffer.from('DB'),
@@ -524,7 +458,7 @@ describe('rpc-codec red team: the writer (one scratch buffer for every tenant’
   // leaves the supervisor holding a 1 GiB (2^30) ArrayBuffer for the rest of its life (and a
   // 5.4e8-char string would ask for 2 GiB). The frame it builds is over MAX_FRAME_BYTES anyway.
   it('WORKED then, refused now: a large result does not leave the scratch buffer grown', () => {
-    const r = child(
+    const r = runChild(
       `
       import { runInNewContext } from 'node:vm';
       import { setFlagsFromString } from 'node:v8';
@@ -541,6 +475,7 @@ describe('rpc-codec red team: the writer (one scratch buffer for every tenant’
       console.log(JSON.stringify({ retainedMiB: (process.memoryUsage().arrayBuffers - before) / 2 ** 20 }));
       `,
       [],
+      120_000,
     );
     const { retainedMiB } = JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
       retainedMiB: number;

@@ -7,21 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { pathToFileURL } from 'node:url';
 import { serialize } from 'node:v8';
-import { InstanceChannel } from '../../src/runtime/instance-channel.js';
 import { F, FrameReader, frameHeader } from '../../src/sandbox/channel.js';
 import type { BindingCall } from '../../src/sandbox/protocol.js';
 import { decodePayload, encodeFrame } from '../../src/sandbox/rpc-codec.js';
+import { heldCallsChild, recordingChannel } from '../helpers/attacked-channel.js';
 import { eventually } from '../helpers/eventually.js';
-import { socketPair } from '../helpers/socket-pair.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 /** The limits onRpc reads with. */
 const LIMITS = { maxValues: 1_000_016, maxCloneBytes: 2 ** 20 };
 
@@ -53,43 +46,24 @@ function call(binding: string, op: string, argBytes: Uint8Array): Buffer {
 const rpcFrame = (id: number, p: Uint8Array) => Buffer.concat([frameHeader(F.RPC, id, p.byteLength), p]);
 
 type Answer = { id: number; result: { ok: boolean; error?: { code: string } } };
-async function channel(answer: (call: BindingCall) => Promise<unknown> | unknown = async () => 'ok') {
-  const pair = await socketPair();
-  const calls: BindingCall[] = [];
-  const broken: string[] = [];
-  const ch = new InstanceChannel(
-    pair.ours,
-    {
-      rpc: (c) => {
-        calls.push(c);
-        return answer(c) as Promise<unknown>;
-      },
-      log: () => undefined,
-    },
-    (why) => broken.push(why),
-  );
+/** A recorded channel (helpers/attacked-channel.ts) that also reads the binding results it sends back. */
+async function channel(answer?: (call: BindingCall) => Promise<unknown> | unknown) {
+  const c = await recordingChannel(answer);
   const answers: Answer[] = [];
   const reader = new FrameReader((_t, id, payload) =>
     answers.push({ id, result: decodePayload(payload).value as Answer['result'] }),
   );
-  pair.theirs.on('data', (chunk: Buffer) => reader.push(chunk));
-  return { ...pair, ch, calls, broken, answers };
+  c.theirs.on('data', (chunk: Buffer) => reader.push(chunk));
+  return { ...c, answers };
 }
 
-function child(code: string, flags: string[]) {
-  const dir = mkdtempSync(join(tmpdir(), 'kylix-rpcatk2-'));
-  const file = join(dir, 'child.mts');
-  writeFileSync(file, code.replaceAll('SRC/', `${pathToFileURL(join(ROOT, 'src')).href}/`));
-  try {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', ...flags, file], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+/** A DB query whose one argument is an array of `n` empty byte arrays (1,000,000 values for 200,000). */
+function emptyBytesCall(n: number): Buffer {
+  const arg = Buffer.alloc(5 + n * 5);
+  arg[0] = 8;
+  arg.writeUInt32LE(n, 1);
+  for (let i = 0; i < n; i++) arg[5 + i * 5] = 7;
+  return call('DB', 'query', arg);
 }
 
 /** One object of `n` keys `length` bytes long that differ only in their last 8 bytes, values undefined. */
@@ -134,30 +108,12 @@ describe('rpc red team 2: CPU', () => {
   });
 });
 
+/** heldCallsChild with calls held 4 s, each one 24 MiB two-byte string (ASCII and one "€"). */
 function bigStringCalls(calls: number) {
-  return child(
+  return heldCallsChild(
+    calls,
+    4000,
     `
-    import { createConnection, createServer } from 'node:net';
-    import { checkArgumentSize } from 'SRC/bindings/call-budget.ts';
-    import { InstanceChannel } from 'SRC/runtime/instance-channel.ts';
-    import { F, frameHeader } from 'SRC/sandbox/channel.ts';
-    const server = createServer();
-    const path = '/tmp/kylix-oom2-' + process.pid + '.s';
-    await new Promise((r) => server.listen(path, r));
-    const accepted = new Promise((r) => server.once('connection', r));
-    const theirs = createConnection(path);
-    const ours = await accepted;
-    server.close();
-    let answered = 0;
-    new InstanceChannel(ours, {
-      rpc: async (call) => {
-        checkArgumentSize(call.args, 'db.query');
-        await new Promise((r) => setTimeout(r, 4000));
-        return 'ok';
-      },
-      log() {},
-    }, (why) => { console.log('BROKEN', why); process.exit(0); });
-    theirs.on('data', () => { if (++answered === ${calls}) { console.log('SURVIVED'); process.exit(0); } });
     const big = Buffer.alloc(24 * 2 ** 20, 'a'); big.write('€', big.length - 3);
     const u32 = (n) => [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24];
     const k = (s) => [...u32(s.length), ...Buffer.from(s)];
@@ -166,7 +122,7 @@ function bigStringCalls(calls: number) {
     const payload = Buffer.concat([head, big]);
     for (let id = 1; id <= ${calls}; id++) { theirs.write(frameHeader(F.RPC, id, payload.length)); theirs.write(payload); }
     `,
-    ['--max-old-space-size=512'],
+    60_000,
   );
 }
 
@@ -225,12 +181,7 @@ describe('rpc red team 2: in-flight budgets', () => {
     const held = new Promise<void>((r) => {
       release = r;
     });
-    const n = 200_000;
-    const arg = Buffer.alloc(5 + n * 5);
-    arg[0] = 8;
-    arg.writeUInt32LE(n, 1);
-    for (let i = 0; i < n; i++) arg[5 + i * 5] = 7;
-    const p = call('DB', 'query', arg);
+    const p = emptyBytesCall(200_000);
     const cs: Awaited<ReturnType<typeof channel>>[] = [];
     for (let i = 0; i < 4; i++) {
       const c = await channel(async () => {
@@ -282,12 +233,7 @@ describe('rpc red team 2: exceptions and exotic values', () => {
   // Not reachable with today's hooks (all async): a hook that threw synchronously left what the call
   // held counted for good, on the channel and the node. It now settles like a rejection.
   it('LATENT then, held now: a hook that throws synchronously gives back the node-wide budget', async () => {
-    const n = 200_000;
-    const arg = Buffer.alloc(5 + n * 5);
-    arg[0] = 8;
-    arg.writeUInt32LE(n, 1);
-    for (let i = 0; i < n; i++) arg[5 + i * 5] = 7;
-    const p = call('DB', 'query', arg);
+    const p = emptyBytesCall(200_000);
     for (let i = 0; i < 8; i++) {
       const c = await channel(() => {
         throw new Error('sync');
