@@ -104,6 +104,21 @@ const MAX_CLONE_BYTES = 2 ** 20;
 /** Binding calls one instance may have in flight; past it, calls fail at once. */
 const MAX_RPC_IN_FLIGHT = 1024;
 
+/**
+ * Bytes written to the instance and not yet taken by its socket past which the channel stops
+ * reading the instance's frames until they drain (Node's own pipe() does the same). What the
+ * supervisor queues for an instance is mostly what the instance asked for (binding results, the
+ * credit its response bodies earn), so an instance that does not read its channel must not be able
+ * to make it queue more by sending more.
+ */
+const PAUSE_READING_BYTES = 256 * 1024;
+/**
+ * Queued bytes past which a binding result is not sent but refused (ERR_OVERLOADED): the calls read
+ * before reading paused (up to MAX_RPC_IN_FLIGHT) could otherwise each queue a result of up to
+ * MAX_FRAME_BYTES for an instance that reads none of them.
+ */
+const MAX_QUEUED_RESULT_BYTES = 16 * 2 ** 20;
+
 interface OpenStream {
   sink: StreamSink;
   /** Response body bytes the instance may still send before we grant more. */
@@ -118,6 +133,8 @@ export class InstanceChannel {
   /** What the calls in flight on this channel hold (see MAX_CHANNEL_HELD). */
   private readonly held: Held = { values: 0, bytes: 0 };
   private readonly writer: FrameWriter;
+  /** True while reading is paused for what is queued to the instance (PAUSE_READING_BYTES). */
+  private readingPaused = false;
   private closedFlag = false;
   private fateValue?: Fate;
   private readonly fateWaiters: ((f: Fate) => void)[] = [];
@@ -157,6 +174,14 @@ export class InstanceChannel {
   write(bytes: Uint8Array): void {
     if (this.closedFlag) return;
     this.writer.write(bytes);
+    if (!this.readingPaused && this.socket.writableLength > PAUSE_READING_BYTES) {
+      this.readingPaused = true;
+      this.socket.pause();
+      this.socket.once('drain', () => {
+        this.readingPaused = false;
+        if (!this.closedFlag) this.socket.resume();
+      });
+    }
   }
 
   /** Sends a frame built by `headFrame` / `frame` for stream `id`. */
@@ -345,6 +370,14 @@ export class InstanceChannel {
 
   /** Sends a binding call's result (RPC_RESULT). */
   private reply(id: number, result: { ok: boolean; value?: unknown; error?: unknown }): void {
+    if (result.ok && this.socket.writableLength > MAX_QUEUED_RESULT_BYTES)
+      result = {
+        ok: false,
+        error: {
+          code: 'ERR_OVERLOADED',
+          message: `The instance has not read binding results of more than ${MAX_QUEUED_RESULT_BYTES / 2 ** 20} MiB yet; await the calls in flight before making more.`,
+        },
+      };
     let out: Uint8Array;
     try {
       out = encodeFrame(HEADER_BYTES, result);
