@@ -5,7 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { addressRefusal, cidrList, parseAddress } from '../src/runtime/isolation/egress-policy.js';
+import {
+  addressRefusal,
+  cidrList,
+  nodeOwnAddresses,
+  parseAddress,
+} from '../src/runtime/isolation/egress-policy.js';
 
 /** Every way to write the same IPv6 address that the parser must see through. */
 function spellings(v6: string): string[] {
@@ -164,6 +169,25 @@ describe('egress policy: addresses', () => {
     assert.equal(addressRefusal('fd00::1%eth0', allow), undefined);
     for (const s of ['127.0.0.1', '::ffff:7f00:1', '2002:7f00:1::', 'fc00::1'])
       assert.ok(addressRefusal(s, allow), s);
+  });
+
+  it("refuses the node's own addresses, public ones too, in every form, unless the installation allows them", () => {
+    // A node with a public address: "*" must not reach its other ports through it.
+    const own = new Set(['93.184.216.34', '2a01:4f8:0:0:0:0:0:1']);
+    for (const s of [
+      '93.184.216.34',
+      '::ffff:93.184.216.34',
+      '64:ff9b::5db8:d822',
+      '2a01:4f8::1',
+      '[2A01:4F8::0:1]',
+    ])
+      assert.match(addressRefusal(s, undefined, own) ?? '', /this node's own address/, s);
+    for (const s of ['93.184.216.35', '2a01:4f8::2'])
+      assert.equal(addressRefusal(s, undefined, own), undefined, s);
+    assert.equal(addressRefusal('93.184.216.34', cidrList(['93.184.216.34']), own), undefined);
+    // Read from the interfaces: this machine's loopback is among them.
+    assert.ok(nodeOwnAddresses().has('127.0.0.1'));
+    assert.ok(nodeOwnAddresses(Date.now() + 60_000).has('127.0.0.1'));
   });
 
   it('refuses what is not an address at all', () => {

@@ -4,9 +4,12 @@
  * Loopback, link-local (169.254.169.254, the cloud metadata address), private, shared, multicast and
  * reserved ranges are refused unless the installation allows them by CIDR, in every textual form:
  * an IPv6 address that embeds an IPv4 one (::ffff:7f00:1, 64:ff9b::a00:1, 2002:a00:1::) is that IPv4
- * address, and any other IPv6 address must be global unicast.
+ * address, and any other IPv6 address must be global unicast. The node's own addresses are refused
+ * as well, public or not: a function must not reach the node's other ports (its admin API, a
+ * backend listening on every interface) through the address the node answers on.
  */
 import { BlockList, isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 /** IPv4 ranges no function reaches unless the installation says so. */
 const NON_PUBLIC_V4: [string, number][] = [
@@ -123,23 +126,48 @@ function embeddedV4(g: number[]): { v4: string; form: string; routable: boolean 
 
 const NOT_PUBLIC =
   'a loopback, link-local, private or reserved address; functions may only reach public addresses';
+const OWN = "this node's own address; functions reach the node's services only through their bindings";
+
+/** How long the node's own address list is kept before it is read again (interfaces can change). */
+const OWN_ADDRESSES_TTL_MS = 5_000;
+let ownCache: { at: number; set: ReadonlySet<string> } | undefined;
+
+/** The node's own addresses, canonical (parseAddress), read from its interfaces at most every 5 s. */
+export function nodeOwnAddresses(now = Date.now()): ReadonlySet<string> {
+  if (ownCache && now - ownCache.at < OWN_ADDRESSES_TTL_MS) return ownCache.set;
+  const set = new Set<string>();
+  for (const list of Object.values(networkInterfaces()))
+    for (const i of list ?? []) {
+      const parsed = parseAddress(i.address);
+      if (parsed) set.add(parsed.text);
+    }
+  ownCache = { at: now, set };
+  return set;
+}
 
 /**
  * Why an address may not be reached, or undefined when it may. IPv6 forms that embed an IPv4
  * address are judged as that address; other IPv6 addresses must be global unicast.
  */
-export function addressRefusal(address: string, installationAllows?: BlockList): string | undefined {
+export function addressRefusal(
+  address: string,
+  installationAllows?: BlockList,
+  own: ReadonlySet<string> = nodeOwnAddresses(),
+): string | undefined {
   const parsed = parseAddress(address);
   if (!parsed) return `${address} is not an IP address`;
   if (parsed.family === 4) {
     if (installationAllows?.check(parsed.text, 'ipv4')) return undefined;
-    return blockedV4.check(parsed.text, 'ipv4') ? `${address} is ${NOT_PUBLIC}` : undefined;
+    if (blockedV4.check(parsed.text, 'ipv4')) return `${address} is ${NOT_PUBLIC}`;
+    return own.has(parsed.text) ? `${address} is ${OWN}` : undefined;
   }
   if (installationAllows?.check(parsed.text, 'ipv6')) return undefined;
+  if (own.has(parsed.text)) return `${address} is ${OWN}`;
   const g = parsed.groups;
   const embedded = embeddedV4(g);
   if (embedded) {
     if (installationAllows?.check(embedded.v4, 'ipv4')) return undefined;
+    if (own.has(embedded.v4)) return `${address} is ${embedded.v4} in ${embedded.form} form, ${OWN}`;
     if (blockedV4.check(embedded.v4, 'ipv4'))
       return `${address} is ${embedded.v4} in ${embedded.form} form, ${NOT_PUBLIC}`;
     if (embedded.routable) return undefined;
