@@ -147,7 +147,8 @@ export function nodeOwnAddresses(now = Date.now()): ReadonlySet<string> {
 
 /**
  * Why an address may not be reached, or undefined when it may. IPv6 forms that embed an IPv4
- * address are judged as that address; other IPv6 addresses must be global unicast.
+ * address are judged as that address; other IPv6 addresses must be global unicast. A public
+ * address is refused too when it is one of the node's own (`own`, its interfaces by default).
  */
 export function addressRefusal(
   address: string,
@@ -156,21 +157,36 @@ export function addressRefusal(
 ): string | undefined {
   const parsed = parseAddress(address);
   if (!parsed) return `${address} is not an IP address`;
+  const judged = publicRefusal(address, parsed, installationAllows);
+  if (judged !== PUBLIC) return judged;
+  if (own.has(parsed.text)) return `${address} is ${OWN}`;
+  const embedded = parsed.family === 6 ? embeddedV4(parsed.groups) : undefined;
+  if (embedded && own.has(embedded.v4))
+    return `${address} is ${embedded.v4} in ${embedded.form} form, ${OWN}`;
+  return undefined;
+}
+
+/** What publicRefusal says of a public address the installation did not allow by range. */
+const PUBLIC = 'public';
+
+/** Why a non-public address is refused; undefined when the installation allows it; PUBLIC otherwise. */
+function publicRefusal(
+  address: string,
+  parsed: ParsedAddress,
+  installationAllows?: BlockList,
+): string | undefined {
   if (parsed.family === 4) {
     if (installationAllows?.check(parsed.text, 'ipv4')) return undefined;
-    if (blockedV4.check(parsed.text, 'ipv4')) return `${address} is ${NOT_PUBLIC}`;
-    return own.has(parsed.text) ? `${address} is ${OWN}` : undefined;
+    return blockedV4.check(parsed.text, 'ipv4') ? `${address} is ${NOT_PUBLIC}` : PUBLIC;
   }
   if (installationAllows?.check(parsed.text, 'ipv6')) return undefined;
-  if (own.has(parsed.text)) return `${address} is ${OWN}`;
   const g = parsed.groups;
   const embedded = embeddedV4(g);
   if (embedded) {
     if (installationAllows?.check(embedded.v4, 'ipv4')) return undefined;
-    if (own.has(embedded.v4)) return `${address} is ${embedded.v4} in ${embedded.form} form, ${OWN}`;
     if (blockedV4.check(embedded.v4, 'ipv4'))
       return `${address} is ${embedded.v4} in ${embedded.form} form, ${NOT_PUBLIC}`;
-    if (embedded.routable) return undefined;
+    if (embedded.routable) return PUBLIC;
     return `${address} is a deprecated ${embedded.form} IPv6 address; functions may only reach public addresses`;
   }
   if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1)
@@ -179,7 +195,7 @@ export function addressRefusal(
     return `${address} is a Teredo tunnel address; functions may only reach public addresses`;
   const globalUnicast = ((g[0] ?? 0) & 0xe000) === 0x2000;
   if (!globalUnicast || blockedV6.check(parsed.text, 'ipv6')) return `${address} is ${NOT_PUBLIC}`;
-  return undefined;
+  return PUBLIC;
 }
 
 /**
