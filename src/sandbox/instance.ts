@@ -6,13 +6,15 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import * as nodeModule from 'node:module';
-import { Socket } from 'node:net';
+import { connect, createServer, Socket } from 'node:net';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { clearTimeout, setTimeout } from 'node:timers';
 import { format } from 'node:util';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { assetBindings } from './assets-binding.js';
 import { buildEnv } from './bindings.js';
-import { F, FrameReader, FrameWriter, headFrame } from './channel.js';
+import { creditFrame, F, FrameReader, FrameWriter, headFrame } from './channel.js';
 import { guestFetch } from './guest-fetch.js';
 import { hardenGlobals } from './guest-realm.js';
 import type { Handler } from './handler.js';
@@ -191,20 +193,58 @@ function installImportHooks(): void {
   nodeModule.register(new URL('./loader-hooks.js', import.meta.url), { data: { trusted } });
 }
 
+/** How long the socket warm-up may take before the worker goes on without it. */
+const WARM_SOCKET_MS = 1000;
+
+/**
+ * One frame written and read back, through a FrameWriter and a FrameReader, on a connected Unix
+ * socket in the sandbox's socket folder (listened on, connected to, closed and so removed here,
+ * before any function code runs in this thread). Resolves when done, failed, or after
+ * WARM_SOCKET_MS: a warm-up never stops a worker from starting.
+ */
+function warmSocket(socketDir: string): Promise<void> {
+  return new Promise((resolve) => {
+    const server = createServer((peer) => {
+      peer.on('data', (chunk) => peer.end(chunk));
+      peer.on('error', () => undefined);
+    });
+    let client: Socket | undefined;
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client?.destroy();
+      server.close();
+      resolve();
+    };
+    const timer = setTimeout(done, WARM_SOCKET_MS);
+    server.on('error', done);
+    // Short: a Unix socket path has at most 107 bytes, and the folder's path is the caller's.
+    server.listen(join(socketDir, `w${threadId}.sock`), () => {
+      const socket = connect(server.address() as string);
+      client = socket;
+      const reader = new FrameReader(done);
+      socket.on('data', (chunk: Uint8Array) => reader.push(chunk));
+      socket.on('close', () => undefined);
+      socket.on('error', done);
+      socket.on('connect', () => new FrameWriter(socket).write(creditFrame(1, 1)));
+    });
+  });
+}
+
 /**
  * Runs what a cold start runs, once, before the worker is assigned: a module import through the
- * loader hooks, a socket made and listened to as the channel's is (without an fd: the channel's
- * is only known at the assignment), and one request through an in-memory server (the whole
- * serving path but the socket). V8 compiles functions on their first call, and Node loads parts of
- * its stream and pipe code on the first socket a thread makes (2.4–3.4 ms of a cold start on the
- * bench's machine, 0.8–0.9 ms once warmed here); this moves that work out of the first request.
+ * loader hooks, frames written and read on a real socket as the channel's will be, and one request
+ * through an in-memory server (the whole serving path but the socket). V8 compiles functions on
+ * their first call, and Node loads and compiles its stream, pipe and write code on the first socket
+ * a thread uses; on the bench's machine that was 0.8 ms to open the channel and 0.9 ms for the
+ * first response's write, in every cold start. The channel's own fd is only known at the
+ * assignment, so the warm-up uses a socket pair of its own (see warmSocket).
  */
-async function prewarm(): Promise<void> {
-  const socket = new Socket({ readable: true, writable: true });
-  socket.on('data', () => {});
-  socket.on('close', () => {});
-  socket.on('error', () => {});
-  socket.destroy();
+async function prewarm(socketDir: string): Promise<void> {
+  threadCpuMs();
+  await warmSocket(socketDir);
   const mod = (await import(new URL('./prewarm-module.js', import.meta.url).href)) as { default: Handler };
   let answered: () => void = () => {};
   const done = new Promise<void>((resolve) => (answered = resolve));
@@ -242,7 +282,7 @@ async function main(): Promise<void> {
     ),
   );
   // 3. A pre-started worker warms up, then waits here until it is given an instance.
-  if (data.prestart) await prewarm().catch(() => undefined);
+  if (data.prestart) await prewarm(dirname(data.prestart.egressSocket)).catch(() => undefined);
   spec = await assignment;
   if (data.prestart) started = performance.now();
   // 4. Load the function.
