@@ -29,7 +29,7 @@ import { SlotTable } from '../sandbox/slot-table.js';
 export interface InstanceHooks {
   /** Runs a binding call for the revision (the broker); rejects with a KylixError for the function. */
   rpc(call: BindingCall): Promise<unknown>;
-  /** A console record of the instance's code (it arrives over the sandbox process's IPC channel). */
+  /** A console record of the instance's code (it arrives on the sandbox process's control channel). */
   log(record: LogRecord): void;
 }
 

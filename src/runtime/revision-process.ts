@@ -1,11 +1,11 @@
 /**
  * One sandbox process: the tenant code of one function revision (so never two namespaces), started
  * under bubblewrap and in its own cgroup where the host allows, with Node's permission flags, and
- * with its own egress proxy. The supervisor exchanges control messages with it over IPC, and talks
- * to each of its instances over that instance's own channel: one of CHANNEL_SLOTS socketpairs made
- * at spawn (inherited fds, so nothing outside the process can connect to them). The process is
- * untrusted: a control message about an instance that is not its own, or a malformed frame on a
- * channel, ends it.
+ * with its own egress proxy. The supervisor exchanges control messages with it on its control
+ * channel (sandbox/control.ts), and talks to each of its instances over that instance's own channel:
+ * one of CHANNEL_SLOTS socketpairs made at spawn (inherited fds, so nothing outside the process can
+ * connect to them). The process is untrusted: a control message about an instance that is not its
+ * own, a malformed or oversized one, or a malformed frame on a channel, ends it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KylixError } from '../errors.js';
 import type { RevisionLimits } from '../resources/serving.js';
+import { CONTROL_FD, ControlChannel, MAX_CONTROL_FROM_SANDBOX } from '../sandbox/control.js';
 import type { FromSandbox, InstanceSpec, LogRecord, ToSandbox, WorkerSpec } from '../sandbox/protocol.js';
 import { bootSlot } from './boot-slots.js';
 import { InstanceChannel, type InstanceHooks } from './instance-channel.js';
@@ -56,8 +57,8 @@ const SANDBOX_THREADPOOL = '2';
 const STDERR_CHARS_PER_MINUTE = 64 * 1024;
 /** How long a sandbox process has to report an instance stopped before the process is ended. */
 const STOP_WAIT_MS = 5000;
-/** The sandbox process's fd of its first channel (0–2 stdio, 3 the IPC channel). */
-const FIRST_CHANNEL_FD = 4;
+/** The sandbox process's fd of its first channel (0–2 stdio, 3 the control channel). */
+const FIRST_CHANNEL_FD = CONTROL_FD + 1;
 
 export type { RevisionLimits };
 
@@ -72,6 +73,8 @@ interface Waiter {
 /** See the file comment. */
 export class RevisionProcess {
   private child?: ChildProcess;
+  /** The current child's control channel. */
+  private control?: ControlChannel<FromSandbox, ToSandbox>;
   /** The start under way, shared by everyone who needs the process meanwhile. */
   private spawning?: Promise<ChildProcess>;
   private closed = false;
@@ -132,7 +135,10 @@ export class RevisionProcess {
   /** True while the process runs (a spare that died is not handed out). */
   get alive(): boolean {
     return (
-      !!this.child && this.child.exitCode === null && this.child.signalCode === null && this.child.connected
+      !!this.child &&
+      this.child.exitCode === null &&
+      this.child.signalCode === null &&
+      this.control?.open === true
     );
   }
 
@@ -242,7 +248,7 @@ export class RevisionProcess {
   }
 
   private send(child: ChildProcess, message: ToSandbox): void {
-    if (child.connected) child.send(message);
+    if (child === this.child) this.control?.send(message);
   }
 
   /** The memory cap of the process: Node itself plus what its instances need. */
@@ -275,9 +281,6 @@ export class RevisionProcess {
     const env = {
       KYLIX_NAMESPACE: this.namespace,
       UV_THREADPOOL_SIZE: SANDBOX_THREADPOOL,
-      // The IPC channel is fd 3 (stdio below); bwrap clears the environment that tells Node so.
-      NODE_CHANNEL_FD: '3',
-      NODE_CHANNEL_SERIALIZATION_MODE: 'advanced',
     };
     let file = rt.path;
     let args = node.slice(1);
@@ -343,9 +346,9 @@ export class RevisionProcess {
     try {
       const { file, args } = this.command();
       child = spawn(file, args, {
-        stdio: ['ignore', 'ignore', 'pipe', 'ipc', ...Array<'pipe'>(CHANNEL_SLOTS).fill('pipe')],
+        // fd 3 is the control channel, 4… the instance channels: all socketpairs.
+        stdio: ['ignore', 'ignore', 'pipe', ...Array<'pipe'>(1 + CHANNEL_SLOTS).fill('pipe')],
         env: { TZ: 'UTC', KYLIX_NAMESPACE: this.namespace, UV_THREADPOOL_SIZE: SANDBOX_THREADPOOL },
-        serialization: 'advanced',
       });
     } catch (err) {
       release();
@@ -373,10 +376,21 @@ export class RevisionProcess {
       dropped += Math.max(0, text.length - room);
     });
     // The slot is held until the process has booted (its first message), or is gone.
-    child.once('message', release);
     child.once('exit', release);
     setTimeout(release, 10_000).unref();
-    child.on('message', (m: FromSandbox) => this.onMessage(child, m));
+    this.control = new ControlChannel<FromSandbox, ToSandbox>(
+      child.stdio[CONTROL_FD] as Socket,
+      (m) => {
+        release();
+        this.onMessage(child, m);
+      },
+      (why) => this.kill(child, why),
+      MAX_CONTROL_FROM_SANDBOX,
+    );
+    // Without its control channel the process cannot be told to stop anything: it is ended.
+    this.control.onClose(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     child.on('exit', (code, signal) => this.onProcessExit(child, code, signal));
     child.on('error', () => undefined);
     this.child = child;

@@ -3,7 +3,7 @@
  * instance thread (a socketpair the supervisor made when it spawned the sandbox process, so it has
  * no name anyone else could connect to). Everything about the instance travels on it as frames:
  * requests and events the gateway framed, response heads and bodies, and binding calls and their
- * results. (Log records go over the sandbox process's IPC channel: a thread stuck in a loop can
+ * results. (Log records go over the sandbox process's control channel: a thread stuck in a loop can
  * still post them.) The supervisor binds the channel to one revision when it hands it out,
  * so the channel itself is the capability: no frame names whom it acts for.
  *
@@ -44,6 +44,8 @@ export const F = {
   RESET: 23,
   /** A binding call: `{ binding, op, args }` (rpc-codec.ts); the stream id is the call id. */
   RPC: 24,
+  /** A control message as JSON, on a sandbox process's control channel only (control.ts). */
+  CONTROL: 30,
 } as const;
 
 /** Bytes of a frame header. */
@@ -200,7 +202,8 @@ export class FrameWriter {
 
 /**
  * Reassembles frames from the chunks a stream socket delivers. A frame that announces more than
- * MAX_FRAME_BYTES throws: the caller ends the channel, since a peer that does that is not ours.
+ * `maxPayload` (MAX_FRAME_BYTES unless the channel says less) throws: the caller ends the channel,
+ * since a peer that does that is not ours.
  */
 export class FrameReader {
   private pending: Uint8Array[] = [];
@@ -208,7 +211,10 @@ export class FrameReader {
   /** Bytes the pending data must reach before a frame can complete (0 while its header is incomplete). */
   private needed = 0;
 
-  constructor(private readonly onFrame: FrameHandler) {}
+  constructor(
+    private readonly onFrame: FrameHandler,
+    private readonly maxPayload = MAX_FRAME_BYTES,
+  ) {}
 
   /** Feeds bytes read from the socket; calls onFrame for every complete frame. */
   push(chunk: Uint8Array): void {
@@ -229,7 +235,7 @@ export class FrameReader {
     while (buf.byteLength - offset >= HEADER_BYTES) {
       const view = new DataView(buf.buffer, buf.byteOffset + offset, HEADER_BYTES);
       const length = view.getUint32(0);
-      if (length > MAX_FRAME_BYTES) throw new Error(`a frame of ${length} bytes is over the limit`);
+      if (length > this.maxPayload) throw new Error(`a frame of ${length} bytes is over the limit`);
       if (buf.byteLength - offset - HEADER_BYTES < length) {
         this.needed = HEADER_BYTES + length;
         break;

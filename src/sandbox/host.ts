@@ -2,12 +2,14 @@
  * The sandbox process: started by the supervisor (one per function revision, never shared between
  * namespaces, under bubblewrap and a cgroup where the host allows), it runs each function instance in
  * a worker thread with heap and stack caps, enforces the start-up, CPU and (without a cgroup) memory
- * limits from outside the worker, and reports readiness, limit breaches and exits over IPC. Each
- * instance talks to the supervisor on its own channel (an fd the supervisor gave this process);
- * this thread never sees its requests.
+ * limits from outside the worker, and reports readiness, limit breaches and exits on its control
+ * channel (control.ts). Each instance talks to the supervisor on its own channel (an fd the
+ * supervisor gave this process); this thread never sees its requests.
  * Tenant code never runs in the supervisor; it runs here.
  */
+import { Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
+import { CONTROL_FD, ControlChannel, fitControlText } from './control.js';
 import type { FromInstance, FromSandbox, LimitCode, LogRecord, ToSandbox, WorkerSpec } from './protocol.js';
 import { STARTUP_WALL_FACTOR, USAGE_SLOTS } from './protocol.js';
 import { CpuWatchdog } from './watchdog.js';
@@ -17,8 +19,14 @@ const watchdog = new CpuWatchdog();
 let memoryBudget = 0;
 let budgetTimer: NodeJS.Timeout | undefined;
 
+/** The supervisor's control channel (control.ts); defined below, once the handlers are. */
+let control: ControlChannel<ToSandbox, FromSandbox> | undefined;
+
+/** Sends a control message; texts longer than the supervisor takes are cut here. */
 function send(message: FromSandbox): void {
-  process.send?.(message);
+  if ('message' in message && typeof message.message === 'string')
+    message = { ...message, message: fitControlText(message.message) } as FromSandbox;
+  control?.send(message);
 }
 
 /** Log records one instance may send per second; more are dropped and counted, so a log flood cannot swamp the supervisor. */
@@ -236,7 +244,7 @@ function checkBudget(): void {
     );
 }
 
-process.on('message', (m: ToSandbox) => {
+function onControl(m: ToSandbox): void {
   if (m.type === 'start') start(m.instance);
   else if (m.type === 'warm') {
     warmTarget = m;
@@ -253,7 +261,13 @@ process.on('message', (m: ToSandbox) => {
     if (w) void w.terminate();
     else send({ type: 'exited', id: m.id, code: 0 });
   }
-});
+}
+
+control = new ControlChannel<ToSandbox, FromSandbox>(
+  new Socket({ fd: CONTROL_FD, readable: true, writable: true }),
+  onControl,
+  () => process.exit(1),
+);
 // The supervisor is gone: nothing here may outlive it.
-process.on('disconnect', () => process.exit(0));
+control.onClose(() => process.exit(0));
 send({ type: 'hello', pid: process.pid, nodeVersion: process.version });

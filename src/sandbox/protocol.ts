@@ -1,6 +1,6 @@
 /**
- * Control messages between the supervisor and a sandbox process (over the child's IPC channel:
- * start, stop, ready, limits, exits), and between the sandbox process and its instance threads.
+ * Control messages between the supervisor and a sandbox process (on its control channel,
+ * control.ts: start, stop, ready, limits, exits), and between the sandbox process and its instance threads.
  * Requests, binding calls and logs do not come this way: each instance has its own channel to the
  * supervisor (channel.ts). Shared by both sides, so it holds types only.
  */

@@ -5,8 +5,9 @@
  * - Binding arguments cheap to send and ruinous to walk (a sparse array of length 2^32-1).
  * - Error messages of tens of megabytes from tenant code, into the log and the Function's status.
  * - A sandbox process that is compromised (its host code replaced, as if tenant code had escaped
- *   the realm) and lies on its IPC channel with values the supervisor cannot even turn into strings,
- *   or with log records whose other fields are huge.
+ *   the realm) and lies on its control channel with values the supervisor cannot even turn into
+ *   strings, with log records whose other fields are huge, or with messages that announce a
+ *   gigabyte, are not JSON, or are not control frames at all.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, writeFileSync } from 'node:fs';
@@ -29,7 +30,37 @@ const LIAR = `
 const ns = process.env.KYLIX_NAMESPACE;
 // An object that String(), Number() and template literals cannot turn into a primitive: they throw.
 const evil = { toString: 0, valueOf: 0 };
-const send = (m) => process.send(m);
+// The control channel (sandbox/control.ts): fd 3, frames of [u32 length][u8 type][u32 stream], JSON.
+const ctl = new (require('node:net').Socket)({ fd: 3, readable: true, writable: true });
+const header = (length, type) => {
+  const h = Buffer.alloc(9);
+  h.writeUInt32BE(length, 0);
+  h.writeUInt8(type, 4);
+  return h;
+};
+const raw = (type, payload) => ctl.write(Buffer.concat([header(payload.length, type), payload]));
+const send = (m) => raw(30, Buffer.from(JSON.stringify(m)));
+const handlers = [];
+process.on = ((on) => (event, fn) => (event === 'message' ? handlers.push(fn) : on.call(process, event, fn)))(process.on);
+let pending = Buffer.alloc(0);
+ctl.on('data', (chunk) => {
+  pending = Buffer.concat([pending, chunk]);
+  while (pending.length >= 9 && pending.length >= 9 + pending.readUInt32BE(0)) {
+    const n = pending.readUInt32BE(0);
+    const m = JSON.parse(pending.subarray(9, 9 + n).toString());
+    pending = pending.subarray(9 + n);
+    for (const fn of handlers) fn(m);
+  }
+});
+ctl.on('close', () => process.exit(0));
+if (ns === 'lie-huge') {
+  // A message announcing 1 GiB, then its bytes a little at a time, for as long as it is let.
+  ctl.write(header(2 ** 30, 30));
+  const more = () => ctl.write(Buffer.alloc(64 * 1024, 32), () => setTimeout(more, 1));
+  more();
+}
+if (ns === 'lie-garbage') raw(30, Buffer.from('{"type": "hello", not json'));
+if (ns === 'lie-type') raw(1, Buffer.from('{}'));
 if (ns === 'lie-stderr') {
   // 20 MB of forged platform lines on stderr, then gone.
   const chunk = 'kylix: forged platform line\\n'.repeat(40000);
@@ -47,11 +78,11 @@ process.on('message', (m) => {
   else if (ns === 'lie-exited') { ready(); setTimeout(() => send({ type: 'exited', id, code: evil, message: evil }), 50); }
   else if (ns === 'lie-log') {
     ready();
-    const big = 'r'.repeat(4 * 1024 * 1024);
+    // Fields far longer than any honest record's, in messages the channel still takes (256 KiB).
+    const big = 'r'.repeat(100 * 1024);
     for (let i = 0; i < 8; i++) send({ type: 'log', id, record: { level: 'log', message: 'forged', requestId: big, time: big } });
   }
 });
-process.on('disconnect', () => process.exit(0));
 send({ type: 'hello', pid: process.pid, nodeVersion: process.version });
 setInterval(() => {}, 1 << 30);
 `;
@@ -81,7 +112,7 @@ const fn = (namespace: string, name: string) =>
   `apiVersion: kylix.dev/v1\nkind: Function\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\nspec:\n  source: ./f.js\n  routes:\n    - path: /${namespace}\n`;
 
 for (const bubblewrap of BUBBLEWRAP)
-  describe(`red team 2: a compromised sandbox process lies on its IPC channel (bubblewrap ${bubblewrap})`, () => {
+  describe(`red team 2: a compromised sandbox process lies on its control channel (bubblewrap ${bubblewrap})`, () => {
     let a: Arena;
     // What the supervisor failed to handle: in `kylix server` each of these would end the node.
     const uncaught: Error[] = [];
@@ -117,6 +148,27 @@ for (const bubblewrap of BUBBLEWRAP)
         );
         await a.neighbourOk();
         assert.equal((await a.node.client.raw('GET', '/version')).status, 200);
+      });
+
+    for (const lie of ['lie-huge', 'lie-garbage', 'lie-type'])
+      it(`${lie}: a control message too big, not JSON or not a control frame ends that process at once`, async () => {
+        const heapBefore = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+        const t = performance.now();
+        await deploy(lie);
+        // Its instance never starts: the process is ended on the message, so the route answers an error.
+        const res = await a.get(`/${lie}`, { signal: AbortSignal.timeout(15_000) });
+        await res.text();
+        const ms = performance.now() - t;
+        assert.ok(res.status >= 500, `${lie} answered ${res.status}`);
+        // Refused on the header, not after the supervisor read (and held) a gigabyte.
+        const grown = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers - heapBefore;
+        assert.ok(grown < 64 * 2 ** 20, `the supervisor's memory grew by ${Math.round(grown / 2 ** 20)} MiB`);
+        assert.ok(ms < 15_000, `refusing ${lie} took ${Math.round(ms)} ms`);
+        assert.deepEqual(
+          uncaught.map((e) => e.message),
+          [],
+        );
+        await a.neighbourOk();
       });
 
     it("its stderr reaches the platform's log only up to a bound", async () => {
