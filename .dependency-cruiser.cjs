@@ -55,11 +55,14 @@ module.exports = {
       name: 'host-sees-sandbox-protocol-only',
       comment:
         'The host starts guest code as a process and talks to it over its channels: of src/sandbox/ it ' +
-        "imports the control protocol, the channel wire format, the binding calls' payload codec and " +
-        'the slot table both ends keep their streams in.',
+        "imports the control protocol and channel, the channel wire format, the binding calls' payload " +
+        'codec and the slot table both ends keep their streams in.',
       severity: 'error',
       from: { path: '^src/', pathNot: '^src/sandbox/' },
-      to: { path: '^src/sandbox/', pathNot: '^src/sandbox/(protocol|channel|rpc-codec|slot-table)\\.ts$' },
+      to: {
+        path: '^src/sandbox/',
+        pathNot: '^src/sandbox/(protocol|control|channel|rpc-codec|slot-table)\\.ts$',
+      },
     },
     {
       name: 'cli-is-an-api-client',
