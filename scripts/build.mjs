@@ -26,6 +26,7 @@ await build({
     ...sources(join(root, 'src')),
     join(root, 'src/sandbox/protocol.ts'),
     join(root, 'src/sandbox/channel.ts'),
+    join(root, 'src/sandbox/control.ts'),
     join(root, 'src/sandbox/rpc-codec.ts'),
     join(root, 'src/sandbox/rpc-format.ts'),
     join(root, 'src/sandbox/rpc-reader.ts'),
