@@ -15,7 +15,12 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KylixError } from '../errors.js';
 import type { RevisionLimits } from '../resources/serving.js';
-import { CONTROL_FD, ControlChannel, MAX_CONTROL_FROM_SANDBOX } from '../sandbox/control.js';
+import {
+  CONTROL_FD,
+  ControlChannel,
+  MAX_CONTROL_FROM_SANDBOX,
+  SANDBOX_CONTROL_BUDGET,
+} from '../sandbox/control.js';
 import type { FromSandbox, InstanceSpec, LogRecord, ToSandbox, WorkerSpec } from '../sandbox/protocol.js';
 import { bootSlot } from './boot-slots.js';
 import { InstanceChannel, type InstanceHooks } from './instance-channel.js';
@@ -135,10 +140,9 @@ export class RevisionProcess {
   /** True while the process runs (a spare that died is not handed out). */
   get alive(): boolean {
     return (
-      !!this.child &&
-      this.child.exitCode === null &&
-      this.child.signalCode === null &&
-      this.control?.open === true
+      // Not "its control channel is open": a process whose channel closed is being killed, and a new
+      // one must not start before its exit has been handled (the instance maps are per revision).
+      !!this.child && this.child.exitCode === null && this.child.signalCode === null
     );
   }
 
@@ -354,6 +358,18 @@ export class RevisionProcess {
       release();
       throw err;
     }
+    // At once: a spawn that fails (EMFILE, ENOMEM) reports it as an 'error' on the next tick, and
+    // without a listener that would end the supervisor.
+    child.on('error', () => undefined);
+    const controlSocket = child.stdio[CONTROL_FD] as Socket | null | undefined;
+    if (!controlSocket || child.pid === undefined) {
+      release();
+      child.kill('SIGKILL');
+      throw new KylixError(
+        'ERR_NOT_READY',
+        'The sandbox process could not be started (the node may be out of file descriptors or memory); retry.',
+      );
+    }
     child.stderr?.setEncoding('utf8');
     // The process writes what it likes here: the tail is kept for its exit reason, but only
     // STDERR_BYTES_PER_MINUTE reach the platform's log, so a flood cannot fill the node's disk.
@@ -378,21 +394,25 @@ export class RevisionProcess {
     // The slot is held until the process has booted (its first message), or is gone.
     child.once('exit', release);
     setTimeout(release, 10_000).unref();
+    let greeted = 0;
     this.control = new ControlChannel<FromSandbox, ToSandbox>(
-      child.stdio[CONTROL_FD] as Socket,
+      controlSocket,
       (m) => {
         release();
+        // A process says hello once, when it boots.
+        if ((m as { type?: unknown } | null)?.type === 'hello' && greeted++ > 0)
+          return this.kill(child, 'a second hello');
         this.onMessage(child, m);
       },
       (why) => this.kill(child, why),
       MAX_CONTROL_FROM_SANDBOX,
+      SANDBOX_CONTROL_BUDGET,
     );
     // Without its control channel the process cannot be told to stop anything: it is ended.
     this.control.onClose(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
     child.on('exit', (code, signal) => this.onProcessExit(child, code, signal));
-    child.on('error', () => undefined);
     this.child = child;
     this.freeSlots = Array.from({ length: CHANNEL_SLOTS }, (_, i) => i);
     this.applyMemoryLimit();

@@ -204,12 +204,19 @@ export class FrameWriter {
  * Reassembles frames from the chunks a stream socket delivers. A frame that announces more than
  * `maxPayload` (MAX_FRAME_BYTES unless the channel says less) throws: the caller ends the channel,
  * since a peer that does that is not ours.
+ *
+ * A frame split over chunks is copied into one buffer of its announced size as its bytes arrive,
+ * never kept as the chunks themselves: a peer that sends a frame a byte per read would otherwise
+ * make this side hold a Buffer object (~200 bytes) per byte. The buffer's pages are only touched
+ * as bytes arrive, so a frame announced but not sent costs little.
  */
 export class FrameReader {
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
-  /** Bytes the pending data must reach before a frame can complete (0 while its header is incomplete). */
-  private needed = 0;
+  /** The frame being filled (header included), once its header is known. */
+  private partial?: Uint8Array;
+  private filled = 0;
+  /** A header split over chunks. */
+  private readonly head = new Uint8Array(HEADER_BYTES);
+  private headFilled = 0;
 
   constructor(
     private readonly onFrame: FrameHandler,
@@ -218,47 +225,56 @@ export class FrameReader {
 
   /** Feeds bytes read from the socket; calls onFrame for every complete frame. */
   push(chunk: Uint8Array): void {
-    let buf: Uint8Array;
-    if (this.pendingBytes === 0) buf = chunk;
-    else {
-      this.pending.push(chunk);
-      this.pendingBytes += chunk.byteLength;
-      // A large frame arrives in many chunks: they are joined once, when it is complete, so
-      // reading it costs linear time, not a copy of everything so far per chunk.
-      if (this.needed > 0 && this.pendingBytes < this.needed) return;
-      buf = concat(this.pending, this.pendingBytes);
-      this.pending = [];
-      this.pendingBytes = 0;
+    let at = 0;
+    if (this.headFilled > 0) {
+      at = Math.min(chunk.byteLength, HEADER_BYTES - this.headFilled);
+      this.head.set(chunk.subarray(0, at), this.headFilled);
+      this.headFilled += at;
+      if (this.headFilled < HEADER_BYTES) return;
+      this.headFilled = 0;
+      this.partial = new Uint8Array(HEADER_BYTES + this.payloadLength(this.head, 0));
+      this.partial.set(this.head);
+      this.filled = HEADER_BYTES;
     }
-    let offset = 0;
-    this.needed = 0;
-    while (buf.byteLength - offset >= HEADER_BYTES) {
-      const view = new DataView(buf.buffer, buf.byteOffset + offset, HEADER_BYTES);
-      const length = view.getUint32(0);
-      if (length > this.maxPayload) throw new Error(`a frame of ${length} bytes is over the limit`);
-      if (buf.byteLength - offset - HEADER_BYTES < length) {
-        this.needed = HEADER_BYTES + length;
-        break;
+    if (this.partial) {
+      const frame = this.partial;
+      const take = Math.min(chunk.byteLength - at, frame.byteLength - this.filled);
+      frame.set(chunk.subarray(at, at + take), this.filled);
+      this.filled += take;
+      at += take;
+      if (this.filled < frame.byteLength) return;
+      this.partial = undefined;
+      this.deliver(frame, 0, frame.byteLength - HEADER_BYTES);
+    }
+    while (chunk.byteLength - at >= HEADER_BYTES) {
+      const length = this.payloadLength(chunk, at);
+      const left = chunk.byteLength - at;
+      if (left < HEADER_BYTES + length) {
+        // Copied: the socket may reuse the chunk's memory.
+        this.partial = new Uint8Array(HEADER_BYTES + length);
+        this.partial.set(chunk.subarray(at));
+        this.filled = left;
+        return;
       }
-      const start = offset + HEADER_BYTES;
-      offset = start + length;
-      this.onFrame(view.getUint8(4), view.getUint32(5), buf.subarray(start, offset));
+      this.deliver(chunk, at, length);
+      at += HEADER_BYTES + length;
     }
-    if (offset < buf.byteLength) {
-      // Copied (a Buffer's slice() would be a view): the socket may reuse the chunk's memory.
-      const rest = new Uint8Array(buf.subarray(offset));
-      this.pending = [rest];
-      this.pendingBytes = rest.byteLength;
+    if (at < chunk.byteLength) {
+      this.head.set(chunk.subarray(at));
+      this.headFilled = chunk.byteLength - at;
     }
   }
-}
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
+  /** The payload length a header at `at` announces; throws past the limit. */
+  private payloadLength(bytes: Uint8Array, at: number): number {
+    const length = new DataView(bytes.buffer, bytes.byteOffset + at, 4).getUint32(0);
+    if (length > this.maxPayload) throw new Error(`a frame of ${length} bytes is over the limit`);
+    return length;
   }
-  return out;
+
+  private deliver(bytes: Uint8Array, at: number, length: number): void {
+    const view = new DataView(bytes.buffer, bytes.byteOffset + at, HEADER_BYTES);
+    const start = at + HEADER_BYTES;
+    this.onFrame(view.getUint8(4), view.getUint32(5), bytes.subarray(start, start + length));
+  }
 }

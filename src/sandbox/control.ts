@@ -32,9 +32,26 @@ export function fitControlText(text: string): string {
     : text;
 }
 
+/** How much one side reads per second at most; past it, it stops reading until the second is over. */
+export interface ControlBudget {
+  messages: number;
+  bytes: number;
+}
+
+/**
+ * The supervisor's budget per sandbox process. An honest one sends at most 1,000 log records a
+ * second per instance (its host drops the rest and says how many), and a handful of others; a
+ * flood of well-formed messages past this is not dropped but waits in the sandbox's own socket
+ * buffer, so it costs the supervisor a bounded share of its thread.
+ */
+export const SANDBOX_CONTROL_BUDGET: ControlBudget = { messages: 10_000, bytes: 8 * 2 ** 20 };
+
 /** One end of a control channel: sends `Out` messages, hands each `In` message to `onMessage`. */
 export class ControlChannel<In, Out> {
   private readonly writer: FrameWriter;
+  private windowStart = 0;
+  private messages = 0;
+  private bytes = 0;
 
   /**
    * `onMessage` gets each message parsed but unchecked (the supervisor checks what it reads);
@@ -45,21 +62,41 @@ export class ControlChannel<In, Out> {
     onMessage: (message: In) => void,
     onBroken: (reason: string) => void,
     maxPayload?: number,
+    budget?: ControlBudget,
   ) {
     this.writer = new FrameWriter(socket);
     const reader = new FrameReader((type, _stream, payload) => {
       if (type !== F.CONTROL) throw new Error(`a frame of type ${type} on the control channel`);
+      this.messages++;
+      this.bytes += payload.byteLength;
       onMessage(
         JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')),
       );
     }, maxPayload);
     socket.on('data', (chunk: Uint8Array) => {
       if (socket.destroyed) return;
+      const now = performance.now();
+      if (now - this.windowStart >= 1000) {
+        this.windowStart = now;
+        this.messages = 0;
+        this.bytes = 0;
+      }
       try {
         reader.push(chunk);
       } catch (err) {
         socket.destroy();
         onBroken(`a malformed control message (${err instanceof Error ? err.message : 'not JSON'})`);
+        return;
+      }
+      if (budget && (this.messages > budget.messages || this.bytes > budget.bytes)) {
+        // Read again when this second is over: the rest waits in the peer's socket buffer.
+        socket.pause();
+        setTimeout(
+          () => {
+            if (!socket.destroyed) socket.resume();
+          },
+          Math.max(1, 1000 - (performance.now() - this.windowStart)),
+        ).unref();
       }
     });
     socket.on('error', () => undefined);

@@ -61,7 +61,7 @@ export type FromSandbox =
   | { type: 'exited'; id: string; code: number; message?: string }
   /** Sent before the process stops an instance for a limit, so in-flight requests get that error. */
   | { type: 'limit'; id: string; code: LimitCode; message: string }
-  /** A console record written while the module loaded (later ones go on the instance's channel). */
+  /** A console record of an instance (the host relays at most 1,000 a second per instance). */
   | { type: 'log'; id: string; record: LogRecord };
 
 /** One call of a binding object. */

@@ -46,20 +46,30 @@ for (const [net, prefix] of NON_PUBLIC_V4) blockedV4.addSubnet(net, prefix, 'ipv
 const blockedV6 = new BlockList();
 for (const [net, prefix] of NON_PUBLIC_V6) blockedV6.addSubnet(net, prefix, 'ipv6');
 
-/** Parses "10.0.0.0/8" or "::1/128" (a bare address means just it) into a BlockList. */
-export function cidrList(cidrs: string[]): BlockList {
-  const list = new BlockList();
+/**
+ * What the installation lets functions reach beyond the public internet: its ranges, and which of
+ * them name one address exactly (only such an entry lets a function reach the node itself).
+ */
+export interface InstallationAllows {
+  ranges: BlockList;
+  /** Canonical (parseAddress) addresses listed alone or as /32, /128. */
+  exact: ReadonlySet<string>;
+}
+
+/** Parses "10.0.0.0/8" or "::1/128" (a bare address means just it). */
+export function cidrList(cidrs: string[]): InstallationAllows {
+  const ranges = new BlockList();
+  const exact = new Set<string>();
   for (const c of cidrs) {
     const [addr = '', bits] = c.split('/');
     const family = isIP(addr);
     if (!family) throw new Error(`"${c}" is not an IP address or CIDR range`);
-    list.addSubnet(
-      addr,
-      bits === undefined ? (family === 4 ? 32 : 128) : Number(bits),
-      family === 4 ? 'ipv4' : 'ipv6',
-    );
+    const prefix = bits === undefined ? (family === 4 ? 32 : 128) : Number(bits);
+    ranges.addSubnet(addr, prefix, family === 4 ? 'ipv4' : 'ipv6');
+    const parsed = parseAddress(addr);
+    if (parsed && prefix === (family === 4 ? 32 : 128)) exact.add(parsed.text);
   }
-  return list;
+  return { ranges, exact };
 }
 
 /** An address in one canonical form: IPv4 dotted quad, or IPv6 as eight 16-bit groups. */
@@ -132,9 +142,12 @@ const OWN = "this node's own address; functions reach the node's services only t
 const OWN_ADDRESSES_TTL_MS = 5_000;
 let ownCache: { at: number; set: ReadonlySet<string> } | undefined;
 
-/** The node's own addresses, canonical (parseAddress), read from its interfaces at most every 5 s. */
-export function nodeOwnAddresses(now = Date.now()): ReadonlySet<string> {
-  if (ownCache && now - ownCache.at < OWN_ADDRESSES_TTL_MS) return ownCache.set;
+/**
+ * The node's own addresses, canonical (parseAddress), read from its interfaces at most every 5 s
+ * (by a monotonic clock: a wall clock stepped back would keep a stale list).
+ */
+export function nodeOwnAddresses(now = performance.now()): ReadonlySet<string> {
+  if (ownCache && now >= ownCache.at && now - ownCache.at < OWN_ADDRESSES_TTL_MS) return ownCache.set;
   const set = new Set<string>();
   for (const list of Object.values(networkInterfaces()))
     for (const i of list ?? []) {
@@ -147,21 +160,23 @@ export function nodeOwnAddresses(now = Date.now()): ReadonlySet<string> {
 
 /**
  * Why an address may not be reached, or undefined when it may. IPv6 forms that embed an IPv4
- * address are judged as that address; other IPv6 addresses must be global unicast. A public
- * address is refused too when it is one of the node's own (`own`, its interfaces by default).
+ * address are judged as that address; other IPv6 addresses must be global unicast. One of the
+ * node's own addresses (`own`, its interfaces by default), public or in a range the installation
+ * allows, is refused too, unless the installation lists that very address.
  */
 export function addressRefusal(
   address: string,
-  installationAllows?: BlockList,
+  installationAllows?: InstallationAllows,
   own: ReadonlySet<string> = nodeOwnAddresses(),
 ): string | undefined {
   const parsed = parseAddress(address);
   if (!parsed) return `${address} is not an IP address`;
-  const judged = publicRefusal(address, parsed, installationAllows);
-  if (judged !== PUBLIC) return judged;
-  if (own.has(parsed.text)) return `${address} is ${OWN}`;
+  const judged = publicRefusal(address, parsed, installationAllows?.ranges);
+  if (judged !== undefined && judged !== PUBLIC) return judged;
+  const exact = installationAllows?.exact;
+  if (own.has(parsed.text) && !exact?.has(parsed.text)) return `${address} is ${OWN}`;
   const embedded = parsed.family === 6 ? embeddedV4(parsed.groups) : undefined;
-  if (embedded && own.has(embedded.v4))
+  if (embedded && own.has(embedded.v4) && !exact?.has(embedded.v4))
     return `${address} is ${embedded.v4} in ${embedded.form} form, ${OWN}`;
   return undefined;
 }

@@ -15,9 +15,9 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { type BlockList, isIP, type LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 import { EGRESS_ERROR_HEADER, EGRESS_URL_HEADER } from '../../sandbox/protocol.js';
-import { addressRefusal, egressAllowHint, hostAllowed } from './egress-policy.js';
+import { addressRefusal, egressAllowHint, hostAllowed, type InstallationAllows } from './egress-policy.js';
 
 /** One outbound request the proxy lets through, as an observer (tracing) sees it. */
 export interface EgressRequest {
@@ -40,7 +40,7 @@ export interface EgressOptions {
   /** spec.egress.allow of the function. */
   allow: readonly string[];
   /** Non-public ranges the installation allows anyway. */
-  installationAllows?: BlockList;
+  installationAllows?: InstallationAllows;
   /** Called for every refused connection (for the function's log). */
   onRefused?: (url: string, reason: string) => void;
   /** Told of every forwarded request (a span per outbound fetch, when tracing is on). */

@@ -5,13 +5,12 @@
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { BlockList } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KylixError } from '../../errors.js';
 import { probeBubblewrap } from './bubblewrap.js';
 import { CgroupManager } from './cgroups.js';
-import { cidrList } from './egress-policy.js';
+import { cidrList, type InstallationAllows } from './egress-policy.js';
 import { type NodeRuntime, resolveNodeRuntime } from './node-runtime.js';
 
 /** How an installation configures isolation (each also settable by env var). */
@@ -42,7 +41,7 @@ export class Isolation {
   readonly layers: Layer[];
   readonly bubblewrap?: string;
   readonly cgroups: CgroupManager;
-  readonly egressAllows?: BlockList;
+  readonly egressAllows?: InstallationAllows;
   readonly cpusPerSandbox: number;
   /** Where each sandbox process gets its socket and code folders. */
   readonly root: string;
