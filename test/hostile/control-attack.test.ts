@@ -15,16 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  watch,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, watch, writeFileSync } from 'node:fs';
 import { request as httpRequest, createServer as httpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -51,12 +42,12 @@ import type { SandboxInstance } from '../../src/runtime/sandbox.js';
 import { F, FrameReader, frame, frameHeader } from '../../src/sandbox/channel.js';
 import { ControlChannel, MAX_CONTROL_FROM_SANDBOX } from '../../src/sandbox/control.js';
 import type { FromSandbox, InstanceSpec, LogRecord } from '../../src/sandbox/protocol.js';
+import { CONTROL_PEER_JS, compromisedRuntime } from '../helpers/compromised-sandbox.js';
 import { eventually } from '../helpers/eventually.js';
 import { socketPair } from '../helpers/socket-pair.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const REAL_NODE = '/usr/bin/node';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -70,23 +61,14 @@ function retainedBytes(): number {
 }
 
 /**
- * What every attack script starts with: the control channel on fd 3 (frames of [u32 length][u8 type]
- * [u32 stream], JSON payloads), `send` / `sendSync` / `raw`, `onMessage`, and `sockDir` (the folder
- * the supervisor lets the process write, from its --allow-fs-write flag). It never exits on its own.
+ * What every attack script starts with: the control channel and its helpers (CONTROL_PEER_JS:
+ * `ctl`, `frame`, `msg`, `send`, `onMessage`), `sendSync` / `raw` that write whole frames at once,
+ * and `sockDir` (the folder the supervisor lets the process write, from its --allow-fs-write flag).
+ * It never exits on its own.
  */
 const PRELUDE = `
 const fs = require('node:fs');
-const net = require('node:net');
-const ctl = new net.Socket({ fd: 3, readable: true, writable: true });
-ctl.on('error', () => {});
-const frame = (type, payload) => {
-  const h = Buffer.alloc(9);
-  h.writeUInt32BE(payload.length, 0);
-  h.writeUInt8(type, 4);
-  return Buffer.concat([h, payload]);
-};
-const msg = (m) => frame(30, Buffer.from(JSON.stringify(m)));
-const send = (m) => ctl.write(msg(m));
+${CONTROL_PEER_JS}
 // Whole writes on fd 3, which the Socket above made non-blocking: retried on EAGAIN, never partial.
 const writeAll = (buf) => {
   for (let off = 0; off < buf.length; ) {
@@ -99,40 +81,13 @@ const writeAll = (buf) => {
 };
 const sendSync = (m) => writeAll(msg(m));
 const raw = (type, payload) => writeAll(frame(type, payload));
-const handlers = [];
-const onMessage = (fn) => handlers.push(fn);
-let pending = Buffer.alloc(0);
-ctl.on('data', (chunk) => {
-  pending = Buffer.concat([pending, chunk]);
-  while (pending.length >= 9 && pending.length >= 9 + pending.readUInt32BE(0)) {
-    const n = pending.readUInt32BE(0);
-    const m = JSON.parse(pending.subarray(9, 9 + n).toString());
-    pending = pending.subarray(9 + n);
-    for (const fn of handlers) fn(m);
-  }
-});
 const flag = process.argv.find((a) => a.startsWith('--allow-fs-write=')) ?? '';
 const sockDir = flag.slice('--allow-fs-write='.length).replace(/\\*$/, '').replace(/\\/$/, '');
 setInterval(() => {}, 1 << 30);
 `;
 
 /** A Node runtime that runs `script` (after PRELUDE) for `namespace`, and real Node for anything else. */
-function attackRuntime(namespace: string, script: string): string {
-  const dir = tempDir('ctl-attack');
-  const path = join(dir, 'node');
-  const code = (PRELUDE + script).replaceAll("'", "'\\''");
-  writeFileSync(
-    path,
-    [
-      '#!/bin/sh',
-      `if [ "$KYLIX_NAMESPACE" = "${namespace}" ]; then exec ${REAL_NODE} -e '${code}' -- "$@"; fi`,
-      `exec ${REAL_NODE} "$@"`,
-      '',
-    ].join('\n'),
-  );
-  chmodSync(path, 0o755);
-  return path;
-}
+const attackRuntime = (namespace: string, script: string) => compromisedRuntime(namespace, PRELUDE + script);
 
 /** A bundle file (the attack scripts never load it; the real host does). */
 function bundle(code = "export default { fetch() { return new Response('x'); } };"): string {

@@ -10,14 +10,13 @@
  *   gigabyte, are not JSON, or are not control frames at all.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Isolation } from '../../src/runtime/isolation/isolation.js';
 import { RevisionProcess } from '../../src/runtime/revision-process.js';
+import { CONTROL_PEER_JS, compromisedRuntime } from '../helpers/compromised-sandbox.js';
 import { eventually } from '../helpers/eventually.js';
 import { apply, writeProject } from '../helpers/platform.js';
-import { tempDir } from '../helpers/temp-dir.js';
 import { type Arena, arena } from './harness.js';
 
 const BUBBLEWRAP = ['auto', 'off'] as const;
@@ -30,28 +29,8 @@ const LIAR = `
 const ns = process.env.KYLIX_NAMESPACE;
 // An object that String(), Number() and template literals cannot turn into a primitive: they throw.
 const evil = { toString: 0, valueOf: 0 };
-// The control channel (sandbox/control.ts): fd 3, frames of [u32 length][u8 type][u32 stream], JSON.
-const ctl = new (require('node:net').Socket)({ fd: 3, readable: true, writable: true });
-const header = (length, type) => {
-  const h = Buffer.alloc(9);
-  h.writeUInt32BE(length, 0);
-  h.writeUInt8(type, 4);
-  return h;
-};
-const raw = (type, payload) => ctl.write(Buffer.concat([header(payload.length, type), payload]));
-const send = (m) => raw(30, Buffer.from(JSON.stringify(m)));
-const handlers = [];
-process.on = ((on) => (event, fn) => (event === 'message' ? handlers.push(fn) : on.call(process, event, fn)))(process.on);
-let pending = Buffer.alloc(0);
-ctl.on('data', (chunk) => {
-  pending = Buffer.concat([pending, chunk]);
-  while (pending.length >= 9 && pending.length >= 9 + pending.readUInt32BE(0)) {
-    const n = pending.readUInt32BE(0);
-    const m = JSON.parse(pending.subarray(9, 9 + n).toString());
-    pending = pending.subarray(9 + n);
-    for (const fn of handlers) fn(m);
-  }
-});
+${CONTROL_PEER_JS}
+const raw = (type, payload) => ctl.write(frame(type, payload));
 ctl.on('close', () => process.exit(0));
 if (ns === 'lie-huge') {
   // A message announcing 1 GiB, then its bytes a little at a time, for as long as it is let.
@@ -68,7 +47,7 @@ if (ns === 'lie-stderr') {
   const more = () => { if (left-- > 0) process.stderr.write(chunk, more); else process.exit(0); };
   more();
 }
-process.on('message', (m) => {
+onMessage((m) => {
   if (!m || m.type !== 'start') return;
   const id = m.instance.id;
   const ready = () => send({ type: 'ready', id, startupMs: 1 });
@@ -89,24 +68,9 @@ setInterval(() => {}, 1 << 30);
 
 /**
  * A Node "runtime" (KYLIX_SANDBOX_NODE) that runs the real sandbox host for every namespace but the
- * lying ones, where it runs LIAR instead. It answers --version and bubblewrap's probe as Node does.
+ * lying ones, where it runs LIAR instead.
  */
-function liarRuntime(): string {
-  const dir = tempDir('liar');
-  const path = join(dir, 'node');
-  const real = '/usr/bin/node';
-  writeFileSync(
-    path,
-    [
-      '#!/bin/sh',
-      `case "$KYLIX_NAMESPACE" in lie-*) exec ${real} -e '${LIAR.replaceAll("'", "'\\''")}' ;; esac`,
-      `exec ${real} "$@"`,
-      '',
-    ].join('\n'),
-  );
-  chmodSync(path, 0o755);
-  return path;
-}
+const liarRuntime = () => compromisedRuntime('lie-*', LIAR);
 
 const fn = (namespace: string, name: string) =>
   `apiVersion: kylix.dev/v1\nkind: Function\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\nspec:\n  source: ./f.js\n  routes:\n    - path: /${namespace}\n`;
