@@ -118,8 +118,4 @@ export class ControlChannel<In, Out> {
   onClose(listener: () => void): void {
     this.socket.once('close', listener);
   }
-
-  close(): void {
-    this.socket.destroy();
-  }
 }
