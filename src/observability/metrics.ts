@@ -8,6 +8,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { KylixError } from '../errors.js';
+import { LOOP_LAG_METRICS, registerLoopLag } from './loop-lag.js';
 import { type MetricsSources, registerScrapeGauges } from './scrape-gauges.js';
 import {
   type CounterSeries,
@@ -191,7 +192,11 @@ export class PlatformMetrics {
   private readonly refusals = new Map<string, CounterSeries>();
 
   constructor(sources: MetricsSources = {}) {
-    collectDefaultMetrics({ register: this.registry });
+    // prom-client's lag gauges sample on a 10 ms timer even while the node is idle; ours do not
+    // (loop-lag.ts). Its sampler gets a period it never reaches, and its gauges make way for ours.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 2 ** 31 - 1 });
+    for (const name of LOOP_LAG_METRICS) this.registry.removeSingleMetric(name);
+    registerLoopLag(this.registry);
     registerScrapeGauges(this.registry, sources);
   }
 
