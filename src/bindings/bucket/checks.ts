@@ -143,8 +143,11 @@ export function checkDeleteKeys(ref: ResourceRef, keys: string | string[]): stri
   return [...new Set(list)];
 }
 
-/** An etag as given to onlyIf or complete(): quotes and a weak prefix dropped. */
-function bare(etag: string): string {
+/**
+ * An etag without its quotes and weak prefix: as given to onlyIf or complete(), or as S3 answers
+ * it (the interface's etags are bare).
+ */
+export function bareEtag(etag: string): string {
   return etag.replace(/^(W\/)?"|"$/g, '');
 }
 
@@ -158,8 +161,8 @@ export function checkConditional(onlyIf: Conditional | undefined): Conditional |
   }
   return {
     ...onlyIf,
-    ...(onlyIf.etagMatches ? { etagMatches: onlyIf.etagMatches.map(bare) } : {}),
-    ...(onlyIf.etagDoesNotMatch ? { etagDoesNotMatch: onlyIf.etagDoesNotMatch.map(bare) } : {}),
+    ...(onlyIf.etagMatches ? { etagMatches: onlyIf.etagMatches.map(bareEtag) } : {}),
+    ...(onlyIf.etagDoesNotMatch ? { etagDoesNotMatch: onlyIf.etagDoesNotMatch.map(bareEtag) } : {}),
   };
 }
 
@@ -222,7 +225,7 @@ export function checkPartNumber(n: number): void {
 export function checkCompletedParts(parts: UploadedPart[]): UploadedPart[] {
   if (parts.length === 0)
     throw new KylixError('ERR_BINDING_BAD_ARGUMENTS', 'complete() needs at least one uploaded part.');
-  const sorted = parts.map((p) => ({ partNumber: p.partNumber, etag: bare(p.etag) }));
+  const sorted = parts.map((p) => ({ partNumber: p.partNumber, etag: bareEtag(p.etag) }));
   sorted.sort((a, b) => a.partNumber - b.partNumber);
   sorted.forEach((p, i) => {
     checkPartNumber(p.partNumber);

@@ -26,6 +26,7 @@ import {
 import { type BucketIndex, type IndexedObject, openBucketIndex } from './embedded-index.js';
 import { abortUpload, completeUpload, createUpload, writePart } from './embedded-multipart.js';
 import type {
+  BucketGetResult,
   BucketListResult,
   BucketObject,
   BucketProvider,
@@ -171,11 +172,7 @@ export class EmbeddedBucket implements BucketProvider {
     ref: ResourceRef,
     key: string,
     options: { range?: ByteRange; onlyIf?: Conditional } = {},
-  ): Promise<{
-    object: BucketObject;
-    body: AsyncIterable<Uint8Array> | null;
-    range?: { offset: number; length: number };
-  } | null> {
+  ): Promise<BucketGetResult | null> {
     checkObjectKey(ref, key);
     checkRange(options.range);
     const onlyIf = checkConditional(options.onlyIf);

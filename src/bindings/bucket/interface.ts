@@ -76,6 +76,13 @@ export interface UploadedPart {
 /** A byte range: offset+length, offset to the end, or the last `suffix` bytes. */
 export type ByteRange = { offset: number; length?: number } | { suffix: number };
 
+/** What get answers: the object, its bytes (null when `onlyIf` does not hold) and the range they are. */
+export interface BucketGetResult {
+  object: BucketObject;
+  body: AsyncIterable<Uint8Array> | null;
+  range?: { offset: number; length: number };
+}
+
 /** One page of a listing. */
 export interface BucketListResult {
   objects: BucketObject[];
@@ -114,11 +121,7 @@ export interface BucketProvider extends Provider {
     ref: ResourceRef,
     key: string,
     options?: { range?: ByteRange; onlyIf?: Conditional },
-  ): Promise<{
-    object: BucketObject;
-    body: AsyncIterable<Uint8Array> | null;
-    range?: { offset: number; length: number };
-  } | null>;
+  ): Promise<BucketGetResult | null>;
   head(ref: ResourceRef, key: string): Promise<BucketObject | null>;
   delete(ref: ResourceRef, keys: string | string[]): Promise<void>;
   list(

@@ -1,12 +1,24 @@
 /**
- * What the S3 provider needs beside its class: an object's metadata from a response, S3's errors
- * as Kylix's, keys and ranges as S3 takes them, and bodies as plain bytes.
+ * What the S3 provider's parts share: the client and bucket every S3 call names, an object's
+ * metadata from a response, keys and ranges as S3 takes them, and bodies as plain bytes.
  */
 import type { Readable } from 'node:stream';
+import type * as S3 from '@aws-sdk/client-s3';
 import { KylixError } from '../../errors.js';
-import { noSuchUpload } from './checks.js';
+import type { ResourceRef } from '../provider.js';
+import { bareEtag, checkObjectKey } from './checks.js';
 import type { BucketObject, ByteRange } from './interface.js';
-import { bareEtag, checksumsOf, fromS3Http, fromS3Metadata, uploadedAt, versionOf } from './s3-metadata.js';
+import { checksumsOf, fromS3Http, fromS3Metadata, uploadedAt, versionOf } from './s3-metadata.js';
+
+/** What every S3 call needs: the AWS SDK (imported lazily by openS3Bucket), its client and the one bucket. */
+export interface S3Context {
+  readonly s3: typeof S3;
+  readonly client: S3.S3Client;
+  /** The S3 bucket that holds every Bucket resource. */
+  readonly bucket: string;
+  /** A failure as a KylixError that names the store (s3Failure). */
+  readonly failure: (err: unknown) => KylixError;
+}
 
 /** An object's metadata from a HEAD or GET response. */
 export function objectOf(
@@ -14,7 +26,7 @@ export function objectOf(
   size: number,
   res: S3HttpFieldsWithMeta & { ETag?: string; LastModified?: Date },
 ): BucketObject {
-  const etag = bareEtag(res.ETag);
+  const etag = bareEtag(res.ETag ?? '');
   const uploaded = uploadedAt(res.LastModified);
   return {
     key,
@@ -30,16 +42,6 @@ export function objectOf(
 
 type S3HttpFieldsWithMeta = Parameters<typeof fromS3Http>[0];
 
-/** The HTTP status of an S3 SDK error, if it carries one. */
-export function status(err: unknown): number | undefined {
-  return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-}
-
-/** A listed key with EncodingType=url: percent-encoded, with "+" for spaces (as S3 does it). */
-export function decodeListed(s: string): string {
-  return decodeURIComponent(s.replace(/\+/g, ' '));
-}
-
 /**
  * Refuses keys with "." or ".." segments: S3 itself keeps them as they are, but HTTP proxies and
  * some S3-compatible stores resolve them as paths, which could move the object under another
@@ -54,6 +56,13 @@ export function checkNoDotSegments(key: string): void {
   }
 }
 
+/** Checks the key of an S3 call: as every provider does (checkObjectKey), then for dot segments. */
+export function checkS3Key(ref: ResourceRef, key: string): void {
+  checkObjectKey(ref, key);
+  checkNoDotSegments(key);
+}
+
+/** A range as S3's Range header. */
 export function rangeHeader(range: ByteRange): string {
   if ('suffix' in range) return `bytes=-${range.suffix}`;
   if (range.length === undefined) return `bytes=${range.offset}-`;
@@ -65,30 +74,5 @@ export async function* bytesOf(body: Readable | undefined): AsyncGenerator<Uint8
   if (!body) return;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  }
-}
-
-/** A multipart call: S3's NoSuchUpload, EntityTooSmall and InvalidPart become the embedded store's errors. */
-export async function multipartCall<T>(
-  key: string,
-  failure: (err: unknown) => KylixError,
-  fn: () => Promise<T>,
-): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    const e = err as { name?: string; Code?: string; message?: string };
-    const name = e.Code ?? e.name;
-    if (name === 'NoSuchUpload' || status(err) === 404) throw noSuchUpload(key);
-    if (name === 'EntityTooSmall')
-      throw new KylixError(
-        'ERR_BINDING_BAD_ARGUMENTS',
-        `A part of "${key}" is smaller than 5 MiB; every part but the last must be at least 5 MiB.`,
-      );
-    if (name === 'InvalidPart' || name === 'InvalidPartOrder')
-      throw Object.assign(noSuchUpload(key), {
-        message: `A part given to complete() was not uploaded with that etag: ${e.message}`,
-      });
-    throw failure(err);
   }
 }

@@ -96,11 +96,6 @@ export function fromS3Http(
   return http;
 }
 
-/** S3's quoted ETag as the interface's bare one. */
-export function bareEtag(etag: string | undefined): string {
-  return (etag ?? '').replace(/^(W\/)?"|"$/g, '');
-}
-
 /**
  * A time as `uploaded`, to the second: HEAD's Last-Modified header has no milliseconds while
  * listings do, and one object must show one time whichever call reports it.

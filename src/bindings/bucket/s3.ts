@@ -6,6 +6,10 @@
  * `<prefix><namespace>/<name>/`. Why not one S3 bucket per resource: bucket names are global
  * (on AWS) and capped per account, creating one needs more rights than object access, and most
  * stores cap their number; a prefix needs nothing but the one bucket, and purge is a prefix delete.
+ *
+ * This file holds the provider and its object calls; beside it: s3-list.ts (listing and purge),
+ * s3-multipart.ts (multipart uploads), s3-metadata.ts (R2's metadata in S3's), s3-errors.ts (S3's
+ * failures as Kylix's) and s3-helpers.ts (what those share).
  */
 import type { Readable } from 'node:stream';
 import type * as S3 from '@aws-sdk/client-s3';
@@ -20,13 +24,13 @@ import {
   checkConditional,
   checkDeleteKeys,
   checkListOptions,
-  checkObjectKey,
   checkPartNumber,
   checkPutOptions,
   checkRange,
   conditionHolds,
 } from './checks.js';
 import type {
+  BucketGetResult,
   BucketListResult,
   BucketObject,
   BucketProvider,
@@ -35,16 +39,18 @@ import type {
   PutOptions,
   UploadedPart,
 } from './interface.js';
+import { s3Call, s3Failure, status } from './s3-errors.js';
 import {
   bytesOf,
   checkNoDotSegments,
-  decodeListed,
-  multipartCall,
+  checkS3Key,
   objectOf,
   rangeHeader,
-  status,
+  type S3Context,
 } from './s3-helpers.js';
-import { bareEtag, checksumsOf, toS3Http, toS3Metadata, uploadedAt, versionOf } from './s3-metadata.js';
+import { deleteKeys, deletePrefix, listObjects } from './s3-list.js';
+import { toS3Http, toS3Metadata } from './s3-metadata.js';
+import { abortUpload, completeUpload, createUpload, writePart } from './s3-multipart.js';
 
 /** Where the S3 provider stores objects. */
 export interface S3BucketConfig {
@@ -90,6 +96,7 @@ export class S3Bucket implements BucketProvider {
   private readonly prefix: string;
   private readonly partSize: number;
   private readonly where: string;
+  private readonly ctx: S3Context;
   private bucketChecked = false;
 
   constructor(
@@ -101,6 +108,7 @@ export class S3Bucket implements BucketProvider {
     this.prefix = config.prefix ?? '';
     this.partSize = Math.max(config.partSize ?? 8 * 1024 * 1024, 5 * 1024 * 1024);
     this.where = `S3 bucket "${config.bucket}"${config.endpoint ? ` at ${config.endpoint}` : ''}`;
+    this.ctx = { s3, client, bucket: config.bucket, failure: (err) => s3Failure(err, this.where) };
   }
 
   /** Makes sure the S3 bucket exists (creating it when allowed); resources need nothing more. */
@@ -110,8 +118,8 @@ export class S3Bucket implements BucketProvider {
     try {
       await this.client.send(new this.s3.HeadBucketCommand({ Bucket: this.config.bucket }));
     } catch (err) {
-      if (status(err) !== 404 || this.config.createBucket === false) throw this.failure(err);
-      await this.call(() =>
+      if (status(err) !== 404 || this.config.createBucket === false) throw this.ctx.failure(err);
+      await s3Call(this.ctx.failure, () =>
         this.client.send(new this.s3.CreateBucketCommand({ Bucket: this.config.bucket })),
       );
     }
@@ -120,28 +128,15 @@ export class S3Bucket implements BucketProvider {
 
   async purge(ref: ResourceRef): Promise<void> {
     checkRef(ref);
-    const base = this.base(ref);
-    let token: string | undefined;
-    do {
-      const page = await this.call(() =>
-        this.client.send(
-          new this.s3.ListObjectsV2Command({
-            Bucket: this.config.bucket,
-            Prefix: base,
-            ContinuationToken: token,
-          }),
-        ),
-      );
-      const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [o.Key] : []));
-      await this.deleteFullKeys(keys);
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    await deletePrefix(this.ctx, this.base(ref));
   }
 
   async health(): Promise<Health> {
     try {
       const started = Date.now();
-      await this.call(() => this.client.send(new this.s3.HeadBucketCommand({ Bucket: this.config.bucket })));
+      await s3Call(this.ctx.failure, () =>
+        this.client.send(new this.s3.HeadBucketCommand({ Bucket: this.config.bucket })),
+      );
       return { ok: true, message: `${this.where}, ${Date.now() - started} ms` };
     } catch (err) {
       return { ok: false, message: (err as Error).message };
@@ -154,8 +149,7 @@ export class S3Bucket implements BucketProvider {
     body: AsyncIterable<Uint8Array> | Uint8Array,
     options: PutOptions = {},
   ): Promise<BucketObject | null> {
-    checkObjectKey(ref, key);
-    checkNoDotSegments(key);
+    checkS3Key(ref, key);
     const meta = checkPutOptions(options);
     const onlyIf = checkConditional(options.onlyIf);
     // S3-compatible stores differ in conditional writes: checked here, against a HEAD just before.
@@ -174,10 +168,10 @@ export class S3Bucket implements BucketProvider {
         ...toS3Http(meta.httpMetadata),
       },
     });
-    await this.call(() => upload.done());
+    await s3Call(this.ctx.failure, () => upload.done());
     // The stored object's own etag and time, as head() and list() will report them.
     const stored = await this.head(ref, key);
-    if (!stored) throw this.failure(new Error(`"${key}" was uploaded but is not there`));
+    if (!stored) throw this.ctx.failure(new Error(`"${key}" was uploaded but is not there`));
     return stored;
   }
 
@@ -185,13 +179,8 @@ export class S3Bucket implements BucketProvider {
     ref: ResourceRef,
     key: string,
     options: { range?: ByteRange; onlyIf?: Conditional } = {},
-  ): Promise<{
-    object: BucketObject;
-    body: AsyncIterable<Uint8Array> | null;
-    range?: { offset: number; length: number };
-  } | null> {
-    checkObjectKey(ref, key);
-    checkNoDotSegments(key);
+  ): Promise<BucketGetResult | null> {
+    checkS3Key(ref, key);
     checkRange(options.range);
     const onlyIf = checkConditional(options.onlyIf);
     if (onlyIf) {
@@ -213,7 +202,7 @@ export class S3Bucket implements BucketProvider {
       if (status(err) === 416) {
         throw new KylixError('ERR_RANGE_NOT_SATISFIABLE', `The range starts past the end of "${key}".`);
       }
-      throw this.failure(err);
+      throw this.ctx.failure(err);
     }
     const contentRange = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.ContentRange ?? '');
     const size = contentRange ? Number(contentRange[3]) : (res.ContentLength ?? 0);
@@ -226,8 +215,7 @@ export class S3Bucket implements BucketProvider {
   }
 
   async head(ref: ResourceRef, key: string): Promise<BucketObject | null> {
-    checkObjectKey(ref, key);
-    checkNoDotSegments(key);
+    checkS3Key(ref, key);
     try {
       const res = await this.client.send(
         new this.s3.HeadObjectCommand({ Bucket: this.config.bucket, Key: this.base(ref) + key }),
@@ -235,60 +223,25 @@ export class S3Bucket implements BucketProvider {
       return objectOf(key, res.ContentLength ?? 0, res);
     } catch (err) {
       if (status(err) === 404) return null;
-      throw this.failure(err);
+      throw this.ctx.failure(err);
     }
   }
 
   async delete(ref: ResourceRef, keys: string | string[]): Promise<void> {
     const list = checkDeleteKeys(ref, keys);
     for (const key of list) checkNoDotSegments(key);
-    await this.deleteFullKeys(list.map((k) => this.base(ref) + k));
+    await deleteKeys(
+      this.ctx,
+      list.map((k) => this.base(ref) + k),
+    );
   }
 
   async list(
     ref: ResourceRef,
     options: Parameters<BucketProvider['list']>[1] = {},
   ): Promise<BucketListResult> {
-    const { prefix, delimiter, limit, includeHttp, includeCustom } = checkListOptions(ref, options);
-    const base = this.base(ref);
-    const page = await this.call(() =>
-      this.client.send(
-        new this.s3.ListObjectsV2Command({
-          Bucket: this.config.bucket,
-          Prefix: base + prefix,
-          Delimiter: delimiter,
-          MaxKeys: limit,
-          ContinuationToken: options.cursor || undefined,
-          // XML cannot carry every character a key may hold; S3 then URL-encodes the keys it lists.
-          EncodingType: 'url',
-        }),
-      ),
-    );
-    const decoded = (s: string | undefined) =>
-      page.EncodingType === 'url' ? decodeListed(s ?? '') : (s ?? '');
-    let objects: BucketObject[] = (page.Contents ?? []).map((o) => {
-      const etag = bareEtag(o.ETag);
-      const uploaded = uploadedAt(o.LastModified);
-      return {
-        key: decoded(o.Key).slice(base.length),
-        size: o.Size ?? 0,
-        etag,
-        uploaded,
-        version: versionOf(etag, uploaded),
-        checksums: checksumsOf(etag),
-        httpMetadata: {},
-        customMetadata: {},
-      };
-    });
-    if (includeHttp || includeCustom)
-      objects = await this.withMetadata(ref, objects, includeHttp, includeCustom);
-    const result: BucketListResult = {
-      objects,
-      delimitedPrefixes: (page.CommonPrefixes ?? []).map((p) => decoded(p.Prefix).slice(base.length)),
-      truncated: page.IsTruncated ?? false,
-    };
-    if (result.truncated && page.NextContinuationToken) result.cursor = page.NextContinuationToken;
-    return result;
+    const checked = checkListOptions(ref, options);
+    return listObjects(this.ctx, this.base(ref), checked, options.cursor, (key) => this.head(ref, key));
   }
 
   async createMultipartUpload(
@@ -296,21 +249,9 @@ export class S3Bucket implements BucketProvider {
     key: string,
     options: Pick<PutOptions, 'httpMetadata' | 'customMetadata'> = {},
   ): Promise<string> {
-    checkObjectKey(ref, key);
-    checkNoDotSegments(key);
+    checkS3Key(ref, key);
     const meta = checkPutOptions(options);
-    const res = await this.call(() =>
-      this.client.send(
-        new this.s3.CreateMultipartUploadCommand({
-          Bucket: this.config.bucket,
-          Key: this.base(ref) + key,
-          Metadata: toS3Metadata(meta.customMetadata, meta.httpMetadata),
-          ...toS3Http(meta.httpMetadata),
-        }),
-      ),
-    );
-    if (!res.UploadId) throw this.failure(new Error('the store answered no upload id'));
-    return res.UploadId;
+    return createUpload(this.ctx, this.base(ref) + key, meta);
   }
 
   async uploadPart(
@@ -320,25 +261,9 @@ export class S3Bucket implements BucketProvider {
     partNumber: number,
     body: Uint8Array,
   ): Promise<UploadedPart> {
-    checkObjectKey(ref, key);
-    checkNoDotSegments(key);
+    checkS3Key(ref, key);
     checkPartNumber(partNumber);
-    const res = await multipartCall(
-      key,
-      (e) => this.failure(e),
-      () =>
-        this.client.send(
-          new this.s3.UploadPartCommand({
-            Bucket: this.config.bucket,
-            Key: this.base(ref) + key,
-            UploadId: uploadId,
-            PartNumber: partNumber,
-            Body: body,
-            ContentLength: body.byteLength,
-          }),
-        ),
-    );
-    return { partNumber, etag: bareEtag(res.ETag) };
+    return writePart(this.ctx, key, this.base(ref) + key, uploadId, partNumber, body);
   }
 
   async completeMultipartUpload(
@@ -347,43 +272,17 @@ export class S3Bucket implements BucketProvider {
     uploadId: string,
     given: UploadedPart[],
   ): Promise<BucketObject> {
-    checkObjectKey(ref, key);
-    checkNoDotSegments(key);
+    checkS3Key(ref, key);
     const parts = checkCompletedParts(given);
-    await multipartCall(
-      key,
-      (e) => this.failure(e),
-      () =>
-        this.client.send(
-          new this.s3.CompleteMultipartUploadCommand({
-            Bucket: this.config.bucket,
-            Key: this.base(ref) + key,
-            UploadId: uploadId,
-            MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
-          }),
-        ),
-    );
+    await completeUpload(this.ctx, key, this.base(ref) + key, uploadId, parts);
     const stored = await this.head(ref, key);
-    if (!stored) throw this.failure(new Error(`"${key}" was completed but is not there`));
+    if (!stored) throw this.ctx.failure(new Error(`"${key}" was completed but is not there`));
     return stored;
   }
 
   async abortMultipartUpload(ref: ResourceRef, key: string, uploadId: string): Promise<void> {
-    checkObjectKey(ref, key);
-    checkNoDotSegments(key);
-    try {
-      await this.client.send(
-        new this.s3.AbortMultipartUploadCommand({
-          Bucket: this.config.bucket,
-          Key: this.base(ref) + key,
-          UploadId: uploadId,
-        }),
-      );
-    } catch (err) {
-      // An upload that is not there is already gone, as R2's abort() treats it.
-      if (status(err) === 404) return;
-      throw this.failure(err);
-    }
+    checkS3Key(ref, key);
+    await abortUpload(this.ctx, this.base(ref) + key, uploadId);
   }
 
   async close(): Promise<void> {
@@ -392,72 +291,5 @@ export class S3Bucket implements BucketProvider {
 
   private base(ref: ResourceRef): string {
     return `${this.prefix}${resourceIdentity(ref).path}/`;
-  }
-
-  /** S3 lists no metadata: fetch it with a HEAD per object, a few at a time, when the caller asked. */
-  private async withMetadata(
-    ref: ResourceRef,
-    objects: BucketObject[],
-    http: boolean,
-    custom: boolean,
-  ): Promise<BucketObject[]> {
-    const out = [...objects];
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < out.length; i = next++) {
-        const full = await this.head(ref, out[i]!.key);
-        if (full) {
-          out[i] = {
-            ...out[i]!,
-            httpMetadata: http ? full.httpMetadata : {},
-            customMetadata: custom ? full.customMetadata : {},
-          };
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(8, out.length) }, worker));
-    return out;
-  }
-
-  /** Deletes full S3 keys, 1000 (S3's most per request) at a time. */
-  private async deleteFullKeys(keys: string[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += 1000) {
-      const chunk = keys.slice(i, i + 1000);
-      const res = await this.call(() =>
-        this.client.send(
-          new this.s3.DeleteObjectsCommand({
-            Bucket: this.config.bucket,
-            Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: true },
-          }),
-        ),
-      );
-      const failed = res.Errors?.[0];
-      if (failed)
-        throw this.failure(new Error(`could not delete "${failed.Key}": ${failed.Code} ${failed.Message}`));
-    }
-  }
-
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw this.failure(err);
-    }
-  }
-
-  /** An S3 failure as a KylixError that names the store and S3's own error code. */
-  private failure(err: unknown): KylixError {
-    if (err instanceof KylixError) return err;
-    const e = err as { name?: string; message?: string; Code?: string };
-    const code = e.Code ?? e.name ?? 'Error';
-    const tooLarge = code === 'EntityTooLarge' || code === 'MetadataTooLarge';
-    const wrapped = new KylixError(
-      tooLarge ? 'ERR_BINDING_TOO_LARGE' : 'ERR_BACKEND_UNAVAILABLE',
-      code === 'NoSuchBucket'
-        ? `The ${this.where} does not exist; apply the Bucket again (the platform creates it) or create it.`
-        : `The ${this.where} failed: ${code}: ${e.message ?? String(err)}`,
-    );
-    wrapped.cause = err;
-    return wrapped;
   }
 }
