@@ -7,55 +7,41 @@
  * leaves what served before serving. Functions and Secrets reach it through informers (a list, then
  * a watch, with their cache); each function is reconciled from the work queue, one at a time and
  * retried with backoff when a reconcile throws.
+ *
+ * This file holds that sequence and the wiring; its parts live beside it: revision-history.ts
+ * (Revision objects: list, create, garbage-collect), revision-lifecycle.ts (starting, falling back,
+ * draining and retiring revisions on this node), function-traffic.ts (spec.traffic to the gateway's
+ * split), function-status.ts (the Ready conditions written) and function-bindings.ts (what a
+ * function binds, and whether it exists yet).
  */
 import { scopedKey } from '../../bindings/identity.js';
-import { StackMapper } from '../../build/source-map.js';
 import { KylixError } from '../../errors.js';
-import { BINDING_RESOURCE_KIND_LIST, BINDING_RESOURCE_KINDS } from '../../resources/binding-kinds.js';
-import { type FunctionSpec, functionSpec } from '../../resources/kinds.js';
-import { type KObject, setCondition } from '../../resources/meta.js';
+import { BINDING_RESOURCE_KIND_LIST } from '../../resources/binding-kinds.js';
+import { functionSpec } from '../../resources/kinds.js';
+import type { KObject } from '../../resources/meta.js';
 import { type RevisionKey, revisionKey } from '../../resources/serving.js';
 import { issuesToCauses } from '../../resources/validate.js';
 import { AssetTables } from '../assets.js';
-import { type BundleStore, codeDigestOf } from '../bundles.js';
+import type { BundleStore } from '../bundles.js';
 import type { Clock } from '../clock.js';
 import { recordEvent } from '../events.js';
 import { Informer } from '../informer.js';
 import type { Registry } from '../registry.js';
-import type {
-  FunctionRoutes,
-  FunctionTriggers,
-  RevisionRunner,
-  RevisionTarget,
-  TrafficShare,
-} from '../serving.js';
+import type { FunctionRoutes, FunctionTriggers, RevisionRunner } from '../serving.js';
 import { type ControllerObserver, WorkQueue } from '../work-queue.js';
+import { bindsResource, bindsSecret, missingBindings } from './function-bindings.js';
+import { servingStatus, setFunctionStatus, setRevisionReady } from './function-status.js';
+import { proxyLimits, resolveTraffic, trafficOf } from './function-traffic.js';
+import { RevisionHistory } from './revision-history.js';
+import { RevisionLifecycle } from './revision-lifecycle.js';
 import { RevisionSecrets } from './revision-secrets.js';
-import { FUNCTION_LABEL, type RevisionSpec, revisionObject, revSpec, templateHash } from './revisions.js';
+import { revSpec, templateHash } from './revisions.js';
 
 /** "namespace/name" → [namespace, name]. */
 const splitKey = (key: string): [string, string] => [
   key.slice(0, key.indexOf('/')),
   key.slice(key.indexOf('/') + 1),
 ];
-
-/**
- * A start-up failure in one line: its message, and where in the user's code it was thrown (the
- * first frame left after mapping), as "Error: boom (at src/index.ts:3:9)".
- */
-function summarizeFailure(message: string): string {
-  const lines = message.split('\n');
-  const frame = lines.find((l) => /^\s+at\s/.test(l));
-  const where = frame ? /\(?([^\s()]+:\d+:\d+)\)?\s*$/.exec(frame)?.[1] : undefined;
-  const head = lines
-    .filter((l) => !/^\s+at\s/.test(l))
-    .join(' ')
-    .trim();
-  return where ? `${head} (at ${where})` : head;
-}
-
-/** How long a replaced revision may finish its in-flight requests. */
-const DRAIN_MS = 30_000;
 
 /** See the file comment. */
 export class FunctionController {
@@ -75,12 +61,14 @@ export class FunctionController {
   private readonly bound: Informer[];
   /** Each revision's static assets, loaded from the bundle store. */
   private readonly assets: AssetTables;
-  /** Maps a start-up failure's stack to the user's source. */
-  private readonly stacks = new StackMapper();
+  /** Each function's Revision objects in the store. */
+  private readonly history: RevisionHistory;
+  /** Starts and retires revisions on this node. */
+  private readonly lifecycle: RevisionLifecycle;
 
   constructor(
     private readonly registry: Registry,
-    private readonly runtime: RevisionRunner,
+    runtime: RevisionRunner,
     private readonly gateway: FunctionRoutes,
     private readonly bundles: BundleStore,
     private readonly triggers?: FunctionTriggers,
@@ -89,6 +77,8 @@ export class FunctionController {
   ) {
     this.secrets = new RevisionSecrets(registry);
     this.assets = new AssetTables(bundles);
+    this.history = new RevisionHistory(registry);
+    this.lifecycle = new RevisionLifecycle(registry, runtime, bundles, this.secrets, this.assets);
     this.work = new WorkQueue({
       work: (key) => this.reconcile(...splitKey(key)),
       observe: observe && ((s, failed) => observe('function', s, failed)),
@@ -192,7 +182,7 @@ export class FunctionController {
     const parsed = functionSpec.safeParse(fn.spec);
     if (!parsed.success) {
       const causes = issuesToCauses(parsed.error.issues, 'spec');
-      await this.setStatus(fn, {
+      await setFunctionStatus(this.registry, fn, {
         status: 'False',
         reason: 'Invalid',
         message: `The spec is not valid: ${causes.map((c) => `${c.field}: ${c.message}`).join('; ')}. Fix it and apply again.`,
@@ -207,11 +197,15 @@ export class FunctionController {
       digest = await this.bundles.ensure(spec);
     } catch (err) {
       if (!(err instanceof KylixError)) throw err;
-      await this.setStatus(fn, { status: 'False', reason: 'NoBundle', message: err.message });
+      await setFunctionStatus(this.registry, fn, {
+        status: 'False',
+        reason: 'NoBundle',
+        message: err.message,
+      });
       return;
     }
     if (!digest) {
-      await this.setStatus(fn, {
+      await setFunctionStatus(this.registry, fn, {
         status: 'False',
         reason: 'NoBundle',
         message: `No code for this function: apply it with \`kylix apply -f\`, which bundles spec.source, or give spec.code or spec.bundle.`,
@@ -220,49 +214,33 @@ export class FunctionController {
     }
 
     // 1. The newest revision, made anew when the template changed.
-    const revisions = await this.revisions(namespace, name);
+    const revisions = await this.history.list(namespace, name);
     const hash = templateHash(spec);
     let latest = revisions.at(-1);
     if (!latest || revSpec(latest).templateHash !== hash) {
-      latest = await this.createRevision(fn, spec, hash, (latest ? revSpec(latest).number : 0) + 1);
+      latest = await this.history.create(fn, spec, hash, (latest ? revSpec(latest).number : 0) + 1);
       revisions.push(latest);
     }
 
     // 2. Start it, once every resource it binds exists. If it cannot start, the newest revision
     //    that did start keeps the function serving (after a restart too), and status says what failed.
-    const missing = await this.missingBindings(namespace, spec);
-    if (missing) await this.setRevisionReady(latest, 'False', 'BindingMissing', missing);
-    const failure = missing ?? (await this.ensureStarted(fn, latest));
+    const missing = await missingBindings(this.registry, namespace, spec);
+    if (missing) await setRevisionReady(this.registry, latest, 'False', 'BindingMissing', missing);
+    const failure = missing ?? (await this.lifecycle.ensureStarted(fn, latest));
     let ready: KObject | undefined = latest;
     if (failure) {
-      ready = undefined;
-      for (const r of revisions.slice(0, -1).reverse()) {
-        const wasReady = r.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-        if (wasReady && !(await this.ensureStarted(fn, r))) {
-          ready = r;
-          break;
-        }
-      }
+      ready = await this.lifecycle.fallback(fn, revisions.slice(0, -1));
       const failed = `Revision ${revSpec(latest).number} failed to start: ${failure}`;
       if (!ready) {
         // Its routes say why it cannot answer, rather than that nothing is there (404).
         this.gateway.setFunction(
           key,
           spec.routes,
-          {
-            name,
-            shares: [],
-            tags: {},
-            limits: {
-              timeoutMs: spec.limits.timeoutMs,
-              maxRequestBytes: spec.limits.maxRequestBytes,
-              maxConcurrency: spec.limits.maxConcurrency,
-            },
-            failure: failed,
-          },
+          { name, shares: [], tags: {}, limits: proxyLimits(spec.limits), failure: failed },
           fn.metadata.creationTimestamp,
         );
-        await this.setStatus(
+        await setFunctionStatus(
+          this.registry,
           fn,
           { status: 'False', reason: 'RevisionFailed', message: failed },
           { latestCreatedRevision: revSpec(latest).number },
@@ -273,215 +251,52 @@ export class FunctionController {
     const latestReady = revSpec(ready).number;
 
     // 3. Traffic: which revisions serve, with what share; each must exist and start.
-    const traffic = spec.traffic ?? [{ latestRevision: true, percent: 100 }];
-    const byNumber = new Map(revisions.map((r) => [revSpec(r).number, r]));
-    const shares: TrafficShare[] = [];
-    const tags: Record<string, TrafficShare> = {};
-    for (const t of traffic) {
-      const number = t.latestRevision ? latestReady : (t.revision ?? latestReady);
-      const revision = byNumber.get(number);
-      if (!revision) {
-        await this.setStatus(
-          fn,
-          {
-            status: 'False',
-            reason: 'RevisionMissing',
-            message: `spec.traffic names revision ${number}, which does not exist (kylix rollout history ${name} lists them).`,
-          },
-          { latestCreatedRevision: latestReady },
-        );
-        return;
-      }
-      const problem = await this.ensureStarted(fn, revision);
-      if (problem) {
-        await this.setStatus(
-          fn,
-          {
-            status: 'False',
-            reason: 'RevisionFailed',
-            message: `Revision ${number}, named in spec.traffic, failed to start: ${problem}`,
-          },
-          { latestCreatedRevision: latestReady },
-        );
-        return;
-      }
-      const share: TrafficShare = {
-        revision: number,
-        revisionKey: this.targetFor(namespace, name, revSpec(revision)).key,
-        percent: t.percent,
-      };
-      if (t.percent > 0) shares.push(share);
-      if (t.tag) tags[t.tag] = share;
+    const traffic = trafficOf(spec);
+    const split = await resolveTraffic(fn, traffic, revisions, latestReady, (r) =>
+      this.lifecycle.ensureStarted(fn, r),
+    );
+    if ('problem' in split) {
+      await setFunctionStatus(
+        this.registry,
+        fn,
+        { status: 'False', ...split.problem },
+        { latestCreatedRevision: latestReady },
+      );
+      return;
     }
+    const { shares, tags } = split;
 
     // 4. Route: the routes of the newest ready revision, to the revisions in the split.
     const rev = revSpec(ready);
     const previous = this.serving.get(key) ?? new Set<RevisionKey>();
-    // Of two namespaces' overlapping routes (admissions racing on a fleet), every node serves the older function's.
     this.gateway.setFunction(
       key,
       rev.routes,
-      {
-        name,
-        shares,
-        tags,
-        limits: {
-          timeoutMs: rev.limits.timeoutMs,
-          maxRequestBytes: rev.limits.maxRequestBytes,
-          maxConcurrency: rev.limits.maxConcurrency,
-        },
-        assets: await this.assets.load(rev.assets),
-      },
+      { name, shares, tags, limits: proxyLimits(rev.limits), assets: await this.assets.load(rev.assets) },
       // Of two namespaces' overlapping routes (admissions racing on a fleet), every node serves the older function's.
       fn.metadata.creationTimestamp,
     );
     const now = new Set([...shares, ...Object.values(tags)].map((s) => s.revisionKey));
-    now.add(this.targetFor(namespace, name, rev).key);
+    now.add(revisionKey(namespace, name, rev.number));
     this.serving.set(key, now);
     // Queue batches and scheduled ticks go to the newest ready revision.
-    this.triggers?.serving(namespace, name, rev, this.targetFor(namespace, name, rev).key);
+    this.triggers?.serving(namespace, name, rev, revisionKey(namespace, name, rev.number));
 
     // 5. Drain and stop what no longer takes traffic (the newest revision stays started while it is warm).
-    for (const old of previous) if (!now.has(old)) void this.drainAndRetire(old);
+    for (const old of previous)
+      if (!now.has(old)) void this.lifecycle.drainAndRetire(old, (k) => this.isServing(k));
 
-    await this.collectGarbage(namespace, name, revisions, spec.revisionHistoryLimit, now);
+    await this.history.collectGarbage(namespace, name, revisions, spec.revisionHistoryLimit, now);
 
     // 6. Status.
-    const routes = rev.routes.map((r) => `${r.methods ? r.methods.join(',') : '*'} ${r.host ?? ''}${r.path}`);
-    const trafficStatus = traffic.map((t) => ({
-      revision: t.latestRevision ? latestReady : t.revision,
-      percent: t.percent,
-      ...(t.tag ? { tag: t.tag } : {}),
-      ...(t.latestRevision ? { latestRevision: true } : {}),
-    }));
-    const split = trafficStatus.map((t) => `${t.revision}=${t.percent}%`).join(' ');
-    const condition = failure
-      ? {
-          status: 'False' as const,
-          reason: 'RevisionFailed',
-          message: `Revision ${revSpec(latest).number} failed to start: ${failure} Revision ${latestReady} keeps serving (traffic: ${split}).`,
-        }
-      : {
-          status: 'True' as const,
-          reason: 'RevisionReady',
-          message: `Revision ${latestReady} is ready; traffic: ${split}.`,
-        };
-    await this.setStatus(fn, condition, {
-      latestCreatedRevision: revSpec(latest).number,
-      latestReadyRevision: latestReady,
-      routes,
-      traffic: trafficStatus,
-    });
+    const { condition, extra } = servingStatus(rev, traffic, revSpec(latest).number, latestReady, failure);
+    await setFunctionStatus(this.registry, fn, condition, extra);
   }
 
-  private async createRevision(
-    fn: KObject,
-    spec: FunctionSpec,
-    hash: string,
-    number: number,
-  ): Promise<KObject> {
-    const { namespace, name } = fn.metadata;
-    // On a fleet another node may be making the same revision at this moment: then use theirs.
-    // A revision is never overwritten: if another node made this number with other code (a newer
-    // generation), creating it fails and the reconcile runs again, seeing it, with the next number.
-    const theirs = async () => {
-      const made = await this.registry.store.get('Revision', namespace, `${name}-${number}`);
-      return made && revSpec(made).templateHash === hash ? made : undefined;
-    };
-    const already = await theirs();
-    if (already) return already;
-    let revision: KObject;
-    try {
-      revision = await this.registry.store.put(revisionObject(fn, spec, hash, number), {
-        mustNotExist: true,
-      });
-    } catch (err) {
-      // Made by another node between our read and write: the same code is the same revision.
-      const same =
-        err instanceof KylixError && err.code === 'ERR_ALREADY_EXISTS' ? await theirs() : undefined;
-      if (same) return same;
-      throw err;
-    }
-    await recordEvent(
-      this.registry,
-      fn,
-      'Normal',
-      'RevisionCreated',
-      `Created revision ${number} (${codeDigestOf(spec)?.slice(7, 19)})`,
-    );
-    return revision;
-  }
-
-  /** Deploys a revision unless it already runs; returns the reason when it cannot start. */
-  private async ensureStarted(fn: KObject, revision: KObject): Promise<string | undefined> {
-    const rev = revSpec(revision);
-    const target = this.targetFor(fn.metadata.namespace, fn.metadata.name, rev);
-    if (this.runtime.has(target.key)) return undefined;
-    const started = performance.now();
-    try {
-      // Any revision may be started here (traffic split, fallback), so its code is fetched too.
-      if (!(await this.bundles.ensure(rev)))
-        throw new KylixError(
-          'ERR_NOT_READY',
-          `Revision ${rev.number} has no code. Apply the function again.`,
-        );
-      target.assets = await this.assets.load(rev.assets);
-      const secrets = await this.secrets.env(fn.metadata.namespace, rev);
-      target.env = { ...target.env, ...secrets };
-      await this.runtime.deploy(target);
-      this.secrets.remember(target.key, secrets);
-    } catch (err) {
-      const message = summarizeFailure(
-        this.stacks.rewrite(target.bundlePath, err instanceof Error ? err.message : String(err)),
-      );
-      await this.setRevisionReady(revision, 'False', 'StartFailed', message);
-      await recordEvent(
-        this.registry,
-        fn,
-        'Warning',
-        'RevisionFailed',
-        `Revision ${rev.number} failed to start: ${message}`,
-      );
-      return message;
-    }
-    const ms = Math.round(performance.now() - started);
-    await this.setRevisionReady(revision, 'True', 'Started', `Started in ${ms} ms`);
-    await recordEvent(
-      this.registry,
-      fn,
-      'Normal',
-      'RevisionReady',
-      `Revision ${rev.number} is ready (started in ${ms} ms)`,
-    );
-    return undefined;
-  }
-
-  private async setRevisionReady(
-    revision: KObject,
-    status: 'True' | 'False',
-    reason: string,
-    message: string,
-  ): Promise<void> {
-    await this.registry.writeStatus('Revision', revision.metadata.namespace, revision.metadata.name, (r) => ({
-      ...r.status,
-      conditions: setCondition(r.status?.conditions, { type: 'Ready', status, reason, message }),
-    }));
-  }
-
-  private targetFor(namespace: string, name: string, rev: RevisionSpec): RevisionTarget {
-    return {
-      key: revisionKey(namespace, name, rev.number),
-      namespace,
-      functionName: name,
-      revision: rev.number,
-      bundlePath: this.bundles.path(codeDigestOf(rev) ?? ''),
-      env: { ...rev.env },
-      memoryMiB: rev.limits.memoryMiB,
-      // Carried to the sandbox with the target: it never reads them back from the store.
-      limits: { cpuMs: rev.limits.cpuMs, egressAllow: [...rev.egress.allow] },
-      scaling: rev.scaling,
-      bindings: rev.bindings,
-    };
+  /** Whether any function routes to revision `key` now. */
+  private isServing(key: RevisionKey): boolean {
+    for (const keys of this.serving.values()) if (keys.has(key)) return true;
+    return false;
   }
 
   /**
@@ -492,8 +307,7 @@ export class FunctionController {
    */
   async secretChanged(namespace: string, secret: string): Promise<void> {
     for (const fn of this.functions.list(namespace)) {
-      const bindings = (fn.spec as FunctionSpec).bindings ?? {};
-      if (!Object.values(bindings).some((b) => 'secret' in b && b.secret === secret)) continue;
+      if (!bindsSecret(fn, secret)) continue;
       for (const k of this.serving.get(scopedKey(namespace, fn.metadata.name)) ?? []) {
         const number = k.slice(k.lastIndexOf('/') + 1);
         const revision = await this.registry.store.get(
@@ -518,92 +332,16 @@ export class FunctionController {
         }
         if (!changed) continue;
         // Requests in the moment between stop and start get 503 with Retry-After.
-        this.secrets.forget(k);
-        await this.runtime.retire(k);
+        await this.lifecycle.retire(k);
       }
       this.enqueue(namespace, fn.metadata.name);
     }
   }
 
-  /**
-   * Why a spec cannot start yet: a binding names a Database, KeyValue, Queue or Bucket that does not
-   * exist in the function's namespace. Undefined when all exist.
-   */
-  private async missingBindings(namespace: string, spec: FunctionSpec): Promise<string | undefined> {
-    const problems: string[] = [];
-    for (const [env, b] of Object.entries(spec.bindings ?? {})) {
-      for (const [key, kind] of Object.entries(BINDING_RESOURCE_KINDS)) {
-        const ref = (b as Record<string, unknown>)[key];
-        if (typeof ref !== 'string') continue;
-        if (!(await this.registry.store.get(kind, namespace, ref)))
-          problems.push(
-            `binding ${env} names ${kind} "${ref}", which does not exist in namespace "${namespace}"`,
-          );
-      }
-    }
-    if (problems.length === 0) return undefined;
-    return `${problems.join('; ')}. Apply ${problems.length === 1 ? 'it' : 'them'} (kylix apply -f), or fix spec.bindings.`;
-  }
-
   /** A bound kind's resource was created: functions binding it that are not ready try again. */
   private resourceAppeared(o: KObject): void {
-    const key = Object.entries(BINDING_RESOURCE_KINDS).find(([, kind]) => kind === o.kind)?.[0];
-    if (!key) return;
-    for (const fn of this.functions.list(o.metadata.namespace)) {
-      const bindings = (fn.spec as FunctionSpec).bindings ?? {};
-      if (Object.values(bindings).some((b) => (b as Record<string, unknown>)[key] === o.metadata.name))
-        this.enqueue(o.metadata.namespace, fn.metadata.name);
-    }
-  }
-
-  private async setStatus(
-    fn: KObject,
-    ready: { status: 'True' | 'False'; reason: string; message: string },
-    extra: Record<string, unknown> = {},
-  ): Promise<void> {
-    await this.registry.writeStatus('Function', fn.metadata.namespace, fn.metadata.name, (current) => {
-      // Only act on the generation we looked at; a newer one is queued already.
-      if (current.metadata.generation !== fn.metadata.generation) return current.status;
-      return {
-        ...current.status,
-        ...extra,
-        observedGeneration: fn.metadata.generation,
-        // The code of that generation, whichever way it was given (source, code or bundle): one
-        // field the BUNDLE column reads, in kylix get and as a CRD printer column alike.
-        ...withBundle(codeDigestOf(fn.spec as FunctionSpec)),
-        conditions: setCondition(current.status?.conditions, { type: 'Ready', ...ready }),
-      };
-    });
-  }
-
-  private async drainAndRetire(key: RevisionKey): Promise<void> {
-    const deadline = Date.now() + DRAIN_MS;
-    while (this.runtime.inFlight(key) > 0 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
-    // It may have been put back into service while it drained.
-    for (const keys of this.serving.values()) if (keys.has(key)) return;
-    this.secrets.forget(key);
-    await this.runtime.retire(key);
-  }
-
-  private async revisions(namespace: string, name: string): Promise<KObject[]> {
-    const list = await this.registry.list('Revision', namespace, `${FUNCTION_LABEL}=${name}`);
-    return list.sort((a, b) => revSpec(a).number - revSpec(b).number);
-  }
-
-  /** Deletes revisions beyond the history limit, never one that takes traffic or the newest. */
-  private async collectGarbage(
-    namespace: string,
-    name: string,
-    revisions: KObject[],
-    keep: number,
-    serving: Set<RevisionKey>,
-  ): Promise<void> {
-    const old = revisions.slice(0, Math.max(0, revisions.length - 1 - keep));
-    for (const r of old) {
-      if (serving.has(revisionKey(namespace, name, revSpec(r).number))) continue;
-      await this.registry.delete('Revision', namespace, r.metadata.name).catch(() => undefined);
-    }
+    for (const fn of this.functions.list(o.metadata.namespace))
+      if (bindsResource(fn, o)) this.enqueue(o.metadata.namespace, fn.metadata.name);
   }
 
   /** The Function is gone: stop serving it, stop its instances, delete its revisions and events. */
@@ -613,14 +351,10 @@ export class FunctionController {
     this.triggers?.removed(namespace, name);
     const serving = this.serving.get(key) ?? new Set<RevisionKey>();
     this.serving.delete(key);
-    const revisions = await this.revisions(namespace, name);
+    const revisions = await this.history.list(namespace, name);
     for (const r of revisions) serving.add(revisionKey(namespace, name, revSpec(r).number));
-    for (const k of serving) {
-      this.secrets.forget(k);
-      await this.runtime.retire(k);
-    }
-    for (const r of revisions)
-      await this.registry.delete('Revision', namespace, r.metadata.name).catch(() => undefined);
+    for (const k of serving) await this.lifecycle.retire(k);
+    await this.history.deleteAll(namespace, revisions);
     for (const e of await this.registry.list(
       'Event',
       namespace,
@@ -629,9 +363,4 @@ export class FunctionController {
       await this.registry.delete('Event', namespace, e.metadata.name).catch(() => undefined);
     }
   }
-}
-
-/** `{ bundle }` when there is a digest, else nothing (no key holding undefined in a status). */
-function withBundle(digest: string | undefined): { bundle?: string } {
-  return digest === undefined ? {} : { bundle: digest };
 }
