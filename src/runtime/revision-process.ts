@@ -6,37 +6,33 @@
  * one of CHANNEL_SLOTS socketpairs made at spawn (inherited fds, so nothing outside the process can
  * connect to them). The process is untrusted: a control message about an instance that is not its
  * own, a malformed or oversized one, or a malformed frame on a channel, ends it.
+ *
+ * This file holds its life (start, instances, memory cap, warm workers, exit); how it is spawned is
+ * in sandbox-command.ts, what it says about its instances in control-messages.ts, and the bound
+ * on its stderr in stderr-limiter.ts.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
 import { KylixError } from '../errors.js';
 import type { RevisionLimits } from '../resources/serving.js';
-import {
-  CONTROL_FD,
-  ControlChannel,
-  MAX_CONTROL_FROM_SANDBOX,
-  SANDBOX_CONTROL_BUDGET,
-} from '../sandbox/control.js';
-import type { FromSandbox, InstanceSpec, LogRecord, ToSandbox, WorkerSpec } from '../sandbox/protocol.js';
+import { ControlChannel, MAX_CONTROL_FROM_SANDBOX, SANDBOX_CONTROL_BUDGET } from '../sandbox/control.js';
+import type { FromSandbox, InstanceSpec, ToSandbox, WorkerSpec } from '../sandbox/protocol.js';
 import { bootSlot } from './boot-slots.js';
+import { onControlMessage, type ProcessInstances, stoppedRecord } from './control-messages.js';
 import { InstanceChannel, type InstanceHooks } from './instance-channel.js';
-import { bubblewrapArgs } from './isolation/bubblewrap.js';
 import type { SandboxCgroup } from './isolation/cgroups.js';
 import { type EgressObserver, startEgressProxy } from './isolation/egress-proxy.js';
 import type { Isolation } from './isolation/isolation.js';
-import { fsScope, permissionFlag } from './isolation/node-runtime.js';
 import { LogLimiter } from './log-limiter.js';
 import type { SandboxEvents, SandboxInstance } from './sandbox.js';
+import { CHANNEL_SLOTS, FIRST_CHANNEL_FD, type SpawnedSandbox, spawnSandbox } from './sandbox-command.js';
+import { stderrLimiter } from './stderr-limiter.js';
 
-/**
- * The sandbox entry point, a self-contained bundle that `npm run build` writes to dist/sandbox/
- * (this file lives two levels below the package root both as src/ and as dist/).
- */
-export const SANDBOX_HOST = fileURLToPath(new URL('../../dist/sandbox/host.js', import.meta.url));
+export { MAX_REASON_CHARS } from './control-messages.js';
+export { CHANNEL_SLOTS, SANDBOX_HOST } from './sandbox-command.js';
 
 /** Memory a sandbox process needs besides its instances' heaps (Node itself, code, buffers). */
 const BASE_MEMORY_MIB = 64;
@@ -48,32 +44,10 @@ const WARM_WORKERS = Math.max(0, Number(process.env.KYLIX_WARM_WORKERS ?? 1) || 
 export const DEFAULT_MEMORY_MIB = 128;
 /** How much CPU loading a module (its global scope) may use before the revision is refused. */
 export const STARTUP_LIMIT_MS = 1000;
-/**
- * Instance channels made at spawn (fds 4…): a channel's fd closes with its instance, so a process
- * can start this many instances in its life; then the runtime gives the revision a fresh process.
- */
-export const CHANNEL_SLOTS = 12;
-/**
- * Threads in a sandbox process's pool (crypto.subtle, compression run there): few, so one revision
- * cannot spread work over every core; what they use is charged to its requests (sandbox/watchdog.ts).
- */
-const SANDBOX_THREADPOOL = '2';
-/** Characters of a sandbox process's stderr passed to the platform log per minute; the rest is counted. */
-const STDERR_CHARS_PER_MINUTE = 64 * 1024;
 /** How long a sandbox process has to report an instance stopped before the process is ended. */
 const STOP_WAIT_MS = 5000;
-/** The sandbox process's fd of its first channel (0–2 stdio, 3 the control channel). */
-const FIRST_CHANNEL_FD = CONTROL_FD + 1;
 
 export type { RevisionLimits };
-
-interface Waiter {
-  resolve(instance: SandboxInstance): void;
-  reject(err: Error): void;
-  channel: InstanceChannel;
-  hooks: InstanceHooks;
-  logs: LogLimiter;
-}
 
 /** See the file comment. */
 export class RevisionProcess {
@@ -85,19 +59,17 @@ export class RevisionProcess {
   private closed = false;
   private cgroup?: SandboxCgroup;
   private egress?: Server;
-  private readonly starting = new Map<string, Waiter>();
-  private readonly stopping = new Map<string, () => void>();
-  /** Running instance id → its channel and hooks. */
-  private readonly running = new Map<
-    string,
-    { channel: InstanceChannel; hooks: InstanceHooks; logs: LogLimiter }
-  >();
+  /** Its instances: starting, stopping, running, and the memory each needs. */
+  private readonly instances: ProcessInstances = {
+    starting: new Map(),
+    stopping: new Map(),
+    running: new Map(),
+    memory: new Map(),
+  };
   /** Channel slots of the current child not yet given to an instance. */
   private freeSlots: number[] = [];
   /** Instances started (or starting) in the current child: counted before any await, for `full`. */
   private slotsTaken = 0;
-  /** Memory each running or starting instance needs (its heap cap plus overhead), by id. */
-  private readonly memory = new Map<string, number>();
   /** The cap last applied: lowering it under a live process could OOM-kill it for memory it holds legitimately. */
   private appliedMiB = 0;
   private stderrTail = '';
@@ -158,7 +130,7 @@ export class RevisionProcess {
 
   /** Instances running or starting here. */
   get size(): number {
-    return this.running.size + this.starting.size;
+    return this.instances.running.size + this.instances.starting.size;
   }
 
   /** True when every channel slot of the running process has been used: it can start no more instances. */
@@ -174,19 +146,19 @@ export class RevisionProcess {
     // Only this revision's code is visible inside: a copy in the process's own read-only folder.
     const bundlePath = join(this.codeDir, basename(spec.bundlePath));
     if (!existsSync(bundlePath)) copyFileSync(spec.bundlePath, bundlePath);
-    this.memory.set(spec.id, spec.memoryMiB + INSTANCE_OVERHEAD_MIB);
+    this.instances.memory.set(spec.id, spec.memoryMiB + INSTANCE_OVERHEAD_MIB);
     this.slotsTaken++;
     let child: ChildProcess;
     try {
       child = await this.ensureProcess();
     } catch (err) {
-      this.memory.delete(spec.id);
+      this.instances.memory.delete(spec.id);
       throw err;
     }
     const slot = this.freeSlots.shift();
     const socket = slot === undefined ? undefined : (child.stdio[FIRST_CHANNEL_FD + slot] as Socket | null);
     if (slot === undefined || !socket) {
-      this.memory.delete(spec.id);
+      this.instances.memory.delete(spec.id);
       throw new KylixError('ERR_NOT_READY', 'The sandbox process has no instance channel left; retry.');
     }
     const full: WorkerSpec = {
@@ -201,7 +173,13 @@ export class RevisionProcess {
     this.cgroup?.setCpuPriority('normal');
     this.applyMemoryLimit();
     return new Promise((resolve, reject) => {
-      this.starting.set(spec.id, { resolve, reject, channel, hooks, logs: new LogLimiter(hooks.log) });
+      this.instances.starting.set(spec.id, {
+        resolve,
+        reject,
+        channel,
+        hooks,
+        logs: new LogLimiter(hooks.log),
+      });
       this.send(child, { type: 'start', instance: full });
     });
   }
@@ -218,15 +196,16 @@ export class RevisionProcess {
    * on what an untrusted process chooses to say.
    */
   stopInstance(id: string): Promise<void> {
-    if (!this.running.has(id) && !this.starting.has(id)) return Promise.resolve();
+    if (!this.instances.running.has(id) && !this.instances.starting.has(id)) return Promise.resolve();
     const child = this.child;
     return new Promise((resolve) => {
       if (!child) return resolve();
       const timer = setTimeout(() => {
-        if (this.stopping.has(id)) this.kill(child, `it did not stop an instance within ${STOP_WAIT_MS} ms`);
+        if (this.instances.stopping.has(id))
+          this.kill(child, `it did not stop an instance within ${STOP_WAIT_MS} ms`);
       }, STOP_WAIT_MS);
       timer.unref();
-      this.stopping.set(id, () => {
+      this.instances.stopping.set(id, () => {
         clearTimeout(timer);
         resolve();
       });
@@ -258,7 +237,7 @@ export class RevisionProcess {
   /** The memory cap of the process: Node itself plus what its instances need. */
   private limitMiB(): number {
     let total = BASE_MEMORY_MIB;
-    for (const m of this.memory.values()) total += m;
+    for (const m of this.instances.memory.values()) total += m;
     return total;
   }
 
@@ -269,39 +248,6 @@ export class RevisionProcess {
     if (this.cgroup)
       this.cgroup.setLimits({ memoryBytes: bytes, pids: 256, cpus: this.isolation.cpusPerSandbox });
     else if (this.child) this.send(this.child, { type: 'budget', memoryBytes: bytes });
-  }
-
-  /** The command line: Node with its permission flags, inside bwrap when available. */
-  private command(): { file: string; args: string[] } {
-    const rt = this.isolation.runtime;
-    const hostDir = dirname(SANDBOX_HOST);
-    const reads = [hostDir, this.codeDir];
-    const flags = ['--no-warnings', '--enable-source-maps', permissionFlag(rt.major), '--allow-worker'];
-    // Node 20-21 take one comma-separated list; later versions take the flag once per path.
-    if (rt.major >= 22) for (const r of reads) flags.push(`--allow-fs-read=${fsScope(rt.major, r)}`);
-    else flags.push(`--allow-fs-read=${reads.map((r) => fsScope(rt.major, r)).join(',')}`);
-    flags.push(`--allow-fs-write=${fsScope(rt.major, this.sockDir)}`);
-    const node = [rt.path, ...flags, SANDBOX_HOST];
-    const env = {
-      KYLIX_NAMESPACE: this.namespace,
-      UV_THREADPOOL_SIZE: SANDBOX_THREADPOOL,
-    };
-    let file = rt.path;
-    let args = node.slice(1);
-    if (this.isolation.bubblewrap) {
-      file = this.isolation.bubblewrap;
-      args = bubblewrapArgs(
-        { nodePath: rt.path, readOnly: reads, readWrite: [this.sockDir], tmpBytes: 16 * 2 ** 20, env },
-        node,
-      );
-    }
-    if (this.cgroup) {
-      // Join the cgroup before anything starts: a shell writes its own pid, then becomes the sandbox.
-      const writes = this.cgroup.procsFiles.map((f) => `echo $$ > '${f}'`).join(' && ');
-      args = ['-c', `${writes} && exec "$@"`, 'kylix-sandbox', file, ...args];
-      file = '/bin/sh';
-    }
-    return { file, args };
   }
 
   /**
@@ -346,50 +292,27 @@ export class RevisionProcess {
       release();
       throw new Error('the sandbox process was closed');
     }
-    let child: ChildProcess;
+    let spawned: SpawnedSandbox;
     try {
-      const { file, args } = this.command();
-      child = spawn(file, args, {
-        // fd 3 is the control channel, 4… the instance channels: all socketpairs.
-        stdio: ['ignore', 'ignore', 'pipe', ...Array<'pipe'>(1 + CHANNEL_SLOTS).fill('pipe')],
-        env: { TZ: 'UTC', KYLIX_NAMESPACE: this.namespace, UV_THREADPOOL_SIZE: SANDBOX_THREADPOOL },
+      spawned = spawnSandbox({
+        namespace: this.namespace,
+        isolation: this.isolation,
+        codeDir: this.codeDir,
+        sockDir: this.sockDir,
+        cgroup: this.cgroup,
       });
     } catch (err) {
       release();
       throw err;
     }
-    // At once: a spawn that fails (EMFILE, ENOMEM) reports it as an 'error' on the next tick, and
-    // without a listener that would end the supervisor.
-    child.on('error', () => undefined);
-    const controlSocket = child.stdio[CONTROL_FD] as Socket | null | undefined;
-    if (!controlSocket || child.pid === undefined) {
-      release();
-      child.kill('SIGKILL');
-      throw new KylixError(
-        'ERR_NOT_READY',
-        'The sandbox process could not be started (the node may be out of file descriptors or memory); retry.',
-      );
-    }
-    child.stderr?.setEncoding('utf8');
-    // The process writes what it likes here: the tail is kept for its exit reason, but only
-    // STDERR_BYTES_PER_MINUTE reach the platform's log, so a flood cannot fill the node's disk.
-    let window = 0;
-    let passed = 0;
-    let dropped = 0;
+    const { child, controlSocket } = spawned;
+    const kill = (why: string) => this.kill(child, why);
+    // The process writes what it likes here: the tail is kept for its exit reason, but only what
+    // stderrLimiter lets through reaches the platform's log.
+    const toLog = stderrLimiter((text) => this.onStderr?.(this.namespace, text));
     child.stderr?.on('data', (text: string) => {
       this.stderrTail = (this.stderrTail + text).slice(-2000);
-      const now = Date.now();
-      if (now - window >= 60_000) {
-        if (dropped > 0)
-          this.onStderr?.(this.namespace, `kylix: ${dropped} characters of sandbox stderr dropped\n`);
-        window = now;
-        passed = 0;
-        dropped = 0;
-      }
-      const room = Math.max(0, STDERR_CHARS_PER_MINUTE - passed);
-      if (room > 0) this.onStderr?.(this.namespace, text.length > room ? text.slice(0, room) : text);
-      passed += Math.min(room, text.length);
-      dropped += Math.max(0, text.length - room);
+      toLog(text);
     });
     // The slot is held until the process has booted (its first message), or is gone.
     child.once('exit', release);
@@ -401,10 +324,10 @@ export class RevisionProcess {
         release();
         // A process says hello once, when it boots.
         if ((m as { type?: unknown } | null)?.type === 'hello' && greeted++ > 0)
-          return this.kill(child, 'a second hello');
-        this.onMessage(child, m);
+          return kill('a second hello');
+        onControlMessage(m, this.instances, this.events, kill);
       },
-      (why) => this.kill(child, why),
+      kill,
       MAX_CONTROL_FROM_SANDBOX,
       SANDBOX_CONTROL_BUDGET,
     );
@@ -437,121 +360,6 @@ export class RevisionProcess {
       });
   }
 
-  /**
-   * A control message. The process is untrusted, and an exception thrown while handling what it
-   * sent would be the supervisor's (uncaught, it ends the node and every tenant on it): whatever
-   * fails here ends the process instead.
-   */
-  private onMessage(child: ChildProcess, m: FromSandbox): void {
-    try {
-      this.handle(child, m);
-    } catch {
-      this.kill(child, 'a control message the supervisor could not handle');
-    }
-  }
-
-  /**
-   * One control message; one about an instance this process does not hold, or of an unknown shape,
-   * ends it. Its fields are read by type only, never converted (String() of an object whose
-   * toString is not a function throws), and texts are cut to MAX_REASON_CHARS: they become Function
-   * status, Events and log lines, and a 100 MB error message from tenant code must not.
-   */
-  private handle(child: ChildProcess, m: FromSandbox): void {
-    if (typeof m !== 'object' || m === null) {
-      this.kill(child, 'a malformed control message');
-      return;
-    }
-    const id = (m as { id?: unknown }).id;
-    const known = typeof id === 'string' && (this.starting.has(id) || this.running.has(id));
-    switch (m.type) {
-      case 'hello':
-        return;
-      case 'ready': {
-        const w = this.starting.get(m.id);
-        if (!w) {
-          this.kill(child, `a ready message for an instance it does not hold`);
-          return;
-        }
-        this.starting.delete(m.id);
-        this.running.set(m.id, { channel: w.channel, hooks: w.hooks, logs: w.logs });
-        const startupMs = typeof m.startupMs === 'number' && Number.isFinite(m.startupMs) ? m.startupMs : 0;
-        w.resolve({ id: m.id, channel: w.channel, startupMs });
-        return;
-      }
-      case 'failed': {
-        const w = this.starting.get(m.id);
-        if (!w) {
-          this.kill(child, `a failed message for an instance it does not hold`);
-          return;
-        }
-        this.starting.delete(m.id);
-        this.memory.delete(m.id);
-        w.channel.close();
-        w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${reason(m.message)}`));
-        return;
-      }
-      case 'limit': {
-        const r = this.running.get(m.id);
-        if (!r) {
-          if (!known) this.kill(child, 'a limit message for an instance it does not hold');
-          return;
-        }
-        if (m.code !== 'ERR_CPU_LIMIT' && m.code !== 'ERR_MEMORY_LIMIT') {
-          this.kill(child, 'an unknown limit');
-          return;
-        }
-        const message = reason(m.message);
-        r.channel.setFate({ code: m.code, message });
-        r.hooks.log(stoppedRecord(message));
-        return;
-      }
-      case 'log': {
-        const target = this.starting.get(m.id) ?? this.running.get(m.id);
-        if (!target) {
-          if (!known) this.kill(child, 'a log message for an instance it does not hold');
-          return;
-        }
-        const r = m.record as Partial<LogRecord> | undefined;
-        if (typeof r?.message !== 'string') {
-          this.kill(child, 'a malformed log record');
-          return;
-        }
-        target.logs.log({
-          level:
-            r.level === 'warn' || r.level === 'error' || r.level === 'debug' || r.level === 'info'
-              ? r.level
-              : 'log',
-          message: r.message,
-          requestId: typeof r.requestId === 'string' ? r.requestId : undefined,
-          time: typeof r.time === 'string' ? r.time : new Date().toISOString(),
-        });
-        return;
-      }
-      case 'exited': {
-        const r = this.running.get(m.id);
-        this.running.delete(m.id);
-        this.memory.delete(m.id);
-        r?.channel.close();
-        r?.logs.flush();
-        const stopped = this.stopping.get(m.id);
-        this.stopping.delete(m.id);
-        if (stopped) stopped();
-        else if (r)
-          this.events.exit(
-            m.id,
-            typeof m.message === 'string'
-              ? reason(m.message)
-              : `exit code ${typeof m.code === 'number' ? m.code : '?'}`,
-          );
-        return;
-      }
-      default: {
-        this.kill(child, 'an unknown control message');
-        return;
-      }
-    }
-  }
-
   /** The whole process died: every instance in it is gone. */
   private onProcessExit(child: ChildProcess, code: number | null, signal: string | null): void {
     if (this.child === child) this.child = undefined;
@@ -562,14 +370,14 @@ export class RevisionProcess {
       ? `the sandbox process used more than its memory limit (${this.appliedMiB} MiB) and was killed${peak ? ` (peak ${Math.round(peak / 2 ** 20)} MiB)` : ''}`
       : `sandbox process exited (${signal ?? `code ${code}`})${last ? `: ${last}` : ''}`;
     this.stderrTail = '';
-    for (const w of this.starting.values()) {
+    for (const w of this.instances.starting.values()) {
       w.channel.close();
       w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${reason}`));
     }
-    this.starting.clear();
-    for (const [, resolve] of this.stopping) resolve();
-    this.stopping.clear();
-    for (const [id, { channel, hooks }] of this.running) {
+    this.instances.starting.clear();
+    for (const [, resolve] of this.instances.stopping) resolve();
+    this.instances.stopping.clear();
+    for (const [id, { channel, hooks }] of this.instances.running) {
       if (oom) {
         channel.setFate({ code: 'ERR_MEMORY_LIMIT', message: reason });
         hooks.log(stoppedRecord(reason));
@@ -577,22 +385,7 @@ export class RevisionProcess {
       channel.close();
       this.events.exit(id, reason);
     }
-    this.running.clear();
-    this.memory.clear();
+    this.instances.running.clear();
+    this.instances.memory.clear();
   }
-}
-
-/** The longest text from a sandbox process (a failure, a limit, an exit) the supervisor keeps. */
-export const MAX_REASON_CHARS = 8 * 1024;
-
-/** A text a sandbox process sent, cut to MAX_REASON_CHARS; anything but a string says so. */
-function reason(value: unknown): string {
-  if (typeof value !== 'string') return '(no reason given)';
-  if (value.length <= MAX_REASON_CHARS) return value;
-  return `${value.slice(0, MAX_REASON_CHARS)}… (${value.length - MAX_REASON_CHARS} more characters)`;
-}
-
-/** The function's log line for an instance the sandbox stopped. */
-function stoppedRecord(reason: string): LogRecord {
-  return { level: 'error', message: `Instance stopped: ${reason}.`, time: new Date().toISOString() };
 }
