@@ -109,6 +109,32 @@ describe('revisions and traffic', () => {
     await eventually(async () => (await (await fetch(node.url('/orders'))).text()) === 'v2');
   });
 
+  it('reports the newest revision as latestCreatedRevision when the traffic it names cannot serve', async () => {
+    const d = writeProject({
+      'kylix.yaml': functionManifest('named', './n.ts', ['/named']),
+      'n.ts': versioned('n1'),
+    });
+    await apply(node, d);
+    // Revision 2 throws while loading: revision 1 keeps serving (the fallback).
+    writeFileSync(join(d, 'n.ts'), "throw new Error('broken on purpose');\nexport default {};\n");
+    await apply(node, d).catch(() => undefined);
+    await node.client.json(
+      'PATCH',
+      node.client.path('functions', 'named'),
+      { spec: { traffic: [{ revision: 7, percent: 100 }] } },
+      'application/merge-patch+json',
+    );
+    await eventually(async () => {
+      const fn = await node.client.get('functions', 'named');
+      const ready = (fn.status?.conditions as { type: string; status: string }[] | undefined)?.find(
+        (c) => c.type === 'Ready',
+      );
+      return ready?.status === 'False' && fn.metadata.generation === fn.status?.observedGeneration;
+    });
+    const fn = await node.client.get('functions', 'named');
+    assert.equal(fn.status?.latestCreatedRevision, 2);
+  });
+
   it('keeps only revisionHistoryLimit old revisions', async () => {
     const d = writeProject({
       'kylix.yaml': functionManifest('churn', './c.ts', ['/churn'], '  revisionHistoryLimit: 2'),

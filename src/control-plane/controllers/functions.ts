@@ -260,7 +260,7 @@ export class FunctionController {
         this.registry,
         fn,
         { status: 'False', ...split.problem },
-        { latestCreatedRevision: latestReady },
+        { latestCreatedRevision: revSpec(latest).number },
       );
       return;
     }
