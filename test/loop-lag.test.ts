@@ -19,10 +19,30 @@ async function busy(ms: number): Promise<void> {
   }
 }
 
+/** Blocks the loop for `ms`. */
+function block(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {}
+}
+
+/** Resolves once `sampler` is on its idle tick and has just fired. */
+async function justAfterIdleTick(sampler: LagSampler): Promise<void> {
+  const deadline = performance.now() + 5000;
+  while (!sampler.idle) {
+    assert.ok(performance.now() < deadline, 'the sampler never went idle');
+    await sleep(20);
+  }
+  const ticks = sampler.ticks;
+  while (sampler.ticks === ticks) await sleep(2);
+}
+
+const gaugeValue = (text: string, name: string) =>
+  Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+
 test('an idle loop is woken about once a second, a busy one every 10 ms', async () => {
   const sampler = new LagSampler();
   const h = sampler.histogram();
-  await sleep(1300); // the first window decides it is idle
+  await justAfterIdleTick(sampler);
   const idleFrom = sampler.ticks;
   await sleep(2200);
   const idle = sampler.ticks - idleFrom;
@@ -34,30 +54,36 @@ test('an idle loop is woken about once a second, a busy one every 10 ms', async 
   assert.ok(h.count > 0);
 });
 
-test('the gauges read ~10 ms for a free loop and the whole block for a blocked one', async () => {
+test('the gauges read ~10 ms for a free loop', async () => {
   const registry = new Registry();
-  registerLoopLag(registry);
+  registerLoopLag(registry, new LagSampler());
   await busy(300);
-  const p50 = Number(/^nodejs_eventloop_lag_p50_seconds (\S+)$/m.exec(await registry.metrics())?.[1]);
+  const p50 = gaugeValue(await registry.metrics(), 'nodejs_eventloop_lag_p50_seconds');
   assert.ok(p50 >= 0.009 && p50 < 0.02, `p50 of a free loop: ${p50} s`);
-  await sleep(1500); // idle: the sampler is on its one-second tick
-  const blockEnd = performance.now() + 400;
-  while (performance.now() < blockEnd) {}
+});
+
+test('a block while idle shows at its whole length, even one that ends before the tick is due', async () => {
+  const sampler = new LagSampler();
+  const registry = new Registry();
+  registerLoopLag(registry, sampler);
+  await justAfterIdleTick(sampler);
+  await registry.metrics(); // starts the scrape window after the wait
+  // Right after a tick: the next one is due ~1 s later, long after the block is over.
+  block(400);
   await sleep(1100);
   const text = await registry.metrics();
-  const max = Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1]);
+  const max = gaugeValue(text, 'nodejs_eventloop_lag_max_seconds');
   assert.ok(max >= 0.39 && max < 1.2, `a 400 ms block while idle read max ${max} s`);
-  const lag = Number(/^nodejs_eventloop_lag_seconds (\S+)$/m.exec(text)?.[1]);
+  const lag = gaugeValue(text, 'nodejs_eventloop_lag_seconds');
   assert.ok(lag >= 0 && lag < 0.1, `setImmediate lag ${lag} s`);
 });
 
-test('a second scrape within an idle tick keeps the figures of the first', async () => {
+test('a second scrape with no sample since the first keeps the figures of the first', async () => {
+  const sampler = new LagSampler();
   const registry = new Registry();
-  registerLoopLag(registry);
-  await sleep(1100); // at least one tick, the sampler idle or not
-  const p50 = async () =>
-    Number(/^nodejs_eventloop_lag_p50_seconds (\S+)$/m.exec(await registry.metrics())?.[1]);
-  const first = await p50();
+  registerLoopLag(registry, sampler);
+  await justAfterIdleTick(sampler); // idle: the next sample is a second away
+  const first = gaugeValue(await registry.metrics(), 'nodejs_eventloop_lag_p50_seconds');
   assert.ok(first >= 0.009, `first scrape: ${first} s`);
-  assert.equal(await p50(), first);
+  assert.equal(gaugeValue(await registry.metrics(), 'nodejs_eventloop_lag_p50_seconds'), first);
 });

@@ -1,15 +1,19 @@
 /**
- * The event-loop lag gauges (`nodejs_eventloop_lag_*`), with the names, help and meaning of
- * prom-client's defaults, but without its 10 ms timer running while the node is idle: that timer
- * was most of an idle node's wake-ups (about 100 of its 200 a second).
+ * The event-loop lag gauges (`nodejs_eventloop_lag_*`), with the names and help of prom-client's
+ * defaults, but without its 10 ms timer running while the node is idle: that timer was nearly all
+ * of an idle node's wake-ups (about 100 a second).
  *
  * prom-client samples with `monitorEventLoopDelay({ resolution: 10 })`, which records the whole
  * time between two firings of a 10 ms timer: an idle loop reads ~10 ms, a loop blocked for 50 ms
- * reads ~60. This sampler records the same quantity, so dashboards and alerts set on it keep their
- * meaning. It fires every 10 ms while the loop was busy over the last second (event-loop
- * utilization above BUSY), and every second when it was not; a sample taken after a long tick
- * records only how late it fired, plus the 10 ms a short tick would have recorded. A loop blocked
- * while idle still shows: the one-second timer fires late by as much.
+ * reads ~60. This sampler records the same quantity while the loop was busy over the last second
+ * (event-loop utilization above BUSY): a 10 ms timer, each sample 10 ms plus how late it fired.
+ * While the loop is idle the timer fires once a second, and each sample is 10 ms plus the longer
+ * of how late it fired and how long the loop was busy since the last one: an upper bound on the
+ * longest block in that second, so a block shows wherever it fell (a one-second timer alone would
+ * miss any block that ended before it was due). An idle loop so reads a little over 10 ms.
+ *
+ * `nodejs_eventloop_lag_seconds` is a setImmediate's delay measured at the scrape itself
+ * (prom-client's showed the one measured at the scrape before).
  *
  * One sampler serves the whole process; each registry (a node; tests run several in one process)
  * gets its own histogram, reset after each of its scrapes as prom-client's was.
@@ -39,6 +43,13 @@ export class LagSampler {
   /** The window's start and the loop's utilization counters then. */
   private windowStart = 0;
   private elu = performance.eventLoopUtilization();
+  /** The loop's utilization counters when the idle tick was set (for its bound). */
+  private tickElu = performance.eventLoopUtilization();
+
+  /** Whether it is on its idle (one-second) tick. */
+  get idle(): boolean {
+    return this.interval === IDLE_MS;
+  }
 
   /** A histogram this sampler records into for as long as the caller holds it. */
   histogram(): RecordableHistogram {
@@ -62,8 +73,10 @@ export class LagSampler {
   private tick(): void {
     this.ticks++;
     const now = performance.now();
-    const late = Math.max(0, now - this.last - this.interval);
-    const ns = Math.max(1, Math.round((RESOLUTION_MS + late) * 1e6));
+    let blocked = Math.max(0, now - this.last - this.interval);
+    if (this.interval === IDLE_MS)
+      blocked = Math.max(blocked, performance.eventLoopUtilization(this.tickElu).active);
+    const ns = Math.max(1, Math.round((RESOLUTION_MS + blocked) * 1e6));
     for (const ref of this.sinks) {
       const h = ref.deref();
       if (h) h.record(ns);
@@ -74,11 +87,14 @@ export class LagSampler {
       return;
     }
     let next = this.interval;
-    if (now - this.windowStart >= IDLE_MS) {
+    // Judged on every idle tick: a timer may fire a fraction of a millisecond before its second is
+    // over by performance.now(), and skipping the judgement would leave it idle a second longer.
+    if (this.interval === IDLE_MS || now - this.windowStart >= IDLE_MS) {
       next = performance.eventLoopUtilization(this.elu).utilization > BUSY ? RESOLUTION_MS : IDLE_MS;
       this.windowStart = now;
       this.elu = performance.eventLoopUtilization();
     }
+    if (next === IDLE_MS) this.tickElu = performance.eventLoopUtilization();
     this.schedule(next);
   }
 }
@@ -97,9 +113,12 @@ export const LOOP_LAG_METRICS = [
   'nodejs_eventloop_lag_p99_seconds',
 ] as const;
 
-/** Registers the lag gauges on `registry`; their figures cover the time since its last scrape. */
-export function registerLoopLag(registry: Registry): void {
-  const h = sampler.histogram();
+/**
+ * Registers the lag gauges on `registry`; their figures cover the time since its last scrape.
+ * `source` is the process's sampler (a test may give its own).
+ */
+export function registerLoopLag(registry: Registry, source: LagSampler = sampler): void {
+  const h = source.histogram();
   const gauge = (name: string, help: string, collect?: () => Promise<void>) =>
     new Gauge({ name, help, registers: [registry], collect });
   const [lagName, minName, maxName, meanName, stddevName, p50Name, p90Name, p99Name] = LOOP_LAG_METRICS;

@@ -193,7 +193,8 @@ export class PlatformMetrics {
 
   constructor(sources: MetricsSources = {}) {
     // prom-client's lag gauges sample on a 10 ms timer even while the node is idle; ours do not
-    // (loop-lag.ts). Its sampler gets a period it never reaches, and its gauges make way for ours.
+    // (loop-lag.ts). Its sampler gets the longest period a timer takes (24.8 days: one wake-up in
+    // that long), and its gauges make way for ours.
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 2 ** 31 - 1 });
     for (const name of LOOP_LAG_METRICS) this.registry.removeSingleMetric(name);
     registerLoopLag(this.registry);

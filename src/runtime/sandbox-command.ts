@@ -34,6 +34,11 @@ export const FIRST_CHANNEL_FD = CONTROL_FD + 1;
  */
 const SANDBOX_THREADPOOL = '2';
 
+/** The environment a sandbox process gets: bubblewrap clears its own and sets this (and TZ) inside. */
+function sandboxEnv(namespace: string): Record<string, string> {
+  return { KYLIX_NAMESPACE: namespace, UV_THREADPOOL_SIZE: SANDBOX_THREADPOOL };
+}
+
 /** What the command line of one sandbox process depends on. */
 export interface SandboxLaunch {
   namespace: string;
@@ -58,10 +63,7 @@ export function sandboxCommand(launch: SandboxLaunch): { file: string; args: str
   else flags.push(`--allow-fs-read=${reads.map((r) => fsScope(rt.major, r)).join(',')}`);
   flags.push(`--allow-fs-write=${fsScope(rt.major, sockDir)}`);
   const node = [rt.path, ...flags, SANDBOX_HOST];
-  const env = {
-    KYLIX_NAMESPACE: namespace,
-    UV_THREADPOOL_SIZE: SANDBOX_THREADPOOL,
-  };
+  const env = sandboxEnv(namespace);
   let file = rt.path;
   let args = node.slice(1);
   if (isolation.bubblewrap) {
@@ -95,7 +97,7 @@ export function spawnSandbox(launch: SandboxLaunch): SpawnedSandbox {
   const child = spawn(file, args, {
     // fd 3 is the control channel, 4… the instance channels: all socketpairs.
     stdio: ['ignore', 'ignore', 'pipe', ...Array<'pipe'>(1 + CHANNEL_SLOTS).fill('pipe')],
-    env: { TZ: 'UTC', KYLIX_NAMESPACE: launch.namespace, UV_THREADPOOL_SIZE: SANDBOX_THREADPOOL },
+    env: { TZ: 'UTC', ...sandboxEnv(launch.namespace) },
   });
   // At once: a spawn that fails (EMFILE, ENOMEM) reports it as an 'error' on the next tick, and
   // without a listener that would end the supervisor.

@@ -276,11 +276,12 @@ export class FunctionController {
       // Of two namespaces' overlapping routes (admissions racing on a fleet), every node serves the older function's.
       fn.metadata.creationTimestamp,
     );
+    const newest = revisionKey(namespace, name, rev.number);
     const now = new Set([...shares, ...Object.values(tags)].map((s) => s.revisionKey));
-    now.add(revisionKey(namespace, name, rev.number));
+    now.add(newest);
     this.serving.set(key, now);
     // Queue batches and scheduled ticks go to the newest ready revision.
-    this.triggers?.serving(namespace, name, rev, revisionKey(namespace, name, rev.number));
+    this.triggers?.serving(namespace, name, rev, newest);
 
     // 5. Drain and stop what no longer takes traffic (the newest revision stays started while it is warm).
     for (const old of previous)
