@@ -40,11 +40,12 @@ export class LagSampler {
   /** When the timer was set, and for how long (ms). */
   private last = 0;
   private interval = RESOLUTION_MS;
-  /** The window's start and the loop's utilization counters then. */
+  /**
+   * The window's start and the loop's utilization counters then. While idle every tick starts a
+   * window, so they are also the counters at the last tick, which the idle sample's bound reads.
+   */
   private windowStart = 0;
   private elu = performance.eventLoopUtilization();
-  /** The loop's utilization counters when the idle tick was set (for its bound). */
-  private tickElu = performance.eventLoopUtilization();
 
   /** Whether it is on its idle (one-second) tick. */
   get idle(): boolean {
@@ -75,7 +76,7 @@ export class LagSampler {
     const now = performance.now();
     let blocked = Math.max(0, now - this.last - this.interval);
     if (this.interval === IDLE_MS)
-      blocked = Math.max(blocked, performance.eventLoopUtilization(this.tickElu).active);
+      blocked = Math.max(blocked, performance.eventLoopUtilization(this.elu).active);
     const ns = Math.max(1, Math.round((RESOLUTION_MS + blocked) * 1e6));
     for (const ref of this.sinks) {
       const h = ref.deref();
@@ -94,7 +95,6 @@ export class LagSampler {
       this.windowStart = now;
       this.elu = performance.eventLoopUtilization();
     }
-    if (next === IDLE_MS) this.tickElu = performance.eventLoopUtilization();
     this.schedule(next);
   }
 }

@@ -55,6 +55,19 @@ export function onControlMessage(
   }
 }
 
+/** The instance starting as `id`, taken from `starting`; none (and the process ended) if it holds none. */
+function takeStarting<T>(
+  starting: Map<string, T>,
+  id: string,
+  type: string,
+  kill: (reason: string) => void,
+): T | undefined {
+  const w = starting.get(id);
+  if (!w) kill(`a ${type} message for an instance it does not hold`);
+  else starting.delete(id);
+  return w;
+}
+
 /**
  * One control message; one about an instance this process does not hold, or of an unknown shape,
  * ends it. Its fields are read by type only, never converted (String() of an object whose
@@ -78,24 +91,16 @@ function handle(
     case 'hello':
       return;
     case 'ready': {
-      const w = starting.get(m.id);
-      if (!w) {
-        kill(`a ready message for an instance it does not hold`);
-        return;
-      }
-      starting.delete(m.id);
+      const w = takeStarting(starting, m.id, 'ready', kill);
+      if (!w) return;
       running.set(m.id, { channel: w.channel, hooks: w.hooks, logs: w.logs });
       const startupMs = typeof m.startupMs === 'number' && Number.isFinite(m.startupMs) ? m.startupMs : 0;
       w.resolve({ id: m.id, channel: w.channel, startupMs });
       return;
     }
     case 'failed': {
-      const w = starting.get(m.id);
-      if (!w) {
-        kill(`a failed message for an instance it does not hold`);
-        return;
-      }
-      starting.delete(m.id);
+      const w = takeStarting(starting, m.id, 'failed', kill);
+      if (!w) return;
       memory.delete(m.id);
       w.channel.close();
       w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${reason(m.message)}`));
