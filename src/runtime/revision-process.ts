@@ -306,7 +306,14 @@ export class RevisionProcess {
       throw err;
     }
     const { child, controlSocket } = spawned;
-    const kill = (why: string) => this.kill(child, why);
+    // Once it broke a rule the process is ended, and nothing more it says is acted on: not even the
+    // frames that came in the same read as the one that ended it.
+    let ended = false;
+    const kill = (why: string) => {
+      if (ended) return;
+      ended = true;
+      this.kill(child, why);
+    };
     // The process writes what it likes here: the tail is kept for its exit reason, but only what
     // stderrLimiter lets through reaches the platform's log.
     const toLog = stderrLimiter((text) => this.onStderr?.(this.namespace, text));
@@ -321,6 +328,7 @@ export class RevisionProcess {
     this.control = new ControlChannel<FromSandbox, ToSandbox>(
       controlSocket,
       (m) => {
+        if (ended) return;
         release();
         // A process says hello once, when it boots.
         if ((m as { type?: unknown } | null)?.type === 'hello' && greeted++ > 0)

@@ -420,6 +420,43 @@ setTimeout(() => raw(30, Buffer.from(${expr})), 100);`,
     }
   });
 
+  it('was a hole, now held: the frames after the one that ends a process, in the same read, are still acted on', async () => {
+    // Found by a red-team review: a forged ready for an instance it does not hold ends the process,
+    // but the frames behind it in the same write made the start succeed and wrote a forged log line.
+    const ns = 'ctl-after-kill';
+    const t = attacked(
+      ns,
+      attackRuntime(
+        ns,
+        `sendSync({ type: 'hello', pid: process.pid, nodeVersion: process.version });
+onMessage((m) => {
+  if (m.type !== 'start') return;
+  const id = m.instance.id;
+  writeAll(Buffer.concat([
+    msg({ type: 'ready', id: 'nope' }),
+    msg({ type: 'ready', id, startupMs: 1 }),
+    msg({ type: 'limit', id, code: 'ERR_MEMORY_LIMIT', message: 'forged after kill' }),
+  ]));
+});`,
+      ),
+    );
+    try {
+      await t.proc.prestart();
+      const started = await t.proc
+        .startInstance(spec('after-1', bundle()), hooks(t.logs))
+        .catch((e: Error) => e);
+      assert.ok(started instanceof Error, 'the start succeeded on a frame sent after the process was ended');
+      await eventually(() => !t.proc.alive, 10_000);
+      assert.deepEqual(
+        t.logs.filter((l) => JSON.stringify(l).includes('forged')),
+        [],
+      );
+      assert.equal(t.stderr.filter((l) => l.includes('stopped:')).length, 1, t.stderr.join(''));
+    } finally {
+      await t.close();
+    }
+  });
+
   it('HELD: frames split anywhere, or packed by the thousand, arrive whole and in order', async () => {
     const pair = await socketPair();
     const got: { n: number }[] = [];
