@@ -94,3 +94,40 @@ export class LineRing {
     this.buf = next;
   }
 }
+
+/**
+ * Lines waiting to be written to a file, as UTF-8 bytes outside the JavaScript heap, each followed
+ * by a newline. Queued as strings, a busy function's lines lived until the next flush, past a
+ * young-generation GC, and were copied and promoted with the request's other survivors; here the
+ * line's string dies at once.
+ */
+export class LineBatch {
+  private buf = Buffer.allocUnsafe(0);
+  private pos = 0;
+
+  /** Bytes queued. */
+  get size(): number {
+    return this.pos;
+  }
+
+  /** Queues a line (without its newline). */
+  push(line: string): void {
+    // At most 3 bytes per UTF-16 unit, and the newline.
+    const most = line.length * 3 + 1;
+    if (this.pos + most > this.buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(INITIAL_BYTES, 2 * (this.pos + most)));
+      this.buf.copy(next, 0, 0, this.pos);
+      this.buf = next;
+    }
+    this.pos += this.buf.write(line, this.pos, 'utf8');
+    this.buf[this.pos++] = 0x0a;
+  }
+
+  /** The queued bytes, handed over (the batch starts empty again). */
+  take(): Buffer {
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(0);
+    this.pos = 0;
+    return out;
+  }
+}

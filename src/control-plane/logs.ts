@@ -17,7 +17,7 @@ import { scopedKey } from '../bindings/identity.js';
 import { KylixError } from '../errors.js';
 import type { LogEntry } from '../resources/api-types.js';
 import { isDnsLabel } from '../resources/meta.js';
-import { LineRing } from './line-ring.js';
+import { LineBatch, LineRing } from './line-ring.js';
 
 /** Lines kept in memory per function… */
 const RING = 1000;
@@ -80,7 +80,7 @@ export class LogStore {
   /** Open append streams and their sizes; writes are buffered, never on the request's critical path. */
   private readonly files = new Map<string, { stream: WriteStream; bytes: number }>();
   /** Lines not yet written, per function. */
-  private readonly pending = new Map<string, { namespace: string; fn: string; lines: string[] }>();
+  private readonly pending = new Map<string, { namespace: string; fn: string; lines: LineBatch }>();
   private flushTimer?: NodeJS.Timeout;
 
   constructor(
@@ -109,7 +109,7 @@ export class LogStore {
     const key = scopedKey(namespace, fn);
     const line = json ?? JSON.stringify(entry);
     this.ring(namespace, fn).push(line);
-    this.queueLine(namespace, fn, `${line}\n`);
+    this.queueLine(key, namespace, fn, line);
     this.shared?.write(namespace, fn, entry);
     for (const f of this.followers.get(key) ?? []) f(entry);
     for (const f of this.everyLog) f(namespace, fn, entry);
@@ -152,11 +152,13 @@ export class LogStore {
    * Queues a line for its file. Lines are written in batches (every FLUSH_MS, one write per file),
    * so a busy function's invocation records cost one write per batch instead of one per request.
    */
-  private queueLine(namespace: string, fn: string, line: string): void {
-    const key = scopedKey(namespace, fn);
-    const batch = this.pending.get(key);
-    if (batch) batch.lines.push(line);
-    else this.pending.set(key, { namespace, fn, lines: [line] });
+  private queueLine(key: string, namespace: string, fn: string, line: string): void {
+    let batch = this.pending.get(key);
+    if (!batch) {
+      batch = { namespace, fn, lines: new LineBatch() };
+      this.pending.set(key, batch);
+    }
+    batch.lines.push(line);
     if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => this.flush(), FLUSH_MS);
       this.flushTimer.unref();
@@ -169,7 +171,7 @@ export class LogStore {
     this.flushTimer = undefined;
     const batches = [...this.pending.values()];
     this.pending.clear();
-    for (const b of batches) this.write(b.namespace, b.fn, b.lines.join(''));
+    for (const b of batches) this.write(b.namespace, b.fn, b.lines.take());
   }
 
   /** Closes the files (pending lines are flushed). */
@@ -182,7 +184,7 @@ export class LogStore {
   }
 
   /** Appends a line, rotating the file to .1 once it is past MAX_FILE_BYTES. Best effort: a full disk must not fail requests. */
-  private write(namespace: string, fn: string, line: string): void {
+  private write(namespace: string, fn: string, bytes: Buffer): void {
     const path = this.file(namespace, fn);
     let f = this.files.get(path);
     if (f && f.bytes > MAX_FILE_BYTES) {
@@ -202,8 +204,8 @@ export class LogStore {
       f = { stream, bytes };
       this.files.set(path, f);
     }
-    f.bytes += line.length;
-    f.stream.write(line);
+    f.bytes += bytes.length;
+    f.stream.write(bytes);
   }
 
   /** The last `n` entries of a function's log (of those that pass `filter`, when given). */

@@ -30,6 +30,8 @@ export interface ProxyCall {
   limits: ProxyLimits;
   /** Called when the instance failed (it crashed, or is stuck past the time limit). */
   onInstanceFailure(): void;
+  /** Called once the response has ended (or failed): the exchange is over. */
+  ended(): void;
 }
 
 /** Headers that describe one hop's connection, not the message: never forwarded either way. */
@@ -130,25 +132,32 @@ const SWEEP_MS = 10;
 const ONE_WRITE_BYTES = 16 * 1024;
 const deadlines = new Deadlines();
 
-/** Proxies the call; resolves when the response has ended (or failed). Never rejects. */
-export function proxy(call: ProxyCall): Promise<void> {
-  return new Promise((resolve) => {
-    const exchange = new Exchange(call, resolve);
-    try {
-      exchange.start();
-    } catch (err) {
-      // The instance's channel holds 2^14 streams at once (slot-table.ts): past that, refused.
-      if (!(err instanceof RangeError)) throw err;
-      call.req.resume();
-      sendError(
-        call.res,
-        new KylixError('ERR_OVERLOADED', `${call.functionName} has too many requests in flight; try again.`),
-        call.requestId,
-        { 'retry-after': '1' },
-      );
-      resolve();
-    }
-  });
+/** The exchange a response belongs to, for the one 'close' listener every response shares. */
+const EXCHANGE = Symbol('kylix.exchange');
+type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+
+/** A response closed: it was sent, or the client went away (a function, not a closure per request). */
+function onResponseClose(this: ExchangeResponse): void {
+  this[EXCHANGE]?.responseClosed();
+}
+
+/** Proxies the call; `call.ended()` is called once the response has ended (or failed). */
+export function proxy(call: ProxyCall): void {
+  const exchange = new Exchange(call);
+  try {
+    exchange.start();
+  } catch (err) {
+    // The instance's channel holds 2^14 streams at once (slot-table.ts): past that, refused.
+    if (!(err instanceof RangeError)) throw err;
+    call.req.resume();
+    sendError(
+      call.res,
+      new KylixError('ERR_OVERLOADED', `${call.functionName} has too many requests in flight; try again.`),
+      call.requestId,
+      { 'retry-after': '1' },
+    );
+    call.ended();
+  }
 }
 
 /** One request on its way through the channel and its answer on the way back. */
@@ -169,21 +178,16 @@ class Exchange implements StreamSink {
   /** The whole request has reached the instance: from then on, not answering is the function's doing. */
   private delivered = false;
 
-  constructor(
-    private readonly call: ProxyCall,
-    private readonly resolve: () => void,
-  ) {}
+  constructor(private readonly call: ProxyCall) {}
 
   start(): void {
     const { req, res, channel, limits } = this.call;
     this.stream = channel.open(this);
     this.deadline = performance.now() + limits.timeoutMs;
     this.deadlineId = deadlines.add(this);
-    // The client went away: cancel the call inside the function (request.signal aborts there).
-    res.once('close', () => {
-      if (!res.writableFinished) this.call.channel.abort(this.stream);
-      this.finish();
-    });
+    // 'close' comes once the response is sent (after 'finish'), or when the client goes away.
+    (res as ExchangeResponse)[EXCHANGE] = this;
+    res.on('close', onResponseClose);
     const host = req.headers.host ?? '';
     const head = {
       m: req.method ?? 'GET',
@@ -243,12 +247,19 @@ class Exchange implements StreamSink {
     return false;
   }
 
+  /** The response closed: sent, or the client went away (the call inside the function is then cancelled: request.signal aborts there). */
+  responseClosed(): void {
+    if (!this.call.res.writableFinished) this.call.channel.abort(this.stream);
+    this.finish();
+  }
+
   private finish(): void {
     if (this.done) return;
     this.done = true;
     deadlines.delete(this.deadlineId);
     this.call.channel.done(this.stream);
-    this.resolve();
+    (this.call.res as ExchangeResponse)[EXCHANGE] = undefined;
+    this.call.ended();
   }
 
   /** Answers with a platform error (or cuts the stream, once the answer has started). */
@@ -315,18 +326,14 @@ class Exchange implements StreamSink {
       );
       return;
     }
+    // The exchange finishes when the response's 'close' comes, once it is all sent.
     if (!body) return;
-    const finish = () => this.finish();
-    if (isHead) res.end(finish);
+    if (isHead) res.end();
     // As a latin1 string (byte for byte the same), a small body leaves with the response head in
     // one write; as bytes, Node writes the two apart.
     else if (body.byteLength <= ONE_WRITE_BYTES)
-      res.end(
-        Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('latin1'),
-        'latin1',
-        finish,
-      );
-    else res.end(body, finish);
+      res.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('latin1'), 'latin1');
+    else res.end(body);
   }
 
   body(chunk: Uint8Array): void {
@@ -349,7 +356,8 @@ class Exchange implements StreamSink {
 
   end(): void {
     if (this.done) return;
-    this.call.res.end(() => this.finish());
+    // Finished by the response's 'close', as for an inline body.
+    this.call.res.end();
   }
 
   threw(): void {

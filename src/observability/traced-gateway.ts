@@ -1,6 +1,6 @@
 /**
- * The gateway with a trace span around every dispatch (requests routed by host and path, and
- * `kylix invoke`'s calls through the API). A subclass rather than a hook inside Gateway.dispatch:
+ * The gateway with a trace span around every request it serves (requests routed by host and path, and
+ * `kylix invoke`'s calls through the API). A subclass rather than a hook inside Gateway.serve:
  * with tracing off the node builds the plain Gateway and pays nothing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -30,20 +30,20 @@ export class TracedGateway extends Gateway {
     this.tracing = tracing;
   }
 
-  /** Gateway.dispatch inside the request's span, with the trace headers rewritten for the function. */
-  override async dispatch(
+  /** Gateway.serve inside the request's span, with the trace headers rewritten for the function. */
+  protected override serve(
     req: IncomingMessage,
     res: ServerResponse,
     functionKey: string,
     path: string,
-    requestId = this.nextRequestId(),
-    tag?: string,
-  ): Promise<void> {
+    requestId: string,
+    tag: string | undefined,
+    done?: () => void,
+  ): void {
     this.tracing.start(requestId, functionKey, req.headers, req.rawHeaders, req.method ?? 'GET', path);
-    try {
-      await super.dispatch(req, res, functionKey, path, requestId, tag);
-    } finally {
+    super.serve(req, res, functionKey, path, requestId, tag, () => {
       this.tracing.end(requestId, functionKey, res.statusCode, platformErrorCode(res));
-    }
+      done?.();
+    });
   }
 }
