@@ -50,6 +50,8 @@ export async function startKylix(options: KylixOptions = {}): Promise<KylixNode>
   const removeDataDir = removeOnExit(dataDir);
   const [port, apiPort] = [await freePort(), await freePort()];
   const args = [
+    // Node flags for the node under test (--cpu-prof, --trace-gc…), space-separated.
+    ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
     KYLIX_BIN,
     'dev',
     ...(options.manifests ?? []),

@@ -53,6 +53,8 @@ const CALL_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 
 /** The child metrics of one revision, made once so a request creates no label objects. */
 interface RevisionChildren {
+  functionKey: string;
+  revisionNumber: number;
   namespace: string;
   fn: string;
   revision: string;
@@ -74,6 +76,7 @@ export class PlatformMetrics {
   /** The registry /metrics renders. */
   readonly registry = new Registry();
   private readonly revisions = new Map<string, RevisionChildren>();
+  private lastChildren?: RevisionChildren;
   /** Binding operations seen reaching a provider: only those become `op` labels. */
   private readonly knownOps = new Set<string>();
 
@@ -331,6 +334,9 @@ export class PlatformMetrics {
   }
 
   private children(functionKey: string, revision: number): RevisionChildren {
+    // A busy node serves one revision many times in a row: the last one found needs no key built.
+    const last = this.lastChildren;
+    if (last && last.functionKey === functionKey && last.revisionNumber === revision) return last;
     const key = `${functionKey}/${revision}`;
     let r = this.revisions.get(key);
     if (!r) {
@@ -339,6 +345,8 @@ export class PlatformMetrics {
       const fn = functionKey.slice(slash + 1);
       const rev = String(revision);
       r = {
+        functionKey,
+        revisionNumber: revision,
         namespace,
         fn,
         revision: rev,
@@ -350,6 +358,7 @@ export class PlatformMetrics {
       };
       this.revisions.set(key, r);
     }
+    this.lastChildren = r;
     return r;
   }
 }

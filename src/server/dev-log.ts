@@ -35,6 +35,8 @@ interface Second {
 /** See the file comment. */
 export class DevLogPacer {
   private readonly seconds = new Map<string, Second>();
+  /** The second entry() counted last. */
+  private last?: Second;
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -51,16 +53,19 @@ export class DevLogPacer {
       return;
     }
     const at = Math.floor(this.now() / 1000);
-    const key = `${namespace}/${fn}`;
-    let s = this.seconds.get(key);
+    // Under load one function logs many lines in a row: its second is found without a key built.
+    // (One the sweep has dropped is over, so it is summed up and replaced below like any other.)
+    const last = this.last;
+    let s = last?.namespace === namespace && last.fn === fn ? last : this.seconds.get(`${namespace}/${fn}`);
     if (s && s.at !== at) {
       this.summarise(s);
       s = undefined;
     }
     if (!s) {
       s = { namespace, fn, at, shown: 0, held: 0, byStatus: new Map() };
-      this.seconds.set(key, s);
+      this.seconds.set(`${namespace}/${fn}`, s);
     }
+    this.last = s;
     if (s.shown < this.perSecond) {
       s.shown++;
       this.showLine(namespace, fn, e);
@@ -79,6 +84,7 @@ export class DevLogPacer {
     this.timer = undefined;
     for (const s of this.seconds.values()) this.summarise(s);
     this.seconds.clear();
+    this.last = undefined;
   }
 
   private summarise(s: Second): void {
