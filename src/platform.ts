@@ -111,7 +111,8 @@ export function dataPaths(dataDir: string) {
 function bindingKind(bindings: RevisionTarget['bindings'], name: string): string {
   const b = Object.hasOwn(bindings, name) ? bindings[name] : undefined;
   if (!b || 'secret' in b) return 'unknown';
-  return Object.keys(b)[0] ?? 'unknown';
+  for (const key in b) if (Object.hasOwn(b, key)) return key;
+  return 'unknown';
 }
 
 function urlOf(addr: AddressInfo, scheme = 'http'): string {
@@ -227,17 +228,13 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     rpc: (target, call) => {
       if (isAssetCall(target.assets, call.binding)) return assetCall(target.assets, call);
       const kind = bindingKind(target.bindings, call.binding);
-      const scope = {
-        namespace: target.namespace,
-        functionName: target.functionName,
-        bindings: target.bindings,
-      };
+      // The target is the call's scope (its namespace, function and bindings).
       const run = (traceparent?: string) =>
         metrics
           ? metrics.bindingCall(target.namespace, target.functionName, kind, call.op, () =>
-              broker.call(scope, call, traceparent),
+              broker.call(target, call, traceparent),
             )
-          : broker.call(scope, call, traceparent);
+          : broker.call(target, call, traceparent);
       return tracing ? tracing.binding(target.namespace, target.functionName, kind, call.op, run) : run();
     },
   });

@@ -13,7 +13,7 @@ import type { FunctionSpec } from '../resources/kinds.js';
 import { issuesToCauses } from '../resources/validate.js';
 import { checkArgumentSize } from './call-budget.js';
 import { scopedKey } from './identity.js';
-import type { AnyBindingKind, Handles, Operation } from './kind.js';
+import type { AnyBindingKind, CallContext, Handles, Operation } from './kind.js';
 import type { ResourceRef } from './provider.js';
 import { BINDING_KINDS, implicitBinding, type Providers } from './registry.js';
 
@@ -42,6 +42,8 @@ export interface BindingScope {
 export class BindingBroker {
   /** Open handles (transactions…) by kind and handle, and the function that opened each: nobody else may use them. */
   private readonly handles = new Map<string, string>();
+  /** Providers once opened, so a call to one needs no await to find it. */
+  private readonly opened = new Map<BindingKindName, unknown>();
 
   constructor(
     private readonly registry: Registry,
@@ -54,10 +56,20 @@ export class BindingBroker {
     private readonly known?: KnownResources,
   ) {}
 
-  /** Checks and runs one call; throws ERR_BINDING_* for anything the function may not do. */
-  async call(scope: BindingScope, req: BindingRequest, traceparent?: string): Promise<unknown> {
+  /** Checks and runs one call; rejects with ERR_BINDING_* for anything the function may not do. */
+  call(scope: BindingScope, req: BindingRequest, traceparent?: string): Promise<unknown> {
+    // Not an async function: a call whose resource and provider are known goes to the provider
+    // with no await of its own (each was a promise and a suspended frame per call).
+    try {
+      return this.check(scope, req, traceparent);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private check(scope: BindingScope, req: BindingRequest, traceparent?: string): Promise<unknown> {
     // 0. Before anything walks the arguments: their size, counted as a walk would pay for it.
-    checkArgumentSize(req.args, `env.${req.binding}.${req.op}()`);
+    checkArgumentSize(req.args, req.binding, req.op);
     const implicit = implicitBinding(req.binding);
     if (implicit) return this.callImplicit(scope, implicit, req);
     // Own bindings only: a call naming "__proto__" or "toString" finds no inherited object.
@@ -74,7 +86,7 @@ export class BindingBroker {
       );
     // 1. the operation belongs to the kind, 2. the arguments have its shape,
     // 3. the resource exists in the function's namespace, 4. the provider runs it.
-    const name = Object.keys(binding)[0] as BindingKindName;
+    const name = bindingKindOf(binding);
     const kind: AnyBindingKind = BINDING_KINDS[name];
     const op = Object.hasOwn(kind.ops, req.op) ? kind.ops[req.op] : undefined;
     if (!op)
@@ -90,25 +102,43 @@ export class BindingBroker {
         issuesToCauses(parsed.error.issues, 'arguments'),
       );
     const ref: ResourceRef = { namespace: scope.namespace, name: (binding as Record<string, string>)[name]! };
-    if (
-      !this.known?.has(kind.resourceKind, ref.namespace, ref.name) &&
-      !(await this.registry.store.get(kind.resourceKind, ref.namespace, ref.name))
-    ) {
-      throw new KylixError(
-        'ERR_BINDING_DENIED',
-        `${req.binding} is bound to ${kind.resourceKind} "${ref.name}", which does not exist in namespace "${ref.namespace}". Apply it first.`,
-      );
-    }
-    const provider = await this.providers[name]();
-    const handles = this.handlesOf(name, scopedKey(scope.namespace, scope.functionName));
-    return op.run(provider, parsed.data, { ref, handles, ...(traceparent ? { traceparent } : {}) });
+    const context: CallContext = {
+      ref,
+      handles: new OwnerHandles(this.handles, name, scope),
+      ...(traceparent ? { traceparent } : {}),
+    };
+    if (this.known?.has(kind.resourceKind, ref.namespace, ref.name))
+      return this.run(name, op, parsed.data, context);
+    return this.registry.store.get(kind.resourceKind, ref.namespace, ref.name).then((found) => {
+      if (!found)
+        throw new KylixError(
+          'ERR_BINDING_DENIED',
+          `${req.binding} is bound to ${kind.resourceKind} "${ref.name}", which does not exist in namespace "${ref.namespace}". Apply it first.`,
+        );
+      return this.run(name, op, parsed.data, context);
+    });
+  }
+
+  /** Runs a checked operation on the kind's provider (opened on first use, then kept). */
+  private run(
+    name: BindingKindName,
+    op: Operation<unknown>,
+    args: unknown[],
+    context: CallContext,
+  ): Promise<unknown> {
+    const provider = this.opened.get(name);
+    if (provider) return op.run(provider, args, context);
+    return this.providers[name]().then((p) => {
+      this.opened.set(name, p);
+      return op.run(p, args, context);
+    });
   }
 
   /**
    * A call to a capability every function has (`caches`): its space is the one of the caller's
    * namespace, as the channel says it, whatever the call carries.
    */
-  private async callImplicit(
+  private callImplicit(
     scope: BindingScope,
     kind: NonNullable<ReturnType<typeof implicitBinding>>,
     req: BindingRequest,
@@ -124,18 +154,44 @@ export class BindingBroker {
         `${req.binding.slice(1)}.${req.op}() was called with arguments of the wrong shape.`,
         issuesToCauses(parsed.error.issues, 'arguments'),
       );
-    const provider = await this.providers[kind.provider]();
-    const handles = this.handlesOf(kind.provider, scopedKey(scope.namespace, scope.functionName));
-    return op.run(provider, parsed.data, { ref: kind.ref(scope.namespace), handles });
+    return this.run(kind.provider, op, parsed.data, {
+      ref: kind.ref(scope.namespace),
+      handles: new OwnerHandles(this.handles, kind.provider, scope),
+    });
+  }
+}
+
+/** The kind a binding names: its one key (`{ keyValue: "cache" }` → "keyValue"). */
+function bindingKindOf(binding: object): BindingKindName {
+  for (const key in binding) if (Object.hasOwn(binding, key)) return key as BindingKindName;
+  throw new KylixError('ERR_BINDING_DENIED', 'A binding names no kind.');
+}
+
+/** The handles of one kind as one function sees them: only those it opened (see BindingBroker.handles). */
+class OwnerHandles implements Handles {
+  constructor(
+    private readonly all: Map<string, string>,
+    private readonly kind: BindingKindName,
+    private readonly scope: BindingScope,
+  ) {}
+
+  private key(handle: string): string {
+    return `${this.kind}\n${handle}`;
   }
 
-  /** The handles of one kind as `owner` (a function) sees them. */
-  private handlesOf(kind: BindingKindName, owner: string): Handles {
-    const key = (handle: string) => `${kind}\n${handle}`;
-    return {
-      grant: (handle) => void this.handles.set(key(handle), owner),
-      owns: (handle) => this.handles.get(key(handle)) === owner,
-      release: (handle) => void this.handles.delete(key(handle)),
-    };
+  private get owner(): string {
+    return scopedKey(this.scope.namespace, this.scope.functionName);
+  }
+
+  grant(handle: string): void {
+    this.all.set(this.key(handle), this.owner);
+  }
+
+  owns(handle: string): boolean {
+    return this.all.get(this.key(handle)) === this.owner;
+  }
+
+  release(handle: string): void {
+    this.all.delete(this.key(handle));
   }
 }

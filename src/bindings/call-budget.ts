@@ -14,23 +14,37 @@ export const ARGUMENT_NODES = 1_000_000;
 /** How deep one call's arguments may nest (objects in arrays in objects…). */
 export const ARGUMENT_DEPTH = 64;
 
-/** Throws ERR_BINDING_BAD_ARGUMENTS unless `args` is within ARGUMENT_NODES and ARGUMENT_DEPTH. */
-export function checkArgumentSize(args: unknown, what: string): void {
+function isPrimitive(value: unknown): boolean {
+  return typeof value !== 'object' || value === null;
+}
+
+/** Refuses a call whose arguments are too large to walk. */
+function refuse(binding: string, op: string, why: string): never {
+  throw new KylixError(
+    'ERR_BINDING_BAD_ARGUMENTS',
+    `env.${binding}.${op}() was called with arguments that ${why}; send fewer values, or store large data in a Bucket and pass its key.`,
+  );
+}
+
+/** Throws ERR_BINDING_BAD_ARGUMENTS unless the arguments of `env.<binding>.<op>()` are within ARGUMENT_NODES and ARGUMENT_DEPTH. */
+export function checkArgumentSize(args: unknown, binding: string, op: string): void {
+  // Most calls are a few strings and numbers: nothing below them to walk.
+  if (Array.isArray(args) && args.length <= ARGUMENT_NODES && args.every(isPrimitive)) return;
   let budget = ARGUMENT_NODES;
-  const refuse = (why: string) => {
-    throw new KylixError(
-      'ERR_BINDING_BAD_ARGUMENTS',
-      `${what} was called with arguments that ${why}; send fewer values, or store large data in a Bucket and pass its key.`,
-    );
-  };
-  // Iterative: a deep value must not overflow the supervisor's stack either.
-  const stack: [unknown, number][] = [[args, 0]];
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop() as [unknown, number];
-    if (typeof value !== 'object' || value === null) continue;
+  // Iterative: a deep value must not overflow the supervisor's stack either. Only objects are
+  // pushed (most calls' arguments are a few strings and numbers: nothing to walk below them).
+  const values: object[] = [];
+  const depths: number[] = [];
+  if (typeof args === 'object' && args !== null) {
+    values.push(args);
+    depths.push(0);
+  }
+  while (values.length > 0) {
+    const value = values.pop() as object;
+    const depth = depths.pop() as number;
     // Bytes (Uint8Array, ArrayBuffer) are as big on the wire as in memory: one value each.
     if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) continue;
-    if (depth >= ARGUMENT_DEPTH) refuse(`nest more than ${ARGUMENT_DEPTH} levels deep`);
+    if (depth >= ARGUMENT_DEPTH) refuse(binding, op, `nest more than ${ARGUMENT_DEPTH} levels deep`);
     // Counted before they are read: the length of a sparse array is what a walk would pay for.
     let children: Iterable<unknown>;
     let count: number;
@@ -49,7 +63,11 @@ export function checkArgumentSize(args: unknown, what: string): void {
       children = keys.map((k) => (value as Record<string, unknown>)[k]);
     }
     budget -= count;
-    if (budget < 0) refuse(`hold more than ${ARGUMENT_NODES} values`);
-    for (const child of children) stack.push([child, depth + 1]);
+    if (budget < 0) refuse(binding, op, `hold more than ${ARGUMENT_NODES} values`);
+    for (const child of children)
+      if (typeof child === 'object' && child !== null) {
+        values.push(child);
+        depths.push(depth + 1);
+      }
   }
 }

@@ -66,6 +66,16 @@ interface RevisionChildren {
   outcomes: Map<string, CounterSeries>;
 }
 
+/** A binding call's series, found once for a run of the same call. */
+interface BindingMeter {
+  namespace: string;
+  fn: string;
+  kind: string;
+  op: string;
+  calls: CounterSeries;
+  duration: HistogramSeries;
+}
+
 /** The status class label: "2xx"… or "other" for anything outside 100–599. */
 function codeClass(status: number): string {
   return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
@@ -77,6 +87,7 @@ export class PlatformMetrics {
   readonly registry = new Registry();
   private readonly revisions = new Map<string, RevisionChildren>();
   private lastChildren?: RevisionChildren;
+  private lastBindingMeter?: BindingMeter;
   /** Binding operations seen reaching a provider: only those become `op` labels. */
   private readonly knownOps = new Set<string>();
 
@@ -268,14 +279,14 @@ export class PlatformMetrics {
     run: () => Promise<T>,
   ): Promise<T> {
     const started = performance.now();
-    const opKey = `${kind}.${op}`;
     try {
       const value = await run();
-      this.knownOps.add(opKey);
-      this.bindingCalls.series(namespace, fn, kind, op).inc();
-      this.bindingDuration.series(kind, op).observe((performance.now() - started) / 1000);
+      const meter = this.bindingMeter(namespace, fn, kind, op);
+      meter.calls.inc();
+      meter.duration.observe((performance.now() - started) / 1000);
       return value;
     } catch (err) {
+      const opKey = `${kind}.${op}`;
       const code = err instanceof KylixError ? err.code : 'ERR_INTERNAL';
       if (!REFUSED_BEFORE_PROVIDER.has(code)) this.knownOps.add(opKey);
       const opLabel = this.knownOps.has(opKey) ? op : 'other';
@@ -331,6 +342,27 @@ export class PlatformMetrics {
   /** The text exposition of every metric. */
   render(): Promise<string> {
     return this.registry.metrics();
+  }
+
+  /**
+   * The series a successful binding call counts in (its operation is then a known one). The last
+   * one is kept: a function making calls in a loop makes the same call many times in a row.
+   */
+  private bindingMeter(namespace: string, fn: string, kind: string, op: string): BindingMeter {
+    const last = this.lastBindingMeter;
+    if (last && last.op === op && last.kind === kind && last.fn === fn && last.namespace === namespace)
+      return last;
+    this.knownOps.add(`${kind}.${op}`);
+    const meter: BindingMeter = {
+      namespace,
+      fn,
+      kind,
+      op,
+      calls: this.bindingCalls.series(namespace, fn, kind, op),
+      duration: this.bindingDuration.series(kind, op),
+    };
+    this.lastBindingMeter = meter;
+    return meter;
   }
 
   private children(functionKey: string, revision: number): RevisionChildren {

@@ -90,7 +90,7 @@ export function heldCallsChild(
     let answered = 0;
     new InstanceChannel(ours, {
       rpc: async (call) => {
-        checkArgumentSize(call.args, 'db.query');
+        checkArgumentSize(call.args, 'db', 'query');
         await new Promise((r) => setTimeout(r, ${holdMs}));
         return 'ok';
       },
