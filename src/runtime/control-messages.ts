@@ -144,6 +144,20 @@ function handle(
       return;
     }
     case 'exited': {
+      // An instance that exits before it said ready or failed did not start: its start fails now
+      // (the host says failed first; without this its memory entry was dropped while its start
+      // waited for the time limit).
+      const w = typeof m.id === 'string' ? starting.get(m.id) : undefined;
+      if (w) {
+        starting.delete(m.id);
+        memory.delete(m.id);
+        w.channel.close();
+        w.logs.flush();
+        stopping.get(m.id)?.();
+        stopping.delete(m.id);
+        w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${exitReason(m)}`));
+        return;
+      }
       const r = running.get(m.id);
       running.delete(m.id);
       memory.delete(m.id);
@@ -152,13 +166,7 @@ function handle(
       const stopped = stopping.get(m.id);
       stopping.delete(m.id);
       if (stopped) stopped();
-      else if (r)
-        events.exit(
-          m.id,
-          typeof m.message === 'string'
-            ? reason(m.message)
-            : `exit code ${typeof m.code === 'number' ? m.code : '?'}`,
-        );
+      else if (r) events.exit(m.id, exitReason(m));
       return;
     }
     default: {
@@ -166,6 +174,13 @@ function handle(
       return;
     }
   }
+}
+
+/** Why an instance exited, as its process said: its message, or its exit code. */
+function exitReason(m: { message?: unknown; code?: unknown }): string {
+  return typeof m.message === 'string'
+    ? reason(m.message)
+    : `exit code ${typeof m.code === 'number' ? m.code : '?'}`;
 }
 
 /** A text a sandbox process sent, cut to MAX_REASON_CHARS; anything but a string says so. */

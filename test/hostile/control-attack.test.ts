@@ -457,6 +457,38 @@ onMessage((m) => {
     }
   });
 
+  it('was a hole, now held: an instance that exits before ready or failed leaves its start waiting', async () => {
+    // Found in a review: the exit of a starting instance dropped its memory entry but left its start
+    // pending until the start-up time limit.
+    const ns = 'ctl-exit-starting';
+    const t = attacked(
+      ns,
+      attackRuntime(
+        ns,
+        `sendSync({ type: 'hello', pid: process.pid, nodeVersion: process.version });
+onMessage((m) => {
+  if (m.type !== 'start') return;
+  writeAll(msg({ type: 'exited', id: m.instance.id, code: 7, message: 'gone before ready' }));
+});`,
+      ),
+    );
+    try {
+      await t.proc.prestart();
+      const began = performance.now();
+      const started = await t.proc
+        .startInstance(spec('exit-1', bundle()), hooks(t.logs))
+        .catch((e: Error) => e);
+      assert.ok(started instanceof Error, 'the start succeeded');
+      assert.match(started.message, /gone before ready/);
+      assert.ok(
+        performance.now() - began < 2000,
+        `the start failed only after ${performance.now() - began} ms`,
+      );
+    } finally {
+      await t.close();
+    }
+  });
+
   it('HELD: frames split anywhere, or packed by the thousand, arrive whole and in order', async () => {
     const pair = await socketPair();
     const got: { n: number }[] = [];
