@@ -72,8 +72,9 @@ export class RevisionProcess {
   private slotsTaken = 0;
   /** The cap last applied: lowering it under a live process could OOM-kill it for memory it holds legitimately. */
   private appliedMiB = 0;
-  private stderrTail = '';
   private readonly sockDir: string;
+  /** The egress proxy's socket, in sockDir: the one path the sandbox may connect to. */
+  private readonly egressSocket: string;
   /** The egress proxy reads this on every request, so assign() can change the allow-list. */
   private readonly egressPolicy: { allow: readonly string[]; revisionKey?: string } = { allow: [] };
   private readonly codeDir: string;
@@ -89,6 +90,7 @@ export class RevisionProcess {
     private readonly onEgress?: (revisionKey: string) => EgressObserver | undefined,
   ) {
     this.sockDir = join(dir, 'sock');
+    this.egressSocket = join(this.sockDir, 'egress.sock');
     this.codeDir = join(dir, 'code');
     mkdirSync(this.sockDir, { recursive: true });
     mkdirSync(this.codeDir, { recursive: true });
@@ -167,7 +169,7 @@ export class RevisionProcess {
       channelFd: FIRST_CHANNEL_FD + slot,
       cpuMs: this.limits.cpuMs,
       startupLimitMs: STARTUP_LIMIT_MS,
-      egressSocket: join(this.sockDir, 'egress.sock'),
+      egressSocket: this.egressSocket,
     };
     const channel = new InstanceChannel(socket, hooks, (reason) => this.kill(child, reason));
     this.cgroup?.setCpuPriority('normal');
@@ -267,7 +269,7 @@ export class RevisionProcess {
     if (!this.egress) {
       const policy = this.egressPolicy;
       this.egressPolicy.allow = this.limits.egressAllow;
-      this.egress = await startEgressProxy(join(this.sockDir, 'egress.sock'), {
+      this.egress = await startEgressProxy(this.egressSocket, {
         get allow() {
           return policy.allow;
         },
@@ -317,8 +319,11 @@ export class RevisionProcess {
     // The process writes what it likes here: the tail is kept for its exit reason, but only what
     // stderrLimiter lets through reaches the platform's log.
     const toLog = stderrLimiter((text) => this.onStderr?.(this.namespace, text));
+    // This process's own tail: what an earlier process wrote after its exit must not become this
+    // one's exit reason.
+    let stderrTail = '';
     child.stderr?.on('data', (text: string) => {
-      this.stderrTail = (this.stderrTail + text).slice(-2000);
+      stderrTail = (stderrTail + text).slice(-2000);
       toLog(text);
     });
     // The slot is held until the process has booted (its first message), or is gone.
@@ -343,7 +348,7 @@ export class RevisionProcess {
     this.control.onClose(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    child.on('exit', (code, signal) => this.onProcessExit(child, code, signal));
+    child.on('exit', (code, signal) => this.onProcessExit(child, code, signal, stderrTail));
     this.child = child;
     this.freeSlots = Array.from({ length: CHANNEL_SLOTS }, (_, i) => i);
     this.applyMemoryLimit();
@@ -363,21 +368,25 @@ export class RevisionProcess {
       this.send(this.child, {
         type: 'warm',
         count: WARM_WORKERS,
-        egressSocket: join(this.sockDir, 'egress.sock'),
+        egressSocket: this.egressSocket,
         memoryMiB,
       });
   }
 
   /** The whole process died: every instance in it is gone. */
-  private onProcessExit(child: ChildProcess, code: number | null, signal: string | null): void {
+  private onProcessExit(
+    child: ChildProcess,
+    code: number | null,
+    signal: string | null,
+    stderrTail: string,
+  ): void {
     if (this.child === child) this.child = undefined;
     const oom = this.cgroup?.oomKilled() ?? false;
-    const last = this.stderrTail.trim().split('\n').slice(-3).join(' | ');
+    const last = stderrTail.trim().split('\n').slice(-3).join(' | ');
     const peak = oom ? this.cgroup?.peakBytes() : undefined;
     const reason = oom
       ? `the sandbox process used more than its memory limit (${this.appliedMiB} MiB) and was killed${peak ? ` (peak ${Math.round(peak / 2 ** 20)} MiB)` : ''}`
       : `sandbox process exited (${signal ?? `code ${code}`})${last ? `: ${last}` : ''}`;
-    this.stderrTail = '';
     for (const w of this.instances.starting.values()) {
       w.channel.close();
       w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${reason}`));
