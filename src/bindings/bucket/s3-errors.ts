@@ -7,6 +7,9 @@
  */
 import { KylixError } from '../../errors.js';
 import { noSuchUpload } from './checks.js';
+import { BUCKET_LIMITS } from './interface.js';
+
+const MIN_PART_MIB = BUCKET_LIMITS.minPartBytes / 2 ** 20;
 
 /** The HTTP status of an S3 SDK error, if it carries one. */
 export function status(err: unknown): number | undefined {
@@ -53,7 +56,7 @@ export async function multipartCall<T>(
     if (name === 'EntityTooSmall')
       throw new KylixError(
         'ERR_BINDING_BAD_ARGUMENTS',
-        `A part of "${key}" is smaller than 5 MiB; every part but the last must be at least 5 MiB.`,
+        `A part of "${key}" is smaller than ${MIN_PART_MIB} MiB; every part but the last must be at least ${MIN_PART_MIB} MiB.`,
       );
     if (name === 'InvalidPart' || name === 'InvalidPartOrder')
       throw Object.assign(noSuchUpload(key), {

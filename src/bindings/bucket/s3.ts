@@ -29,15 +29,16 @@ import {
   checkRange,
   conditionHolds,
 } from './checks.js';
-import type {
-  BucketGetResult,
-  BucketListResult,
-  BucketObject,
-  BucketProvider,
-  ByteRange,
-  Conditional,
-  PutOptions,
-  UploadedPart,
+import {
+  BUCKET_LIMITS,
+  type BucketGetResult,
+  type BucketListResult,
+  type BucketObject,
+  type BucketProvider,
+  type ByteRange,
+  type Conditional,
+  type PutOptions,
+  type UploadedPart,
 } from './interface.js';
 import { s3Call, s3Failure, status } from './s3-errors.js';
 import {
@@ -106,7 +107,7 @@ export class S3Bucket implements BucketProvider {
     private readonly config: S3BucketConfig,
   ) {
     this.prefix = config.prefix ?? '';
-    this.partSize = Math.max(config.partSize ?? 8 * 1024 * 1024, 5 * 1024 * 1024);
+    this.partSize = Math.max(config.partSize ?? 8 * 1024 * 1024, BUCKET_LIMITS.minPartBytes);
     this.where = `S3 bucket "${config.bucket}"${config.endpoint ? ` at ${config.endpoint}` : ''}`;
     this.ctx = { s3, client, bucket: config.bucket, failure: (err) => s3Failure(err, this.where) };
   }
