@@ -183,8 +183,8 @@ export class LogStore {
     await Promise.all(all.map((f) => new Promise((r) => f.stream.end(r))));
   }
 
-  /** Appends a line, rotating the file to .1 once it is past MAX_FILE_BYTES. Best effort: a full disk must not fail requests. */
-  private write(namespace: string, fn: string, bytes: Buffer): void {
+  /** Appends lines, rotating the file to .1 once it is past MAX_FILE_BYTES. Best effort: a full disk must not fail requests. */
+  private write(namespace: string, fn: string, lines: Buffer): void {
     const path = this.file(namespace, fn);
     let f = this.files.get(path);
     if (f && f.bytes > MAX_FILE_BYTES) {
@@ -204,8 +204,8 @@ export class LogStore {
       f = { stream, bytes };
       this.files.set(path, f);
     }
-    f.bytes += bytes.length;
-    f.stream.write(bytes);
+    f.bytes += lines.length;
+    f.stream.write(lines);
   }
 
   /** The last `n` entries of a function's log (of those that pass `filter`, when given). */

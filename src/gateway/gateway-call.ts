@@ -36,6 +36,9 @@ export class Refused {
 
 export const RETRY = { 'retry-after': '1' };
 
+/** The status recorded for a request whose client went away before it was sent on (nginx's). */
+const CLIENT_CLOSED = 499;
+
 /** The error for a function with no revision ready to serve. */
 export function notReady(functionKey: string): KylixError {
   const name = functionKey.split('/')[1] ?? functionKey;
@@ -118,6 +121,15 @@ export class GatewayCall implements ProxyCall {
 
   private send(lease: Lease): void {
     this.lease = lease;
+    // The client went away while its instance started: nothing is sent, the instance is given
+    // back at once (its response's 'close' has come already: nothing else would end the call),
+    // and the record says so with nginx's 499.
+    if (this.res.destroyed) {
+      this.req.resume();
+      this.res.statusCode = CLIENT_CLOSED;
+      this.ended();
+      return;
+    }
     this.channel = lease.instance.channel;
     this.sentAt = performance.now();
     try {

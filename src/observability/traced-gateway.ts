@@ -41,9 +41,20 @@ export class TracedGateway extends Gateway {
     done?: () => void,
   ): void {
     this.tracing.start(requestId, functionKey, req.headers, req.rawHeaders, req.method ?? 'GET', path);
-    super.serve(req, res, functionKey, path, requestId, tag, () => {
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
       this.tracing.end(requestId, functionKey, res.statusCode, platformErrorCode(res));
-      done?.();
-    });
+    };
+    try {
+      super.serve(req, res, functionKey, path, requestId, tag, () => {
+        end();
+        done?.();
+      });
+    } catch (err) {
+      end();
+      throw err;
+    }
   }
 }

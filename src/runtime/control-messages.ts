@@ -103,6 +103,9 @@ function handle(
       if (!w) return;
       memory.delete(m.id);
       w.channel.close();
+      // Stopped while it started: the host answers the stop with this failure.
+      stopping.get(m.id)?.();
+      stopping.delete(m.id);
       w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${reason(m.message)}`));
       return;
     }

@@ -100,6 +100,7 @@ export class DevLogPacer {
       if (s.at === at) continue;
       this.summarise(s);
       this.seconds.delete(key);
+      if (s === this.last) this.last = undefined;
     }
     if (this.seconds.size === 0 && this.timer) {
       clearInterval(this.timer);
