@@ -10,10 +10,38 @@ import type { InstanceChannel } from '../runtime/instance-channel.js';
 import { type Lease, PoolBusyError, type Runtime } from '../runtime/runtime.js';
 import type { Admission, FunctionGate, Refusal } from './concurrency.js';
 import { platformErrorCode, sendError } from './errors.js';
-import type { Invocation, RefusalHook } from './gateway.js';
 import { type ProxyCall, type ProxyLimits, proxy } from './proxy.js';
 import type { RefusalPacer } from './refusal.js';
 import type { TrafficShare, TrafficSplit } from './traffic.js';
+
+/** One finished invocation, for the function's log. */
+export interface Invocation {
+  functionKey: string;
+  revision: number;
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  durationMs: number;
+  /** From handing the request to its instance to the end of the response; absent if it never got one. */
+  instanceMs?: number;
+  cold: boolean;
+  startupMs: number;
+  /** The platform error the gateway answered with (ERR_TIMEOUT, ERR_CPU_LIMIT…), if it did. */
+  errorCode?: string;
+}
+
+/**
+ * Told of a request refused before any instance saw it (overload 429/503, not ready, body too
+ * large, unknown tag); `revision` is undefined when none had been picked yet. For metrics only:
+ * such requests make no invocation record.
+ */
+export type RefusalHook = (
+  functionKey: string,
+  revision: number | undefined,
+  status: number,
+  code: string,
+) => void;
 
 /** A function as the gateway serves it. */
 export interface Served {

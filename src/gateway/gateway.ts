@@ -13,39 +13,21 @@ import type { Runtime } from '../runtime/runtime.js';
 import { serveAsset } from './assets.js';
 import { Admission, FunctionGate } from './concurrency.js';
 import { sendError } from './errors.js';
-import { GatewayCall, type GatewayHooks, notReady, RETRY, Refused, type Served } from './gateway-call.js';
+import {
+  GatewayCall,
+  type GatewayHooks,
+  type Invocation,
+  notReady,
+  RETRY,
+  type RefusalHook,
+  Refused,
+  type Served,
+} from './gateway-call.js';
 import { RefusalPacer } from './refusal.js';
 import { Router } from './router.js';
 import { splitTaggedHost, type TrafficShare, TrafficSplit } from './traffic.js';
 
-/** One finished invocation, for the function's log. */
-export interface Invocation {
-  functionKey: string;
-  revision: number;
-  requestId: string;
-  method: string;
-  path: string;
-  status: number;
-  durationMs: number;
-  /** From handing the request to its instance to the end of the response; absent if it never got one. */
-  instanceMs?: number;
-  cold: boolean;
-  startupMs: number;
-  /** The platform error the gateway answered with (ERR_TIMEOUT, ERR_CPU_LIMIT…), if it did. */
-  errorCode?: string;
-}
-
-/**
- * Told of a request refused before any instance saw it (overload 429/503, not ready, body too
- * large, unknown tag); `revision` is undefined when none had been picked yet. For metrics only:
- * such requests make no invocation record.
- */
-export type RefusalHook = (
-  functionKey: string,
-  revision: number | undefined,
-  status: number,
-  code: string,
-) => void;
+export type { Invocation, RefusalHook } from './gateway-call.js';
 
 /** The header that picks a tagged revision (or a revision number). */
 export const REVISION_HEADER = 'kylix-revision';

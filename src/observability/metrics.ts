@@ -8,6 +8,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { KylixError } from '../errors.js';
+import type { Invocation } from '../gateway/gateway-call.js';
 import { LOOP_LAG_METRICS, registerLoopLag } from './loop-lag.js';
 import { type MetricsSources, registerScrapeGauges } from './scrape-gauges.js';
 import {
@@ -20,18 +21,10 @@ import {
 export type { MetricsSources, QueueGaugeSource, RevisionGaugeSource } from './scrape-gauges.js';
 
 /** One finished request as the gateway reports it (the fields of the gateway's Invocation we use). */
-export interface RequestRecord {
-  functionKey: string;
-  revision: number;
-  status: number;
-  durationMs: number;
-  /** The part of it spent in the instance (after admission and any cold start). */
-  instanceMs?: number;
-  cold: boolean;
-  startupMs: number;
-  /** The platform error the gateway answered with, if it did (ERR_TIMEOUT, ERR_CPU_LIMIT…). */
-  errorCode?: string;
-}
+export type RequestRecord = Pick<
+  Invocation,
+  'functionKey' | 'revision' | 'status' | 'durationMs' | 'instanceMs' | 'cold' | 'startupMs' | 'errorCode'
+>;
 
 /** Which limit each error code reports as breached (the `kind` label of kylix_limit_breaches_total). */
 const LIMIT_KIND: Record<string, string> = {
