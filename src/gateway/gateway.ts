@@ -14,6 +14,7 @@ import { serveAsset } from './assets.js';
 import { Admission, FunctionGate } from './concurrency.js';
 import { sendError } from './errors.js';
 import {
+  functionName,
   GatewayCall,
   type GatewayHooks,
   type Invocation,
@@ -76,7 +77,7 @@ export class Gateway {
     let gate = this.serving.get(functionKey)?.gate;
     if (gate) gate.setMaxConcurrency(max);
     else gate = new FunctionGate(max);
-    const name = functionKey.split('/')[1] ?? functionKey;
+    const name = functionName(functionKey);
     this.serving.set(functionKey, { target, split: new TrafficSplit(target.shares), gate, name });
   }
 
@@ -237,14 +238,20 @@ export class Gateway {
     done?: () => void,
   ): void {
     const served = this.serving.get(functionKey);
-    const share = this.choose(functionKey, served, tag, req);
-    if (share instanceof Refused || !served) {
-      const { error, revision, headers } =
-        share instanceof Refused ? share : new Refused(notReady(functionKey));
-      req.resume();
-      sendError(res, error, requestId, headers);
-      this.onRefused(functionKey, revision, error.status, error.code);
-      done?.();
+    if (!served) {
+      this.refuse(
+        req,
+        res,
+        functionKey,
+        requestId,
+        new Refused(notReady(functionName(functionKey)), undefined, RETRY),
+        done,
+      );
+      return;
+    }
+    const share = this.choose(served, tag, req);
+    if (share instanceof Refused) {
+      this.refuse(req, res, functionKey, requestId, share, done);
       return;
     }
     const call = new GatewayCall(this.hooks, req, res, functionKey, path, requestId, served, share, done);
@@ -265,14 +272,23 @@ export class Gateway {
     });
   }
 
-  /** The revision that serves a request to the function, or why none may. */
-  private choose(
-    functionKey: string,
-    served: Served | undefined,
-    tag: string | undefined,
+  /** Answers with a platform error before any instance saw the request (it makes no invocation record). */
+  private refuse(
     req: IncomingMessage,
-  ): TrafficShare | Refused {
-    if (!served) return new Refused(notReady(functionKey), undefined, RETRY);
+    res: ServerResponse,
+    functionKey: string,
+    requestId: string,
+    { error, revision, headers }: Refused,
+    done: (() => void) | undefined,
+  ): void {
+    req.resume();
+    sendError(res, error, requestId, headers);
+    this.onRefused(functionKey, revision, error.status, error.code);
+    done?.();
+  }
+
+  /** The revision that serves a request to the function, or why none may. */
+  private choose(served: Served, tag: string | undefined, req: IncomingMessage): TrafficShare | Refused {
     const { target, name } = served;
     if (target.failure !== undefined)
       return new Refused(
@@ -292,7 +308,7 @@ export class Gateway {
         ),
       );
     if (!share || !this.runtime.has(share.revisionKey))
-      return new Refused(notReady(functionKey), share?.revision, RETRY);
+      return new Refused(notReady(name), share?.revision, RETRY);
     if (Number(req.headers['content-length'] ?? 0) > target.limits.maxRequestBytes)
       return new Refused(
         new KylixError(
