@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { KylixError } from '../errors.js';
 import type { RouteSpec } from '../resources/kinds.js';
 import type { ServingTarget } from '../resources/serving.js';
@@ -40,6 +40,34 @@ const MAX_HEADER_BYTES = 32 * 1024;
 /** A revision by tag, when the function has that tag (never an inherited property such as "__proto__"). */
 function ownTag(tags: Record<string, TrafficShare> | undefined, tag: string): TrafficShare | undefined {
   return tags && Object.hasOwn(tags, tag) ? tags[tag] : undefined;
+}
+
+/** The responses of a connection's pipelined requests that still wait for their turn on it. */
+const WAITING = Symbol('kylix.waitingResponses');
+type Connection = Socket & { [WAITING]?: Set<ServerResponse> };
+
+/**
+ * A pipelined request's response waits behind the earlier ones on its connection, with no socket of
+ * its own. Node forgets it if the client goes away meanwhile: no 'close' ever comes, so the call in
+ * the function would never be cancelled and its slot, lease and admission never given back. Here
+ * the connection's end closes it as it closes any other response (one listener per connection).
+ */
+function closeWithConnection(res: ServerResponse, socket: Connection): void {
+  let waiting = socket[WAITING];
+  if (!waiting) {
+    const set = new Set<ServerResponse>();
+    socket[WAITING] = waiting = set;
+    socket.once('close', () => {
+      for (const r of set) {
+        r.destroy();
+        r.emit('close');
+      }
+      set.clear();
+    });
+  }
+  waiting.add(res);
+  // Its turn came: from here the socket's own 'close' reaches it.
+  res.once('socket', () => waiting.delete(res));
 }
 
 /** See the file comment. */
@@ -147,6 +175,7 @@ export class Gateway {
 
   /** Serves one request from a client. */
   handle(req: IncomingMessage, res: ServerResponse): void {
+    if (res.socket === null) closeWithConnection(res, req.socket);
     const requestId = this.nextRequestId();
     if (this.draining) res.setHeader('connection', 'close');
     const url = req.url ?? '/';

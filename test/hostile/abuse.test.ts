@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { createConnection } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { KylixError } from '../../src/errors.js';
 import { eventually } from '../helpers/eventually.js';
@@ -220,6 +221,24 @@ describe('hostile: starving neighbours and the node', () => {
         a.node.platform.logs.tail('default', 'abort-aware').some((e) => e.message === 'aborted: AbortError'),
       WAIT_MS,
     );
+    await a.neighbourOk();
+  });
+
+  it('a client that pipelines requests and disconnects aborts every one and frees their slots', async () => {
+    // Node keeps the responses of pipelined requests queued behind the first one, without a socket;
+    // when the client goes away it forgets them, and no 'close' ever comes for them.
+    const aborted = () =>
+      a.node.platform.logs.tail('default', 'abort-aware').filter((e) => e.message === 'aborted: AbortError')
+        .length;
+    const before = aborted();
+    const port = Number(new URL(a.node.url('/')).port);
+    const socket = createConnection(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write([1, 2, 3].map((n) => `GET /abort-aware/${n} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`).join(''));
+    await eventually(() => a.node.platform.gateway.activeRequests() === 3, WAIT_MS);
+    socket.destroy();
+    await eventually(() => a.node.platform.gateway.activeRequests() === 0, WAIT_MS);
+    await eventually(() => aborted() === before + 3, WAIT_MS);
     await a.neighbourOk();
   });
 
