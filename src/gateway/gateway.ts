@@ -175,7 +175,6 @@ export class Gateway {
 
   /** Serves one request from a client. */
   handle(req: IncomingMessage, res: ServerResponse): void {
-    if (res.socket === null) closeWithConnection(res, req.socket);
     const requestId = this.nextRequestId();
     if (this.draining) res.setHeader('connection', 'close');
     const url = req.url ?? '/';
@@ -266,6 +265,7 @@ export class Gateway {
     tag: string | undefined,
     done?: () => void,
   ): void {
+    if (res.socket === null) closeWithConnection(res, req.socket);
     const served = this.serving.get(functionKey);
     if (!served) {
       this.refuse(
