@@ -195,4 +195,18 @@ describe('revision pool', () => {
     const leases = await Promise.all(waiting);
     assert.ok(leases.every((l) => l.cold));
   });
+
+  it('forgets the waiters whose clients left: they neither count against the bound nor get an instance', async () => {
+    const f = fakePool({ maxInstances: 1, targetConcurrency: 2 });
+    const clients = [{ destroyed: false }, { destroyed: false }];
+    const waiting = clients.map((c) => f.pool.lend(c) as Promise<unknown>);
+    clients[0]!.destroyed = true;
+    // The bound is full of waiters, one of whose clients has gone: the newcomer takes its place.
+    const newcomer = f.pool.lend({ destroyed: false });
+    assert.ok(newcomer instanceof Promise);
+    await assert.rejects(waiting[0]!, /the client went away/);
+    f.finishStarts();
+    await Promise.all([waiting[1], newcomer]);
+    assert.equal(f.pool.inFlight(), 2, 'only the two clients still there hold the instance');
+  });
 });

@@ -183,8 +183,14 @@ class OwnerHandles implements Handles {
     return scopedKey(this.scope.namespace, this.scope.functionName);
   }
 
-  grant(handle: string): void {
-    this.all.set(this.key(handle), this.owner);
+  grant(handle: string, forMs?: number): void {
+    const key = this.key(handle);
+    const owner = this.owner;
+    this.all.set(key, owner);
+    if (forMs === undefined) return;
+    setTimeout(() => {
+      if (this.all.get(key) === owner) this.all.delete(key);
+    }, forMs).unref();
   }
 
   owns(handle: string): boolean {

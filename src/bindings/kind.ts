@@ -13,7 +13,8 @@ import type { Provider, ResourceRef } from './provider.js';
  * them, until they are released. The broker keeps them, per function and kind.
  */
 export interface Handles {
-  grant(handle: string): void;
+  /** Gives the calling function the handle; with `forMs`, it is forgotten after that long even if never released. */
+  grant(handle: string, forMs?: number): void;
   owns(handle: string): boolean;
   release(handle: string): void;
 }

@@ -128,18 +128,35 @@ export class GatewayCall implements ProxyCall {
     }
     this.started = performance.now();
     gateway.active++;
-    const lease = gateway.runtime.lend(this.share.revisionKey);
-    if (lease instanceof Promise)
+    const lease = gateway.runtime.lend(this.share.revisionKey, this.res);
+    if (lease instanceof Promise) {
+      // A cold start: a client that leaves meanwhile gives back its slot at once, not when the
+      // start completes (or never, if it never does).
+      this.res.once('close', () => this.left());
       lease.then(
         (l) => this.send(l),
         (err: unknown) => this.notStarted(err),
       );
-    else this.send(lease);
+    } else this.send(lease);
+  }
+
+  /** The response closed while the call waited for its instance: the client went away. */
+  private left(): void {
+    if (!this.lease && !this.over) this.clientGone();
+  }
+
+  /** The client went away before anything was sent: the record says so with nginx's 499. */
+  private clientGone(): void {
+    this.req.resume();
+    this.res.statusCode = CLIENT_CLOSED;
+    this.ended();
   }
 
   /** No instance could be had: too many wait for one to start, or it could not start. */
   private notStarted(err: unknown): void {
-    if (err instanceof PoolBusyError)
+    if (this.over) return;
+    if (this.res.destroyed) this.clientGone();
+    else if (err instanceof PoolBusyError)
       this.gateway.pacer.refuse(this.res, 'ERR_OVERLOADED', this.functionName, this.requestId);
     else {
       this.req.resume();
@@ -148,18 +165,18 @@ export class GatewayCall implements ProxyCall {
       sendError(this.res, e, this.requestId, RETRY);
       this.gateway.onRefused(this.functionKey, this.share.revision, e.status, e.code);
     }
-    this.ended();
+    this.ended(); // a no-op after clientGone()
   }
 
   private send(lease: Lease): void {
+    // The client went away while its instance started (the call ended then): the instance is given back at once.
+    if (this.over) {
+      lease.release();
+      return;
+    }
     this.lease = lease;
-    // The client went away while its instance started: nothing is sent, the instance is given
-    // back at once (its response's 'close' has come already: nothing else would end the call),
-    // and the record says so with nginx's 499.
     if (this.res.destroyed) {
-      this.req.resume();
-      this.res.statusCode = CLIENT_CLOSED;
-      this.ended();
+      this.clientGone();
       return;
     }
     this.channel = lease.instance.channel;

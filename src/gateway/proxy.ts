@@ -256,6 +256,10 @@ class Exchange implements StreamSink {
   private finish(): void {
     if (this.done) return;
     this.done = true;
+    // The rest of a body nobody will read now (answered early, or failed) is read and dropped, so
+    // the connection can carry the client's next request, as Node does for a body no handler read;
+    // paused, it would hold the connection until its timeout.
+    if (!this.call.req.complete) this.call.req.resume();
     deadlines.delete(this.deadlineId);
     this.call.channel.done(this.stream);
     (this.call.res as ExchangeResponse)[EXCHANGE] = undefined;

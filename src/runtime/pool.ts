@@ -44,9 +44,17 @@ export interface Lease {
 
 interface Waiter {
   since: number;
+  client?: Client;
   resolve(lease: Lease): void;
   reject(err: Error): void;
 }
+
+/** Whom a lease is for: a waiter whose client has gone (a client that left, a closed response) is dropped. */
+export interface Client {
+  readonly destroyed: boolean;
+}
+
+const gone = (w: Waiter) => w.client?.destroyed === true;
 
 /** The pool cannot take another request now: too many are waiting for instances to start. */
 export class PoolBusyError extends Error {
@@ -139,7 +147,7 @@ export class RevisionPool {
   }
 
   /** What acquire() does, with a lease that is there now given as it is rather than in a promise (the gateway's path). */
-  lend(): Lease | Promise<Lease> {
+  lend(client?: Client): Lease | Promise<Lease> {
     if (this.closed) return Promise.reject(new Error('the revision was retired'));
     let best: Instance | undefined;
     for (const i of this.instances) if (!best || i.inFlight < best.inFlight) best = i;
@@ -147,10 +155,22 @@ export class RevisionPool {
     if (this.mayGrow(best)) void this.spawn().catch(() => undefined);
     // Busy but running: serve now rather than queue behind a start.
     if (best) return this.lease(best, 0);
-    // Nothing runs yet: wait for the start, unless as many wait as the starting instances will take.
-    if (this.waiters.length >= this.policy.targetConcurrency * Math.max(1, this.starting))
-      return Promise.reject(new PoolBusyError());
-    return new Promise((resolve, reject) => this.waiters.push({ since: this.now(), resolve, reject }));
+    // Nothing runs yet: wait for the start, unless as many wait as the starting instances will take
+    // (clients that left while waiting do not count).
+    const most = this.policy.targetConcurrency * Math.max(1, this.starting);
+    if (this.waiters.length >= most) this.dropGone();
+    if (this.waiters.length >= most) return Promise.reject(new PoolBusyError());
+    return new Promise((resolve, reject) =>
+      this.waiters.push({ since: this.now(), client, resolve, reject }),
+    );
+  }
+
+  /** Forgets the waiters whose clients left; their promises reject (nobody waits on them any more). */
+  private dropGone(): void {
+    if (!this.waiters.some(gone)) return;
+    const left = this.waiters.filter(gone);
+    this.waiters = this.waiters.filter((w) => !gone(w));
+    for (const w of left) w.reject(new Error('the client went away'));
   }
 
   /** Whether one more instance may start (see the file comment); `leastBusy`: the one requests go to, if any runs. */
@@ -245,6 +265,7 @@ export class RevisionPool {
       throw new Error('the revision was retired');
     }
     this.instances.push(instance);
+    this.dropGone();
     const now = this.now();
     for (const w of this.waiters.splice(0)) {
       const waited = Math.max(1, now - w.since);

@@ -19,7 +19,13 @@ import { basename, join } from 'node:path';
 import { KylixError } from '../errors.js';
 import type { RevisionLimits } from '../resources/serving.js';
 import { ControlChannel, MAX_CONTROL_FROM_SANDBOX, SANDBOX_CONTROL_BUDGET } from '../sandbox/control.js';
-import type { FromSandbox, InstanceSpec, ToSandbox, WorkerSpec } from '../sandbox/protocol.js';
+import {
+  type FromSandbox,
+  type InstanceSpec,
+  STARTUP_WALL_FACTOR,
+  type ToSandbox,
+  type WorkerSpec,
+} from '../sandbox/protocol.js';
 import { bootSlot } from './boot-slots.js';
 import { onControlMessage, type ProcessInstances, stoppedRecord } from './control-messages.js';
 import { InstanceChannel, type InstanceHooks } from './instance-channel.js';
@@ -46,6 +52,13 @@ export const DEFAULT_MEMORY_MIB = 128;
 export const STARTUP_LIMIT_MS = 1000;
 /** How long a sandbox process has to report an instance stopped before the process is ended. */
 const STOP_WAIT_MS = 5000;
+/**
+ * How long a sandbox process has to report an instance started (ready or failed) before the process
+ * is ended: its own wall-clock backstop for loading a module, and 10 s more for booting the
+ * instance's thread on a busy host. What waits for a start must not wait on what an untrusted
+ * process chooses to say.
+ */
+const START_WAIT_MS = STARTUP_LIMIT_MS * STARTUP_WALL_FACTOR + 10_000;
 
 export type { RevisionLimits };
 
@@ -175,9 +188,20 @@ export class RevisionProcess {
     this.cgroup?.setCpuPriority('normal');
     this.applyMemoryLimit();
     return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.instances.starting.has(spec.id))
+          this.kill(child, `it did not report instance ${spec.id} started within ${START_WAIT_MS} ms`);
+      }, START_WAIT_MS);
+      timer.unref();
       this.instances.starting.set(spec.id, {
-        resolve,
-        reject,
+        resolve: (instance) => {
+          clearTimeout(timer);
+          resolve(instance);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
         channel,
         hooks,
         logs: new LogLimiter(hooks.log),

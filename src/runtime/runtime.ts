@@ -9,7 +9,7 @@ import type { RevisionStats, RevisionTarget } from '../resources/serving.js';
 import type { BindingCall, LogRecord } from '../sandbox/protocol.js';
 import { CpuGauge } from './cpu-gauge.js';
 import type { InstanceChannel } from './instance-channel.js';
-import { type GrowthBounds, type Lease, RevisionPool } from './pool.js';
+import { type Client, type GrowthBounds, type Lease, RevisionPool } from './pool.js';
 import type { Sandbox, SandboxFactory } from './sandbox.js';
 
 export { PoolBusyError, type ScalingPolicy } from './pool.js';
@@ -123,11 +123,14 @@ export class Runtime {
     return Promise.resolve(this.lend(key));
   }
 
-  /** As acquire(), but a lease that is there now comes as it is, not in a promise (the gateway's path). */
-  lend(key: string): Lease | Promise<Lease> {
+  /**
+   * As acquire(), but a lease that is there now comes as it is, not in a promise (the gateway's
+   * path); while it waits for a start, the request is forgotten once `client` is destroyed.
+   */
+  lend(key: string, client?: Client): Lease | Promise<Lease> {
     const pool = this.pools.get(key);
     if (!pool) return Promise.reject(new Error(`revision ${key} is not deployed`));
-    return pool.lend();
+    return pool.lend(client);
   }
 
   /** Requests the revision is serving right now (for draining before it stops). */

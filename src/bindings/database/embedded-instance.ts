@@ -11,7 +11,9 @@ import type { WorkerData, WorkerRequest } from './pglite-worker.js';
 type Reply =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: WireError }
-  | { id: number; started: true };
+  | { id: number; started: true }
+  /** The worker rolled back a transaction that passed its time limit. */
+  | { txTimedOut: string };
 /** A request without its id, as callers build it. */
 export type Call = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
@@ -71,8 +73,15 @@ export class DatabaseInstance {
     private readonly worker: Worker,
     /** Called once when the worker is gone (closed, crashed or terminated), with the txs it held. */
     private readonly onGone: (txs: string[], timedOut: boolean) => void,
+    /** Called when the worker rolled back a transaction that passed its time limit. */
+    onTxTimedOut: (tx: string) => void = () => {},
   ) {
     worker.on('message', (reply: Reply) => {
+      if ('txTimedOut' in reply) {
+        this.txs.delete(reply.txTimedOut);
+        onTxTimedOut(reply.txTimedOut);
+        return;
+      }
       const call = this.calls.get(reply.id);
       if (!call) return;
       if ('started' in reply) {

@@ -150,13 +150,22 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     const template = join(this.options.dataDir, TEMPLATE);
     const worker = startWorker({ mode: 'serve', dir: this.dir(id), template, readyMarker: this.ready(id) });
     await whenReady(worker, 'The embedded database');
-    const instance = new DatabaseInstance(worker, (txs, timedOut) => {
-      if (this.instances.get(id) === instance) this.instances.delete(id);
-      for (const tx of txs) {
+    const instance = new DatabaseInstance(
+      worker,
+      (txs, timedOut) => {
+        if (this.instances.get(id) === instance) this.instances.delete(id);
+        for (const tx of txs) {
+          this.txs.delete(tx);
+          if (timedOut) this.markTimedOut(tx);
+        }
+      },
+      // The worker rolled back a transaction that outlived its time limit: forget it here too, so
+      // its engine can be closed once idle, whether or not the function ever touches it again.
+      (tx) => {
         this.txs.delete(tx);
-        if (timedOut) this.markTimedOut(tx);
-      }
-    });
+        this.markTimedOut(tx);
+      },
+    );
     this.instances.set(id, instance);
     return instance;
   }

@@ -36,6 +36,9 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [value, Math.round((performance.now() - started) * 1000) / 1000];
 }
 
+/** How long a transaction's handle outlives its time limit when the function never ends it. */
+const ABANDONED_HANDLE_MS = 5_000;
+
 /** Throws unless the calling function began the transaction `tx` and has not ended it. */
 function mustOwn(handles: Handles, tx: string): void {
   if (!handles.owns(tx))
@@ -117,7 +120,9 @@ export const databaseKind = {
     }),
     begin: op(z.tuple([z.number().int().min(1).max(60_000)]), async (db, [timeoutMs], { ref, handles }) => {
       const tx = await db.begin(ref, timeoutMs);
-      handles.grant(tx);
+      // A transaction the function abandons ends at its time limit: its handle goes 5 s
+      // later (late calls are told it timed out until then), not never.
+      handles.grant(tx, timeoutMs + ABANDONED_HANDLE_MS);
       return tx;
     }),
     queryInTransaction: op(z.tuple([z.string(), statement]), async (db, [tx, s], { handles }) => {

@@ -258,7 +258,9 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       const timer = setTimeout(() => {
         timedOut.add(txId);
         if (timedOut.size > 1000) timedOut.delete(timedOut.values().next().value!);
-        endTx(txId, 'ROLLBACK').catch(() => {});
+        endTx(txId, 'ROLLBACK')
+          .catch(() => {})
+          .finally(() => parentPort!.postMessage({ txTimedOut: txId }));
       }, req.timeoutMs);
       txs.set(txId, { release, timer, chain: Promise.resolve() });
       return txId;
