@@ -13,6 +13,7 @@ import { GatewayCall, type GatewayHooks, type Served } from '../src/gateway/gate
 import { RefusalPacer } from '../src/gateway/refusal.js';
 import type { TrafficShare } from '../src/gateway/traffic.js';
 import type { Lease, Runtime } from '../src/runtime/runtime.js';
+import { STREAM_WINDOW } from '../src/sandbox/channel.js';
 
 describe('GatewayCall', () => {
   let server: ReturnType<typeof createServer>;
@@ -92,5 +93,122 @@ describe('GatewayCall', () => {
     assert.equal(gate.inFlight, 0);
     assert.equal(invocations.length, 1);
     assert.equal(invocations[0]?.status, 499);
+  });
+});
+
+describe('the exchange against a lying instance', () => {
+  let server: ReturnType<typeof createServer>;
+  let port = 0;
+  let onRequest: (req: IncomingMessage, res: ServerResponse) => void = () => {};
+  before(async () => {
+    server = createServer((req, res) => onRequest(req, res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => server.close());
+
+  /** Serves the next request through a GatewayCall whose instance's channel is `channel`. */
+  function serveNext(channel: object, timeoutMs = 30_000): Promise<Invocation> {
+    const gate = new FunctionGate(10);
+    const admission = new Admission();
+    return new Promise((resolve) => {
+      const hooks: GatewayHooks = {
+        runtime: {
+          lend: () => ({
+            instance: { id: 'i1', channel } as unknown as Lease['instance'],
+            cold: false,
+            waitedMs: 0,
+            release() {},
+          }),
+          instanceFailed() {},
+        } as unknown as Runtime,
+        admission,
+        pacer: new RefusalPacer(),
+        active: 0,
+        onInvocation: resolve,
+        onRefused() {},
+      };
+      const served = {
+        target: { limits: { timeoutMs, maxRequestBytes: 64 * 1024 * 1024 } },
+        name: 'f',
+        gate,
+      } as unknown as Served;
+      onRequest = (req, res) => {
+        admission.enter(gate);
+        const share = { revision: 1, revisionKey: 'k' } as TrafficShare;
+        new GatewayCall(hooks, req, res, 'ns/f', '/', 'rid', served, share, () => {}).admitted(undefined);
+      };
+    });
+  }
+
+  it('takes no more of an upload than its window, whatever credit the instance grants', async () => {
+    type Sink = { credit(n: number): void };
+    let sink!: Sink;
+    let forwarded = 0;
+    const channel = {
+      open(s: Sink) {
+        sink = s;
+        return 1;
+      },
+      sendHead() {
+        // The instance grants 4 GiB at once: an honest one grants what it has read.
+        queueMicrotask(() => sink.credit(2 ** 32 - 1));
+      },
+      send(_type: number, _id: number, chunk?: Uint8Array) {
+        forwarded += chunk?.byteLength ?? 0;
+      },
+      abort() {},
+      done() {},
+      grant() {},
+    };
+    const record = serveNext(channel);
+    const client = request({ port, host: '127.0.0.1', method: 'POST', path: '/' });
+    client.on('error', () => {});
+    const chunk = Buffer.alloc(64 * 1024);
+    for (let i = 0; i < 64; i++) client.write(chunk);
+    await sleep(500);
+    // The window, and what the socket had read when the gateway paused it (it was 4 MiB before).
+    assert.ok(
+      forwarded <= STREAM_WINDOW + 128 * 1024,
+      `the gateway forwarded ${forwarded} bytes on a ${STREAM_WINDOW}-byte window`,
+    );
+    client.destroy();
+    await record;
+  });
+
+  it('cuts a response the instance answers twice, at once rather than at the time limit', async () => {
+    type Sink = { response(head: { s: number; h: string[] }, body?: Uint8Array): void };
+    let sink!: Sink;
+    const channel = {
+      open(s: Sink) {
+        sink = s;
+        return 1;
+      },
+      sendHead() {
+        queueMicrotask(() => {
+          sink.response({ s: 200, h: [] });
+          sink.response({ s: 200, h: [] }, new Uint8Array(3));
+        });
+      },
+      send() {},
+      abort() {},
+      done() {},
+      grant() {},
+    };
+    const record = serveNext(channel);
+    const began = performance.now();
+    const got = await new Promise<string>((resolve) => {
+      const client = request({ port, host: '127.0.0.1', path: '/' }, (res) => {
+        res.on('data', () => {});
+        res.on('end', () => resolve('end'));
+        res.on('error', () => resolve('cut'));
+        res.on('aborted', () => resolve('cut'));
+      });
+      client.on('error', () => resolve('cut'));
+      client.end();
+    });
+    await record;
+    assert.equal(got, 'cut');
+    assert.ok(performance.now() - began < 5000, 'the response stayed open until the time limit');
   });
 });

@@ -306,7 +306,13 @@ class Exchange implements StreamSink {
   }
 
   response(head: ResponseHead, body: Uint8Array | undefined): void {
-    if (this.done || this.responded) return;
+    if (this.done) return;
+    if (this.responded) {
+      // A second answer to one request is not the protocol (the channel has forgotten the stream
+      // if it was a whole one): the response is cut rather than left open until the time limit.
+      this.reset();
+      return;
+    }
     // 1xx answers are the gateway's own connection business; a function answers 200-599.
     if (!Number.isInteger(head.s) || head.s < 200 || head.s > 599 || (head.t?.length ?? 0) > 1024) {
       this.threw();
@@ -380,7 +386,9 @@ class Exchange implements StreamSink {
   }
 
   credit(bytes: number): void {
-    this.allowance += bytes;
+    // An instance gives back what it has read, never more than the window: a larger grant would
+    // make the gateway queue the client's upload in its own memory.
+    this.allowance = Math.min(STREAM_WINDOW, this.allowance + bytes);
     if (this.allowance > 0 && this.call.req.isPaused()) this.call.req.resume();
   }
 
