@@ -87,4 +87,21 @@ describe('KeyValue providers', () => {
     assert.deepEqual(lost.slice(0, 5), [], `${lost.length} acknowledged writes lost after kill -9`);
     await kv.close();
   });
+
+  it('embedded: a put with a capacity evicts the least recently put entries, durably', async () => {
+    const dir = tempDir('kv-capacity');
+    const ref = { namespace: 'default', name: 'cache' };
+    const value = new Uint8Array(1000);
+    let kv = await openEmbeddedKeyValue({ dataDir: dir });
+    for (const key of ['a', 'b', 'c']) await kv.put(ref, key, value, { capacity: 2500 });
+    // Put again: "a" is now the most recent, so "b" goes first.
+    await kv.put(ref, 'a', value, { capacity: 2500 });
+    await kv.put(ref, 'd', value, { capacity: 2500 });
+    const kept = async () => (await kv.list(ref)).keys.map((k) => k.name);
+    assert.deepEqual(await kept(), ['a', 'd']);
+    await kv.close();
+    kv = await openEmbeddedKeyValue({ dataDir: dir });
+    assert.deepEqual(await kept(), ['a', 'd'], 'an evicted entry came back after a restart');
+    await kv.close();
+  });
 });

@@ -3,7 +3,9 @@
  * Bucket binding may call. Gathered with the other kinds in ../registry.ts.
  */
 import { z } from 'zod';
+import { KylixError } from '../../errors.js';
 import { BUCKET } from '../../resources/binding-kinds.js';
+import { MAX_FRAME_BYTES } from '../../sandbox/channel.js';
 import { embeddedDataDir, embeddedSection } from '../embedded-config.js';
 import { type BindingKind, operations } from '../kind.js';
 import { verifyChecksums } from './checks.js';
@@ -60,6 +62,32 @@ const config = z
   ])
   .default({ provider: 'embedded' });
 
+/**
+ * The largest object (or range) one get reads whole: what one binding result can carry to the
+ * instance, with room for the object's metadata. Checked before reading, so a larger object costs
+ * the supervisor nothing.
+ */
+const MAX_GET_BYTES = MAX_FRAME_BYTES - 2 ** 20;
+/** Object bytes the gets of the whole node may hold in memory at once while they read. */
+const MAX_READING_BYTES = 256 * 2 ** 20;
+/** Object bytes being read by gets on this node now. */
+let reading = 0;
+
+/** Why a get of `bytes` may not read now, if it may not. */
+function mayRead(bytes: number): KylixError | undefined {
+  if (bytes > MAX_GET_BYTES)
+    return new KylixError(
+      'ERR_BINDING_TOO_LARGE',
+      `The object is ${bytes} bytes; one get through the binding carries at most ${MAX_GET_BYTES / 2 ** 20} MiB. Read it in ranges ({ range: { offset, length } }).`,
+    );
+  if (reading > 0 && reading + bytes > MAX_READING_BYTES)
+    return new KylixError(
+      'ERR_OVERLOADED',
+      `Gets on this node are reading ${Math.round(reading / 2 ** 20)} MiB of objects at once; retry shortly, or read large objects in smaller ranges.`,
+    );
+  return undefined;
+}
+
 /** See the file comment. */
 export const bucketKind = {
   name: BUCKET,
@@ -99,7 +127,7 @@ export const bucketKind = {
       ]),
       async (bucket, [key, body, { httpMetadata, customMetadata, onlyIf, ...expected }], { ref }) => {
         // The body is all here: checked before anything is stored, so a mismatch changes nothing.
-        const checksums = verifyChecksums(body, expected as Checksums);
+        const checksums = await verifyChecksums(body, expected as Checksums);
         return bucket.put(ref, key, body, { httpMetadata, customMetadata, onlyIf, checksums });
       },
     ),
@@ -121,9 +149,20 @@ export const bucketKind = {
         const got = await bucket.get(ref, key, options);
         if (!got) return null;
         if (!got.body) return { object: got.object, body: null };
-        const chunks: Uint8Array[] = [];
-        for await (const c of got.body) chunks.push(c);
-        return { object: got.object, range: got.range, body: Buffer.concat(chunks) };
+        const bytes = got.range?.length ?? got.object.size;
+        const refusal = mayRead(bytes);
+        if (refusal) {
+          await got.body[Symbol.asyncIterator]().return?.();
+          throw refusal;
+        }
+        reading += bytes;
+        try {
+          const chunks: Uint8Array[] = [];
+          for await (const c of got.body) chunks.push(c);
+          return { object: got.object, range: got.range, body: Buffer.concat(chunks) };
+        } finally {
+          reading -= bytes;
+        }
       },
     ),
     head: op(z.tuple([objectKey]), (bucket, [key], { ref }) => bucket.head(ref, key)),

@@ -33,6 +33,12 @@ export const CACHE_LIMITS = {
   maxHeadBytes: 64 * 1024,
   /** Body and head together: one KeyValue value. */
   maxEntryBytes: KV_LIMITS.maxValueBytes,
+  /**
+   * What one namespace's caches hold at most, together (embedded backend): past it, the least
+   * recently put entries are evicted, as a cache does. Any function has a cache without declaring
+   * it, so it must not be a way to fill the node's memory.
+   */
+  maxNamespaceBytes: 32 * 1024 * 1024,
   /** Longest time to keep an entry (a year, as Cloudflare's edge caps max-age). */
   maxTtlSeconds: 365 * 24 * 3600,
 };

@@ -48,7 +48,10 @@ export const cacheKind = {
       ]),
       async (kv, [name, u, head, body, ttl], { ref }) => {
         const value = encodeEntry({ ...head, url: u, stored: Date.now() }, body);
-        await kv.put(ref, cacheKey(name, u), value, { expiration: Math.floor(Date.now() / 1000) + ttl });
+        await kv.put(ref, cacheKey(name, u), value, {
+          expiration: Math.floor(Date.now() / 1000) + ttl,
+          capacity: CACHE_LIMITS.maxNamespaceBytes,
+        });
       },
     ),
     /** Removes the entry of a URL; answers whether there was one. */

@@ -12,14 +12,27 @@ export interface Piece {
   text: string;
 }
 
-/** Splits SQL into pieces; an unterminated literal or comment runs to the end (PostgreSQL reports it). */
+/** A character that can be part of a word in code (an identifier, a keyword, a number, a parameter). */
+const WORD_CHAR = /[A-Za-z0-9_$]/;
+const isWordChar = (c: string | undefined) => c !== undefined && WORD_CHAR.test(c);
+
+/**
+ * Splits SQL into pieces; an unterminated literal or comment runs to the end (PostgreSQL reports it).
+ * One pass, each character looked at a bounded number of times: a function's SQL (up to a binding
+ * call's size) is scanned on the supervisor's thread.
+ */
 export function scan(sql: string): Piece[] {
   const out: Piece[] = [];
-  let code = '';
-  const flush = () => {
-    if (code) out.push({ kind: 'code', text: code });
-    code = '';
+  /** Where the run of code that ends at the current piece began (-1: none since the last piece). */
+  let codeFrom = -1;
+  /** Ends the run of code at `end`. */
+  const flush = (end: number) => {
+    if (codeFrom >= 0 && end > codeFrom) out.push({ kind: 'code', text: sql.slice(codeFrom, end) });
+    codeFrom = -1;
   };
+  /** The code character `back` places before `at`, if the run of code reaches back that far. */
+  const codeBefore = (at: number, back: number) =>
+    codeFrom >= 0 && at - back >= codeFrom ? sql[at - back] : undefined;
   let i = 0;
   const n = sql.length;
   while (i < n) {
@@ -27,7 +40,7 @@ export function scan(sql: string): Piece[] {
     const start = i;
     if (c === '-' && sql[i + 1] === '-') {
       while (i < n && sql[i] !== '\n') i++;
-      flush();
+      flush(start);
       out.push({ kind: 'comment', text: sql.slice(start, i) });
     } else if (c === '/' && sql[i + 1] === '*') {
       let depth = 1;
@@ -41,11 +54,12 @@ export function scan(sql: string): Piece[] {
           i += 2;
         } else i++;
       }
-      flush();
+      flush(start);
       out.push({ kind: 'comment', text: sql.slice(start, i) });
     } else if (c === "'") {
-      // E'…' takes backslash escapes: the E is the last character of the code before it.
-      const escapes = /(^|[^A-Za-z0-9_$])[eE]$/.test(code);
+      // E'…' takes backslash escapes: the E is the last character of the code before it, and a word of its own.
+      const e = codeBefore(start, 1);
+      const escapes = (e === 'e' || e === 'E') && !isWordChar(codeBefore(start, 2));
       i++;
       while (i < n) {
         if (escapes && sql[i] === '\\') i += 2;
@@ -55,7 +69,7 @@ export function scan(sql: string): Piece[] {
           break;
         } else i++;
       }
-      flush();
+      flush(start);
       out.push({ kind: 'string', text: sql.slice(start, i) });
     } else if (c === '"') {
       i++;
@@ -66,25 +80,26 @@ export function scan(sql: string): Piece[] {
           break;
         } else i++;
       }
-      flush();
+      flush(start);
       out.push({ kind: 'ident', text: sql.slice(start, i) });
-    } else if (c === '$' && !/[A-Za-z0-9_$]$/.test(code)) {
-      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 65));
+    } else {
+      // A dollar quote ($$ or $tag$) starts only where a word does not go on.
+      const tag =
+        c === '$' && !isWordChar(codeBefore(start, 1))
+          ? /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 65))
+          : null;
       if (!tag) {
-        code += c;
+        if (codeFrom < 0) codeFrom = i;
         i++;
         continue;
       }
       const end = sql.indexOf(tag[0], i + tag[0].length);
       i = end < 0 ? n : end + tag[0].length;
-      flush();
+      flush(start);
       out.push({ kind: 'body', text: sql.slice(start, i) });
-    } else {
-      code += c;
-      i++;
     }
   }
-  flush();
+  flush(n);
   return out;
 }
 

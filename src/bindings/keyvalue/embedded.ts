@@ -47,9 +47,14 @@ interface SnapshotRow {
 }
 
 class Space {
+  /** In the order they were last put (the oldest first, for a cache's eviction). */
   readonly entries = new Map<string, Stored>();
   readonly keys = new SortedKeys();
+  /** Bytes of the keys and values held. */
+  bytes = 0;
 }
+
+const sizeOf = (key: string, s: Stored) => key.length * 2 + s.value.byteLength;
 
 const expired = (s: Stored, nowMs: number) => s.exp !== undefined && s.exp * 1000 <= nowMs;
 
@@ -124,7 +129,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     ref: ResourceRef,
     key: string,
     value: Uint8Array,
-    options?: { expiration?: number; metadata?: unknown },
+    options?: { expiration?: number; metadata?: unknown; capacity?: number },
   ): Promise<void> {
     const put = checkKvPut(ref, key, value, options);
     const r = resourceIdentity(ref).path;
@@ -132,7 +137,8 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     const stored: Stored = { value: Buffer.from(put.value) };
     if (put.metadata !== undefined) stored.meta = put.metadata;
     if (put.expiration !== undefined) stored.exp = put.expiration;
-    this.set(r, key, stored);
+    const space = this.set(r, key, stored);
+    if (options?.capacity !== undefined) await this.evict(r, space, options.capacity);
     const record: KvRecord = { s: ++this.seq, o: 'p', r, k: key, v: stored.value.toString('base64') };
     if (stored.meta !== undefined) record.m = stored.meta;
     if (stored.exp !== undefined) record.x = stored.exp;
@@ -194,20 +200,42 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     await this.journal.append(record);
   }
 
-  private set(r: string, key: string, stored: Stored): void {
+  private set(r: string, key: string, stored: Stored): Space {
     let space = this.spaces.get(r);
     if (!space) {
       space = new Space();
       this.spaces.set(r, space);
     }
+    // Deleted first, so the entry moves to the end of the put order.
+    const old = space.entries.get(key);
+    if (old) {
+      space.entries.delete(key);
+      space.bytes -= sizeOf(key, old);
+    }
     space.entries.set(key, stored);
+    space.bytes += sizeOf(key, stored);
     space.keys.add(key);
+    return space;
   }
 
   /** Forgets an entry in memory only: an expired one needs no record, replay drops it again. */
   private drop(space: Space, key: string): void {
+    const old = space.entries.get(key);
+    if (!old) return;
     space.entries.delete(key);
+    space.bytes -= sizeOf(key, old);
     space.keys.delete(key);
+  }
+
+  /** Deletes the space's least recently put entries (durably) until it holds at most `capacity` bytes. */
+  private async evict(r: string, space: Space, capacity: number): Promise<void> {
+    const deletes: Promise<void>[] = [];
+    for (const key of space.entries.keys()) {
+      if (space.bytes <= capacity || space.entries.size <= 1) break;
+      this.drop(space, key);
+      deletes.push(this.write({ s: ++this.seq, o: 'd', r, k: key }));
+    }
+    await Promise.all(deletes);
   }
 
   /** Drops expired entries, so memory does not keep what no read will ever return. */

@@ -36,7 +36,16 @@ export interface KeyValueProvider extends Provider {
     ref: ResourceRef,
     key: string,
     value: Uint8Array,
-    options?: { expiration?: number; metadata?: unknown },
+    options?: {
+      expiration?: number;
+      metadata?: unknown;
+      /**
+       * A cache's space: after the put, its least recently put entries are deleted until it holds at
+       * most this many bytes. Only the embedded provider, which holds every entry in memory, needs
+       * it; on Redis, its own maxmemory policy is the bound.
+       */
+      capacity?: number;
+    },
   ): Promise<void>;
   delete(ref: ResourceRef, key: string): Promise<void>;
   list(
