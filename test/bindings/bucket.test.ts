@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openEmbeddedBucket } from '../../src/bindings/bucket/embedded.js';
@@ -109,6 +109,27 @@ describe('Bucket providers', () => {
       (e: KylixError) => e.code === 'ERR_BACKEND_UNAVAILABLE' && e.message.includes('127.0.0.1:1'),
     );
     assert.equal((await bucket.health()).ok, false);
+    await bucket.close();
+  });
+
+  it('embedded: an upload neither completed nor aborted is aborted after 7 days', async () => {
+    const dir = tempDir('bucket-uploads');
+    const bucket = await openEmbeddedBucket({ dataDir: dir });
+    const ref = { namespace: 'default', name: 'b' };
+    const old = await bucket.createMultipartUpload(ref, 'k');
+    const record = readdirSync(dir, { recursive: true })
+      .map(String)
+      .find((p) => p.endsWith(join(old, 'upload.json')));
+    assert.ok(record, 'no upload.json on disk');
+    const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
+    utimesSync(join(dir, record), eightDaysAgo, eightDaysAgo);
+    // The next upload of the bucket sweeps the expired ones.
+    const fresh = await bucket.createMultipartUpload(ref, 'k');
+    await assert.rejects(
+      bucket.uploadPart(ref, 'k', old, 1, new Uint8Array(1)),
+      (e: KylixError) => e.code === 'ERR_NOT_FOUND',
+    );
+    assert.ok((await bucket.uploadPart(ref, 'k', fresh, 1, new Uint8Array(1))).etag);
     await bucket.close();
   });
 });

@@ -6,8 +6,9 @@
  * Completing streams the parts into one new blob and commits it as a put does; the folder goes.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { KylixError } from '../../errors.js';
 import { syncDir } from '../../storage/journal.js';
 import { checkCompletedParts, multipartEtag, noSuchUpload, partTooSmall } from './checks.js';
 import type { BucketIndex, IndexedObject } from './embedded-index.js';
@@ -23,6 +24,10 @@ interface UploadRecord {
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
 /** Parts are copied into the object in chunks of this size. */
 const COPY_CHUNK = 1024 * 1024;
+/** An upload neither completed nor aborted is aborted this long after it began (as R2 does after 7 days). */
+export const UPLOAD_LIFETIME_MS = 7 * 24 * 3600 * 1000;
+/** Uploads one bucket may have in progress at once. */
+export const MAX_OPEN_UPLOADS = 1000;
 
 function uploadDir(bucket: BucketIndex, uploadId: string): string {
   return join(bucket.dir, 'uploads', uploadId);
@@ -54,8 +59,43 @@ async function openUpload(bucket: BucketIndex, key: string, uploadId: string): P
   return record;
 }
 
+/**
+ * Aborts the bucket's uploads older than UPLOAD_LIFETIME_MS; answers how many are left. A function
+ * that begins uploads and never ends them must not fill the disk.
+ */
+async function expireUploads(bucket: BucketIndex, now = Date.now()): Promise<number> {
+  let ids: string[];
+  try {
+    ids = await readdir(join(bucket.dir, 'uploads'));
+  } catch {
+    return 0;
+  }
+  let open = 0;
+  for (const id of ids) {
+    if (!UPLOAD_ID.test(id)) continue;
+    // When it began: its record's time, or its folder's while the record is being written.
+    const dir = uploadDir(bucket, id);
+    const began = await stat(join(dir, 'upload.json')).then(
+      (s) => s.mtimeMs,
+      () =>
+        stat(dir).then(
+          (s) => s.mtimeMs,
+          () => now,
+        ),
+    );
+    if (now - began > UPLOAD_LIFETIME_MS) await rm(dir, { recursive: true, force: true });
+    else open++;
+  }
+  return open;
+}
+
 /** Starts an upload: its folder and record, durable before the id is handed out. */
 export async function createUpload(bucket: BucketIndex, record: UploadRecord): Promise<string> {
+  if ((await expireUploads(bucket)) >= MAX_OPEN_UPLOADS)
+    throw new KylixError(
+      'ERR_TOO_MANY_REQUESTS',
+      `The bucket has ${MAX_OPEN_UPLOADS} multipart uploads in progress, the most it may have: complete or abort some (an upload is aborted ${UPLOAD_LIFETIME_MS / 86_400_000} days after it began).`,
+    );
   const uploadId = randomBytes(16).toString('hex');
   const dir = uploadDir(bucket, uploadId);
   await mkdir(dir, { recursive: true, mode: 0o700 });
