@@ -167,6 +167,12 @@ function bindingKindOf(binding: object): BindingKindName {
   throw new KylixError('ERR_BINDING_DENIED', 'A binding names no kind.');
 }
 
+/**
+ * The timers of handles granted for a time, by key (kind and handle), cleared when the handle is
+ * released first. Handles are random ids, unique over all brokers of the process.
+ */
+const HANDLE_EXPIRIES = new Map<string, NodeJS.Timeout>();
+
 /** The handles of one kind as one function sees them: only those it opened (see BindingBroker.handles). */
 class OwnerHandles implements Handles {
   constructor(
@@ -188,9 +194,12 @@ class OwnerHandles implements Handles {
     const owner = this.owner;
     this.all.set(key, owner);
     if (forMs === undefined) return;
-    setTimeout(() => {
+    const timer = setTimeout(() => {
+      HANDLE_EXPIRIES.delete(key);
       if (this.all.get(key) === owner) this.all.delete(key);
-    }, forMs).unref();
+    }, forMs);
+    timer.unref();
+    HANDLE_EXPIRIES.set(key, timer);
   }
 
   owns(handle: string): boolean {
@@ -198,6 +207,9 @@ class OwnerHandles implements Handles {
   }
 
   release(handle: string): void {
-    this.all.delete(this.key(handle));
+    const key = this.key(handle);
+    this.all.delete(key);
+    clearTimeout(HANDLE_EXPIRIES.get(key));
+    HANDLE_EXPIRIES.delete(key);
   }
 }

@@ -98,6 +98,8 @@ export class GatewayCall implements ProxyCall {
   private sentAt = 0;
   private lease?: Lease;
   private over = false;
+  /** It waited for an instance to start (a client that left meanwhile is still a cold call's record). */
+  private coldWait = false;
   channel!: InstanceChannel;
   readonly limits: ProxyLimits;
   readonly functionName: string;
@@ -130,6 +132,7 @@ export class GatewayCall implements ProxyCall {
     gateway.active++;
     const lease = gateway.runtime.lend(this.share.revisionKey, this.res);
     if (lease instanceof Promise) {
+      this.coldWait = true;
       // A cold start: a client that leaves meanwhile gives back its slot at once, not when the
       // start completes (or never, if it never does).
       this.res.once('close', () => this.left());
@@ -213,7 +216,7 @@ export class GatewayCall implements ProxyCall {
       status: res.statusCode,
       durationMs: endedAt - this.started,
       instanceMs: this.sentAt ? endedAt - this.sentAt : undefined,
-      cold: lease?.cold ?? false,
+      cold: lease?.cold ?? this.coldWait,
       startupMs: lease?.waitedMs ?? 0,
       errorCode: platformErrorCode(res),
     });

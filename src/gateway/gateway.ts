@@ -53,21 +53,30 @@ type Connection = Socket & { [WAITING]?: Set<ServerResponse> };
  * the connection's end closes it as it closes any other response (one listener per connection).
  */
 function closeWithConnection(res: ServerResponse, socket: Connection): void {
+  // Gone already (the API's proxy serves after awaits of its own): closed as soon as it is handled.
+  if (socket.destroyed) {
+    setImmediate(closeResponse, res);
+    return;
+  }
   let waiting = socket[WAITING];
   if (!waiting) {
     const set = new Set<ServerResponse>();
     socket[WAITING] = waiting = set;
     socket.once('close', () => {
-      for (const r of set) {
-        r.destroy();
-        r.emit('close');
-      }
+      for (const r of set) closeResponse(r);
       set.clear();
     });
   }
   waiting.add(res);
   // Its turn came: from here the socket's own 'close' reaches it.
   res.once('socket', () => waiting.delete(res));
+}
+
+/** Closes a response that never had its socket, as the socket's end closes one that has. */
+function closeResponse(res: ServerResponse): void {
+  if (res.socket || res.destroyed) return;
+  res.destroy();
+  res.emit('close');
 }
 
 /** See the file comment. */

@@ -189,8 +189,18 @@ export class RevisionProcess {
     this.applyMemoryLimit();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        if (this.instances.starting.has(spec.id))
-          this.kill(child, `it did not report instance ${spec.id} started within ${START_WAIT_MS} ms`);
+        const w = this.instances.starting.get(spec.id);
+        if (!w) return;
+        // Answered here, with the reason, whatever the process's exit then says.
+        this.instances.starting.delete(spec.id);
+        w.channel.close();
+        w.reject(
+          new KylixError(
+            'ERR_NOT_READY',
+            `The function did not start: its sandbox process did not report the instance started within ${START_WAIT_MS / 1000} s, and was stopped.`,
+          ),
+        );
+        this.kill(child, `it did not report instance ${spec.id} started within ${START_WAIT_MS} ms`);
       }, START_WAIT_MS);
       timer.unref();
       this.instances.starting.set(spec.id, {

@@ -102,6 +102,12 @@ describe('KeyValue providers', () => {
     await kv.close();
     kv = await openEmbeddedKeyValue({ dataDir: dir });
     assert.deepEqual(await kept(), ['a', 'd'], 'an evicted entry came back after a restart');
+    // A delete while an evicting put is on its way to disk is journaled after it, as memory saw them.
+    await Promise.all([kv.put(ref, 'e', value, { capacity: 2500 }), kv.delete(ref, 'e')]);
+    assert.deepEqual(await kept(), ['d']);
+    await kv.close();
+    kv = await openEmbeddedKeyValue({ dataDir: dir });
+    assert.deepEqual(await kept(), ['d'], 'memory and the journal disagreed');
     await kv.close();
   });
 });

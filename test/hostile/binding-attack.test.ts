@@ -4,9 +4,11 @@
  * thread, or reach what the function does not own. Each test asserts the safe behaviour.
  */
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { eventually } from '../helpers/eventually.js';
 import { apply, writeProject } from '../helpers/platform.js';
 import { type Arena, arena, assertAllBlocked, PRELUDE } from './harness.js';
 
@@ -174,6 +176,8 @@ describe('hostile: binding calls that cost the supervisor without bound', () => 
     const made = await a.json<{ out: string }>('/bucket/multipart?key=huge&mb=70');
     assert.equal(made.out, 'stored');
     let got: { out: string[] } | undefined;
+    const openFiles = () => readdirSync('/proc/self/fd').length;
+    const filesBefore = openFiles();
     const growth = await peakExternalGrowth(
       a.json<{ out: string[] }>('/bucket/get?key=huge&n=6').then((g) => {
         got = g;
@@ -183,6 +187,12 @@ describe('hostile: binding calls that cost the supervisor without bound', () => 
     // Nothing can be answered (70 MiB > the 64 MiB frame), yet each get read the whole object.
     for (const o of got!.out) assert.match(o, /^refused: ERR_BINDING_TOO_LARGE/);
     assert.ok(growth < 160 * MiB, `the supervisor held ${Math.round(growth / MiB)} MiB for 6 refused gets`);
+    // A refused get closes what the provider opened for it (a file here; a connection on S3).
+    await eventually(() => openFiles() <= filesBefore + 2, 3000).catch(() => undefined);
+    assert.ok(
+      openFiles() <= filesBefore + 2,
+      `${openFiles() - filesBefore} files stayed open after 6 refused gets`,
+    );
     await a.neighbourOk();
   });
 

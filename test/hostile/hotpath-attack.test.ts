@@ -103,7 +103,8 @@ describe('hostile: the per-request path', () => {
     await eventually(() => a.node.platform.gateway.activeRequests() === 1);
     const c = connect(portOf(a));
     c.socket.write('GET /hold/queued HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
-    await sleep(5);
+    // Nothing shows a request queued for admission from outside: time for it to get there.
+    await sleep(100);
     c.socket.destroy();
     assert.equal(await (await first).text(), 'held');
     await idle();

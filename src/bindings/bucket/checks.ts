@@ -120,7 +120,7 @@ export function checkListOptions(
 /** The chunks of a put's body, checked to be bytes as they stream in. */
 export async function* bodyChunks(body: AsyncIterable<Uint8Array> | Uint8Array): AsyncGenerator<Uint8Array> {
   if (body instanceof Uint8Array) {
-    // In slices (views, not copies), so what is done per chunk (hashing, writing) lets other work run between them.
+    // In slices (views, not copies): a provider that awaits a write per slice lets other work run between them.
     for (let at = 0; at < body.byteLength; at += HASH_SLICE_BYTES)
       yield body.subarray(at, at + HASH_SLICE_BYTES);
     return;

@@ -50,8 +50,11 @@ async function writeDurably(path: string, bytes: Uint8Array | string): Promise<v
 async function openUpload(bucket: BucketIndex, key: string, uploadId: string): Promise<UploadRecord> {
   if (!UPLOAD_ID.test(uploadId)) throw noSuchUpload(key);
   let record: UploadRecord;
+  const path = join(uploadDir(bucket, uploadId), 'upload.json');
   try {
-    record = JSON.parse(await readFile(join(uploadDir(bucket, uploadId), 'upload.json'), 'utf8'));
+    record = JSON.parse(await readFile(path, 'utf8'));
+    // Past its lifetime it is aborted, whether or not a sweep has removed its files yet.
+    if (Date.now() - (await stat(path)).mtimeMs > UPLOAD_LIFETIME_MS) throw noSuchUpload(key);
   } catch {
     throw noSuchUpload(key);
   }
@@ -72,6 +75,7 @@ async function expireUploads(bucket: BucketIndex, now = Date.now()): Promise<num
   }
   let open = 0;
   for (const id of ids) {
+    if (id.includes('.removed-')) await rm(join(bucket.dir, 'uploads', id), { recursive: true, force: true });
     if (!UPLOAD_ID.test(id)) continue;
     // When it began: its record's time, or its folder's while the record is being written.
     const dir = uploadDir(bucket, id);
@@ -83,10 +87,24 @@ async function expireUploads(bucket: BucketIndex, now = Date.now()): Promise<num
           () => now,
         ),
     );
-    if (now - began > UPLOAD_LIFETIME_MS) await rm(dir, { recursive: true, force: true });
+    if (now - began > UPLOAD_LIFETIME_MS) await removeUpload(dir);
     else open++;
   }
   return open;
+}
+
+/**
+ * Removes an upload's folder: renamed out of the way first (one step), so a part being written
+ * into it at that moment cannot keep the removal from finishing or leave half a folder behind.
+ */
+async function removeUpload(dir: string): Promise<void> {
+  const doomed = `${dir}.removed-${randomBytes(4).toString('hex')}`;
+  try {
+    await rename(dir, doomed);
+  } catch {
+    return;
+  }
+  await rm(doomed, { recursive: true, force: true }).catch(() => {});
 }
 
 /** Starts an upload: its folder and record, durable before the id is handed out. */

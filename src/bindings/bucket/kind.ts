@@ -68,7 +68,10 @@ const config = z
  * the supervisor nothing.
  */
 const MAX_GET_BYTES = MAX_FRAME_BYTES - 2 ** 20;
-/** Object bytes the gets of the whole node may hold in memory at once while they read. */
+/**
+ * Object bytes the gets of the whole node may be reading into memory at once (a result read and on
+ * its way to the instance is bounded by the channel's queue of unread results instead).
+ */
 const MAX_READING_BYTES = 256 * 2 ** 20;
 /** Object bytes being read by gets on this node now. */
 let reading = 0;
@@ -152,7 +155,9 @@ export const bucketKind = {
         const bytes = got.range?.length ?? got.object.size;
         const refusal = mayRead(bytes);
         if (refusal) {
-          await got.body[Symbol.asyncIterator]().return?.();
+          // Started, then stopped: a provider's body that has not started would skip the cleanup
+          // (closing its file, giving back its connection) that stopping runs.
+          for await (const _ of got.body) break;
           throw refusal;
         }
         reading += bytes;

@@ -138,11 +138,14 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     if (put.metadata !== undefined) stored.meta = put.metadata;
     if (put.expiration !== undefined) stored.exp = put.expiration;
     const space = this.set(r, key, stored);
-    if (options?.capacity !== undefined) await this.evict(r, space, options.capacity);
     const record: KvRecord = { s: ++this.seq, o: 'p', r, k: key, v: stored.value.toString('base64') };
     if (stored.meta !== undefined) record.m = stored.meta;
     if (stored.exp !== undefined) record.x = stored.exp;
-    await this.write(record);
+    // The journal keeps the order of these calls, with no await between a change in memory and
+    // its record: a delete or put of the same key meanwhile is journaled in the order memory saw it.
+    const writes = [this.write(record)];
+    if (options?.capacity !== undefined) this.evict(r, space, options.capacity, writes);
+    await Promise.all(writes);
   }
 
   async delete(ref: ResourceRef, key: string): Promise<void> {
@@ -227,15 +230,13 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     space.keys.delete(key);
   }
 
-  /** Deletes the space's least recently put entries (durably) until it holds at most `capacity` bytes. */
-  private async evict(r: string, space: Space, capacity: number): Promise<void> {
-    const deletes: Promise<void>[] = [];
+  /** Deletes the space's least recently put entries until it holds at most `capacity` bytes; their records' writes join `writes`. */
+  private evict(r: string, space: Space, capacity: number, writes: Promise<void>[]): void {
     for (const key of space.entries.keys()) {
       if (space.bytes <= capacity || space.entries.size <= 1) break;
       this.drop(space, key);
-      deletes.push(this.write({ s: ++this.seq, o: 'd', r, k: key }));
+      writes.push(this.write({ s: ++this.seq, o: 'd', r, k: key }));
     }
-    await Promise.all(deletes);
   }
 
   /** Drops expired entries, so memory does not keep what no read will ever return. */
