@@ -72,7 +72,7 @@ const MAX_GET_BYTES = MAX_FRAME_BYTES - 2 ** 20;
  * Object bytes the gets of the whole node may be reading into memory at once (a result read and on
  * its way to the instance is bounded by the channel's queue of unread results instead).
  */
-const MAX_READING_BYTES = 256 * 2 ** 20;
+const MAX_READING_BYTES = 128 * 2 ** 20;
 /** Object bytes being read by gets on this node now. */
 let reading = 0;
 
@@ -162,9 +162,19 @@ export const bucketKind = {
         }
         reading += bytes;
         try {
-          const chunks: Uint8Array[] = [];
-          for await (const c of got.body) chunks.push(c);
-          return { object: got.object, range: got.range, body: Buffer.concat(chunks) };
+          // Read into one buffer of the announced size: no list of chunks and then a copy of them all.
+          const body = Buffer.allocUnsafe(bytes);
+          let at = 0;
+          for await (const c of got.body) {
+            if (at + c.byteLength > bytes)
+              throw new KylixError(
+                'ERR_BACKEND_UNAVAILABLE',
+                'The bucket sent more bytes than the object holds.',
+              );
+            body.set(c, at);
+            at += c.byteLength;
+          }
+          return { object: got.object, range: got.range, body: at === bytes ? body : body.subarray(0, at) };
         } finally {
           reading -= bytes;
         }
