@@ -8,6 +8,8 @@ import { readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { BindingBroker } from '../../src/bindings/broker.js';
+import { EmbeddedDatabaseProvider } from '../../src/bindings/database/embedded.js';
 import { eventually } from '../helpers/eventually.js';
 import { apply, writeProject } from '../helpers/platform.js';
 import { type Arena, arena, assertAllBlocked, PRELUDE } from './harness.js';
@@ -265,5 +267,81 @@ describe('hostile: binding calls that cost the supervisor without bound', () => 
     // The upload is untouched: its owner completes it with its own part.
     assert.equal((await a.json<{ out: string }>(`/bucket/finish?key=shared&id=${id}`)).out, 'mine');
     await a.neighbourOk();
+  });
+});
+
+describe('hostile: abandoned transactions', () => {
+  const brokers = new Set<BindingBroker>();
+  const providers = new Set<EmbeddedDatabaseProvider>();
+  const call = BindingBroker.prototype.call;
+  const begin = EmbeddedDatabaseProvider.prototype.begin;
+  let a: Arena;
+  before(async () => {
+    // Only to find the node's broker and provider and look at what they hold.
+    BindingBroker.prototype.call = function (this: BindingBroker, ...args: Parameters<typeof call>) {
+      brokers.add(this);
+      return call.apply(this, args);
+    };
+    EmbeddedDatabaseProvider.prototype.begin = function (
+      this: EmbeddedDatabaseProvider,
+      ...args: Parameters<typeof begin>
+    ) {
+      providers.add(this);
+      return begin.apply(this, args);
+    };
+    a = await arena();
+    const { ok } = await apply(
+      a.node,
+      writeProject({
+        'kylix.yaml': [
+          'apiVersion: kylix.dev/v1\nkind: Database\nmetadata:\n  name: txdb\nspec: {}',
+          'apiVersion: kylix.dev/v1\nkind: Function\nmetadata:\n  name: tx\nspec:\n  source: ./f.js\n  routes:\n    - path: /tx\n    - path: /tx/*\n  bindings:\n    DB:\n      database: txdb\n',
+        ].join('\n---\n'),
+        // Begins transactions whose callback never settles: each times out and is rolled back by
+        // the database, and the function never commits nor rolls it back.
+        'f.js': `export default { async fetch(request, env, ctx) {
+          if (new URL(request.url).pathname.endsWith('/query')) return Response.json(await env.DB.query('select 1 as one'));
+          for (let i = 0; i < 50; i++) ctx.waitUntil(env.DB.transaction(() => new Promise(() => {}), { timeoutMs: 5 }).catch(() => {}));
+          return new Response('abandoned');
+        } };`,
+      }),
+    );
+    assert.ok(ok, 'the function did not deploy');
+  });
+  after(async () => {
+    BindingBroker.prototype.call = call;
+    EmbeddedDatabaseProvider.prototype.begin = begin;
+    await a.close();
+  });
+
+  it('a transaction that timed out is forgotten by the broker and the provider', async () => {
+    assert.equal(await (await a.get('/tx')).text(), 'abandoned');
+    // The database serves one transaction at a time: once a query gets through, all 50 have begun.
+    await eventually(async () => (await a.get('/tx/query')).status === 200, 10_000);
+    const [broker] = brokers;
+    const [provider] = providers;
+    assert.ok(broker && provider);
+    const held = () => {
+      const handles = (broker as unknown as { handles: Map<string, string> }).handles.size;
+      const txs = (provider as unknown as { txs: Map<string, unknown> }).txs.size;
+      const engines = [
+        ...(provider as unknown as { instances: Map<string, { idle: boolean }> }).instances.values(),
+      ];
+      return { handles, txs, busyEngines: engines.filter((e) => !e.idle).length };
+    };
+    // The provider forgets them as the database rolls them back; the broker the handles 5 s after
+    // their time limit (a late call is told the transaction timed out until then).
+    await eventually(() => held().txs === 0 && held().busyEngines === 0, 2000).catch(() => undefined);
+    assert.deepEqual(
+      { ...held(), handles: 0 },
+      { handles: 0, txs: 0, busyEngines: 0 },
+      'the provider still holds them',
+    );
+    await eventually(() => held().handles === 0, 10_000).catch(() => undefined);
+    assert.deepEqual(
+      held(),
+      { handles: 0, txs: 0, busyEngines: 0 },
+      'transactions that timed out are still held (and their engine can never be closed as idle)',
+    );
   });
 });
