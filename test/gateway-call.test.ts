@@ -15,18 +15,18 @@ import type { TrafficShare } from '../src/gateway/traffic.js';
 import type { Lease, Runtime } from '../src/runtime/runtime.js';
 import { STREAM_WINDOW } from '../src/sandbox/channel.js';
 
+/** The test server: each test says what its next request does. */
+let server: ReturnType<typeof createServer>;
+let port = 0;
+let onRequest: (req: IncomingMessage, res: ServerResponse) => void = () => {};
+before(async () => {
+  server = createServer((req, res) => onRequest(req, res));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  port = (server.address() as AddressInfo).port;
+});
+after(() => server.close());
+
 describe('GatewayCall', () => {
-  let server: ReturnType<typeof createServer>;
-  let port = 0;
-  let onRequest: (req: IncomingMessage, res: ServerResponse) => void = () => {};
-
-  before(async () => {
-    server = createServer((req, res) => onRequest(req, res));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    port = (server.address() as AddressInfo).port;
-  });
-  after(() => server.close());
-
   it('gives the instance back at once when the client went away during its cold start', async () => {
     const log: string[] = [];
     const sink: { response?: (head: unknown, body: Uint8Array) => void } = {};
@@ -97,16 +97,6 @@ describe('GatewayCall', () => {
 });
 
 describe('the exchange against a lying instance', () => {
-  let server: ReturnType<typeof createServer>;
-  let port = 0;
-  let onRequest: (req: IncomingMessage, res: ServerResponse) => void = () => {};
-  before(async () => {
-    server = createServer((req, res) => onRequest(req, res));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    port = (server.address() as AddressInfo).port;
-  });
-  after(() => server.close());
-
   /** Serves the next request through a GatewayCall whose instance's channel is `channel`. */
   function serveNext(channel: object, timeoutMs = 30_000): Promise<Invocation> {
     const gate = new FunctionGate(10);
