@@ -8,8 +8,8 @@
  * own, a malformed or oversized one, or a malformed frame on a channel, ends it.
  *
  * This file holds its life (start, instances, memory cap, warm workers, exit); how it is spawned is
- * in sandbox-command.ts, what it says about its instances in control-messages.ts, and the bound
- * on its stderr in stderr-limiter.ts.
+ * in sandbox-command.ts, what it says about its instances in control-messages.ts, and its stderr
+ * (bounded on its way to the log, its tail the exit reason) in sandbox-stderr.ts.
  */
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -35,7 +35,7 @@ import type { Isolation } from './isolation/isolation.js';
 import { LogLimiter } from './log-limiter.js';
 import type { SandboxEvents, SandboxInstance } from './sandbox.js';
 import { CHANNEL_SLOTS, FIRST_CHANNEL_FD, type SpawnedSandbox, spawnSandbox } from './sandbox-command.js';
-import { stderrLimiter } from './stderr-limiter.js';
+import { exitReason, followStderr, oomReason } from './sandbox-stderr.js';
 
 export { MAX_REASON_CHARS } from './control-messages.js';
 export { CHANNEL_SLOTS, SANDBOX_HOST } from './sandbox-command.js';
@@ -350,16 +350,7 @@ export class RevisionProcess {
       ended = true;
       this.kill(child, why);
     };
-    // The process writes what it likes here: the tail is kept for its exit reason, but only what
-    // stderrLimiter lets through reaches the platform's log.
-    const toLog = stderrLimiter((text) => this.onStderr?.(this.namespace, text));
-    // This process's own tail: what an earlier process wrote after its exit must not become this
-    // one's exit reason.
-    let stderrTail = '';
-    child.stderr?.on('data', (text: string) => {
-      stderrTail = (stderrTail + text).slice(-2000);
-      toLog(text);
-    });
+    const stderrTail = followStderr(child, (text) => this.onStderr?.(this.namespace, text));
     // The slot is held until the process has booted (its first message), or is gone.
     child.once('exit', release);
     setTimeout(release, 10_000).unref();
@@ -382,7 +373,7 @@ export class RevisionProcess {
     this.control.onClose(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    child.on('exit', (code, signal) => this.onProcessExit(child, code, signal, stderrTail));
+    child.on('exit', (code, signal) => this.onProcessExit(child, code, signal, stderrTail()));
     this.child = child;
     this.freeSlots = Array.from({ length: CHANNEL_SLOTS }, (_, i) => i);
     this.applyMemoryLimit();
@@ -416,11 +407,9 @@ export class RevisionProcess {
   ): void {
     if (this.child === child) this.child = undefined;
     const oom = this.cgroup?.oomKilled() ?? false;
-    const last = stderrTail.trim().split('\n').slice(-3).join(' | ');
-    const peak = oom ? this.cgroup?.peakBytes() : undefined;
     const reason = oom
-      ? `the sandbox process used more than its memory limit (${this.appliedMiB} MiB) and was killed${peak ? ` (peak ${Math.round(peak / 2 ** 20)} MiB)` : ''}`
-      : `sandbox process exited (${signal ?? `code ${code}`})${last ? `: ${last}` : ''}`;
+      ? oomReason(this.appliedMiB, this.cgroup?.peakBytes())
+      : exitReason(code, signal, stderrTail);
     for (const w of this.instances.starting.values()) {
       w.channel.close();
       w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${reason}`));
