@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, utimesSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openEmbeddedBucket } from '../../src/bindings/bucket/embedded.js';
+import { MAX_OPEN_UPLOADS } from '../../src/bindings/bucket/embedded-multipart.js';
 import { createBucketProvider } from '../../src/bindings/bucket/index.js';
 import type { KylixError } from '../../src/errors.js';
 import { startS3rver } from '../helpers/s3rver.js';
@@ -130,6 +131,99 @@ describe('Bucket providers', () => {
       (e: KylixError) => e.code === 'ERR_NOT_FOUND',
     );
     assert.ok((await bucket.uploadPart(ref, 'k', fresh, 1, new Uint8Array(1))).etag);
+    await bucket.close();
+  });
+  it('embedded: a part replaced while the upload completes never mixes into the object', async () => {
+    const bucket = await openEmbeddedBucket({ dataDir: tempDir('bucket-race') });
+    const ref = { namespace: 'default', name: 'b' };
+    const first = new Uint8Array(5 * 1024 * 1024).fill(0x61);
+    const other = new Uint8Array(5 * 1024 * 1024).fill(0x62);
+    const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
+    const outcomes = new Set<string>();
+    for (let round = 0; round < 8; round++) {
+      const key = `k${round}`;
+      const id = await bucket.createMultipartUpload(ref, key);
+      const p1 = await bucket.uploadPart(ref, key, id, 1, first);
+      const p2 = await bucket.uploadPart(ref, key, id, 2, new Uint8Array([1]));
+      // The replacement lands at a different moment of the completion each round.
+      const replace = new Promise((r) => setTimeout(r, round)).then(() =>
+        bucket.uploadPart(ref, key, id, 1, other),
+      );
+      const [done] = await Promise.allSettled([
+        bucket.completeMultipartUpload(ref, key, id, [p1, p2]),
+        replace,
+      ]);
+      outcomes.add(done.status);
+      if (done.status === 'rejected') {
+        assert.equal((done.reason as KylixError).code, 'ERR_NOT_FOUND');
+        continue;
+      }
+      const got = await bucket.get(ref, key);
+      assert.ok(got);
+      const chunks: Uint8Array[] = [];
+      for await (const c of got.body ?? []) chunks.push(c);
+      const bytes = Buffer.concat(chunks);
+      assert.equal(bytes.byteLength, first.byteLength + 1);
+      assert.equal(got.object.size, bytes.byteLength);
+      assert.equal(
+        md5(bytes.subarray(0, first.byteLength)),
+        p1.etag,
+        `round ${round}: part 1 is not the part listed`,
+      );
+    }
+    assert.ok(outcomes.has('fulfilled'), 'no completion succeeded');
+    await bucket.close();
+  });
+
+  it('embedded: a part whose bytes no longer match its record is refused at completion, not joined', async () => {
+    // What a node that stopped between writing a part's bytes and its record leaves behind.
+    const dir = tempDir('bucket-torn');
+    const bucket = await openEmbeddedBucket({ dataDir: dir });
+    const ref = { namespace: 'default', name: 'b' };
+    const id = await bucket.createMultipartUpload(ref, 'k');
+    const p1 = await bucket.uploadPart(ref, 'k', id, 1, new Uint8Array(5 * 1024 * 1024).fill(0x61));
+    const p2 = await bucket.uploadPart(ref, 'k', id, 2, new Uint8Array([1]));
+    const part = readdirSync(dir, { recursive: true })
+      .map(String)
+      .find((p) => p.endsWith(join(id, '1')));
+    assert.ok(part, 'no part file on disk');
+    writeFileSync(join(dir, part), new Uint8Array(5 * 1024 * 1024).fill(0x62));
+    await assert.rejects(
+      bucket.completeMultipartUpload(ref, 'k', id, [p1, p2]),
+      (e: KylixError) => e.code === 'ERR_NOT_FOUND' && /Part 1\b/.test(e.message),
+    );
+    assert.equal(await bucket.head(ref, 'k'), null);
+    // The upload is still there: part 1 uploaded again, it completes.
+    const again = await bucket.uploadPart(ref, 'k', id, 1, new Uint8Array(5 * 1024 * 1024).fill(0x63));
+    assert.equal((await bucket.completeMultipartUpload(ref, 'k', id, [again, p2])).size, 5 * 1024 * 1024 + 1);
+    await bucket.close();
+  });
+
+  it('embedded: uploads begun all at once stop at the cap', async () => {
+    const dir = tempDir('bucket-cap');
+    const bucket = await openEmbeddedBucket({ dataDir: dir });
+    const ref = { namespace: 'default', name: 'b' };
+    const one = await bucket.createMultipartUpload(ref, 'k');
+    const record = readdirSync(dir, { recursive: true })
+      .map(String)
+      .find((p) => p.endsWith(join(one, 'upload.json')));
+    assert.ok(record, 'no upload.json on disk');
+    // All but 5 of the cap, written directly (creating them one by one takes four fsyncs each).
+    const uploads = join(dir, record, '..', '..');
+    for (let i = 1; i < MAX_OPEN_UPLOADS - 5; i++) {
+      const id = i.toString(16).padStart(32, '0');
+      mkdirSync(join(uploads, id));
+      writeFileSync(
+        join(uploads, id, 'upload.json'),
+        JSON.stringify({ key: 'k', httpMetadata: {}, customMetadata: {} }),
+      );
+    }
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, () => bucket.createMultipartUpload(ref, 'k')),
+    );
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 5);
+    for (const r of results)
+      if (r.status === 'rejected') assert.equal((r.reason as KylixError).code, 'ERR_TOO_MANY_REQUESTS');
     await bucket.close();
   });
 });

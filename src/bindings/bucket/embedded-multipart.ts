@@ -3,10 +3,13 @@
  * `uploads/<id>/` (the id is 32 random hex digits, checked before it names a path), holding
  * `upload.json` (its key and metadata) and each part as `<n>` beside `<n>.json` (its etag and
  * size), each written, synced and renamed into place so a crash leaves a part whole or absent.
- * Completing streams the parts into one new blob and commits it as a put does; the folder goes.
+ * Completing first claims the folder (renames it to `<id>.completing-<ms>-<rand>`, one step), so
+ * no part can be replaced and no second completion or abort can start while it copies; it then
+ * streams the parts into one new blob, checking each part's bytes against the etag the caller
+ * listed, and commits it as a put does. A completion that fails gives the folder back.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KylixError } from '../../errors.js';
 import { syncDir } from '../../storage/journal.js';
@@ -75,7 +78,8 @@ async function expireUploads(bucket: BucketIndex, now = Date.now()): Promise<num
   }
   let open = 0;
   for (const id of ids) {
-    if (id.includes('.removed-')) await rm(join(bucket.dir, 'uploads', id), { recursive: true, force: true });
+    if (id.includes('.removed-') || stuckCompletion(id, now))
+      await rm(join(bucket.dir, 'uploads', id), { recursive: true, force: true });
     if (!UPLOAD_ID.test(id)) continue;
     // When it began: its record's time, or its folder's while the record is being written.
     const dir = uploadDir(bucket, id);
@@ -93,6 +97,12 @@ async function expireUploads(bucket: BucketIndex, now = Date.now()): Promise<num
   return open;
 }
 
+/** A claimed folder a completion left behind (the node stopped mid-copy): gone after a day. */
+function stuckCompletion(name: string, now: number): boolean {
+  const claimed = /\.completing-(\d+)-/.exec(name);
+  return claimed !== null && now - Number(claimed[1]) > 86_400_000;
+}
+
 /**
  * Removes an upload's folder: renamed out of the way first (one step), so a part being written
  * into it at that moment cannot keep the removal from finishing or leave half a folder behind.
@@ -107,8 +117,20 @@ async function removeUpload(dir: string): Promise<void> {
   await rm(doomed, { recursive: true, force: true }).catch(() => {});
 }
 
+/** Each bucket's uploads being created, one at a time, so that many at once cannot pass the cap together. */
+const creating = new WeakMap<BucketIndex, Promise<unknown>>();
+
 /** Starts an upload: its folder and record, durable before the id is handed out. */
-export async function createUpload(bucket: BucketIndex, record: UploadRecord): Promise<string> {
+export function createUpload(bucket: BucketIndex, record: UploadRecord): Promise<string> {
+  const next = (creating.get(bucket) ?? Promise.resolve()).then(
+    () => startUpload(bucket, record),
+    () => startUpload(bucket, record),
+  );
+  creating.set(bucket, next);
+  return next;
+}
+
+async function startUpload(bucket: BucketIndex, record: UploadRecord): Promise<string> {
   if ((await expireUploads(bucket)) >= MAX_OPEN_UPLOADS)
     throw new KylixError(
       'ERR_TOO_MANY_REQUESTS',
@@ -150,48 +172,48 @@ export async function completeUpload(
   const record = await openUpload(bucket, key, uploadId);
   const parts = checkCompletedParts(given);
   const dir = uploadDir(bucket, uploadId);
-  const sizes: number[] = [];
+  // What the parts' records say is checked first, so that a wrong list fails before any copying.
   for (const [i, part] of parts.entries()) {
     const stored = await readFile(join(dir, `${part.partNumber}.json`), 'utf8').then(
       (t) => JSON.parse(t) as { etag: string; size: number },
       () => undefined,
     );
-    if (!stored || stored.etag !== part.etag)
-      throw Object.assign(noSuchUpload(key), {
-        message: `Part ${part.partNumber} of this upload was not uploaded with etag "${part.etag}".`,
-      });
+    if (!stored || stored.etag !== part.etag) throw wrongPart(key, part);
     if (i < parts.length - 1 && stored.size < BUCKET_LIMITS.minPartBytes)
       throw partTooSmall(part.partNumber, stored.size);
-    sizes.push(stored.size);
+  }
+  const claimed = `${dir}.completing-${Date.now()}-${randomBytes(4).toString('hex')}`;
+  try {
+    await rename(dir, claimed);
+  } catch {
+    // Completed, aborted or expired since it was opened.
+    throw noSuchUpload(key);
   }
   // 1. Copy the parts into a new blob, 2. sync it, 3. commit the key, 4. drop the upload.
   const blob = randomBytes(16).toString('hex');
-  const path = await bucket.newBlob(blob);
-  const out = await open(path, 'wx', 0o600);
+  let size = 0;
   try {
-    const buffer = Buffer.allocUnsafe(COPY_CHUNK);
-    for (const part of parts) {
-      const input = await open(join(dir, String(part.partNumber)), 'r');
-      try {
-        for (;;) {
-          const { bytesRead } = await input.read(buffer, 0, buffer.length, null);
-          if (bytesRead === 0) break;
-          await out.write(buffer, 0, bytesRead);
-        }
-      } finally {
-        await input.close();
+    const path = await bucket.newBlob(blob);
+    const out = await open(path, 'wx', 0o600);
+    try {
+      for (const [i, part] of parts.entries()) {
+        const bytes = await copyPart(join(claimed, String(part.partNumber)), out, key, part);
+        if (i < parts.length - 1 && bytes < BUCKET_LIMITS.minPartBytes)
+          throw partTooSmall(part.partNumber, bytes);
+        size += bytes;
       }
+      await out.sync();
+    } finally {
+      await out.close();
     }
-    await out.sync();
   } catch (err) {
-    await out.close().catch(() => {});
     await bucket.abandon(blob);
+    await rename(claimed, dir).catch(() => {});
     throw err;
   }
-  await out.close();
   const indexed: IndexedObject = {
     blob,
-    size: sizes.reduce((a, b) => a + b, 0),
+    size,
     etag: multipartEtag(parts.map((p) => p.etag)),
     uploaded: new Date().toISOString(),
     httpMetadata: record.httpMetadata,
@@ -199,8 +221,40 @@ export async function completeUpload(
     sums: {},
   };
   await bucket.commit(key, indexed);
-  await rm(dir, { recursive: true, force: true });
+  await rm(claimed, { recursive: true, force: true });
   return { indexed };
+}
+
+/**
+ * Appends one part's file to `out`; answers its size. Its bytes must be the ones the etag names: the
+ * object is made only of what the caller listed, whatever happened to the part's files before.
+ */
+async function copyPart(path: string, out: FileHandle, key: string, part: UploadedPart): Promise<number> {
+  const input = await open(path, 'r').catch(() => {
+    throw wrongPart(key, part);
+  });
+  const md5 = createHash('md5');
+  const buffer = Buffer.allocUnsafe(COPY_CHUNK);
+  let size = 0;
+  try {
+    for (;;) {
+      const { bytesRead } = await input.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      md5.update(buffer.subarray(0, bytesRead));
+      await out.write(buffer, 0, bytesRead);
+      size += bytesRead;
+    }
+  } finally {
+    await input.close();
+  }
+  if (md5.digest('hex') !== part.etag) throw wrongPart(key, part);
+  return size;
+}
+
+function wrongPart(key: string, part: UploadedPart): KylixError {
+  return Object.assign(noSuchUpload(key), {
+    message: `Part ${part.partNumber} of this upload was not uploaded with etag "${part.etag}".`,
+  });
 }
 
 /** Drops an upload and its parts; an upload that is not there is already gone. */
@@ -210,5 +264,5 @@ export async function abortUpload(bucket: BucketIndex, key: string, uploadId: st
   } catch {
     return;
   }
-  await rm(uploadDir(bucket, uploadId), { recursive: true, force: true });
+  await removeUpload(uploadDir(bucket, uploadId));
 }
