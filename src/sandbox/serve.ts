@@ -6,6 +6,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { bindingError, type WireError } from './binding-result.js';
+import { Call, FetchContext } from './call.js';
 import {
   creditFrame,
   creditOf,
@@ -17,21 +18,13 @@ import {
   INLINE_BODY_BYTES,
   parseHead,
   type RequestHead,
-  STREAM_WINDOW,
   withHeader,
 } from './channel.js';
-import type { ExecutionContext, Handler } from './handler.js';
+import type { Handler } from './handler.js';
 import { decodePayload, encodeFrame } from './rpc-codec.js';
 import { runEvent } from './run-event.js';
 import { SlotIndex, SlotTable } from './slot-table.js';
-import {
-  flatHeaders,
-  isResponse,
-  lightRequest,
-  type RequestSource,
-  responseParts,
-  simpleResponseOf,
-} from './web-objects.js';
+import { flatHeaders, isResponse, lightRequest, responseParts, simpleResponseOf } from './web-objects.js';
 
 /** What the server needs from the instance around it. */
 export interface ServeHooks {
@@ -46,83 +39,6 @@ export interface ServeHooks {
   end(slot: number): void;
 }
 
-/**
- * A call in flight on this instance, by stream id. It is also what the call's light Request asks
- * for its signal and body (RequestSource), so a request costs no closures.
- */
-class Call implements RequestSource {
-  /** Made when the function first asks for request.signal; `aborted` holds until then. */
-  aborter?: AbortController;
-  aborted = false;
-  /** The request body's stream controller, while the body is still arriving. */
-  bodyController?: ReadableStreamDefaultController<Uint8Array>;
-  /** Bytes of request body received but not yet credited back. */
-  unacked = 0;
-  /** Response body bytes the gateway allows us to send now. */
-  credit = STREAM_WINDOW;
-  /** Wakes the response writer when credit arrives or the call ends. */
-  wake?: () => void;
-  done = false;
-
-  constructor(
-    private readonly server: InstanceServer,
-    readonly stream: number,
-    readonly method: string,
-    /** The whole body, when it came inline in the request frame. */
-    private readonly inline: Uint8Array | undefined,
-    /** The call's CPU accounting slot. */
-    readonly slot: number,
-  ) {}
-
-  signal(): AbortSignal {
-    if (!this.aborter) {
-      this.aborter = new AbortController();
-      if (this.aborted) this.aborter.abort(new DOMException('The client disconnected.', 'AbortError'));
-    }
-    return this.aborter.signal;
-  }
-
-  body(): ReadableStream<Uint8Array> | undefined {
-    if (NO_BODY_METHODS.has(this.method)) return undefined;
-    const bytes = this.inline;
-    if (bytes) {
-      return new ReadableStream<Uint8Array>({
-        start(c) {
-          if (bytes.byteLength > 0) c.enqueue(bytes);
-          c.close();
-        },
-      });
-    }
-    return new ReadableStream<Uint8Array>(
-      {
-        start: (c) => {
-          this.bodyController = c;
-        },
-        pull: () => this.server.ack(this),
-        cancel: () => {
-          this.bodyController = undefined;
-        },
-      },
-      { highWaterMark: STREAM_WINDOW, size: (chunk) => chunk.byteLength },
-    );
-  }
-}
-
-/** The ctx argument of fetch(): waitUntil keeps work alive after the response, as on Workers. */
-class FetchContext implements ExecutionContext {
-  // A true private field: the function holds ctx and must not reach the platform's logger through it.
-  readonly #logError: (...args: unknown[]) => void;
-  constructor(logError: (...args: unknown[]) => void) {
-    this.#logError = logError;
-  }
-  /** An own property, not a method: code that takes it off ctx (`const { waitUntil } = ctx`) still works. */
-  readonly waitUntil = (promise: Promise<unknown>): void => {
-    Promise.resolve(promise).catch((err) => this.#logError('waitUntil promise rejected:', err));
-  };
-  passThroughOnException(): void {}
-}
-
-const NO_BODY_METHODS = new Set(['GET', 'HEAD']);
 /** The longest status text a response may carry. */
 const MAX_STATUS_TEXT = 1024;
 /** The largest header block a response may carry (names and values). */
