@@ -67,6 +67,8 @@ export const ERROR_CODES = {
   ERR_MEMORY_LIMIT: { status: 503, user: true, reason: 'ServiceUnavailable' },
   /** The function is at its concurrency limit (adaptive, at most spec.limits.maxConcurrency) and its queue is full; retry after Retry-After. */
   ERR_TOO_MANY_REQUESTS: { status: 429, user: true, reason: 'TooManyRequests' },
+  /** A namespace's functions hold its share of the node's requests at once; retry after Retry-After. */
+  ERR_NAMESPACE_LIMIT: { status: 429, user: true, reason: 'TooManyRequests' },
   /** The node serves as many requests as it can; retry after Retry-After. */
   ERR_OVERLOADED: { status: 503, user: false, reason: 'ServiceUnavailable' },
   /** An uploaded function bundle is larger than the installation accepts. */

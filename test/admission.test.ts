@@ -84,6 +84,46 @@ describe('admission', () => {
   });
 });
 
+describe('namespaces sharing a node', () => {
+  it('keeps one namespace to its share while the node serves another, and lets it have all when alone', () => {
+    const { admission } = clocked(10);
+    const attacker = admission.joinNamespace('attacker');
+    const slow = new FunctionGate(1000, attacker);
+    const verdicts = Array.from({ length: 10 }, () => admission.enter(slow));
+    // Alone on the node: the whole node.
+    assert.equal(verdicts.filter((v) => v === undefined).length, 10);
+    for (let i = 0; i < 10; i++) admission.leave(slow, undefined);
+    // With a second namespace served: half of the node's limit, and the rest stays free for it.
+    const victim = new FunctionGate(1000, admission.joinNamespace('victim'));
+    const held = Array.from({ length: 10 }, () => admission.enter(slow));
+    assert.equal(held.filter((v) => v === undefined).length, 5);
+    assert.equal(held.at(-1), 'ERR_NAMESPACE_LIMIT');
+    for (let i = 0; i < 5; i++) assert.equal(admission.enter(victim), undefined);
+    // The attacker's end frees the attacker's part.
+    admission.leave(slow, undefined);
+    assert.equal(admission.enter(slow), undefined);
+    // When the victim's functions are gone, the attacker is alone again.
+    admission.leaveNamespace('victim');
+    for (let i = 0; i < 5; i++) admission.leave(victim, undefined);
+    assert.equal(admission.enter(slow), undefined);
+    admission.close();
+  });
+
+  it("tells the node's limit how slow a request was for its own function, not in ms", () => {
+    const sleeper = new FunctionGate(100);
+    const quick = new FunctionGate(100);
+    // A function whose requests take a minute is at its usual latency: nothing to learn.
+    for (let t = 0; t < 100; t++) assert.equal(sleeper.latencyRatio(60_000, t * 1000), 1);
+    // A 1 ms function that became 10 times slower is: at once, and for a while.
+    for (let t = 0; t < 100; t++) quick.latencyRatio(1, t);
+    assert.ok(quick.latencyRatio(10, 100) > 5);
+    assert.ok(quick.latencyRatio(10, 1100) > 5);
+    // It follows a lasting change within its rise time, and a fall at once.
+    assert.ok(quick.latencyRatio(10, 40_000) < 1.5);
+    assert.equal(quick.latencyRatio(1, 40_001), 1);
+  });
+});
+
 describe('refusals', () => {
   it('answer with the code, its status, Retry-After and the request id, and pace a client that keeps asking', async () => {
     // One refusal per 50 ms tick answered at full speed; past that the connection is read later.

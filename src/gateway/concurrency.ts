@@ -6,6 +6,12 @@
  * at most, and when the queue is full or its wait runs out it is refused (429
  * ERR_TOO_MANY_REQUESTS). Nothing queues without bound, and no request has a timer of its own:
  * one sweep, running only while some queue holds requests, refuses the ones that waited too long.
+ *
+ * Tenants share the node fairly. While the node serves more than one namespace, one namespace's
+ * functions together hold at most NAMESPACE_SHARE of the node's limit (429 ERR_NAMESPACE_LIMIT past
+ * it), so requests that never end cannot take every slot from the others. And the node's limit
+ * learns from each request's latency against its own function's usual latency, not in ms: a
+ * function that is slow by nature (a minute-long request) tells nothing about the node's load.
  */
 import { availableParallelism } from 'node:os';
 import { AdaptiveLimit } from './adaptive-limit.js';
@@ -26,8 +32,16 @@ const QUEUE_WAIT_MAX_MS = 100;
 /** How often the sweep looks for requests that waited too long. */
 const SWEEP_MS = 5;
 
-/** Why a request was refused: the node is full (503) or its function is (429). */
-export type Refusal = 'ERR_OVERLOADED' | 'ERR_TOO_MANY_REQUESTS';
+/**
+ * The share of the node's limit one namespace's requests may hold at once while the node serves
+ * other namespaces too (env KYLIX_NAMESPACE_SHARE, a fraction; 1 turns it off).
+ */
+export const NAMESPACE_SHARE = Math.min(1, Number(process.env.KYLIX_NAMESPACE_SHARE) || 0.5);
+/** How long a function's usual latency takes to follow a lasting rise (a fall it follows at once). */
+const USUAL_RISE_MS = 20_000;
+
+/** Why a request was refused: the node is full (503), its function is (429), or its namespace's share is (429). */
+export type Refusal = 'ERR_OVERLOADED' | 'ERR_TOO_MANY_REQUESTS' | 'ERR_NAMESPACE_LIMIT';
 
 /** What enter() decided: admitted (undefined), refused, or queued (settles to one of those). */
 export type Verdict = Refusal | undefined | Promise<Refusal | undefined>;
@@ -37,6 +51,13 @@ interface Waiter {
   resolve(verdict: Refusal | undefined): void;
 }
 
+/** One namespace's part of the node: the requests of all its functions in flight. */
+export class NamespaceGate {
+  inFlight = 0;
+  /** Functions of the namespace the gateway serves; the namespace counts while it has one. */
+  functions = 0;
+}
+
 /** One function's share of admission: its requests in flight, its limit and its queue. */
 export class FunctionGate {
   /** Requests of this function being served. */
@@ -44,12 +65,29 @@ export class FunctionGate {
   readonly limit: AdaptiveLimit;
   private queue: Waiter[] = [];
   private head = 0;
+  /** Its usual latency (ms) and when that last moved: see latencyRatio(). */
+  private usualMs = 0;
+  private usualAt = 0;
 
   constructor(
     /** spec.limits.maxConcurrency: the hard cap. */
     public maxConcurrency: number,
+    /** The namespace the function belongs to (none: counted against no namespace's share). */
+    readonly namespace?: NamespaceGate,
   ) {
     this.limit = new AdaptiveLimit({ initial: Math.min(100, maxConcurrency), max: maxConcurrency });
+  }
+
+  /**
+   * A finished request's latency as a multiple of this function's usual latency, which follows a
+   * fall at once and a lasting rise over USUAL_RISE_MS: about 1 whatever the function does, and
+   * above 1 while the node is slower than it usually is for this function.
+   */
+  latencyRatio(rttMs: number, now: number): number {
+    if (this.usualMs === 0 || rttMs < this.usualMs) this.usualMs = rttMs;
+    else this.usualMs += (rttMs - this.usualMs) * Math.min(1, (now - this.usualAt) / USUAL_RISE_MS);
+    this.usualAt = now;
+    return rttMs / Math.max(this.usualMs, 0.01);
   }
 
   /** A new spec.limits.maxConcurrency (a new revision of the function). */
@@ -110,6 +148,8 @@ export class Admission {
   /** Gates with requests waiting, for the sweep. */
   private readonly waiting = new Set<FunctionGate>();
   private sweeper?: NodeJS.Timeout;
+  /** The namespaces the gateway serves functions of. */
+  private readonly namespaces = new Map<string, NamespaceGate>();
 
   constructor(
     private readonly capacity = DEFAULT_NODE_CAPACITY,
@@ -126,13 +166,48 @@ export class Admission {
     return this.total;
   }
 
+  /** The gate of `namespace`, for one more of its functions; leaveNamespace() when it goes. */
+  joinNamespace(namespace: string): NamespaceGate {
+    let gate = this.namespaces.get(namespace);
+    if (!gate) {
+      gate = new NamespaceGate();
+      this.namespaces.set(namespace, gate);
+    }
+    gate.functions++;
+    return gate;
+  }
+
+  /** One function of `namespace` is no longer served. */
+  leaveNamespace(namespace: string): void {
+    const gate = this.namespaces.get(namespace);
+    if (gate && --gate.functions <= 0) this.namespaces.delete(namespace);
+  }
+
+  /** Requests one namespace may hold at once, while the node serves others too. */
+  get namespaceLimit(): number {
+    const node = ADAPTIVE ? Math.min(this.capacity, this.nodeLimit.limit) : this.capacity;
+    return Math.max(1, Math.floor(node * NAMESPACE_SHARE));
+  }
+
+  /** Whether a request of this gate's namespace would take more than the namespace's share. */
+  private pastShare(gate: FunctionGate): boolean {
+    const ns = gate.namespace;
+    return ns !== undefined && this.namespaces.size > 1 && ns.inFlight >= this.namespaceLimit;
+  }
+
+  private admit(gate: FunctionGate): void {
+    gate.inFlight++;
+    if (gate.namespace) gate.namespace.inFlight++;
+    this.total++;
+  }
+
   /** Admits a request, queues it, or refuses it; every admitted request must leave() once. */
   enter(gate: FunctionGate): Verdict {
     if (this.total >= this.capacity || (ADAPTIVE && this.total >= this.nodeLimit.limit))
       return 'ERR_OVERLOADED';
+    if (this.pastShare(gate)) return 'ERR_NAMESPACE_LIMIT';
     if (gate.inFlight < gate.admitLimit && gate.queued === 0) {
-      gate.inFlight++;
-      this.total++;
+      this.admit(gate);
       return undefined;
     }
     if (gate.queued >= gate.queueCapacity) return 'ERR_TOO_MANY_REQUESTS';
@@ -148,9 +223,10 @@ export class Admission {
     const now = this.now();
     if (ADAPTIVE && rttMs !== undefined) {
       gate.limit.sample(rttMs, now, gate.inFlight);
-      this.nodeLimit.sample(rttMs, now, this.total);
+      this.nodeLimit.sample(gate.latencyRatio(rttMs, now), now, this.total);
     }
     gate.inFlight--;
+    if (gate.namespace) gate.namespace.inFlight--;
     this.total--;
     if (gate.queued > 0) this.drain(gate, now);
   }
@@ -171,9 +247,13 @@ export class Admission {
       gate.shift();
       w.resolve('ERR_TOO_MANY_REQUESTS');
     }
-    while (gate.queued > 0 && gate.inFlight < gate.admitLimit && this.total < this.capacity) {
-      gate.inFlight++;
-      this.total++;
+    while (
+      gate.queued > 0 &&
+      gate.inFlight < gate.admitLimit &&
+      this.total < this.capacity &&
+      !this.pastShare(gate)
+    ) {
+      this.admit(gate);
       gate.shift()!.resolve(undefined);
     }
     if (gate.queued === 0) this.waiting.delete(gate);

@@ -72,6 +72,11 @@ export function functionName(functionKey: string): string {
   return functionKey.split('/')[1] ?? functionKey;
 }
 
+/** A function's namespace, from its key ("namespace/name"). */
+export function namespaceOf(functionKey: string): string {
+  return functionKey.split('/')[0] ?? functionKey;
+}
+
 /** The error for a function with no revision ready to serve. */
 export function notReady(name: string): KylixError {
   return new KylixError(

@@ -18,6 +18,7 @@ import {
   GatewayCall,
   type GatewayHooks,
   type Invocation,
+  namespaceOf,
   notReady,
   RETRY,
   type RefusalHook,
@@ -113,7 +114,7 @@ export class Gateway {
     const max = target.limits.maxConcurrency ?? Number.POSITIVE_INFINITY;
     let gate = this.serving.get(functionKey)?.gate;
     if (gate) gate.setMaxConcurrency(max);
-    else gate = new FunctionGate(max);
+    else gate = new FunctionGate(max, this.admission.joinNamespace(namespaceOf(functionKey)));
     const name = functionName(functionKey);
     this.serving.set(functionKey, { target, split: new TrafficSplit(target.shares), gate, name });
   }
@@ -121,7 +122,7 @@ export class Gateway {
   /** Removes a function: its routes answer 404 from now on. */
   removeFunction(functionKey: string): void {
     this.router.remove(functionKey);
-    this.serving.delete(functionKey);
+    if (this.serving.delete(functionKey)) this.admission.leaveNamespace(namespaceOf(functionKey));
   }
 
   /** A new request id: unique per gateway process, cheap to make. */

@@ -26,9 +26,11 @@ const SLOTS = (RETRY_AFTER_S * 1000) / TICK_MS;
 
 /** What a refusal says, per code; the function's name is added to the 429 message. */
 function messageOf(code: Refusal, name: string): string {
-  return code === 'ERR_OVERLOADED'
-    ? 'This node is serving all the requests it can. Retry after the Retry-After delay.'
-    : `${name} is serving all the requests it can (its adaptive limit, at most spec.limits.maxConcurrency). Retry after the Retry-After delay, or raise the limit.`;
+  if (code === 'ERR_OVERLOADED')
+    return 'This node is serving all the requests it can. Retry after the Retry-After delay.';
+  if (code === 'ERR_NAMESPACE_LIMIT')
+    return `The functions of ${name}'s namespace are serving all the requests one namespace may at once on this node (its share, KYLIX_NAMESPACE_SHARE of the node's limit). Retry after the Retry-After delay.`;
+  return `${name} is serving all the requests it can (its adaptive limit, at most spec.limits.maxConcurrency). Retry after the Retry-After delay, or raise the limit.`;
 }
 
 /** The JSON body before the request id, per code and function: made once. */
