@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { openJournal, splitLines } from '../src/storage/journal.js';
 import { tempDir } from './helpers/temp-dir.js';
 
@@ -106,6 +107,69 @@ describe('journal', () => {
     assert.equal(again.state.get('token'), 2222);
     assert.equal(again.state.get('other'), 3);
     await again.journal.close();
+  });
+
+  describe('on a disk that fills up', () => {
+    // A real full disk: a 1 MiB tmpfs (mounting needs root; elsewhere the case is skipped).
+    const mount = join(tempDir('journal-full'), 'disk');
+    mkdirSync(mount);
+    let reason: string | undefined;
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount], { stdio: 'ignore' });
+    } catch {
+      reason = 'cannot mount a tmpfs here (needs root)';
+      console.log(`# skipping the full-disk journal case: ${reason}`);
+    }
+    after(() => {
+      if (!reason) execFileSync('umount', ['-l', mount]);
+    });
+
+    it('refuses writes while it is full, and writes them once there is room, losing nothing', {
+      skip: reason,
+    }, async () => {
+      const dir = join(mount, 'state');
+      const c = await openCounter(dir);
+      await c.set('before', 1);
+      const filler = join(mount, 'filler');
+      try {
+        writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
+      } catch {}
+      // The disk is full (records bigger than what is left of the file's last page): the write
+      // fails and says so, and the next ones too.
+      const during = 'd'.repeat(10_000);
+      await assert.rejects(c.set(during, 2), (e: Error) => /disk is full/.test(e.message));
+      await assert.rejects(c.set('during2', 3), /disk is full/);
+      assert.match(String(c.journal.broken?.message), /ENOSPC|short write/);
+      rmSync(filler);
+      // Room again: the next write goes through with the ones refused before it (memory holds them).
+      await c.set('after', 4);
+      assert.equal(c.journal.broken, undefined);
+      await c.journal.close();
+      const again = await openCounter(dir);
+      assert.deepEqual(Object.fromEntries(again.state), { before: 1, [during]: 2, during2: 3, after: 4 });
+      await again.journal.close();
+    });
+
+    it('writes the refused records by itself once there is room, when nothing else writes', {
+      skip: reason,
+    }, async () => {
+      const dir = join(mount, 'quiet');
+      const c = await openCounter(dir);
+      const filler = join(mount, 'filler');
+      try {
+        writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
+      } catch {}
+      const refused = 'r'.repeat(10_000);
+      await assert.rejects(c.set(refused, 1), /disk is full/);
+      rmSync(filler);
+      const deadline = Date.now() + 5000;
+      while (c.journal.broken && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(c.journal.broken, undefined, 'the refused record was not retried');
+      const again = await openCounter(dir);
+      assert.equal(again.state.get(refused), 1);
+      await again.journal.close();
+      await c.journal.close();
+    });
   });
 
   it('refuses records once closed', async () => {

@@ -9,9 +9,14 @@
  *
  * Every fault it reports is one `KylixError` code, ERR_BACKEND_UNAVAILABLE (the embedded
  * providers' backend is the local disk): a failed write or fsync, a corrupt file, a closed journal.
+ *
+ * A full disk is not the end: the file is cut back to its last whole batch, the batch's callers are
+ * told, and its records (whose changes the caller's memory already holds) are written first with
+ * the next batch, or by a retry every second, once there is room. Any other failure leaves the file
+ * in an unknown state, and nothing more is written.
  */
 import { existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
-import { type FileHandle, open, rename } from 'node:fs/promises';
+import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KylixError } from '../errors.js';
 
@@ -51,6 +56,16 @@ interface Pending {
 }
 
 const DEFAULT_COMPACT_BYTES = 16 * 1024 * 1024;
+/** How often records a full disk refused are tried again. */
+const RETRY_MS = 1000;
+/** Records a full disk refused that are kept to write later; past this the journal stops for good. */
+const MAX_UNWRITTEN_BYTES = 64 * 1024 * 1024;
+
+/** Whether a write failed for want of room (the file can be cut back and written again later). */
+function outOfSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
 
 /** Opens the journal in `options.dir`: restores the snapshot, replays the records, opens for append. */
 export async function openJournal(options: JournalOptions): Promise<Journal> {
@@ -121,7 +136,9 @@ export async function syncDir(dir: string): Promise<void> {
 /** Writes every buffer; a short write (a full disk) is an error, never a silently shorter file. */
 async function writeAll(file: FileHandle, buffers: Buffer[], size: number): Promise<void> {
   const { bytesWritten } = await file.writev(buffers);
-  if (bytesWritten !== size) throw new Error(`short write (${bytesWritten} of ${size} bytes)`);
+  // A short write is what a disk that filled up mid-write gives.
+  if (bytesWritten !== size)
+    throw Object.assign(new Error(`short write (${bytesWritten} of ${size} bytes)`), { code: 'ENOSPC' });
 }
 
 /** The journal; see the file comment. */
@@ -138,6 +155,10 @@ export class Journal {
   private flushing = false;
   private idle: Promise<void> = Promise.resolve();
   private failure?: Error;
+  /** Records refused by a full disk, written before the next batch; and why they were refused. */
+  private unwritten: Buffer[] = [];
+  private stalled?: Error;
+  private retryTimer?: NodeJS.Timeout;
   private readonly journalPath: string;
   private readonly snapshotPath: string;
   private readonly compactBytes: number;
@@ -153,9 +174,12 @@ export class Journal {
     return this.snapshotBytes + this.bytes;
   }
 
-  /** Set once a write or sync failed: the file is then in an unknown state, so nothing more is written. */
+  /**
+   * Why the journal cannot write now: a failure that stopped it for good (the file is in an unknown
+   * state), or a full disk while records wait for room.
+   */
   get broken(): Error | undefined {
-    return this.failure;
+    return this.failure ?? this.stalled;
   }
 
   /**
@@ -236,13 +260,55 @@ export class Journal {
 
   /** Waits for queued records to be written, then closes the file. */
   async close(): Promise<void> {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    // Records a full disk refused get one last try.
+    if (this.unwritten.length > 0 && this.handle && !this.failure)
+      await this.barrierWith(Buffer.alloc(0)).catch(() => {});
     while (this.flushing) await this.idle;
     await this.handle?.close();
     this.handle = undefined;
   }
 
   private unwritable(err: Error): KylixError {
-    return new KylixError('ERR_BACKEND_UNAVAILABLE', `${this.options.label} cannot write: ${err.message}`);
+    return new KylixError(
+      'ERR_BACKEND_UNAVAILABLE',
+      outOfSpace(err)
+        ? `${this.options.label} cannot write: the disk is full (${err.message}). Free space on the node's data disk; the change is written once there is room.`
+        : `${this.options.label} cannot write: ${err.message}`,
+    );
+  }
+
+  /** Queues `data` and resolves (or rejects) once it was written. */
+  private barrierWith(data: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => this.enqueue({ data, resolve, reject }));
+  }
+
+  /** Tries the records a full disk refused again in a while, if nothing else writes before. */
+  private retryLater(): void {
+    this.retryTimer ??= setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.unwritten.length > 0 && this.handle && !this.failure)
+        this.barrierWith(Buffer.alloc(0)).catch(() => {});
+    }, RETRY_MS).unref();
+  }
+
+  /**
+   * After a failed write: for want of room, cuts the file back to its last whole batch and keeps the
+   * batch's records to write later (true); anything else, or a file that cannot be cut back, stops
+   * the journal (false).
+   */
+  private async recover(err: Error, records: Buffer[], size: number): Promise<boolean> {
+    if (this.failure || !this.handle || !outOfSpace(err) || size > MAX_UNWRITTEN_BYTES) return false;
+    try {
+      await this.handle.truncate(this.bytes);
+    } catch {
+      return false;
+    }
+    this.unwritten = records;
+    this.stalled = err;
+    this.retryLater();
+    return true;
   }
 
   /** Writes batches until none is queued; `flushing` drops in the same tick as the last check. */
@@ -251,17 +317,21 @@ export class Journal {
     while (this.pending.length > 0) {
       const batch = this.pending;
       this.pending = [];
+      // Records a full disk refused go first: the caller's memory already holds their changes.
+      const buffers = this.unwritten.concat(batch.map((p) => p.data));
+      const size = buffers.reduce((n, b) => n + b.length, 0);
       try {
         if (!this.handle) throw new Error('it is closed');
         if (this.failure) throw this.failure;
-        const buffers = batch.map((p) => p.data);
-        const size = buffers.reduce((n, b) => n + b.length, 0);
         await writeAll(this.handle, buffers, size);
         await this.handle.datasync();
         this.bytes += size;
+        this.unwritten = [];
+        this.stalled = undefined;
       } catch (err) {
-        // A failed write or fsync leaves the file in an unknown state: stop writing rather than guess.
-        this.failure ??= err as Error;
+        // A failed write or fsync leaves the file in an unknown state: unless the disk was only
+        // full (then the file is cut back), stop writing rather than guess.
+        if (!(await this.recover(err as Error, buffers, size))) this.failure ??= err as Error;
         for (const p of batch) p.reject(this.unwritable(err as Error));
         const waiters = this.compactWaiters;
         this.compactWaiters = [];
@@ -298,6 +368,7 @@ export class Journal {
     const tmp = `${this.snapshotPath}.tmp`;
     const file = await open(tmp, 'w', 0o600);
     let written = 0;
+    let done = false;
     try {
       let batch: Buffer[] = [];
       let batchBytes = 0;
@@ -318,8 +389,11 @@ export class Journal {
       if (batch.length > 0) await writeAll(file, batch, batchBytes);
       written += batchBytes;
       await file.sync();
+      done = true;
     } finally {
       await file.close();
+      // A snapshot a full disk cut short must not keep the space it took.
+      if (!done) await unlink(tmp).catch(() => {});
     }
     await rename(tmp, this.snapshotPath);
     await syncDir(this.options.dir);
