@@ -6,6 +6,7 @@
  * sandbox process is broken or hostile, and `onBroken` ends it.
  */
 import type { Socket } from 'node:net';
+import { NamespaceBudget } from '../bindings/namespace-budget.js';
 import { KylixError } from '../errors.js';
 import {
   creditFrame,
@@ -69,15 +70,19 @@ const MAX_CALL_VALUES = 1_000_000 + 16;
  * two-byte in memory). About 1.5 GB at most on a node.
  */
 const MAX_CHANNEL_HELD: Held = { values: 2 * MAX_CALL_VALUES, bytes: 256 * 2 ** 20 };
-const MAX_NODE_HELD: Held = { values: 8 * MAX_CALL_VALUES, bytes: 2 ** 30 };
+/**
+ * What the binding calls in flight on this node hold, every channel together: at most 8 M values
+ * and 1 GiB, one namespace at most half of each (namespace-budget.ts), so one tenant's calls, over
+ * however many functions and instances, leave room for everyone else's.
+ */
+const nodeValues = new NamespaceBudget(8 * MAX_CALL_VALUES);
+const nodeBytes = new NamespaceBudget(2 ** 30);
 /**
  * A call this small is never refused for the node's budget (only for its own channel's), so one
  * tenant holding the node's budget with large calls cannot stop every other tenant's binding calls.
  */
 const SMALL_CALL: Held = { values: 1024, bytes: 64 * 1024 };
 const NOTHING: Held = { values: 0, bytes: 0 };
-/** What the binding calls in flight on this node hold, every channel together. */
-const nodeHeld: Held = { values: 0, bytes: 0 };
 
 /** What binding calls in flight hold: values as the reader counts them, and twice their payload bytes. */
 interface Held {
@@ -143,6 +148,8 @@ export class InstanceChannel {
     private readonly socket: Socket,
     private readonly hooks: InstanceHooks,
     private readonly onBroken: (reason: string) => void,
+    /** The namespace of the instance's revision, whose share of the node's budget its calls take. */
+    private readonly namespace = '',
   ) {
     this.writer = new FrameWriter(socket);
     const reader = new FrameReader((type, stream, payload) => this.onFrame(type, stream, payload));
@@ -329,7 +336,11 @@ export class InstanceChannel {
       return;
     }
     const small = fits(NOTHING, size, SMALL_CALL);
-    if (!fits(this.held, size, MAX_CHANNEL_HELD) || (!small && !fits(nodeHeld, size, MAX_NODE_HELD))) {
+    const ns = this.namespace;
+    if (
+      !fits(this.held, size, MAX_CHANNEL_HELD) ||
+      (!small && !(nodeValues.fits(ns, size.values) && nodeBytes.fits(ns, size.bytes)))
+    ) {
       this.reply(id, {
         ok: false,
         error: {
@@ -342,11 +353,13 @@ export class InstanceChannel {
     }
     this.rpcInFlight++;
     hold(this.held, size, 1);
-    hold(nodeHeld, size, 1);
+    nodeValues.take(ns, size.values);
+    nodeBytes.take(ns, size.bytes);
     const settled = () => {
       this.rpcInFlight--;
       hold(this.held, size, -1);
-      hold(nodeHeld, size, -1);
+      nodeValues.give(ns, size.values);
+      nodeBytes.give(ns, size.bytes);
     };
     // A hook that throws at once settles like one that rejects (and one that answers at once, like
     // one that resolves): what the call held is given back either way.

@@ -184,7 +184,7 @@ export class RevisionProcess {
       startupLimitMs: STARTUP_LIMIT_MS,
       egressSocket: this.egressSocket,
     };
-    const channel = new InstanceChannel(socket, hooks, (reason) => this.kill(child, reason));
+    const channel = new InstanceChannel(socket, hooks, (reason) => this.kill(child, reason), this.namespace);
     this.cgroup?.setCpuPriority('normal');
     this.applyMemoryLimit();
     return new Promise((resolve, reject) => {

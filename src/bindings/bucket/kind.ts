@@ -8,6 +8,7 @@ import { BUCKET } from '../../resources/binding-kinds.js';
 import { MAX_FRAME_BYTES } from '../../sandbox/channel.js';
 import { embeddedDataDir, embeddedSection } from '../embedded-config.js';
 import { type BindingKind, operations } from '../kind.js';
+import { NamespaceBudget } from '../namespace-budget.js';
 import { verifyChecksums } from './checks.js';
 import { type BucketProvider, CHECKSUM_ALGORITHMS, type Checksums } from './interface.js';
 
@@ -69,24 +70,23 @@ const config = z
  */
 const MAX_GET_BYTES = MAX_FRAME_BYTES - 2 ** 20;
 /**
- * Object bytes the gets of the whole node may be reading into memory at once (a result read and on
- * its way to the instance is bounded by the channel's queue of unread results instead).
+ * Object bytes the gets of the whole node may be reading into memory at once, one namespace at most
+ * half of them (a result read and on its way to the instance is bounded by the channel's queue of
+ * unread results instead).
  */
-const MAX_READING_BYTES = 128 * 2 ** 20;
-/** Object bytes being read by gets on this node now. */
-let reading = 0;
+const reading = new NamespaceBudget(128 * 2 ** 20);
 
-/** Why a get of `bytes` may not read now, if it may not. */
-function mayRead(bytes: number): KylixError | undefined {
+/** Why a get of `bytes` by `namespace` may not read now, if it may not. */
+function mayRead(namespace: string, bytes: number): KylixError | undefined {
   if (bytes > MAX_GET_BYTES)
     return new KylixError(
       'ERR_BINDING_TOO_LARGE',
       `The object is ${bytes} bytes; one get through the binding carries at most ${MAX_GET_BYTES / 2 ** 20} MiB. Read it in ranges ({ range: { offset, length } }).`,
     );
-  if (reading > 0 && reading + bytes > MAX_READING_BYTES)
+  if (!reading.fits(namespace, bytes))
     return new KylixError(
       'ERR_OVERLOADED',
-      `Gets on this node are reading ${Math.round(reading / 2 ** 20)} MiB of objects at once; retry shortly, or read large objects in smaller ranges.`,
+      `Gets are reading ${Math.round(reading.heldBy(namespace) / 2 ** 20)} MiB of this namespace's objects and ${Math.round(reading.held / 2 ** 20)} MiB of the node's at once; retry shortly, or read large objects in smaller ranges.`,
     );
   return undefined;
 }
@@ -153,14 +153,14 @@ export const bucketKind = {
         if (!got) return null;
         if (!got.body) return { object: got.object, body: null };
         const bytes = got.range?.length ?? got.object.size;
-        const refusal = mayRead(bytes);
+        const refusal = mayRead(ref.namespace, bytes);
         if (refusal) {
           // Started, then stopped: a provider's body that has not started would skip the cleanup
           // (closing its file, giving back its connection) that stopping runs.
           for await (const _ of got.body) break;
           throw refusal;
         }
-        reading += bytes;
+        reading.take(ref.namespace, bytes);
         try {
           // Read into one buffer of the announced size: no list of chunks and then a copy of them all.
           const body = Buffer.allocUnsafe(bytes);
@@ -176,7 +176,7 @@ export const bucketKind = {
           }
           return { object: got.object, range: got.range, body: at === bytes ? body : body.subarray(0, at) };
         } finally {
-          reading -= bytes;
+          reading.give(ref.namespace, bytes);
         }
       },
     ),
