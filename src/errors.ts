@@ -69,6 +69,8 @@ export const ERROR_CODES = {
   ERR_TOO_MANY_REQUESTS: { status: 429, user: true, reason: 'TooManyRequests' },
   /** A namespace's functions hold its share of the node's requests at once; retry after Retry-After. */
   ERR_NAMESPACE_LIMIT: { status: 429, user: true, reason: 'TooManyRequests' },
+  /** A namespace holds as much of a store as it may (its quota); delete some, or raise the quota. */
+  ERR_QUOTA_EXCEEDED: { status: 507, user: true, reason: 'InsufficientStorage' },
   /** The node serves as many requests as it can; retry after Retry-After. */
   ERR_OVERLOADED: { status: 503, user: false, reason: 'ServiceUnavailable' },
   /** An uploaded function bundle is larger than the installation accepts. */

@@ -3,6 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import type { KylixError } from '../src/errors.js';
+import { checkDiskRoom } from '../src/storage/disk-room.js';
 import { openJournal, splitLines } from '../src/storage/journal.js';
 import { tempDir } from './helpers/temp-dir.js';
 
@@ -148,6 +150,28 @@ describe('journal', () => {
       const again = await openCounter(dir);
       assert.deepEqual(Object.fromEntries(again.state), { before: 1, [during]: 2, during2: 3, after: 4 });
       await again.journal.close();
+    });
+
+    it("refuses a function's write while the disk is within its reserve, naming it", { skip: reason }, () => {
+      const before = process.env.KYLIX_DISK_RESERVE_MIB;
+      process.env.KYLIX_DISK_RESERVE_MIB = '0.5';
+      try {
+        checkDiskRoom(mount, 1024, 'The test store');
+        // Another second later (readings are kept for one), with 0.6 MiB of the 1 MiB taken.
+        writeFileSync(join(mount, 'filler'), Buffer.alloc(600 * 1024));
+        const start = Date.now();
+        while (Date.now() - start < 1100);
+        assert.throws(
+          () => checkDiskRoom(mount, 1024, 'The test store'),
+          (e: KylixError) =>
+            e.code === 'ERR_BACKEND_UNAVAILABLE' &&
+            /The test store is refusing writes.*KYLIX_DISK_RESERVE_MIB/.test(e.message),
+        );
+      } finally {
+        rmSync(join(mount, 'filler'), { force: true });
+        if (before === undefined) delete process.env.KYLIX_DISK_RESERVE_MIB;
+        else process.env.KYLIX_DISK_RESERVE_MIB = before;
+      }
     });
 
     it('writes the refused records by itself once there is room, when nothing else writes', {

@@ -88,6 +88,35 @@ describe('KeyValue providers', () => {
     await kv.close();
   });
 
+  it("embedded: a namespace's keys stay within its quota, and another namespace's puts go on", async () => {
+    const dir = tempDir('kv-quota');
+    const kv = await openEmbeddedKeyValue({ dataDir: dir, namespaceBytes: 1024 * 1024 });
+    const a = { namespace: 'attacker', name: 'one' };
+    const a2 = { namespace: 'attacker', name: 'two' };
+    const b = { namespace: 'victim', name: 'one' };
+    const big = new Uint8Array(400 * 1024);
+    await kv.put(a, 'k1', big);
+    await kv.put(a2, 'k2', big);
+    // Two KeyValue namespaces of one namespace share its quota.
+    await assert.rejects(
+      kv.put(a, 'k3', big),
+      (e: KylixError) => e.code === 'ERR_QUOTA_EXCEEDED' && /attacker/.test(e.message),
+    );
+    // Replacing a value with one no larger is allowed; the victim is not touched.
+    await kv.put(a, 'k1', big);
+    await kv.put(b, 'k1', big);
+    await kv.put(b, 'k2', big);
+    // Deleting makes room, and a reopened store counts the same.
+    await kv.delete(a2, 'k2');
+    await kv.put(a, 'k3', big);
+    await kv.close();
+    const again = await openEmbeddedKeyValue({ dataDir: dir, namespaceBytes: 1024 * 1024 });
+    await assert.rejects(again.put(a2, 'k4', big), (e: KylixError) => e.code === 'ERR_QUOTA_EXCEEDED');
+    await again.purge(a);
+    await again.put(a2, 'k4', big);
+    await again.close();
+  });
+
   it('embedded: a put with a capacity evicts the least recently put entries, durably', async () => {
     const dir = tempDir('kv-capacity');
     const ref = { namespace: 'default', name: 'cache' };

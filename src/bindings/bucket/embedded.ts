@@ -8,6 +8,7 @@ import { mkdirSync, renameSync } from 'node:fs';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KylixError } from '../../errors.js';
+import { checkDiskRoom } from '../../storage/disk-room.js';
 import { checkRef, decodeCursor, encodeCursor } from '../arguments.js';
 import { resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
@@ -122,6 +123,11 @@ export class EmbeddedBucket implements BucketProvider {
     checkObjectKey(ref, key);
     const meta = checkPutOptions(options);
     const onlyIf = checkConditional(options.onlyIf);
+    checkDiskRoom(
+      this.config.dataDir,
+      body instanceof Uint8Array ? body.byteLength : 0,
+      'The embedded bucket',
+    );
     const bucket = await this.bucket(ref);
     const id = randomUUID().replace(/-/g, '');
     const path = await bucket.newBlob(id);
@@ -272,6 +278,7 @@ export class EmbeddedBucket implements BucketProvider {
   ): Promise<UploadedPart> {
     checkObjectKey(ref, key);
     checkPartNumber(partNumber);
+    checkDiskRoom(this.config.dataDir, body.byteLength, 'The embedded bucket');
     return writePart(await this.bucket(ref), key, uploadId, partNumber, body);
   }
 

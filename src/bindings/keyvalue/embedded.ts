@@ -2,9 +2,12 @@
  * The embedded KeyValue provider: every resource's entries in memory, every change journaled and
  * fdatasynced before a put or delete resolves (src/storage/journal.ts), so an acknowledged write
  * survives `kill -9`. One journal serves all resources, so concurrent writes to many namespaces
- * share each sync. Made for `kylix dev` and single nodes: the data must fit in memory.
+ * share each sync. Made for `kylix dev` and single nodes: the data must fit in memory, so each
+ * namespace may hold at most `namespaceBytes` (KYLIX_KV_NAMESPACE_MIB, default 256 MiB) of keys and
+ * values, and no put is taken while the disk is nearly full (storage/disk-room.ts).
  */
 import { KylixError } from '../../errors.js';
+import { checkDiskRoom } from '../../storage/disk-room.js';
 import { type Journal, openJournal, splitLines } from '../../storage/journal.js';
 import { SortedKeys } from '../../storage/sorted-keys.js';
 import { checkRef, encodeCursor } from '../arguments.js';
@@ -20,7 +23,14 @@ export interface EmbeddedKeyValueConfig {
   sweepIntervalMs?: number;
   /** Compact the journal past this size (default 16 MiB); tests lower it. */
   compactBytes?: number;
+  /** Bytes of keys and values one namespace may hold (default KYLIX_KV_NAMESPACE_MIB, else 256 MiB). */
+  namespaceBytes?: number;
 }
+
+const DEFAULT_NAMESPACE_BYTES = (Number(process.env.KYLIX_KV_NAMESPACE_MIB) || 256) * 2 ** 20;
+
+/** The namespace a space belongs to, from its path ("namespace/name"). */
+const namespaceOf = (r: string) => r.slice(0, r.indexOf('/'));
 
 /** One stored entry; replaced, never modified, so a snapshot can hold references to it. */
 interface Stored {
@@ -47,6 +57,10 @@ interface SnapshotRow {
 }
 
 class Space {
+  constructor(
+    /** The namespace whose quota the space counts against. */
+    readonly namespace: string,
+  ) {}
   /** In the order they were last put (the oldest first, for a cache's eviction). */
   readonly entries = new Map<string, Stored>();
   readonly keys = new SortedKeys();
@@ -69,6 +83,8 @@ export async function openEmbeddedKeyValue(config: EmbeddedKeyValueConfig): Prom
 export class EmbeddedKeyValue implements KeyValueProvider {
   readonly name = 'embedded';
   private readonly spaces = new Map<string, Space>();
+  /** Bytes of keys and values each namespace holds, every space of it together. */
+  private readonly namespaceBytes = new Map<string, number>();
   private journal?: Journal;
   private seq = 0;
   private snapshotSeq = 0;
@@ -99,7 +115,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
   async purge(ref: ResourceRef): Promise<void> {
     checkRef(ref);
     const r = resourceIdentity(ref).path;
-    this.spaces.delete(r);
+    this.forget(r);
     await this.write({ s: ++this.seq, o: 'x', r });
   }
 
@@ -137,6 +153,8 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     const stored: Stored = { value: Buffer.from(put.value) };
     if (put.metadata !== undefined) stored.meta = put.metadata;
     if (put.expiration !== undefined) stored.exp = put.expiration;
+    // A cache's space keeps itself within its capacity; any other counts against the namespace's quota.
+    if (options?.capacity === undefined) this.checkRoom(r, key, stored);
     const space = this.set(r, key, stored);
     const record: KvRecord = { s: ++this.seq, o: 'p', r, k: key, v: stored.value.toString('base64') };
     if (stored.meta !== undefined) record.m = stored.meta;
@@ -203,10 +221,37 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     await this.journal.append(record);
   }
 
+  /** Refuses a put that would take its namespace past its quota, or the disk into its reserve. */
+  private checkRoom(r: string, key: string, stored: Stored): void {
+    const ns = namespaceOf(r);
+    const old = this.spaces.get(r)?.entries.get(key);
+    const grows = sizeOf(key, stored) - (old ? sizeOf(key, old) : 0);
+    const quota = this.config.namespaceBytes ?? DEFAULT_NAMESPACE_BYTES;
+    const held = this.namespaceBytes.get(ns) ?? 0;
+    if (grows > 0 && held + grows > quota)
+      throw new KylixError(
+        'ERR_QUOTA_EXCEEDED',
+        `The KeyValue namespaces of ${ns} hold ${Math.round(held / 2 ** 20)} MiB, and this put would take them past their ${Math.round(quota / 2 ** 20)} MiB on this node (KYLIX_KV_NAMESPACE_MIB). Delete keys, or give them an expiration.`,
+      );
+    // Journaled in base64: a third more than the value.
+    checkDiskRoom(
+      this.config.dataDir,
+      Math.ceil(stored.value.byteLength * 1.34),
+      'The embedded KeyValue store',
+    );
+  }
+
+  /** Adds `delta` bytes to namespace `ns`. */
+  private count(ns: string, delta: number): void {
+    const left = (this.namespaceBytes.get(ns) ?? 0) + delta;
+    if (left > 0) this.namespaceBytes.set(ns, left);
+    else this.namespaceBytes.delete(ns);
+  }
+
   private set(r: string, key: string, stored: Stored): Space {
     let space = this.spaces.get(r);
     if (!space) {
-      space = new Space();
+      space = new Space(namespaceOf(r));
       this.spaces.set(r, space);
     }
     // Deleted first, so the entry moves to the end of the put order.
@@ -214,11 +259,21 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     if (old) {
       space.entries.delete(key);
       space.bytes -= sizeOf(key, old);
+      this.count(space.namespace, -sizeOf(key, old));
     }
     space.entries.set(key, stored);
     space.bytes += sizeOf(key, stored);
+    this.count(space.namespace, sizeOf(key, stored));
     space.keys.add(key);
     return space;
+  }
+
+  /** Forgets a whole space (a purge). */
+  private forget(r: string): void {
+    const space = this.spaces.get(r);
+    if (!space) return;
+    this.count(space.namespace, -space.bytes);
+    this.spaces.delete(r);
   }
 
   /** Forgets an entry in memory only: an expired one needs no record, replay drops it again. */
@@ -227,6 +282,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     if (!old) return;
     space.entries.delete(key);
     space.bytes -= sizeOf(key, old);
+    this.count(space.namespace, -sizeOf(key, old));
     space.keys.delete(key);
   }
 
@@ -267,7 +323,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     // Records at or below the snapshot's sequence are in it already (a crash during compaction).
     if (record.s <= this.snapshotSeq) return;
     this.seq = record.s;
-    if (record.o === 'x') this.spaces.delete(record.r);
+    if (record.o === 'x') this.forget(record.r);
     else if (record.o === 'd') {
       const space = this.spaces.get(record.r);
       if (space) this.drop(space, record.k);

@@ -6,6 +6,7 @@
  * message is deliverable again (at-least-once).
  */
 import { KylixError } from '../../errors.js';
+import { checkDiskRoom } from '../../storage/disk-room.js';
 import { type Journal, openJournal, recordSnapshot, restoreRecords } from '../../storage/journal.js';
 import { resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
@@ -80,7 +81,7 @@ export interface EmbeddedQueueOptions {
 
 /** Opens the embedded queue provider on `options.dataDir`. */
 export async function openEmbeddedQueue(options: EmbeddedQueueOptions): Promise<EmbeddedQueueProvider> {
-  const provider = new EmbeddedQueueProvider(options.now ?? Date.now);
+  const provider = new EmbeddedQueueProvider(options.now ?? Date.now, options.dataDir);
   const label = 'The embedded queue';
   // A data folder from before the shared journal has only queue.journal, holding every record:
   // it replays as a journal with no snapshot.
@@ -106,7 +107,10 @@ export class EmbeddedQueueProvider implements QueueProvider {
   private nextId = 1;
   private closed = false;
 
-  constructor(private readonly now: () => number) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly dataDir: string,
+  ) {}
 
   /**
    * Applies one record of the snapshot or the journal while opening. Each record states an
@@ -219,6 +223,9 @@ export class EmbeddedQueueProvider implements QueueProvider {
     checkMessages(messages);
     const q = resourceIdentity(ref).token;
     const state = this.require(ref);
+    // Journaled in base64: a third more than the bodies.
+    const bytes = messages.reduce((n, m) => n + m.body.byteLength, 0);
+    checkDiskRoom(this.dataDir, Math.ceil(bytes * 1.34), 'The embedded queue');
     const now = this.now();
     const added: Message[] = [];
     const writes: Promise<void>[] = [];
