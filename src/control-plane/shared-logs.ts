@@ -17,6 +17,7 @@ import { hostname } from 'node:os';
 import type { Pool } from 'pg';
 import { KylixError } from '../errors.js';
 import type { LogEntry } from '../resources/api-types.js';
+import { guardPool } from '../storage/pg-errors.js';
 import { type LogFilter, matchesLog } from './logs.js';
 
 const FLUSH_MS = 250;
@@ -66,7 +67,7 @@ export class SharedLogs {
     const pg = ((await import('pg')) as unknown as { default: typeof import('pg') }).default;
     const schema = options.schema ?? 'kylix';
     const pool = new pg.Pool({ connectionString: options.url, max: 3, query_timeout: 30_000 });
-    pool.on('error', () => {});
+    guardPool(pool);
     const suffix = Math.random().toString(16).slice(2, 6);
     const logs = new SharedLogs(
       pool,

@@ -90,6 +90,17 @@ describe('postgres database specifics', { skip: pgDown }, () => {
     const dbs = await p.query(b, { sql: 'SELECT current_database() AS db' });
     assert.equal(dbs.rows[0]?.db, identifierFor(b));
   });
+
+  it("survives a tenant ending its own transaction's session (pg_terminate_backend): only that transaction fails", async () => {
+    // An 'error' event on a checked-out client with no listener would end this process (and the test).
+    const tx = await p.begin(a, 10_000);
+    const pid = (await p.queryInTransaction(tx, { sql: 'SELECT pg_backend_pid() AS pid' })).rows[0]?.pid;
+    await p.query(a, { sql: 'SELECT pg_terminate_backend($1)', params: [pid] });
+    await new Promise((r) => setTimeout(r, 200));
+    await assert.rejects(p.queryInTransaction(tx, { sql: 'SELECT 1' }));
+    await p.rollback(tx).catch(() => {});
+    assert.equal((await p.query(a, { sql: 'SELECT 1 AS one' })).rows[0]?.one, 1);
+  });
 });
 
 describe('database provider config', () => {

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ClientBase, Pool } from 'pg';
 import { KylixError } from '../../errors.js';
+import { guardClient } from '../../storage/pg-errors.js';
 import { quoteIdent } from './common.js';
 
 const ATTRIBUTES = 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT';
@@ -135,7 +136,7 @@ export class TenantRoles {
     const url = new URL(this.url);
     url.pathname = `/${name}`;
     const pg = ((await import('pg')) as unknown as { default: typeof import('pg') }).default;
-    const client = new pg.Client({ connectionString: url.toString() });
+    const client = guardClient(new pg.Client({ connectionString: url.toString() }));
     await client.connect();
     try {
       await client.query(`REVOKE CREATE ON SCHEMA public FROM PUBLIC; ALTER SCHEMA public OWNER TO ${role}`);

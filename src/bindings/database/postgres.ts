@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { KylixError } from '../../errors.js';
+import { guardPool } from '../../storage/pg-errors.js';
 import type { Health, ResourceRef } from '../provider.js';
 import {
   identifierFor,
@@ -111,8 +112,9 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
         }) as typeof types.getTypeParser,
       },
     });
-    // An idle client whose connection dies (a dropped database, a server restart) must not crash the node.
-    pool.on('error', () => {});
+    // A client whose connection dies (a dropped database, a server restart, a tenant's
+    // pg_terminate_backend of its own session) must not crash the node.
+    guardPool(pool);
     return pool;
   }
 

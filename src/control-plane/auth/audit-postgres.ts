@@ -5,6 +5,7 @@
 import type { Pool } from 'pg';
 import { KylixError } from '../../errors.js';
 import type { AuditEntry } from '../../resources/access.js';
+import { guardPool } from '../../storage/pg-errors.js';
 import type { AuditLog, AuditQuery } from './audit.js';
 
 /** Connects and creates the table if needed. */
@@ -16,7 +17,7 @@ export async function openPostgresAuditLog(url: string, schema: string): Promise
     connectionTimeoutMillis: 10_000,
     query_timeout: 30_000,
   });
-  pool.on('error', () => {});
+  guardPool(pool);
   const table = `"${schema}"."audit"`;
   const client = await pool.connect().catch(async (err) => {
     await pool.end().catch(() => {});

@@ -16,6 +16,7 @@
 import type { Client, Pool, PoolClient } from 'pg';
 import { KylixError } from '../../errors.js';
 import type { KObject } from '../../resources/meta.js';
+import { guardPool } from '../../storage/pg-errors.js';
 import type { SharedBundles } from '../bundles.js';
 import type { Precondition, Store, Watch, WatchEvent } from './interface.js';
 import { byNamespaceAndName, checkPrecondition, notFound, WatchHistory } from './shared.js';
@@ -97,8 +98,8 @@ export class PostgresStore implements Store, SharedBundles {
       connectionTimeoutMillis: 10_000,
       query_timeout: 30_000,
     });
-    // An idle connection that dies (a server restart) must not crash the node; the next query reconnects.
-    this.pool.on('error', () => {});
+    // A connection that dies (a server restart) must not crash the node; the next query reconnects.
+    guardPool(this.pool);
     this.history = new WatchHistory(historySize);
     const q = (table: string) => `"${schema}"."${table}"`;
     this.t = { meta: q('meta'), objects: q('objects'), events: q('events'), bundles: q('bundles') };
