@@ -103,6 +103,61 @@ describe('scheduler', () => {
     await s.store.close();
   });
 
+  it('keeps its schedule when the state store fails at a tick, and runs the tick once it answers', async () => {
+    const dir = tempDir('cron-down');
+    const real = await openEmbeddedStore(dir);
+    let down = false;
+    // The store as a fleet's node sees it when PostgreSQL stops: every read and write fails.
+    const store = new Proxy(real, {
+      get(t, prop, receiver) {
+        const v = Reflect.get(t, prop, receiver);
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) =>
+          down && prop !== 'close' ? Promise.reject(new Error('connect ECONNREFUSED')) : v.apply(t, args);
+      },
+    });
+    let clock = Date.parse('2026-11-24T10:00:59.990Z');
+    const fired: ScheduledEvent[] = [];
+    const notes: string[] = [];
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const scheduler = new Scheduler(
+      store,
+      async (_t, event) => {
+        fired.push(event);
+      },
+      (_t, _level, message) => notes.push(message),
+      () => clock,
+    );
+    await scheduler.set(target);
+    // Down at the 10:01 tick: the node notes it and stays up (an unhandled rejection would end it).
+    down = true;
+    await sleep(100);
+    assert.ok(
+      notes.some((n) => /could not be claimed.*ECONNREFUSED/.test(n)),
+      notes.join('\n'),
+    );
+    assert.equal(fired.length, 0);
+    // Back a minute later: the 10:01 tick runs, late, once.
+    down = false;
+    clock += 60_000;
+    await sleep(100);
+    assert.deepEqual(
+      fired.map((e) => new Date(e.scheduledTime).toISOString()),
+      ['2026-11-24T10:01:00.000Z'],
+    );
+    // A schedule set while the store is down is still armed.
+    scheduler.close();
+    down = true;
+    const other = { ...target, functionName: 'other' };
+    await assert.rejects(scheduler.set(other));
+    down = false;
+    clock += 60_000;
+    await sleep(100);
+    assert.ok(fired.length >= 2, 'the schedule set while the store was down never fired');
+    scheduler.close();
+    await real.close();
+  });
+
   it('follows the time zone of the schedule', async () => {
     const s = await setup();
     const daily = await s.node('a');

@@ -47,6 +47,8 @@ interface Entry {
   target: ScheduleTarget;
   cron: Cron;
   timer?: NodeJS.Timeout;
+  /** When the timer was set: with no claimed tick on record yet, the ticks after it are due. */
+  armedAt?: number;
 }
 
 /** See the file comment. */
@@ -76,8 +78,12 @@ export class Scheduler {
     this.remove(target.namespace, target.functionName);
     const entry: Entry = { target, cron: new Cron(target.cron, { timezone: target.timezone, paused: true }) };
     this.entries.set(key, entry);
-    await this.catchUp(entry);
-    this.arm(entry);
+    try {
+      await this.catchUp(entry);
+    } finally {
+      // Armed even when the catch-up failed (the state store did not answer): the next tick makes up for it.
+      if (this.entries.get(key) === entry) this.arm(entry);
+    }
   }
 
   /** Stops a function's schedule. */
@@ -102,7 +108,9 @@ export class Scheduler {
   private async runEntry(entry: Entry): Promise<void> {
     if (!this.leading()) return;
     const state = await this.state(entry.target);
-    const last = state ? Number((state.spec as { lastTick: number }).lastTick) : this.now() - 1;
+    const last = state
+      ? Number((state.spec as { lastTick: number }).lastTick)
+      : (entry.armedAt ?? this.now() - 1);
     const due = this.ticksBetween(entry, last, this.now());
     const tick = due.at(-1);
     if (tick !== undefined && (await this.claim(entry.target, tick, state))) {
@@ -173,11 +181,22 @@ export class Scheduler {
     if (!next) return;
     // Timers longer than ~24 days overflow; wake up daily and re-check instead.
     const wait = Math.min(Math.max(0, next.getTime() - this.now()), 86_400_000);
+    entry.armedAt ??= this.now();
     entry.timer = setTimeout(() => {
-      void this.runEntry(entry).finally(() => {
-        if (this.entries.get(scopedKey(entry.target.namespace, entry.target.functionName)) === entry)
-          this.arm(entry);
-      });
+      this.runEntry(entry)
+        .catch((err: unknown) =>
+          // The state store failed (down, or paused past its timeout): the tick is not lost, the
+          // next one finds it missed and runs it late, once the store answers again.
+          this.note(
+            entry.target,
+            'warn',
+            `The scheduled run at ${next.toISOString()} could not be claimed (${err instanceof Error ? err.message : String(err)}); it runs late once the state store answers.`,
+          ),
+        )
+        .finally(() => {
+          if (this.entries.get(scopedKey(entry.target.namespace, entry.target.functionName)) === entry)
+            this.arm(entry);
+        });
     }, wait + 5);
     entry.timer.unref();
   }
