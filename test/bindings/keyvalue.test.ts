@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { openEmbeddedKeyValue } from '../../src/bindings/keyvalue/embedded.js';
 import { createKeyValueProvider } from '../../src/bindings/keyvalue/index.js';
@@ -60,6 +62,66 @@ describe('KeyValue providers', () => {
     );
     assert.equal((await kv.health()).ok, false);
     await kv.close();
+  });
+
+  it('Redis that hangs or goes down fails calls within seconds, with a reason, and recovers', {
+    skip: !existsSync('/usr/bin/redis-server') && 'no redis-server binary',
+  }, async () => {
+    // A private server, so the shared one is never paused.
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const start = () =>
+      spawn(
+        '/usr/bin/redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        { stdio: 'ignore' },
+      );
+    let server = start();
+    try {
+      const kv = await createKeyValueProvider({ provider: 'redis', url: `redis://127.0.0.1:${port}` });
+      const ref = { namespace: 'default', name: 'hang' };
+      for (let i = 0; ; i++) {
+        try {
+          await kv.put(ref, 'k', new Uint8Array([1]));
+          break;
+        } catch (err) {
+          if (i > 50) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      const timed = async () => {
+        const t = Date.now();
+        const err = await kv.get(ref, 'k').then(
+          () => undefined,
+          (e: KylixError) => e,
+        );
+        return { err, ms: Date.now() - t };
+      };
+      server.kill('SIGSTOP');
+      const hung = await timed();
+      assert.equal(hung.err?.code, 'ERR_BACKEND_UNAVAILABLE');
+      assert.match(String(hung.err?.message), /Redis at 127\.0\.0\.1/);
+      assert.ok(hung.ms < 8000, `a hung Redis held the call ${hung.ms} ms`);
+      server.kill('SIGCONT');
+      server.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 300));
+      for (let i = 0; i < 3; i++) {
+        const down = await timed();
+        assert.equal(down.err?.code, 'ERR_BACKEND_UNAVAILABLE');
+        assert.ok(down.ms < 3000, `a Redis that is down held the call ${down.ms} ms`);
+      }
+      server = start();
+      const deadline = Date.now() + 10_000;
+      let back = await timed();
+      while (back.err && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        back = await timed();
+      }
+      assert.equal(back.err, undefined, 'the provider did not recover');
+      await kv.close();
+    } finally {
+      server.kill('SIGCONT');
+      server.kill('SIGKILL');
+    }
   });
 
   it('embedded: loses no acknowledged write when the process is killed with SIGKILL', async () => {

@@ -87,6 +87,9 @@ export async function openS3Bucket(config: S3BucketConfig): Promise<S3Bucket> {
     // streaming (aws-chunked) CRC32 trailers.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // A store that accepts connections but does not answer (paused, overloaded) fails the call
+    // with a reason instead of holding it until the function's own timeout blames the function.
+    requestHandler: { connectionTimeout: 5000, socketTimeout: 15_000 },
   });
   return new S3Bucket(s3, Upload, client, config);
 }

@@ -44,6 +44,23 @@ interface Names {
   delayed: string;
 }
 
+/** The servers of a NATS URL list, without any credentials they carry (errors reach functions). */
+function serversOf(url: string): string {
+  return url
+    .split(',')
+    .map((u) => {
+      try {
+        return new URL(u.includes('://') ? u : `nats://${u}`).host;
+      } catch {
+        return 'the configured server';
+      }
+    })
+    .join(',');
+}
+
+/** How long a JetStream request (a publish, a stream lookup) may go unanswered before the call fails. */
+const REQUEST_TIMEOUT_MS = 5000;
+
 /** Connects to NATS (the driver is imported only now) and returns the provider. */
 export async function openNatsQueue(options: NatsQueueOptions): Promise<NatsQueueProvider> {
   const { connect } = await import('@nats-io/transport-node');
@@ -59,11 +76,11 @@ export async function openNatsQueue(options: NatsQueueOptions): Promise<NatsQueu
   } catch (err) {
     throw new KylixError(
       'ERR_BACKEND_UNAVAILABLE',
-      `Cannot connect to NATS at ${options.url}: ${(err as Error).message}. Check the queue backend URL and that nats-server runs with JetStream enabled.`,
+      `Cannot connect to NATS at ${serversOf(options.url)}: ${(err as Error).message}. Check the queue backend URL and that nats-server runs with JetStream enabled.`,
     );
   }
-  const jsm = await jetstreamManager(nc, { timeout: 10_000 });
-  return new NatsQueueProvider(nc, jsm, jetstream(nc, { timeout: 10_000 }), options);
+  const jsm = await jetstreamManager(nc, { timeout: REQUEST_TIMEOUT_MS });
+  return new NatsQueueProvider(nc, jsm, jetstream(nc, { timeout: REQUEST_TIMEOUT_MS }), options);
 }
 
 /** The NATS JetStream Queue provider; see the file comment. */
@@ -73,12 +90,22 @@ export class NatsQueueProvider implements QueueProvider {
   private readonly ackWait = new Map<string, number>();
   private readonly encoder = new TextEncoder();
 
+  /** False while the connection is down (between a disconnect and the reconnect). */
+  private connected = true;
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly js: JetStreamClient,
     private readonly options: NatsQueueOptions,
-  ) {}
+  ) {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') this.connected = false;
+        else if (s.type === 'reconnect') this.connected = true;
+      }
+    })().catch(() => {});
+  }
 
   private names(ref: ResourceRef): Names {
     const id = resourceIdentity(ref).token;
@@ -368,6 +395,9 @@ export class NatsQueueProvider implements QueueProvider {
 
   /** Runs a backend call, turning NATS errors into KylixErrors a user can act on. */
   private async call<T>(fn: () => Promise<T>, ref?: ResourceRef): Promise<T> {
+    // Known to be down: fail now, not after the request's timeout.
+    if (!this.connected || this.nc.isClosed())
+      throw this.unavailable('the connection is down and being re-established');
     try {
       return await fn();
     } catch (err) {
@@ -375,6 +405,9 @@ export class NatsQueueProvider implements QueueProvider {
       const message = (err as Error).message ?? String(err);
       if (/max.?payload/i.test(message))
         throw new KylixError('ERR_MESSAGE_TOO_LARGE', `NATS refused the message: ${message}`);
+      // A server that did not answer in time would not answer whether the queue exists either.
+      if (/timeout/i.test(message) || (err as { code?: unknown }).code === 'TIMEOUT')
+        throw this.unavailable(`${message} (no answer within ${REQUEST_TIMEOUT_MS / 1000} s)`);
       // Without its stream, a publish meets no responder (which the client reports as "JetStream
       // not enabled") and a pull a 503: ask whether the queue exists before blaming the server.
       if (ref && !(await this.exists(this.names(ref).stream).catch(() => true))) {
@@ -384,8 +417,15 @@ export class NatsQueueProvider implements QueueProvider {
           `Queue "${ref.name}" does not exist in namespace "${ref.namespace}". Apply its manifest first.`,
         );
       }
-      throw new KylixError('ERR_BACKEND_UNAVAILABLE', `NATS JetStream failed: ${message}`);
+      throw this.unavailable(message);
     }
+  }
+
+  private unavailable(why: string): KylixError {
+    return new KylixError(
+      'ERR_BACKEND_UNAVAILABLE',
+      `NATS JetStream at ${serversOf(this.options.url)} failed: ${why}. Check that nats-server is running and reachable.`,
+    );
   }
 }
 
