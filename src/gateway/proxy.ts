@@ -83,6 +83,12 @@ function responseHeaders(
 
 /** The error for an instance the sandbox stopped for a limit. */
 export function limitError(fate: Fate, functionName: string): KylixError {
+  // Another request on the same instance ran past its time, and the instance was stopped with it.
+  if (fate.code === 'ERR_TIMEOUT')
+    return new KylixError(
+      'ERR_FUNCTION_CRASHED',
+      `${functionName} was stopped while handling this request: ${fate.message}. Make it answer sooner or raise the limit; retrying this request may work.`,
+    );
   return new KylixError(
     fate.code,
     fate.code === 'ERR_CPU_LIMIT'
@@ -296,6 +302,11 @@ class Exchange implements StreamSink {
       );
       return;
     }
+    // The other requests on the instance end with it: they are told why, not that it crashed.
+    this.call.channel.setFate({
+      code: 'ERR_TIMEOUT',
+      message: `another request to its instance did not answer within ${this.call.limits.timeoutMs} ms (spec.limits.timeoutMs), and the instance was stopped`,
+    });
     this.call.onInstanceFailure();
     this.fail(
       new KylixError(

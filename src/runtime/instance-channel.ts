@@ -52,7 +52,8 @@ export interface StreamSink {
 
 /** Why the sandbox stopped an instance for a limit. */
 export interface Fate {
-  code: LimitCode;
+  /** A limit the sandbox stopped it for, or ERR_TIMEOUT: the gateway stopped it for a request past its time. */
+  code: LimitCode | 'ERR_TIMEOUT';
   message: string;
 }
 

@@ -141,6 +141,23 @@ describe('platform', () => {
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'ERR_TIMEOUT');
   });
 
+  it("tells the requests sharing an instance stopped for another's timeout why they failed", async () => {
+    const dir = writeProject({
+      'kylix.yaml': functionManifest('sharer', './s.ts', ['/hang', '/slow'], '  limits:\n    timeoutMs: 800'),
+      's.ts':
+        "export default { fetch(req) { if (new URL(req.url).pathname === '/hang') return new Promise(() => {}); return new Promise((r) => setTimeout(() => r(new Response('late')), 700)); } };",
+    });
+    await apply(node, dir);
+    const hang = fetch(node.url('/hang'));
+    await new Promise((r) => setTimeout(r, 300));
+    const slow = await fetch(node.url('/slow'));
+    assert.equal((await hang).status, 504);
+    assert.equal(slow.status, 502);
+    const body = (await slow.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'ERR_FUNCTION_CRASHED');
+    assert.match(body.error.message, /another request to its instance did not answer within 800 ms/);
+  });
+
   it('refuses a request body over the limit with 413 before the function runs', async () => {
     const dir = writeProject({
       'kylix.yaml': functionManifest('small', './s.ts', ['/small'], '  limits:\n    maxRequestBytes: 1024'),
