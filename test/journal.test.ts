@@ -174,6 +174,37 @@ describe('journal', () => {
       }
     });
 
+    it('drops a refused record its caller undoes, and a barrier waits for the records it keeps', {
+      skip: reason,
+    }, async () => {
+      const dir = join(mount, 'drop');
+      const c = await openCounter(dir);
+      await c.set('before', 1);
+      const filler = join(mount, 'filler');
+      try {
+        writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
+      } catch {}
+      const undone = 'u'.repeat(10_000);
+      c.state.set(undone, 2);
+      await assert.rejects(c.journal.append({ s: 1000, k: undone, v: 2 }, { drop: true }), /disk is full/);
+      c.state.delete(undone);
+      const kept = 'k'.repeat(10_000);
+      await assert.rejects(c.set(kept, 3), /disk is full/);
+      assert.throws(() => c.journal.writable(), /disk is full/);
+      // A barrier (what a retried delete of a key already gone waits on) does not pass while a
+      // refused record is not on disk: it fails like the write it waits for.
+      await assert.rejects(c.journal.barrier(), /disk is full/);
+      rmSync(filler);
+      await c.journal.barrier();
+      const deadline = Date.now() + 5000;
+      while (c.journal.broken && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await c.journal.close();
+      const again = await openCounter(dir);
+      assert.equal(again.state.get(kept), 3);
+      assert.equal(again.state.has(undone), false, 'a dropped record was written');
+      await again.journal.close();
+    });
+
     it('writes the refused records by itself once there is room, when nothing else writes', {
       skip: reason,
     }, async () => {

@@ -39,6 +39,17 @@ const SWEEP_MS = 5;
 export const NAMESPACE_SHARE = Math.min(1, Number(process.env.KYLIX_NAMESPACE_SHARE) || 0.5);
 /** How long a function's usual latency takes to follow a lasting rise (a fall it follows at once). */
 const USUAL_RISE_MS = 20_000;
+/**
+ * The most one request tells the node's limit (as a multiple of its function's usual latency): a
+ * function with two speeds (a quick 304 beside a slow query) must not read as a node 1,000 times
+ * slower than usual.
+ */
+const MAX_LATENCY_RATIO = 4;
+/**
+ * The node's limit never falls below this: whatever a tenant's latencies teach it, the node keeps
+ * serving (each namespace still holds at most its share of it).
+ */
+const NODE_MIN_LIMIT = 200;
 
 /** Why a request was refused: the node is full (503), its function is (429), or its namespace's share is (429). */
 export type Refusal = 'ERR_OVERLOADED' | 'ERR_TOO_MANY_REQUESTS' | 'ERR_NAMESPACE_LIMIT';
@@ -87,7 +98,7 @@ export class FunctionGate {
     if (this.usualMs === 0 || rttMs < this.usualMs) this.usualMs = rttMs;
     else this.usualMs += (rttMs - this.usualMs) * Math.min(1, (now - this.usualAt) / USUAL_RISE_MS);
     this.usualAt = now;
-    return rttMs / Math.max(this.usualMs, 0.01);
+    return Math.min(MAX_LATENCY_RATIO, rttMs / Math.max(this.usualMs, 0.01));
   }
 
   /** A new spec.limits.maxConcurrency (a new revision of the function). */
@@ -157,6 +168,7 @@ export class Admission {
   ) {
     this.nodeLimit = new AdaptiveLimit({
       initial: Math.min(capacity, NODE_INITIAL_LIMIT * Math.max(1, availableParallelism() / 2)),
+      min: Math.min(capacity, NODE_MIN_LIMIT),
       max: capacity,
     });
   }

@@ -6,7 +6,7 @@
  * sandbox process is broken or hostile, and `onBroken` ends it.
  */
 import type { Socket } from 'node:net';
-import { NamespaceBudget } from '../bindings/namespace-budget.js';
+import { type BudgetShare, NamespaceBudget } from '../bindings/namespace-budget.js';
 import { KylixError } from '../errors.js';
 import {
   creditFrame,
@@ -138,6 +138,8 @@ export class InstanceChannel {
   private rpcInFlight = 0;
   /** What the calls in flight on this channel hold (see MAX_CHANNEL_HELD). */
   private readonly held: Held = { values: 0, bytes: 0 };
+  /** Its namespace's parts of the node's budgets. */
+  private readonly nodeShare: { values: BudgetShare; bytes: BudgetShare };
   private readonly writer: FrameWriter;
   /** True while reading is paused for what is queued to the instance (PAUSE_READING_BYTES). */
   private readingPaused = false;
@@ -150,8 +152,9 @@ export class InstanceChannel {
     private readonly hooks: InstanceHooks,
     private readonly onBroken: (reason: string) => void,
     /** The namespace of the instance's revision, whose share of the node's budget its calls take. */
-    private readonly namespace = '',
+    namespace = '',
   ) {
+    this.nodeShare = { values: nodeValues.of(namespace), bytes: nodeBytes.of(namespace) };
     this.writer = new FrameWriter(socket);
     const reader = new FrameReader((type, stream, payload) => this.onFrame(type, stream, payload));
     socket.on('data', (chunk: Uint8Array) => {
@@ -337,10 +340,10 @@ export class InstanceChannel {
       return;
     }
     const small = fits(NOTHING, size, SMALL_CALL);
-    const ns = this.namespace;
+    const { values, bytes } = this.nodeShare;
     if (
       !fits(this.held, size, MAX_CHANNEL_HELD) ||
-      (!small && !(nodeValues.fits(ns, size.values) && nodeBytes.fits(ns, size.bytes)))
+      (!small && !(values.fits(size.values) && bytes.fits(size.bytes)))
     ) {
       this.reply(id, {
         ok: false,
@@ -354,13 +357,13 @@ export class InstanceChannel {
     }
     this.rpcInFlight++;
     hold(this.held, size, 1);
-    nodeValues.take(ns, size.values);
-    nodeBytes.take(ns, size.bytes);
+    values.take(size.values);
+    bytes.take(size.bytes);
     const settled = () => {
       this.rpcInFlight--;
       hold(this.held, size, -1);
-      nodeValues.give(ns, size.values);
-      nodeBytes.give(ns, size.bytes);
+      values.give(size.values);
+      bytes.give(size.bytes);
     };
     // A hook that throws at once settles like one that rejects (and one that answers at once, like
     // one that resolves): what the call held is given back either way.

@@ -12,8 +12,10 @@
  *
  * A full disk is not the end: the file is cut back to its last whole batch, the batch's callers are
  * told, and its records (whose changes the caller's memory already holds) are written first with
- * the next batch, or by a retry every second, once there is room. Any other failure leaves the file
- * in an unknown state, and nothing more is written.
+ * the next batch, or by a retry every second, once there is room; a caller that undoes its change
+ * when told appends with `drop`, and its record is dropped instead. While records wait, callers
+ * check `writable()` before changing memory, so the wait does not grow. Any other failure leaves
+ * the file in an unknown state, and nothing more is written.
  */
 import { existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
 import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
@@ -53,6 +55,8 @@ interface Pending {
   data: Buffer;
   resolve: () => void;
   reject: (err: Error) => void;
+  /** Dropped, not kept for later, when a full disk refuses it (its caller undoes the change). */
+  drop?: boolean;
 }
 
 const DEFAULT_COMPACT_BYTES = 16 * 1024 * 1024;
@@ -157,7 +161,7 @@ export class Journal {
   private failure?: Error;
   /** Records refused by a full disk, written before the next batch; and why they were refused. */
   private unwritten: Buffer[] = [];
-  private stalled?: Error;
+  private stalledBy?: Error;
   private retryTimer?: NodeJS.Timeout;
   private readonly journalPath: string;
   private readonly snapshotPath: string;
@@ -179,7 +183,7 @@ export class Journal {
    * state), or a full disk while records wait for room.
    */
   get broken(): Error | undefined {
-    return this.failure ?? this.stalled;
+    return this.failure ?? this.stalledBy;
   }
 
   /**
@@ -221,12 +225,27 @@ export class Journal {
     if (created) await syncDir(this.options.dir);
   }
 
-  /** Appends one record; resolves once it is on disk. Records resolve in the order they were appended. */
-  append(record: unknown): Promise<void> {
+  /**
+   * Appends one record; resolves once it is on disk. Records resolve in the order they were appended.
+   * Refused by a full disk, a record is kept and written later, unless `drop` (its caller undoes it).
+   */
+  append(record: unknown, options?: { drop?: boolean }): Promise<void> {
     if (this.failure) return Promise.reject(this.unwritable(this.failure));
     if (!this.handle) return Promise.reject(this.unwritable(new Error('it is closed')));
     const data = Buffer.from(`${JSON.stringify(record)}\n`);
-    return new Promise((resolve, reject) => this.enqueue({ data, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ data, resolve, reject, drop: options?.drop }));
+  }
+
+  /** Throws what append() would reject with now: callers check it before they change memory. */
+  writable(): void {
+    const why = this.broken;
+    if (why) throw this.unwritable(why);
+    if (!this.handle) throw this.unwritable(new Error('it is closed'));
+  }
+
+  /** True while records a full disk refused are kept, to be written once there is room. */
+  get stalled(): boolean {
+    return this.unwritten.length > 0 && !this.failure;
   }
 
   /** Queues a record for the next write and starts the flush loop if it is not running. */
@@ -240,8 +259,9 @@ export class Journal {
 
   /** Resolves once every record appended so far is on disk (at once when none is waiting). */
   barrier(): Promise<void> {
-    if (!this.flushing) return Promise.resolve();
-    return new Promise((resolve, reject) => this.pending.push({ data: Buffer.alloc(0), resolve, reject }));
+    if (!this.flushing && this.unwritten.length === 0) return Promise.resolve();
+    // Records a full disk refused are tried again first: the barrier holds until they are written.
+    return this.barrierWith(Buffer.alloc(0));
   }
 
   /**
@@ -306,7 +326,7 @@ export class Journal {
       return false;
     }
     this.unwritten = records;
-    this.stalled = err;
+    this.stalledBy = records.length > 0 ? err : undefined;
     this.retryLater();
     return true;
   }
@@ -320,6 +340,7 @@ export class Journal {
       // Records a full disk refused go first: the caller's memory already holds their changes.
       const buffers = this.unwritten.concat(batch.map((p) => p.data));
       const size = buffers.reduce((n, b) => n + b.length, 0);
+      const kept = () => this.unwritten.concat(batch.filter((p) => !p.drop).map((p) => p.data));
       try {
         if (!this.handle) throw new Error('it is closed');
         if (this.failure) throw this.failure;
@@ -327,11 +348,11 @@ export class Journal {
         await this.handle.datasync();
         this.bytes += size;
         this.unwritten = [];
-        this.stalled = undefined;
+        this.stalledBy = undefined;
       } catch (err) {
         // A failed write or fsync leaves the file in an unknown state: unless the disk was only
         // full (then the file is cut back), stop writing rather than guess.
-        if (!(await this.recover(err as Error, buffers, size))) this.failure ??= err as Error;
+        if (!(await this.recover(err as Error, kept(), size))) this.failure ??= err as Error;
         for (const p of batch) p.reject(this.unwritable(err as Error));
         const waiters = this.compactWaiters;
         this.compactWaiters = [];

@@ -49,7 +49,12 @@ interface Entry {
   timer?: NodeJS.Timeout;
   /** When the timer was set: with no claimed tick on record yet, the ticks after it are due. */
   armedAt?: number;
+  /** True while claims fail (noted once, not at every retry). */
+  failing?: boolean;
 }
+
+/** How soon a tick whose claim failed (the state store did not answer) is tried again. */
+const CLAIM_RETRY_MS = 5000;
 
 /** See the file comment. */
 export class Scheduler {
@@ -176,26 +181,36 @@ export class Scheduler {
     return out;
   }
 
-  private arm(entry: Entry): void {
+  /** Sets the timer for the next tick, or for a retry `retryMs` from now (a claim that failed). */
+  private arm(entry: Entry, retryMs?: number): void {
     const next = entry.cron.nextRun(new Date(this.now()));
     if (!next) return;
     // Timers longer than ~24 days overflow; wake up daily and re-check instead.
-    const wait = Math.min(Math.max(0, next.getTime() - this.now()), 86_400_000);
+    const wait = Math.min(
+      retryMs ?? Number.POSITIVE_INFINITY,
+      Math.max(0, next.getTime() - this.now()),
+      86_400_000,
+    );
     entry.armedAt ??= this.now();
     entry.timer = setTimeout(() => {
+      let retry: number | undefined;
       this.runEntry(entry)
-        .catch((err: unknown) =>
-          // The state store failed (down, or paused past its timeout): the tick is not lost, the
-          // next one finds it missed and runs it late, once the store answers again.
-          this.note(
-            entry.target,
-            'warn',
-            `The scheduled run at ${next.toISOString()} could not be claimed (${err instanceof Error ? err.message : String(err)}); it runs late once the state store answers.`,
-          ),
-        )
-        .finally(() => {
+        .catch((err: unknown) => {
+          // The state store failed (down, or paused past its timeout): the tick is tried again every
+          // few seconds, and runs late once the store answers.
+          retry = CLAIM_RETRY_MS;
+          if (!entry.failing)
+            this.note(
+              entry.target,
+              'warn',
+              `The scheduled run at ${next.toISOString()} could not be claimed (${err instanceof Error ? err.message : String(err)}); it runs late once the state store answers.`,
+            );
+          entry.failing = true;
+        })
+        .then(() => {
+          if (retry === undefined) entry.failing = false;
           if (this.entries.get(scopedKey(entry.target.namespace, entry.target.functionName)) === entry)
-            this.arm(entry);
+            this.arm(entry, retry);
         });
     }, wait + 5);
     entry.timer.unref();

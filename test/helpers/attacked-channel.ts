@@ -17,6 +17,7 @@ const ROOT = resolve(import.meta.dirname, '../..');
 /** A supervisor's channel end whose binding calls are recorded and answered by `answer`. */
 export async function recordingChannel(
   answer: (call: BindingCall) => Promise<unknown> | unknown = async () => 'ok',
+  namespace = 'default',
 ) {
   const pair = await socketPair();
   const calls: BindingCall[] = [];
@@ -31,6 +32,7 @@ export async function recordingChannel(
       log: () => undefined,
     },
     (why) => broken.push(why),
+    namespace,
   );
   const closed = new Promise<void>((r) => pair.theirs.once('close', () => r()));
   return { ...pair, ch, calls, broken, closed };

@@ -47,8 +47,8 @@ const rpcFrame = (id: number, p: Uint8Array) => Buffer.concat([frameHeader(F.RPC
 
 type Answer = { id: number; result: { ok: boolean; error?: { code: string } } };
 /** A recorded channel (helpers/attacked-channel.ts) that also reads the binding results it sends back. */
-async function channel(answer?: (call: BindingCall) => Promise<unknown> | unknown) {
-  const c = await recordingChannel(answer);
+async function channel(answer?: (call: BindingCall) => Promise<unknown> | unknown, namespace?: string) {
+  const c = await recordingChannel(answer, namespace);
   const answers: Answer[] = [];
   const reader = new FrameReader((_t, id, payload) =>
     answers.push({ id, result: decodePayload(payload).value as Answer['result'] }),
@@ -144,7 +144,9 @@ describe('rpc red team 2: in-flight budgets', () => {
   // The node's budget was one pool for every tenant: 8 calls of 1,000,016 values each (200,000 empty byte
   // arrays: 1 MB each, and 200,001 argument nodes, under ARGUMENT_NODES) held by pg_sleep(25) from 4
   // instances of one tenant, and every other tenant's binding calls on the node fail with ERR_OVERLOADED.
-  it('WORKED then, refused now: one tenant fills the node-wide in-flight budget; another tenant’s small call still runs', async () => {
+  // Then one tenant could still hold all of it, and another tenant's large calls failed: now each
+  // namespace holds at most half.
+  it('WORKED then, refused now: one tenant holds at most half the node-wide in-flight budget; another tenant’s calls, small and large, still run', async () => {
     let release = () => {};
     const held = new Promise<void>((r) => {
       release = r;
@@ -162,18 +164,29 @@ describe('rpc red team 2: in-flight budgets', () => {
       const a = await channel(async () => {
         await held;
         return 'ok';
-      });
+      }, 'attacker');
       attackers.push(a);
       a.theirs.write(Buffer.concat([rpcFrame(1, p), rpcFrame(2, p)]));
     }
-    await eventually(() => attackers.every((a) => a.calls.length === 2));
-    const victim = await channel(async () => 'ok');
-    victim.theirs.write(rpcFrame(1, call('KV', 'get', Buffer.from(str('k')))));
-    await eventually(() => victim.answers.length === 1);
+    // Each call is running or was refused.
+    await eventually(() => attackers.every((a) => a.calls.length + a.answers.length === 2));
+    const running = attackers.reduce((n, a) => n + a.calls.length, 0);
+    assert.equal(running, 4, 'one namespace held more than half the node’s budget');
+    for (const a of attackers)
+      for (const answer of a.answers) assert.equal(answer.result.error?.code, 'ERR_OVERLOADED');
+    const victim = await channel(async () => 'ok', 'victim');
+    victim.theirs.write(
+      Buffer.concat([rpcFrame(1, call('KV', 'get', Buffer.from(str('k')))), rpcFrame(2, p), rpcFrame(3, p)]),
+    );
+    await eventually(() => victim.answers.length === 3);
     release();
     await eventually(() => attackers.every((a) => a.answers.length === 2));
     for (const c of [...attackers, victim]) c.done();
-    assert.equal(victim.answers[0]?.result.error?.code, undefined, 'the other tenant’s call was refused');
+    assert.deepEqual(
+      victim.answers.map((a) => a.result.error?.code),
+      [undefined, undefined, undefined],
+      'the other tenant’s calls were refused',
+    );
   });
 
   it('HELD: a channel closed with calls in flight gives their budget back when they settle', async () => {
@@ -191,7 +204,12 @@ describe('rpc red team 2: in-flight budgets', () => {
       c.theirs.write(Buffer.concat([rpcFrame(1, p), rpcFrame(2, p)]));
       cs.push(c);
     }
-    await eventually(() => cs.every((c) => c.calls.length === 2));
+    // Each call is running (the namespace's half of the node's budget) or was refused.
+    await eventually(() => cs.every((c) => c.calls.length + c.answers.length === 2));
+    assert.equal(
+      cs.reduce((n, c) => n + c.calls.length, 0),
+      4,
+    );
     for (const c of cs) c.ch.close();
     release();
     await new Promise((r) => setTimeout(r, 50));

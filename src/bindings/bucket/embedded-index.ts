@@ -120,9 +120,16 @@ export class BucketIndex {
     const previous = this.objects.get(key);
     // Checked and set with no await between: no other put of this key can land in between.
     if (!precondition(previous ?? null)) return false;
+    this.journal?.writable();
     this.set(key, object);
     this.writing.delete(object.blob);
-    await this.append({ s: ++this.seq, o: 'p', k: key, m: object });
+    try {
+      await this.append({ s: ++this.seq, o: 'p', k: key, m: object });
+    } catch (err) {
+      // The index points at the blob now (and the record is written once a full disk has room):
+      // the caller must not drop it.
+      throw Object.assign(err as Error, { committed: true });
+    }
     if (previous) await this.dropBlob(previous.blob);
     return true;
   }

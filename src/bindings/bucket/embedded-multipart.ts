@@ -12,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KylixError } from '../../errors.js';
+import { checkDiskRoom } from '../../storage/disk-room.js';
 import { syncDir } from '../../storage/journal.js';
 import { checkCompletedParts, multipartEtag, noSuchUpload, partTooSmall } from './checks.js';
 import type { BucketIndex, IndexedObject } from './embedded-index.js';
@@ -173,6 +174,7 @@ export async function completeUpload(
   const parts = checkCompletedParts(given);
   const dir = uploadDir(bucket, uploadId);
   // What the parts' records say is checked first, so that a wrong list fails before any copying.
+  let total = 0;
   for (const [i, part] of parts.entries()) {
     const stored = await readFile(join(dir, `${part.partNumber}.json`), 'utf8').then(
       (t) => JSON.parse(t) as { etag: string; size: number },
@@ -181,7 +183,10 @@ export async function completeUpload(
     if (!stored || stored.etag !== part.etag) throw wrongPart(key, part);
     if (i < parts.length - 1 && stored.size < BUCKET_LIMITS.minPartBytes)
       throw partTooSmall(part.partNumber, stored.size);
+    total += stored.size;
   }
+  // The object is a copy of the parts: it needs their room again.
+  checkDiskRoom(bucket.dir, total, 'The embedded bucket');
   const claimed = `${dir}.completing-${Date.now()}-${randomBytes(4).toString('hex')}`;
   try {
     await rename(dir, claimed);
@@ -220,7 +225,19 @@ export async function completeUpload(
     customMetadata: record.customMetadata,
     sums: {},
   };
-  await bucket.commit(key, indexed);
+  try {
+    await bucket.commit(key, indexed);
+  } catch (err) {
+    // Not committed: the upload is given back, as for any other failure. Committed in memory (its
+    // record waits for room on a full disk): the upload is over all the same.
+    if (!(err as { committed?: boolean }).committed) {
+      await bucket.abandon(blob);
+      await rename(claimed, dir).catch(() => {});
+      throw err;
+    }
+    await rm(claimed, { recursive: true, force: true });
+    throw err;
+  }
   await rm(claimed, { recursive: true, force: true });
   return { indexed };
 }

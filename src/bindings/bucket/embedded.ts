@@ -169,7 +169,7 @@ export class EmbeddedBucket implements BucketProvider {
       return toObject(key, object);
     } catch (err) {
       await file?.close().catch(() => {});
-      await bucket.abandon(id);
+      if (!(err as { committed?: boolean }).committed) await bucket.abandon(id);
       throw err;
     }
   }

@@ -83,10 +83,11 @@ function mayRead(namespace: string, bytes: number): KylixError | undefined {
       'ERR_BINDING_TOO_LARGE',
       `The object is ${bytes} bytes; one get through the binding carries at most ${MAX_GET_BYTES / 2 ** 20} MiB. Read it in ranges ({ range: { offset, length } }).`,
     );
-  if (!reading.fits(namespace, bytes))
+  const share = reading.of(namespace);
+  if (!share.fits(bytes))
     return new KylixError(
       'ERR_OVERLOADED',
-      `Gets are reading ${Math.round(reading.heldBy(namespace) / 2 ** 20)} MiB of this namespace's objects and ${Math.round(reading.held / 2 ** 20)} MiB of the node's at once; retry shortly, or read large objects in smaller ranges.`,
+      `Gets are reading ${Math.round(share.held / 2 ** 20)} MiB of this namespace's objects and ${Math.round(reading.held / 2 ** 20)} MiB of the node's at once; retry shortly, or read large objects in smaller ranges.`,
     );
   return undefined;
 }
@@ -160,7 +161,7 @@ export const bucketKind = {
           for await (const _ of got.body) break;
           throw refusal;
         }
-        reading.take(ref.namespace, bytes);
+        reading.of(ref.namespace).take(bytes);
         try {
           // Read into one buffer of the announced size: no list of chunks and then a copy of them all.
           const body = Buffer.allocUnsafe(bytes);
@@ -176,7 +177,7 @@ export const bucketKind = {
           }
           return { object: got.object, range: got.range, body: at === bytes ? body : body.subarray(0, at) };
         } finally {
-          reading.give(ref.namespace, bytes);
+          reading.of(ref.namespace).give(bytes);
         }
       },
     ),

@@ -99,10 +99,8 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
       ...config,
       max,
       idleTimeoutMillis: 30_000,
-      // A server that does not answer (paused, unreachable) fails the call with a reason: within 5 s
-      // for a connection, and past the statement timeout (plus the watchdog's grace) for a query.
+      // A server that does not answer (paused, unreachable) fails a new connection within 5 s.
       connectionTimeoutMillis: 5000,
-      query_timeout: (this.options.statementTimeoutMs ?? 30_000) + 5000,
       types: {
         getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
           if (oid === TEXT_TYPES.INT8 || oid === TEXT_TYPES.DATE) return (x: string) => x;

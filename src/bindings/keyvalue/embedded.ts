@@ -68,7 +68,10 @@ class Space {
   bytes = 0;
 }
 
-const sizeOf = (key: string, s: Stored) => key.length * 2 + s.value.byteLength;
+/** What an entry costs in memory: its key, value and metadata, and the maps and objects that hold it. */
+const ENTRY_OVERHEAD = 160;
+const sizeOf = (key: string, s: Stored) =>
+  key.length * 2 + s.value.byteLength + (s.meta === undefined ? 0 : s.meta.length * 2) + ENTRY_OVERHEAD;
 
 const expired = (s: Stored, nowMs: number) => s.exp !== undefined && s.exp * 1000 <= nowMs;
 
@@ -154,7 +157,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     if (put.metadata !== undefined) stored.meta = put.metadata;
     if (put.expiration !== undefined) stored.exp = put.expiration;
     // A cache's space keeps itself within its capacity; any other counts against the namespace's quota.
-    if (options?.capacity === undefined) this.checkRoom(r, key, stored);
+    this.checkRoom(r, key, stored, options?.capacity === undefined);
     const space = this.set(r, key, stored);
     const record: KvRecord = { s: ++this.seq, o: 'p', r, k: key, v: stored.value.toString('base64') };
     if (stored.meta !== undefined) record.m = stored.meta;
@@ -172,6 +175,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     const space = this.spaces.get(r);
     // Already absent: still wait for writes queued before, or an earlier delete of it may not be durable yet.
     if (!space?.entries.has(key)) return this.journal?.barrier();
+    this.journal?.writable();
     this.drop(space, key);
     await this.write({ s: ++this.seq, o: 'd', r, k: key });
   }
@@ -221,24 +225,32 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     await this.journal.append(record);
   }
 
-  /** Refuses a put that would take its namespace past its quota, or the disk into its reserve. */
-  private checkRoom(r: string, key: string, stored: Stored): void {
-    const ns = namespaceOf(r);
-    const old = this.spaces.get(r)?.entries.get(key);
-    const grows = sizeOf(key, stored) - (old ? sizeOf(key, old) : 0);
-    const quota = this.config.namespaceBytes ?? DEFAULT_NAMESPACE_BYTES;
-    const held = this.namespaceBytes.get(ns) ?? 0;
-    if (grows > 0 && held + grows > quota)
-      throw new KylixError(
-        'ERR_QUOTA_EXCEEDED',
-        `The KeyValue namespaces of ${ns} hold ${Math.round(held / 2 ** 20)} MiB, and this put would take them past their ${Math.round(quota / 2 ** 20)} MiB on this node (KYLIX_KV_NAMESPACE_MIB). Delete keys, or give them an expiration.`,
-      );
+  /**
+   * Refuses a put while the journal cannot write, one that would take the disk into its reserve, or
+   * (`quota`: a cache's space keeps itself within its capacity instead) its namespace past its quota.
+   * Checked before memory changes, so a refused put changes nothing.
+   */
+  private checkRoom(r: string, key: string, stored: Stored, quota: boolean): void {
+    if (!this.journal)
+      throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The embedded KeyValue store is closed.');
+    this.journal.writable();
     // Journaled in base64: a third more than the value.
     checkDiskRoom(
       this.config.dataDir,
       Math.ceil(stored.value.byteLength * 1.34),
       'The embedded KeyValue store',
     );
+    if (!quota) return;
+    const ns = namespaceOf(r);
+    const old = this.spaces.get(r)?.entries.get(key);
+    const grows = sizeOf(key, stored) - (old ? sizeOf(key, old) : 0);
+    const limit = this.config.namespaceBytes ?? DEFAULT_NAMESPACE_BYTES;
+    const held = this.namespaceBytes.get(ns) ?? 0;
+    if (grows > 0 && held + grows > limit)
+      throw new KylixError(
+        'ERR_QUOTA_EXCEEDED',
+        `The KeyValue namespaces of ${ns} hold ${Math.round(held / 2 ** 20)} MiB, and this put would take them past their ${Math.round(limit / 2 ** 20)} MiB on this node (KYLIX_KV_NAMESPACE_MIB). Delete keys, or give them an expiration.`,
+      );
   }
 
   /** Adds `delta` bytes to namespace `ns`. */

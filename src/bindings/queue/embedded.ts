@@ -226,6 +226,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
     // Journaled in base64: a third more than the bodies.
     const bytes = messages.reduce((n, m) => n + m.body.byteLength, 0);
     checkDiskRoom(this.dataDir, Math.ceil(bytes * 1.34), 'The embedded queue');
+    this.journal.writable();
     const now = this.now();
     const added: Message[] = [];
     const writes: Promise<void>[] = [];
@@ -247,7 +248,10 @@ export class EmbeddedQueueProvider implements QueueProvider {
       added.push(m);
       const b = Buffer.from(msg.body.buffer, msg.body.byteOffset, msg.body.byteLength).toString('base64');
       const tp = m.tp ? { tp: m.tp } : {};
-      writes.push(this.journal.append({ t: 's', q, id: m.id, ts: now, ct: m.ct, b, at, n: 0, ...tp }));
+      // Dropped, not kept, if a full disk refuses it: the send is undone below.
+      writes.push(
+        this.journal.append({ t: 's', q, id: m.id, ts: now, ct: m.ct, b, at, n: 0, ...tp }, { drop: true }),
+      );
     }
     try {
       await Promise.all(writes);

@@ -141,7 +141,13 @@ export class EmbeddedStore implements Store {
   private async append(entry: JournalEntry, type: WatchEvent['type']): Promise<void> {
     if (!this.journal)
       throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The state store cannot write: it is closed');
-    await this.journal.append(entry);
+    try {
+      await this.journal.append(entry);
+    } catch (err) {
+      // Kept to be written once a full disk has room: memory holds the change, so watchers hear of it.
+      if (this.journal?.stalled) this.record({ type, object: entry.object });
+      throw err;
+    }
     this.record({ type, object: entry.object });
   }
 
