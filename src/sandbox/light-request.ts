@@ -4,6 +4,7 @@
  * something else is asked for. Its state sits in a private field (hidden-state.ts), so nothing of
  * Node's (the request's frame, the channel) is reachable from it by reflection.
  */
+import { delegateTo } from './delegate-proto.js';
 import { hiddenState } from './hidden-state.js';
 
 const NativeRequest = globalThis.Request;
@@ -78,29 +79,7 @@ export class KylixRequest extends NativeRequest {
 }
 
 const lightProto: object = Object.create(KylixRequest.prototype);
-for (const key of Reflect.ownKeys(NativeRequest.prototype)) {
-  if (key === 'constructor') continue;
-  const d = Reflect.getOwnPropertyDescriptor(NativeRequest.prototype, key);
-  if (!d) continue;
-  if (typeof d.value === 'function') {
-    const method = d.value as (...args: unknown[]) => unknown;
-    Object.defineProperty(lightProto, key, {
-      value(this: object, ...args: unknown[]) {
-        return method.apply(realOf(stateOf(this)), args);
-      },
-      writable: true,
-      configurable: true,
-    });
-  } else if (d.get) {
-    const get = d.get;
-    Object.defineProperty(lightProto, key, {
-      get(this: object) {
-        return get.call(realOf(stateOf(this)));
-      },
-      configurable: true,
-    });
-  }
-}
+delegateTo(lightProto, NativeRequest.prototype, (self) => realOf(stateOf(self)));
 Object.defineProperties(lightProto, {
   url: {
     get: function (this: object) {

@@ -3,6 +3,7 @@
  * and the serving path reads them directly, with no body stream; the undici Response is made only
  * when the function reads more of it.
  */
+import { delegateTo } from './delegate-proto.js';
 import { hiddenState } from './hidden-state.js';
 
 const NativeResponse = globalThis.Response;
@@ -162,29 +163,7 @@ export const KylixResponse = function Response(this: unknown, body?: BodyInit | 
 } as unknown as typeof NativeResponse;
 
 const lightResponseProto: object = Object.create(NativeResponse.prototype);
-for (const key of Reflect.ownKeys(NativeResponse.prototype)) {
-  if (key === 'constructor') continue;
-  const d = Reflect.getOwnPropertyDescriptor(NativeResponse.prototype, key);
-  if (!d) continue;
-  if (typeof d.value === 'function') {
-    const method = d.value as (...args: unknown[]) => unknown;
-    Object.defineProperty(lightResponseProto, key, {
-      value(this: object, ...args: unknown[]) {
-        return method.apply(nativeOf(this), args);
-      },
-      writable: true,
-      configurable: true,
-    });
-  } else if (d.get) {
-    const get = d.get;
-    Object.defineProperty(lightResponseProto, key, {
-      get(this: object) {
-        return get.call(nativeOf(this));
-      },
-      configurable: true,
-    });
-  }
-}
+delegateTo(lightResponseProto, NativeResponse.prototype, nativeOf);
 /** Getters a light Response answers itself; a native one (no state) asks its own getter. */
 function ownGetter(key: string, light: (s: LightResponseState) => unknown): void {
   const native = Reflect.getOwnPropertyDescriptor(NativeResponse.prototype, key)?.get as () => unknown;
