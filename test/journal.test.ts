@@ -125,6 +125,14 @@ describe('journal', () => {
     after(() => {
       if (!reason) execFileSync('umount', ['-l', mount]);
     });
+    /** Fills what is left of the tmpfs; answers the file to remove to make room again. */
+    const fillDisk = (): string => {
+      const filler = join(mount, 'filler');
+      try {
+        writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
+      } catch {}
+      return filler;
+    };
 
     it('refuses writes while it is full, and writes them once there is room, losing nothing', {
       skip: reason,
@@ -132,10 +140,7 @@ describe('journal', () => {
       const dir = join(mount, 'state');
       const c = await openCounter(dir);
       await c.set('before', 1);
-      const filler = join(mount, 'filler');
-      try {
-        writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
-      } catch {}
+      const filler = fillDisk();
       // The disk is full (records bigger than what is left of the file's last page): the write
       // fails and says so, and the next ones too.
       const during = 'd'.repeat(10_000);
@@ -180,10 +185,7 @@ describe('journal', () => {
       const dir = join(mount, 'drop');
       const c = await openCounter(dir);
       await c.set('before', 1);
-      const filler = join(mount, 'filler');
-      try {
-        writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
-      } catch {}
+      const filler = fillDisk();
       const undone = 'u'.repeat(10_000);
       c.state.set(undone, 2);
       await assert.rejects(c.journal.append({ s: 1000, k: undone, v: 2 }, { drop: true }), /disk is full/);
@@ -210,10 +212,7 @@ describe('journal', () => {
     }, async () => {
       const dir = join(mount, 'quiet');
       const c = await openCounter(dir);
-      const filler = join(mount, 'filler');
-      try {
-        writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
-      } catch {}
+      const filler = fillDisk();
       const refused = 'r'.repeat(10_000);
       await assert.rejects(c.set(refused, 1), /disk is full/);
       rmSync(filler);

@@ -17,6 +17,15 @@ after(() => {
   for (const c of children) c.kill();
 });
 
+/** The path (relative to dir) of the one file under dir whose path ends with `end`. */
+function fileUnder(dir: string, end: string): string {
+  const path = readdirSync(dir, { recursive: true })
+    .map(String)
+    .find((p) => p.endsWith(end));
+  assert.ok(path, `no ${end} on disk`);
+  return path;
+}
+
 /** Every file path under dir, relative to it. */
 function walk(dir: string, rel = ''): string[] {
   return readdirSync(join(dir, rel), { withFileTypes: true }).flatMap((e) =>
@@ -118,10 +127,7 @@ describe('Bucket providers', () => {
     const bucket = await openEmbeddedBucket({ dataDir: dir });
     const ref = { namespace: 'default', name: 'b' };
     const old = await bucket.createMultipartUpload(ref, 'k');
-    const record = readdirSync(dir, { recursive: true })
-      .map(String)
-      .find((p) => p.endsWith(join(old, 'upload.json')));
-    assert.ok(record, 'no upload.json on disk');
+    const record = fileUnder(dir, join(old, 'upload.json'));
     const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
     utimesSync(join(dir, record), eightDaysAgo, eightDaysAgo);
     // The next upload of the bucket sweeps the expired ones.
@@ -183,10 +189,7 @@ describe('Bucket providers', () => {
     const id = await bucket.createMultipartUpload(ref, 'k');
     const p1 = await bucket.uploadPart(ref, 'k', id, 1, new Uint8Array(5 * 1024 * 1024).fill(0x61));
     const p2 = await bucket.uploadPart(ref, 'k', id, 2, new Uint8Array([1]));
-    const part = readdirSync(dir, { recursive: true })
-      .map(String)
-      .find((p) => p.endsWith(join(id, '1')));
-    assert.ok(part, 'no part file on disk');
+    const part = fileUnder(dir, join(id, '1'));
     writeFileSync(join(dir, part), new Uint8Array(5 * 1024 * 1024).fill(0x62));
     await assert.rejects(
       bucket.completeMultipartUpload(ref, 'k', id, [p1, p2]),
@@ -204,10 +207,7 @@ describe('Bucket providers', () => {
     const bucket = await openEmbeddedBucket({ dataDir: dir });
     const ref = { namespace: 'default', name: 'b' };
     const one = await bucket.createMultipartUpload(ref, 'k');
-    const record = readdirSync(dir, { recursive: true })
-      .map(String)
-      .find((p) => p.endsWith(join(one, 'upload.json')));
-    assert.ok(record, 'no upload.json on disk');
+    const record = fileUnder(dir, join(one, 'upload.json'));
     // All but 5 of the cap, written directly (creating them one by one takes four fsyncs each).
     const uploads = join(dir, record, '..', '..');
     for (let i = 1; i < MAX_OPEN_UPLOADS - 5; i++) {
