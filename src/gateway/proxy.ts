@@ -83,11 +83,12 @@ function responseHeaders(
 
 /** The error for an instance the sandbox stopped for a limit. */
 export function limitError(fate: Fate, functionName: string): KylixError {
-  // Another request on the same instance ran past its time, and the instance was stopped with it.
-  if (fate.code === 'ERR_TIMEOUT')
+  // Another request on the same instance ran past its time, and the instance was stopped with it;
+  // or the instance's process stopped answering and was ended.
+  if (fate.code === 'ERR_TIMEOUT' || fate.code === 'ERR_FUNCTION_CRASHED')
     return new KylixError(
       'ERR_FUNCTION_CRASHED',
-      `${functionName} was stopped while handling this request: ${fate.message}. Make it answer sooner or raise the limit; retrying this request may work.`,
+      `${functionName} was stopped while handling this request: ${fate.message}. ${fate.code === 'ERR_TIMEOUT' ? 'Make it answer sooner or raise the limit; r' : 'R'}etrying this request may work.`,
     );
   return new KylixError(
     fate.code,

@@ -52,8 +52,11 @@ export interface StreamSink {
 
 /** Why the sandbox stopped an instance for a limit. */
 export interface Fate {
-  /** A limit the sandbox stopped it for, or ERR_TIMEOUT: the gateway stopped it for a request past its time. */
-  code: LimitCode | 'ERR_TIMEOUT';
+  /**
+   * A limit the sandbox stopped it for; ERR_TIMEOUT: the gateway stopped it for a request past its
+   * time; ERR_FUNCTION_CRASHED: the supervisor ended its process (it stopped answering).
+   */
+  code: LimitCode | 'ERR_TIMEOUT' | 'ERR_FUNCTION_CRASHED';
   message: string;
 }
 

@@ -8,7 +8,8 @@
  * own, a malformed or oversized one, or a malformed frame on a channel, ends it.
  *
  * This file holds its life (start, instances, memory cap, warm workers, exit); how it is spawned is
- * in sandbox-command.ts, what it says about its instances in control-messages.ts, and its stderr
+ * in sandbox-command.ts, its control channel in sandbox-control.ts (what it says about its
+ * instances in control-messages.ts; whether it still answers in liveness.ts), and its stderr
  * (bounded on its way to the log, its tail the exit reason) in sandbox-stderr.ts.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -18,7 +19,7 @@ import type { Socket } from 'node:net';
 import { basename, join } from 'node:path';
 import { KylixError } from '../errors.js';
 import type { RevisionLimits } from '../resources/serving.js';
-import { ControlChannel, MAX_CONTROL_FROM_SANDBOX, SANDBOX_CONTROL_BUDGET } from '../sandbox/control.js';
+import type { ControlChannel } from '../sandbox/control.js';
 import {
   type FromSandbox,
   type InstanceSpec,
@@ -27,7 +28,7 @@ import {
   type WorkerSpec,
 } from '../sandbox/protocol.js';
 import { bootSlot } from './boot-slots.js';
-import { onControlMessage, type ProcessInstances, stoppedRecord } from './control-messages.js';
+import { type ProcessInstances, stoppedRecord } from './control-messages.js';
 import { InstanceChannel, type InstanceHooks } from './instance-channel.js';
 import type { SandboxCgroup } from './isolation/cgroups.js';
 import { type EgressObserver, startEgressProxy } from './isolation/egress-proxy.js';
@@ -35,6 +36,7 @@ import type { Isolation } from './isolation/isolation.js';
 import { LogLimiter } from './log-limiter.js';
 import type { SandboxEvents, SandboxInstance } from './sandbox.js';
 import { CHANNEL_SLOTS, FIRST_CHANNEL_FD, type SpawnedSandbox, spawnSandbox } from './sandbox-command.js';
+import { superviseControl } from './sandbox-control.js';
 import { exitReason, followStderr, oomReason } from './sandbox-stderr.js';
 
 export { MAX_REASON_CHARS } from './control-messages.js';
@@ -61,6 +63,9 @@ const STOP_WAIT_MS = 5000;
 const START_WAIT_MS = STARTUP_LIMIT_MS * STARTUP_WALL_FACTOR + 10_000;
 
 export type { RevisionLimits };
+
+/** Why the supervisor ended a process, for the reason its instances' exit gives. */
+const endedFor = new WeakMap<ChildProcess, string>();
 
 /** See the file comment. */
 export class RevisionProcess {
@@ -223,6 +228,7 @@ export class RevisionProcess {
   /** Ends a process that broke the protocol: it is not trusted to stop on its own. */
   private kill(child: ChildProcess, reason: string): void {
     this.onStderr?.(this.namespace, `kylix: sandbox process ${child.pid} stopped: ${reason}\n`);
+    if (!endedFor.has(child)) endedFor.set(child, reason);
     child.kill('SIGKILL');
   }
 
@@ -342,37 +348,18 @@ export class RevisionProcess {
       throw err;
     }
     const { child, controlSocket } = spawned;
-    // Once it broke a rule the process is ended, and nothing more it says is acted on: not even the
-    // frames that came in the same read as the one that ended it.
-    let ended = false;
-    const kill = (why: string) => {
-      if (ended) return;
-      ended = true;
-      this.kill(child, why);
-    };
     const stderrTail = followStderr(child, (text) => this.onStderr?.(this.namespace, text));
     // The slot is held until the process has booted (its first message), or is gone.
     child.once('exit', release);
     setTimeout(release, 10_000).unref();
-    let greeted = 0;
-    this.control = new ControlChannel<FromSandbox, ToSandbox>(
+    this.control = superviseControl(
+      child,
       controlSocket,
-      (m) => {
-        if (ended) return;
-        release();
-        // A process says hello once, when it boots.
-        if ((m as { type?: unknown } | null)?.type === 'hello' && greeted++ > 0)
-          return kill('a second hello');
-        onControlMessage(m, this.instances, this.events, kill);
-      },
-      kill,
-      MAX_CONTROL_FROM_SANDBOX,
-      SANDBOX_CONTROL_BUDGET,
+      this.instances,
+      this.events,
+      (why) => this.kill(child, why),
+      release,
     );
-    // Without its control channel the process cannot be told to stop anything: it is ended.
-    this.control.onClose(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
     child.on('exit', (code, signal) => this.onProcessExit(child, code, signal, stderrTail()));
     this.child = child;
     this.freeSlots = Array.from({ length: CHANNEL_SLOTS }, (_, i) => i);
@@ -407,9 +394,12 @@ export class RevisionProcess {
   ): void {
     if (this.child === child) this.child = undefined;
     const oom = this.cgroup?.oomKilled() ?? false;
+    const ended = endedFor.get(child);
     const reason = oom
       ? oomReason(this.appliedMiB, this.cgroup?.peakBytes())
-      : exitReason(code, signal, stderrTail);
+      : ended
+        ? `the sandbox process was stopped: ${ended}`
+        : exitReason(code, signal, stderrTail);
     for (const w of this.instances.starting.values()) {
       w.channel.close();
       w.reject(new KylixError('ERR_NOT_READY', `The function failed to start: ${reason}`));

@@ -246,6 +246,7 @@ function checkBudget(): void {
 
 function onControl(m: ToSandbox): void {
   if (m.type === 'start') start(m.instance);
+  else if (m.type === 'ping') send({ type: 'pong', seq: m.seq });
   else if (m.type === 'warm') {
     warmTarget = m;
     // Workers warmed for another heap cap or socket would never be taken: replace them.

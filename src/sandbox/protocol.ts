@@ -40,7 +40,9 @@ export type ToSandbox =
   /** Keep this many workers started but unassigned, so a new instance skips the worker's boot. */
   | { type: 'warm'; count: number; egressSocket: string; memoryMiB: number }
   /** How much memory all instances of the process may use together (the in-process fallback when there is no cgroup). */
-  | { type: 'budget'; memoryBytes: number };
+  | { type: 'budget'; memoryBytes: number }
+  /** Are you there? The process answers with a pong of the same seq (runtime/liveness.ts). */
+  | { type: 'ping'; seq: number };
 
 /** Why the sandbox process stopped an instance itself. */
 export type LimitCode = 'ERR_CPU_LIMIT' | 'ERR_MEMORY_LIMIT';
@@ -62,7 +64,9 @@ export type FromSandbox =
   /** Sent before the process stops an instance for a limit, so in-flight requests get that error. */
   | { type: 'limit'; id: string; code: LimitCode; message: string }
   /** A console record of an instance (the host relays at most 1,000 a second per instance). */
-  | { type: 'log'; id: string; record: LogRecord };
+  | { type: 'log'; id: string; record: LogRecord }
+  /** The answer to a ping. */
+  | { type: 'pong'; seq: number };
 
 /** One call of a binding object. */
 export interface BindingCall {

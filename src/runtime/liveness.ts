@@ -1,0 +1,67 @@
+/**
+ * Whether a sandbox process still answers. A process that is stopped (SIGSTOP, a frozen cgroup, a
+ * debugger) or hung uses no CPU, so no CPU limit ends it, and its exit never comes: without this,
+ * every request routed to it waited for its full wall-time limit, and new ones kept being routed
+ * there. While the process holds instances, the supervisor pings it on its control channel (the
+ * process's main thread answers; tenant code runs on other threads) and ends it when a ping goes
+ * unanswered for LIVENESS_MS, as a Kubernetes liveness probe would.
+ *
+ * The supervisor's own loop can be held too (a long GC, a synchronous burst): a tick that comes
+ * late says nothing about the process, whose answer may be waiting unread, so it gives the process
+ * a full deadline again instead of judging it.
+ */
+import { performance } from 'node:perf_hooks';
+
+/** How long a ping may go unanswered before the process is ended (KYLIX_SANDBOX_LIVENESS_MS). */
+export const LIVENESS_MS = Math.max(200, Number(process.env.KYLIX_SANDBOX_LIVENESS_MS) || 10_000);
+
+/** See the file comment. */
+export class Liveness {
+  /** The last ping sent, and the last one answered (pings are numbered from 1; one in flight at a time). */
+  private sent = 0;
+  private answered = 0;
+  private sentAt = 0;
+  private lastTick = performance.now();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly ping: (seq: number) => void,
+    /** True while the process holds instances: an idle process is not pinged (no wake-ups). */
+    private readonly busy: () => boolean,
+    /** Called once, with the reason, when the process did not answer in time. */
+    private readonly dead: (reason: string) => void,
+    private readonly deadlineMs = LIVENESS_MS,
+  ) {
+    this.timer = setInterval(() => this.tick(), deadlineMs / 4);
+    this.timer.unref();
+  }
+
+  /** A pong from the process; false when it answers no ping outstanding (a broken or lying process). */
+  answer(seq: unknown): boolean {
+    if (seq !== this.sent || this.sent === this.answered) return false;
+    this.answered = this.sent;
+    return true;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    const late = now - this.lastTick > this.deadlineMs / 2;
+    this.lastTick = now;
+    if (this.sent > this.answered) {
+      if (late) this.sentAt = now;
+      else if (now - this.sentAt > this.deadlineMs) {
+        this.stop();
+        this.dead(`no answer to a liveness check within ${this.deadlineMs} ms (stopped or hung)`);
+      }
+      return;
+    }
+    if (!this.busy()) return;
+    this.sent++;
+    this.sentAt = now;
+    this.ping(this.sent);
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * A sandbox process that stops answering (here: SIGSTOP, as a frozen cgroup or a hung process
+ * would look) is ended within its liveness deadline: its requests in flight get 502 with the
+ * reason instead of waiting for their wall-time limit, and the next request gets a new process.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+
+process.env.KYLIX_SANDBOX_LIVENESS_MS = '1000';
+const { apply, functionManifest, startNode, writeProject } = await import('../helpers/platform.js');
+type TestNode = Awaited<ReturnType<typeof startNode>>;
+
+/** Pids of this process's descendants that run the sandbox host (inside bubblewrap or not). */
+function sandboxHosts(): number[] {
+  const parent = new Map<number, number>();
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      parent.set(Number(p), Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]));
+    } catch {}
+  }
+  const mine = (pid: number): boolean => {
+    for (let p = parent.get(pid); p !== undefined && p > 1; p = parent.get(p))
+      if (p === process.pid) return true;
+    return false;
+  };
+  return [...parent.keys()].filter((pid) => {
+    if (!mine(pid)) return false;
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+        .split('\0')
+        .some((a) => a.endsWith('sandbox/host.js'));
+    } catch {
+      return false;
+    }
+  });
+}
+
+describe('sandbox liveness', () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startNode();
+  });
+  after(async () => {
+    await node.destroy();
+  });
+
+  it('ends a stopped sandbox process: its request gets 502 with the reason, the next one a new process', async () => {
+    const dir = writeProject({
+      'kylix.yaml': functionManifest('frozen', './f.ts', ['/slow', '/ok']),
+      'f.ts':
+        "export default { async fetch(req) { if (new URL(req.url).pathname === '/slow') await new Promise((r) => setTimeout(r, 1500)); return new Response('ok'); } };",
+    });
+    await apply(node, dir);
+    assert.equal(await (await fetch(node.url('/ok'))).text(), 'ok');
+    const frozen = sandboxHosts();
+    assert.ok(frozen.length > 0, 'no sandbox process found');
+    const slow = fetch(node.url('/slow'));
+    await new Promise((r) => setTimeout(r, 300));
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    const started = Date.now();
+    try {
+      const res = await slow;
+      const waited = Date.now() - started;
+      assert.equal(res.status, 502);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'ERR_FUNCTION_CRASHED');
+      assert.match(body.error.message, /no answer to a liveness check within 1000 ms/);
+      // Well before the function's 30 s wall-time limit.
+      assert.ok(waited < 5000, `answered after ${waited} ms`);
+      const next = await fetch(node.url('/ok'));
+      assert.equal(await next.text(), 'ok');
+      assert.ok(
+        sandboxHosts().some((pid) => !frozen.includes(pid)),
+        'served by a new process',
+      );
+    } finally {
+      for (const pid of frozen) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {}
+      }
+    }
+  });
+
+  it('keeps a process that answers, while its requests run and while the node is busy', async () => {
+    const dir = writeProject({
+      'kylix.yaml': functionManifest('steady', './s.ts', ['/steady']),
+      's.ts':
+        "export default { async fetch() { await new Promise((r) => setTimeout(r, 2500)); return new Response('done'); } };",
+    });
+    await apply(node, dir);
+    const before = sandboxHosts();
+    const pending = fetch(node.url('/steady'));
+    await new Promise((r) => setTimeout(r, 200));
+    // The node's own loop held for longer than the deadline: that is not the process's fault.
+    const until = Date.now() + 1500;
+    while (Date.now() < until);
+    const res = await pending;
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), 'done');
+    assert.deepEqual(
+      sandboxHosts()
+        .filter((pid) => before.includes(pid))
+        .sort(),
+      before.sort(),
+      'a process was ended',
+    );
+  });
+});
