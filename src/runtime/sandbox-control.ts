@@ -52,7 +52,8 @@ export function superviseControl(
   });
   const liveness = new Liveness(
     (seq) => control.send({ type: 'ping', seq }),
-    () => instances.running.size + instances.starting.size > 0,
+    // Not before it booted: its start has its own, longer wait (a busy host may take a while).
+    () => greeted > 0 && instances.running.size + instances.starting.size > 0,
     (why) => {
       // Its requests in flight are told why, not "crashed".
       for (const r of instances.running.values())
