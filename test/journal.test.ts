@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { KylixError } from '../src/errors.js';
 import { checkDiskRoom } from '../src/storage/disk-room.js';
-import { openJournal, splitLines } from '../src/storage/journal.js';
+import { openJournal } from '../src/storage/journal.js';
+import { splitLines } from '../src/storage/journal-files.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 /** A tiny state (a counter map) kept by a journal, the way the stores use it. */

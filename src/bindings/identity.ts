@@ -30,6 +30,18 @@ export function scopedKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
+/** The namespace of a scopedKey() or a resource's path: what comes before the first "/". */
+export function namespaceOf(key: string): string {
+  const i = key.indexOf('/');
+  return i === -1 ? key : key.slice(0, i);
+}
+
+/** The name of a scopedKey(): what comes after the first "/". */
+export function nameOf(key: string): string {
+  const i = key.indexOf('/');
+  return i === -1 ? key : key.slice(i + 1);
+}
+
 /**
  * The backend names of a resource, after checking that namespace and name are DNS labels (so that
  * the separators below cannot occur inside them and the mapping is injective).

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { KylixError } from '../errors.js';
-import { syncDir } from '../storage/journal.js';
+import { syncDir } from '../storage/journal-files.js';
 
 /**
  * A key as configured (base64 of 32 bytes), or why it is not one. Standard and URL-safe base64

@@ -67,16 +67,6 @@ export const RETRY = { 'retry-after': '1' };
 /** The status recorded for a request whose client went away before it was sent on (nginx's). */
 const CLIENT_CLOSED = 499;
 
-/** A function's name, from its key ("namespace/name"). */
-export function functionName(functionKey: string): string {
-  return functionKey.split('/')[1] ?? functionKey;
-}
-
-/** A function's namespace, from its key ("namespace/name"). */
-export function namespaceOf(functionKey: string): string {
-  return functionKey.split('/')[0] ?? functionKey;
-}
-
 /** The error for a function with no revision ready to serve. */
 export function notReady(name: string): KylixError {
   return new KylixError(

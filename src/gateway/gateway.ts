@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { nameOf, namespaceOf } from '../bindings/identity.js';
 import { KylixError } from '../errors.js';
 import type { RouteSpec } from '../resources/kinds.js';
 import type { ServingTarget } from '../resources/serving.js';
@@ -14,11 +15,9 @@ import { serveAsset } from './assets.js';
 import { Admission, FunctionGate } from './concurrency.js';
 import { sendError } from './errors.js';
 import {
-  functionName,
   GatewayCall,
   type GatewayHooks,
   type Invocation,
-  namespaceOf,
   notReady,
   RETRY,
   type RefusalHook,
@@ -115,7 +114,7 @@ export class Gateway {
     let gate = this.serving.get(functionKey)?.gate;
     if (gate) gate.setMaxConcurrency(max);
     else gate = new FunctionGate(max, this.admission.joinNamespace(namespaceOf(functionKey)));
-    const name = functionName(functionKey);
+    const name = nameOf(functionKey);
     this.serving.set(functionKey, { target, split: new TrafficSplit(target.shares), gate, name });
   }
 
@@ -283,7 +282,7 @@ export class Gateway {
         res,
         functionKey,
         requestId,
-        new Refused(notReady(functionName(functionKey)), undefined, RETRY),
+        new Refused(notReady(nameOf(functionKey)), undefined, RETRY),
         done,
       );
       return;

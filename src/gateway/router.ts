@@ -5,6 +5,7 @@
  * overlap at all, and when they do anyway (two admissions racing on a fleet) the senior function
  * keeps the route and the other's overlapping route is skipped and reported, never served.
  */
+import { namespaceOf } from '../bindings/identity.js';
 import type { RouteSpec } from '../resources/kinds.js';
 import {
   compiledOverlap,
@@ -100,11 +101,6 @@ function hostMatches(pattern: HostPattern, host: string): boolean {
   const name = port ? host.slice(0, port.index) : host;
   if (pattern.wildcard) return name.endsWith(pattern.name) && name.length > pattern.name.length;
   return name === pattern.name;
-}
-
-function namespaceOf(functionKey: string): string {
-  const i = functionKey.indexOf('/');
-  return i === -1 ? '' : functionKey.slice(0, i);
 }
 
 interface FunctionEntry {

@@ -12,7 +12,8 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Journal, openJournal, splitLines, syncDir } from '../../storage/journal.js';
+import { type Journal, openJournal } from '../../storage/journal.js';
+import { splitLines, syncDir } from '../../storage/journal-files.js';
 import { SortedKeys } from '../../storage/sorted-keys.js';
 import type { BucketObject, Checksums } from './interface.js';
 

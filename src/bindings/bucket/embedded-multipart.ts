@@ -13,7 +13,7 @@ import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } fro
 import { join } from 'node:path';
 import { KylixError } from '../../errors.js';
 import { checkDiskRoom } from '../../storage/disk-room.js';
-import { syncDir } from '../../storage/journal.js';
+import { syncDir } from '../../storage/journal-files.js';
 import { checkCompletedParts, multipartEtag, noSuchUpload, partTooSmall } from './checks.js';
 import type { BucketIndex, IndexedObject } from './embedded-index.js';
 import { BUCKET_LIMITS, type BucketObject, type UploadedPart } from './interface.js';

@@ -8,10 +8,11 @@
  */
 import { KylixError } from '../../errors.js';
 import { checkDiskRoom } from '../../storage/disk-room.js';
-import { type Journal, openJournal, splitLines } from '../../storage/journal.js';
+import { type Journal, openJournal } from '../../storage/journal.js';
+import { splitLines } from '../../storage/journal-files.js';
 import { SortedKeys } from '../../storage/sorted-keys.js';
 import { checkRef, encodeCursor } from '../arguments.js';
-import { resourceIdentity } from '../identity.js';
+import { namespaceOf, resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
 import { checkKvKey, checkKvList, checkKvPut } from './checks.js';
 import type { KeyValueProvider, KvEntry, KvListResult } from './interface.js';
@@ -28,9 +29,6 @@ export interface EmbeddedKeyValueConfig {
 }
 
 const DEFAULT_NAMESPACE_BYTES = (Number(process.env.KYLIX_KV_NAMESPACE_MIB) || 256) * 2 ** 20;
-
-/** The namespace a space belongs to, from its path ("namespace/name"). */
-const namespaceOf = (r: string) => r.slice(0, r.indexOf('/'));
 
 /** One stored entry; replaced, never modified, so a snapshot can hold references to it. */
 interface Stored {

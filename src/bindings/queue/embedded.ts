@@ -3,18 +3,18 @@
  * journal under the data folder (the shared src/storage/journal.ts: `queue.journal`, compacted
  * into `queue.snapshot`). A send resolves only after its record is fdatasync'ed, so an
  * acknowledged message survives `kill -9`. Leases live in memory only: after a crash every unacked
- * message is deliverable again (at-least-once).
+ * message is deliverable again (at-least-once). What one queue holds in memory, and how it leases
+ * and schedules its messages, is in embedded-state.ts.
  */
 import { KylixError } from '../../errors.js';
 import { checkDiskRoom } from '../../storage/disk-room.js';
-import { type Journal, openJournal, recordSnapshot, restoreRecords } from '../../storage/journal.js';
+import { type Journal, openJournal } from '../../storage/journal.js';
+import { recordSnapshot, restoreRecords } from '../../storage/journal-files.js';
 import { resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
-import { Heap } from './heap.js';
+import { type ContentType, type Message, messageIdOf, QueueState } from './embedded-state.js';
 import type { Delivery, OutgoingMessage, QueueProvider, QueueStats } from './interface.js';
 import { checkMessages, checkReceive } from './validate.js';
-
-type ContentType = OutgoingMessage['contentType'];
 
 /** One journal record. Each states an absolute value, so replaying one twice is harmless. */
 type QueueRecord =
@@ -41,34 +41,6 @@ type QueueRecord =
   | { t: 'd'; q: string; id: number; n: number; at: number }
   /** The message was acked. */
   | { t: 'a'; q: string; id: number };
-
-interface Message {
-  id: number;
-  ts: number;
-  ct: ContentType;
-  body: Uint8Array;
-  /** Deliverable from (ms since the epoch). */
-  at: number;
-  /** Deliveries so far. */
-  n: number;
-  lease?: { id: string; until: number };
-  /** Bumped on every change, so stale heap entries are recognised and skipped. */
-  v: number;
-  /** Not deliverable until its send record is on disk. */
-  durable: boolean;
-  /** The sender's traceparent, when it had one. */
-  tp?: string;
-}
-
-interface QueueState {
-  messages: Map<number, Message>;
-  /** Deliverable messages by id (oldest first). */
-  ready: Heap<{ id: number; v: number }>;
-  /** Delays and leases by the time they end. */
-  timers: Heap<{ at: number; id: number; v: number }>;
-  /** Receivers waiting for a message. */
-  waiters: Set<() => void>;
-}
 
 /** Options of the embedded queue. */
 export interface EmbeddedQueueOptions {
@@ -138,7 +110,8 @@ export class EmbeddedQueueProvider implements QueueProvider {
   /** Takes the opened journal and schedules every message the records rebuilt. */
   opened(journal: Journal): void {
     this.journal = journal;
-    for (const q of this.queues.values()) for (const m of q.messages.values()) this.schedule(q, m);
+    const now = this.now();
+    for (const q of this.queues.values()) for (const m of q.messages.values()) q.schedule(m, now);
   }
 
   /**
@@ -200,7 +173,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
     const state = this.queues.get(q);
     if (!state) return;
     this.queues.delete(q);
-    for (const wake of state.waiters) wake();
+    state.wakeAll();
     await this.journal.append({ t: 'p', q });
   }
 
@@ -215,7 +188,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const q of this.queues.values()) for (const wake of q.waiters) wake();
+    for (const q of this.queues.values()) q.wakeAll();
     await this.journal.close();
   }
 
@@ -261,7 +234,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
     }
     for (const m of added) {
       m.durable = true;
-      this.schedule(state, m);
+      state.schedule(m, this.now());
     }
   }
 
@@ -274,10 +247,12 @@ export class EmbeddedQueueProvider implements QueueProvider {
     const deadline = this.now() + options.waitMs;
     for (;;) {
       const state = this.require(ref);
-      const out = this.take(q, state, options.max, options.leaseMs);
+      const out = state.take(options.max, options.leaseMs, this.now(), (m) => {
+        this.journal.append({ t: 'd', q, id: m.id, n: m.n, at: m.at }).catch(() => {});
+      });
       const now = this.now();
       if (out.length > 0 || now >= deadline || this.closed) return out;
-      await this.waitForWork(state, deadline);
+      await state.waitForWork(deadline, now);
       if (this.queues.get(q) !== state) return [];
     }
   }
@@ -285,11 +260,8 @@ export class EmbeddedQueueProvider implements QueueProvider {
   async extend(ref: ResourceRef, leaseIds: string[], leaseMs: number): Promise<void> {
     const state = this.require(ref);
     for (const leaseId of leaseIds) {
-      const m = this.leased(state, leaseId);
-      if (!m?.lease) continue;
-      m.lease.until = this.now() + leaseMs;
-      m.v++;
-      state.timers.push({ at: m.lease.until, id: m.id, v: m.v });
+      const m = state.leased(leaseId);
+      if (m) state.extendLease(m, this.now() + leaseMs);
     }
   }
 
@@ -309,25 +281,17 @@ export class EmbeddedQueueProvider implements QueueProvider {
   async retry(ref: ResourceRef, leaseId: string, delaySeconds: number): Promise<void> {
     const q = resourceIdentity(ref).token;
     const state = this.require(ref);
-    const m = this.leased(state, leaseId);
+    const m = state.leased(leaseId);
     if (!m) return;
     m.lease = undefined;
     m.at = this.now() + Math.max(0, Math.round(delaySeconds * 1000));
     m.v++;
-    this.schedule(state, m);
+    state.schedule(m, this.now());
     await this.journal.append({ t: 'd', q, id: m.id, n: m.n, at: m.at });
   }
 
   async stats(ref: ResourceRef): Promise<QueueStats> {
-    const state = this.require(ref);
-    const now = this.now();
-    const stats: QueueStats = { ready: 0, inFlight: 0, delayed: 0 };
-    for (const m of state.messages.values()) {
-      if (m.lease && m.lease.until > now) stats.inFlight++;
-      else if (!m.lease && m.at > now) stats.delayed++;
-      else stats.ready++;
-    }
-    return stats;
+    return this.require(ref).stats(this.now());
   }
 
   async oldestTimestamp(ref: ResourceRef): Promise<number | undefined> {
@@ -353,12 +317,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
   private state(q: string, create: boolean): QueueState | undefined {
     let s = this.queues.get(q);
     if (!s && create) {
-      s = {
-        messages: new Map(),
-        ready: new Heap((a, b) => a.id - b.id),
-        timers: new Heap((a, b) => a.at - b.at),
-        waiters: new Set(),
-      };
+      s = new QueueState();
       this.queues.set(q, s);
     }
     return s;
@@ -374,83 +333,4 @@ export class EmbeddedQueueProvider implements QueueProvider {
       );
     return state;
   }
-
-  /** Puts a message where it belongs: ready now, or a timer until its delay or lease ends. */
-  private schedule(state: QueueState, m: Message): void {
-    const now = this.now();
-    if (m.lease) state.timers.push({ at: m.lease.until, id: m.id, v: m.v });
-    else if (m.at > now) state.timers.push({ at: m.at, id: m.id, v: m.v });
-    else {
-      state.ready.push({ id: m.id, v: m.v });
-      for (const wake of state.waiters) wake();
-    }
-  }
-
-  /** Moves messages whose delay or lease has ended to the ready heap. */
-  private promote(state: QueueState): void {
-    const now = this.now();
-    for (let t = state.timers.peek(); t && t.at <= now; t = state.timers.peek()) {
-      state.timers.pop();
-      const m = state.messages.get(t.id);
-      if (!m || m.v !== t.v) continue;
-      if (m.lease) m.lease = undefined;
-      m.v++;
-      state.ready.push({ id: m.id, v: m.v });
-    }
-  }
-
-  /** Leases up to `max` ready messages, recording each delivery (lazily: losing it costs a count). */
-  private take(q: string, state: QueueState, max: number, leaseMs: number): Delivery[] {
-    this.promote(state);
-    const now = this.now();
-    const out: Delivery[] = [];
-    while (out.length < max) {
-      const r = state.ready.pop();
-      if (!r) break;
-      const m = state.messages.get(r.id);
-      if (!m || m.v !== r.v || m.lease || !m.durable) continue;
-      m.n++;
-      m.v++;
-      m.lease = { id: `${m.id}.${m.n}`, until: now + leaseMs };
-      state.timers.push({ at: m.lease.until, id: m.id, v: m.v });
-      this.journal.append({ t: 'd', q, id: m.id, n: m.n, at: m.at }).catch(() => {});
-      out.push({
-        leaseId: m.lease.id,
-        id: String(m.id),
-        body: m.body,
-        contentType: m.ct,
-        attempts: m.n,
-        timestamp: m.ts,
-        ...(m.tp ? { traceparent: m.tp } : {}),
-      });
-    }
-    return out;
-  }
-
-  /** The message a lease id names, if that lease is still the message's current one. */
-  private leased(state: QueueState, leaseId: string): Message | undefined {
-    const id = messageIdOf(leaseId);
-    const m = id === undefined ? undefined : state.messages.get(id);
-    return m?.lease?.id === leaseId ? m : undefined;
-  }
-
-  /** Resolves when a message may have become deliverable, or at the deadline. */
-  private waitForWork(state: QueueState, deadline: number): Promise<void> {
-    const next = state.timers.peek()?.at ?? Number.POSITIVE_INFINITY;
-    const ms = Math.max(0, Math.min(deadline, next) - this.now());
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        state.waiters.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      state.waiters.add(wake);
-    });
-  }
-}
-
-function messageIdOf(leaseId: string): number | undefined {
-  const id = Number(leaseId.split('.')[0]);
-  return Number.isSafeInteger(id) ? id : undefined;
 }
