@@ -5,10 +5,7 @@
  * once, and refusing them could take all the CPU the admitted requests need; so past a budget of
  * refusals per second, a refused keep-alive connection is not read again for a while: its sockets
  * wait in a shared wheel of slots (one timer for all), each slot resuming at most the budget's
- * share, and never later than the Retry-After delay. The budget is a token bucket holding one
- * second of it: refusals come in bursts (a queue's waiters refused together when its limit drops),
- * and a burst within the budget is answered at full speed — pacing it made a refusal wait up to a
- * second while successes did not.
+ * share, and never later than the Retry-After delay.
  */
 
 import type { ServerResponse } from 'node:http';
@@ -55,22 +52,15 @@ export class RefusalPacer {
   private cursor = 0;
   private paused = 0;
   private timer?: NodeJS.Timeout;
-  /** Refusals that may still be answered at full speed (the bucket), and when it was last filled. */
-  private tokens: number;
-  private filledAt: number;
-  private readonly bucket: number;
-  private readonly perMs: number;
-  /** Connections one slot of the wheel resumes at most. */
+  /** Refusals in the current tick, and the tick they count for. */
+  private refusedThisTick = 0;
+  private tickStart = 0;
   private readonly perTick: number;
 
   constructor(
     refusalsPerS = REFUSALS_PER_S,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.bucket = Math.max(1, refusalsPerS);
-    this.tokens = this.bucket;
-    this.perMs = refusalsPerS / 1000;
-    this.filledAt = now();
     this.perTick = Math.max(1, Math.round((refusalsPerS * TICK_MS) / 1000));
   }
 
@@ -97,12 +87,11 @@ export class RefusalPacer {
     ]);
     res.end(body);
     const now = this.now();
-    this.tokens = Math.min(this.bucket, this.tokens + (now - this.filledAt) * this.perMs);
-    this.filledAt = now;
-    if (this.tokens >= 1) {
-      this.tokens--;
-      return;
+    if (now - this.tickStart >= TICK_MS) {
+      this.tickStart = now;
+      this.refusedThisTick = 0;
     }
+    if (++this.refusedThisTick <= this.perTick) return;
     const socket = res.socket;
     // Paused once the response is out (pausing earlier is undone when the response finishes).
     if (socket && res.shouldKeepAlive) res.once('finish', () => this.pause(socket));
