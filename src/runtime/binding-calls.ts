@@ -11,7 +11,6 @@ import { KylixError } from '../errors.js';
 import { F, HEADER_BYTES, withHeader } from '../sandbox/channel.js';
 import type { BindingCall } from '../sandbox/protocol.js';
 import { decodePayload, encodeFrame, PayloadTooLarge } from '../sandbox/rpc-codec.js';
-import type { InstanceHooks } from './instance-channel.js';
 
 /**
  * Values one binding call may make as it is read (rpc-codec.ts counts them, objects that carry a
@@ -82,7 +81,8 @@ export class BindingCalls {
   private readonly nodeShare: { values: BudgetShare; bytes: BudgetShare };
 
   constructor(
-    private readonly hooks: Pick<InstanceHooks, 'rpc'>,
+    /** The revision's binding hook (InstanceHooks.rpc). */
+    private readonly hooks: { rpc(call: BindingCall): Promise<unknown> },
     /** Writes a frame to the instance. */
     private readonly write: (bytes: Uint8Array) => void,
     /** Bytes written to the instance and not yet taken by its socket. */

@@ -4,7 +4,9 @@
  * every request routed to it waited for its full wall-time limit, and new ones kept being routed
  * there. While the process holds instances, the supervisor pings it on its control channel (the
  * process's main thread answers; tenant code runs on other threads) and ends it when a ping goes
- * unanswered for LIVENESS_MS, as a Kubernetes liveness probe would.
+ * unanswered for LIVENESS_MS, as a Kubernetes liveness probe would. Any other message the process
+ * sends meanwhile also proves its main thread runs: an answer queued behind a burst of its logs
+ * (the supervisor reads a process's control messages within a budget) is not a hang.
  *
  * The supervisor's own loop can be held too (a long GC, a synchronous burst): a tick that comes
  * late says nothing about the process, whose answer may be waiting unread, so it gives the process
@@ -12,8 +14,15 @@
  */
 import { performance } from 'node:perf_hooks';
 
-/** How long a ping may go unanswered before the process is ended (KYLIX_SANDBOX_LIVENESS_MS). */
-export const LIVENESS_MS = Math.max(200, Number(process.env.KYLIX_SANDBOX_LIVENESS_MS) || 10_000);
+/**
+ * How long a ping may go unanswered before the process is ended (KYLIX_SANDBOX_LIVENESS_MS, 1 s to
+ * 10 min; 10 s when unset or out of range).
+ */
+export const LIVENESS_MS = inRange(Number(process.env.KYLIX_SANDBOX_LIVENESS_MS), 1000, 600_000, 10_000);
+
+function inRange(value: number, min: number, max: number, otherwise: number): number {
+  return Number.isFinite(value) && value >= min && value <= max ? value : otherwise;
+}
 
 /** See the file comment. */
 export class Liveness {
@@ -41,6 +50,14 @@ export class Liveness {
     if (seq !== this.sent || this.sent === this.answered) return false;
     this.answered = this.sent;
     return true;
+  }
+
+  /**
+   * Anything else the process sent: its main thread is running (what a stopped process wrote waits
+   * in its own queue, not in the socket), so an answer queued behind its logs gets a new deadline.
+   */
+  heard(): void {
+    if (this.sent > this.answered) this.sentAt = performance.now();
   }
 
   stop(): void {

@@ -33,6 +33,7 @@ export function superviseControl(
     (m) => {
       if (ended) return;
       booted();
+      liveness.heard();
       const type = (m as { type?: unknown } | null)?.type;
       // A process says hello once, when it boots.
       if (type === 'hello' && greeted++ > 0) return kill('a second hello');

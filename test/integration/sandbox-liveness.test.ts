@@ -84,6 +84,33 @@ describe('sandbox liveness', () => {
     }
   });
 
+  it('keeps a process whose answer waits behind a burst of its own logs', async () => {
+    // 1,000 lines of 16 KB a second: more than the supervisor reads of a process's control messages
+    // in a second, so the answer to a ping queues for longer than the deadline behind them.
+    const dir = writeProject({
+      'kylix.yaml': functionManifest(
+        'chatty',
+        './c.ts',
+        ['/chatty'],
+        '  limits:\n    cpuMs: 60000\n    timeoutMs: 60000\n    memoryMiB: 512',
+      ),
+      'c.ts': `const line = 'x'.repeat(16000);
+export default { async fetch() {
+  const end = Date.now() + 6000;
+  while (Date.now() < end) {
+    for (let i = 0; i < 10; i++) console.log(line);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return new Response('done');
+} };`,
+    });
+    await apply(node, dir);
+    const res = await fetch(node.url('/chatty'));
+    const body = await res.text();
+    assert.equal(res.status, 200, body);
+    assert.equal(body, 'done');
+  });
+
   it('keeps a process that answers, while its requests run and while the node is busy', async () => {
     const dir = writeProject({
       'kylix.yaml': functionManifest('steady', './s.ts', ['/steady']),
