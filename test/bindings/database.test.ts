@@ -68,6 +68,42 @@ describe('embedded database specifics', () => {
   });
 });
 
+describe('embedded database engines in use at once', () => {
+  it('runs at most maxOpen engines however many Databases are busy at once', async () => {
+    const dir = tempDir('db-slots');
+    const p = await openEmbeddedDatabase({ dataDir: dir, maxOpen: 2 });
+    try {
+      const greedy = [1, 2, 3].map((i) => ({ namespace: 'greedy', name: `d${i}` }));
+      const victim = { namespace: 'victim', name: 'd' };
+      for (const ref of [...greedy, victim]) await p.ensure(ref);
+      const open = () => (p as unknown as { instances: Map<string, unknown> }).instances.size;
+      // Three Databases busy at once on two engines: the third waits for one to finish, then runs.
+      let most = 0;
+      const watch = setInterval(() => {
+        most = Math.max(most, open());
+      }, 5);
+      const results = await Promise.all(
+        greedy.map((ref) => p.query(ref, { sql: 'SELECT pg_sleep(0.3), 1 AS n' })),
+      );
+      clearInterval(watch);
+      assert.deepEqual(
+        results.map((r) => r.rows[0]?.n),
+        [1, 1, 1],
+      );
+      assert.ok(most <= 2, `${most} engines ran at once`);
+      // One namespace keeps both engines busy; another namespace's Database gets one as soon as one
+      // of them finishes (an engine in use is never taken from under its query).
+      const busy = greedy.slice(0, 2).map((ref) => p.query(ref, { sql: 'SELECT pg_sleep(0.5)' }));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await p.query(victim, { sql: 'SELECT 2 AS n' })).rows[0]?.n, 2);
+      await Promise.all(busy);
+      assert.ok(open() <= 2);
+    } finally {
+      await p.close();
+    }
+  });
+});
+
 describe('postgres database specifics', { skip: pgDown }, () => {
   let p: PostgresDatabaseProvider;
   before(async () => {

@@ -68,6 +68,8 @@ export class DatabaseInstance {
   /** Open interactive transactions on this instance. */
   readonly txs = new Set<string>();
   lastUsed = Date.now();
+  /** Told when a call settles and leaves the instance idle (it may be closed now). */
+  onIdle?: () => void;
 
   constructor(
     private readonly worker: Worker,
@@ -92,6 +94,7 @@ export class DatabaseInstance {
       this.calls.delete(reply.id);
       if (reply.ok) call.resolve(reply.value);
       else call.reject(fromWire(reply.error));
+      if (this.idle) this.onIdle?.();
     });
     const fail = (err: Error) =>
       this.fail(new KylixError('ERR_BACKEND_UNAVAILABLE', `The embedded database stopped: ${err.message}`));

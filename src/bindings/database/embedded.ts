@@ -7,7 +7,8 @@
  * statement runs past `statementTimeoutMs`, which the caller sees as ERR_TIMEOUT.
  *
  * Cost per open Database: ~1 s to create (unpacked from a template made once by initdb, ~8 s),
- * ~0.3 s to reopen, and the memory of one PGlite engine (see docs/operations.md).
+ * ~0.3 s to reopen, and the memory of one PGlite engine (see docs/operations.md). How many engines
+ * run at once, and how many of them one namespace may hold, is engine-slots.ts's to say.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -17,6 +18,7 @@ import { KylixError } from '../../errors.js';
 import type { Health, ResourceRef } from '../provider.js';
 import { identifierFor, notFound, transactionClosed } from './common.js';
 import { type Call, DatabaseInstance, startWorker, whenReady } from './embedded-instance.js';
+import { EngineSlots } from './engine-slots.js';
 import type { DatabaseProvider, SqlResult, Statement } from './interface.js';
 
 /** Options of the embedded Database provider. */
@@ -26,9 +28,12 @@ export interface EmbeddedDatabaseOptions {
   statementTimeoutMs?: number;
   /** Close a Database's engine after this long unused (default 60 s). */
   idleMs?: number;
-  /** Engines open at once before idle ones are closed early (default 8). */
+  /** Engines open at once (default KYLIX_DATABASE_ENGINES, else 8); see engine-slots.ts. */
   maxOpen?: number;
 }
+
+/** Engines a node runs at once unless its options say otherwise. */
+const DEFAULT_ENGINES = Math.max(1, Number(process.env.KYLIX_DATABASE_ENGINES) || 8);
 
 /** Migrations may run longer than one statement (an index on a large table). */
 const MIGRATION_TIMEOUT_MS = 300_000;
@@ -68,6 +73,9 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
   readonly name = 'embedded';
   private readonly open = new Map<string, Promise<DatabaseInstance>>();
   private readonly instances = new Map<string, DatabaseInstance>();
+  /** The namespace of each Database id, for the engine slots. */
+  private readonly namespaces = new Map<string, string>();
+  private readonly slots: EngineSlots;
   /** Each open transaction and the Database it belongs to, with its deadline. */
   private readonly txs = new Map<string, { id: string; deadline: number }>();
   private readonly timedOut = new Set<string>();
@@ -81,6 +89,7 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     const idleMs = options.idleMs ?? 60_000;
     this.sweeper = setInterval(() => this.closeIdle(idleMs), Math.min(idleMs, 10_000));
     this.sweeper.unref();
+    this.slots = new EngineSlots(options.maxOpen ?? DEFAULT_ENGINES, (ns) => this.closeOneIdle(ns));
   }
 
   private dir(id: string): string {
@@ -136,7 +145,7 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     if (running?.alive) return Promise.resolve(running);
     let opening = this.open.get(id);
     if (!opening) {
-      opening = this.start(id).finally(() => this.open.delete(id));
+      opening = this.start(id, ref.namespace).finally(() => this.open.delete(id));
       this.open.set(id, opening);
     }
     return opening.catch((err) => {
@@ -144,15 +153,23 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     });
   }
 
-  private async start(id: string, creating = false): Promise<DatabaseInstance> {
+  private async start(id: string, namespace: string, creating = false): Promise<DatabaseInstance> {
     if (!creating && !existsSync(this.ready(id))) throw new KylixError('ERR_NOT_FOUND', id);
-    await this.makeRoom();
-    const template = join(this.options.dataDir, TEMPLATE);
-    const worker = startWorker({ mode: 'serve', dir: this.dir(id), template, readyMarker: this.ready(id) });
-    await whenReady(worker, 'The embedded database');
+    const release = await this.slots.acquire(namespace);
+    let worker: ReturnType<typeof startWorker>;
+    try {
+      const template = join(this.options.dataDir, TEMPLATE);
+      worker = startWorker({ mode: 'serve', dir: this.dir(id), template, readyMarker: this.ready(id) });
+      await whenReady(worker, 'The embedded database');
+    } catch (err) {
+      release();
+      throw err;
+    }
+    this.namespaces.set(id, namespace);
     const instance = new DatabaseInstance(
       worker,
       (txs, timedOut) => {
+        release();
         if (this.instances.get(id) === instance) this.instances.delete(id);
         for (const tx of txs) {
           this.txs.delete(tx);
@@ -164,23 +181,26 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
       (tx) => {
         this.txs.delete(tx);
         this.markTimedOut(tx);
+        if (instance.idle) this.slots.wake();
       },
     );
+    instance.onIdle = () => this.slots.wake();
     this.instances.set(id, instance);
     return instance;
   }
 
-  /** Closes the least recently used idle engines while `maxOpen` are open. */
-  private async makeRoom(): Promise<void> {
-    const max = this.options.maxOpen ?? 8;
-    const idle = [...this.instances.entries()]
-      .filter(([, i]) => i.idle)
-      .sort((a, b) => a[1].lastUsed - b[1].lastUsed);
-    while (this.instances.size >= max && idle.length) {
-      const [id, instance] = idle.shift()!;
-      this.instances.delete(id);
-      await instance.close();
+  /** Closes the least recently used idle engine (of `namespace`, when given); false if none is idle. */
+  private async closeOneIdle(namespace: string | undefined): Promise<boolean> {
+    let oldest: [string, DatabaseInstance] | undefined;
+    for (const entry of this.instances) {
+      const [id, instance] = entry;
+      if (!instance.idle || (namespace !== undefined && this.namespaces.get(id) !== namespace)) continue;
+      if (!oldest || instance.lastUsed < oldest[1].lastUsed) oldest = entry;
     }
+    if (!oldest) return false;
+    this.instances.delete(oldest[0]);
+    await oldest[1].close();
+    return true;
   }
 
   private closeIdle(idleMs: number): void {
@@ -207,7 +227,7 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     await this.ensureTemplate();
     mkdirSync(this.dir(id), { recursive: true, mode: 0o700 });
     // The worker unpacks the template into the empty folder, then writes the ready marker.
-    const opening = this.start(id, true).finally(() => this.open.delete(id));
+    const opening = this.start(id, ref.namespace, true).finally(() => this.open.delete(id));
     this.open.set(id, opening);
     await opening;
   }
@@ -217,6 +237,7 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     await this.open.get(id)?.catch(() => {});
     const instance = this.instances.get(id);
     this.instances.delete(id);
+    this.namespaces.delete(id);
     if (instance) instance.kill(new KylixError('ERR_NOT_FOUND', `Database "${ref.name}" was deleted.`));
     rmSync(this.dir(id), { recursive: true, force: true });
   }
@@ -275,6 +296,7 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     if (tx && Date.now() >= tx.deadline) this.markTimedOut(txId);
     this.txs.delete(txId);
     instance.txs.delete(txId);
+    if (instance.idle) this.slots.wake();
   }
 
   async queryInTransaction(txId: string, statement: Statement): Promise<SqlResult> {
