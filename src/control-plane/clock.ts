@@ -1,6 +1,6 @@
 /**
- * Time for the informers and work queues, injected so their tests advance a fake clock instead of
- * sleeping (as kubernetes-client's informers take a delay function), and the one exponential
+ * Time for the informers, work queues and sandbox liveness checks, injected so their tests advance
+ * a fake clock instead of sleeping (as kubernetes-client's informers take a delay function), and the one exponential
  * backoff they share.
  */
 

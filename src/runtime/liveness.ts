@@ -12,7 +12,7 @@
  * late says nothing about the process, whose answer may be waiting unread, so it gives the process
  * a full deadline again instead of judging it.
  */
-import { performance } from 'node:perf_hooks';
+import { type CancelTimer, type Clock, systemClock } from '../control-plane/clock.js';
 
 /**
  * How long a ping may go unanswered before the process is ended (KYLIX_SANDBOX_LIVENESS_MS, 1 s to
@@ -30,19 +30,21 @@ export class Liveness {
   private sent = 0;
   private answered = 0;
   private sentAt = 0;
-  private lastTick = performance.now();
-  private readonly timer: NodeJS.Timeout;
+  private lastTick: number;
+  private cancel?: CancelTimer;
+  private stopped = false;
 
   constructor(
     private readonly ping: (seq: number) => void,
-    /** True while the process holds instances: an idle process is not pinged (no wake-ups). */
+    /** True while the process holds instances: an idle process is not pinged. */
     private readonly busy: () => boolean,
     /** Called once, with the reason, when the process did not answer in time. */
     private readonly dead: (reason: string) => void,
     private readonly deadlineMs = LIVENESS_MS,
+    private readonly clock: Clock = systemClock,
   ) {
-    this.timer = setInterval(() => this.tick(), deadlineMs / 4);
-    this.timer.unref();
+    this.lastTick = clock.now();
+    this.schedule();
   }
 
   /** A pong from the process; false when it answers no ping outstanding (a broken or lying process). */
@@ -57,15 +59,24 @@ export class Liveness {
    * in its own queue, not in the socket), so an answer queued behind its logs gets a new deadline.
    */
   heard(): void {
-    if (this.sent > this.answered) this.sentAt = performance.now();
+    if (this.sent > this.answered) this.sentAt = this.clock.now();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopped = true;
+    this.cancel?.();
+  }
+
+  /** The next tick, a quarter of the deadline from now. */
+  private schedule(): void {
+    this.cancel = this.clock.after(this.deadlineMs / 4, () => {
+      this.tick();
+      if (!this.stopped) this.schedule();
+    });
   }
 
   private tick(): void {
-    const now = performance.now();
+    const now = this.clock.now();
     const late = now - this.lastTick > this.deadlineMs / 2;
     this.lastTick = now;
     if (this.sent > this.answered) {
