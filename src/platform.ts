@@ -8,7 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import { BindingBroker } from './bindings/broker.js';
+import { BackendOutages } from './bindings/outages.js';
+import type { Provider } from './bindings/provider.js';
 import { createProviders } from './bindings/providers.js';
+import { ALL_BINDING_KINDS } from './bindings/registry.js';
 import { StackMapper } from './build/source-map.js';
 import { type Installation, loadInstallation } from './config/installation.js';
 import { checkRouteConflicts } from './control-plane/admission.js';
@@ -164,6 +167,14 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     );
 
   const providers = createProviders(installation, options.dataDir);
+  // A backend that fails binding calls is told in the node's own log, once, and again when it is back.
+  const outages = new BackendOutages(
+    (kind) => {
+      const k = ALL_BINDING_KINDS.find((known) => known.name === kind);
+      return k ? (providers[k.name]() as Promise<Provider>) : undefined;
+    },
+    (m, level, fields) => log(m, level, fields),
+  );
   // Bundles too large for the state store's own place go to the Bucket backend (Kubernetes: over a ConfigMap's size).
   sharedBundles?.useBucket?.(providers.bucket);
   // Traces only when the OTEL_* variables ask for them; metrics unless KYLIX_METRICS=0 (they cost
@@ -235,7 +246,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
               broker.call(target, call, traceparent),
             )
           : broker.call(target, call, traceparent);
-      return tracing ? tracing.binding(target.namespace, target.functionName, kind, call.op, run) : run();
+      return outages.watch(
+        kind,
+        tracing ? tracing.binding(target.namespace, target.functionName, kind, call.op, run) : run(),
+      );
     },
   });
   runtimeRef = runtime;
@@ -341,6 +355,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         await triggers.close();
         await runtime.close();
         await resources.settled();
+        outages.close();
         await providers.close();
         await logs.close();
         registry.close();

@@ -37,6 +37,8 @@ export async function startNode(
     installation?: Installation;
     namespace?: string;
     consumer?: Partial<ConsumerOptions>;
+    /** Receives the node's own log lines (dropped otherwise). */
+    log?: (message: string, level?: string, fields?: Record<string, unknown>) => void;
   } = {},
 ): Promise<TestNode> {
   const dataDir = options.dataDir ?? tempDir('test');
@@ -51,7 +53,7 @@ export async function startNode(
     isolation: options.isolation,
     installation: options.installation,
     consumer: options.consumer,
-    log: () => {},
+    log: options.log ?? (() => {}),
   });
   const client = new ApiClient({
     server: platform.apiUrl,
