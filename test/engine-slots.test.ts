@@ -1,89 +1,145 @@
 /**
- * Engine slots: how many embedded Database engines run at once, and how many one namespace holds.
+ * Engine slots: how many embedded Database engines run at once, and how namespaces share them. The
+ * host here is a fake whose engines the test makes busy or idle; closing one releases its slot a
+ * turn later, as a real engine's close does.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EngineSlots } from '../src/bindings/database/engine-slots.js';
 import type { KylixError } from '../src/errors.js';
 
-/** Engines the fake provider runs: their namespace, whether idle, and the slot's release. */
+/** An engine of the fake host. */
 interface Engine {
   ns: string;
   idle: boolean;
+  draining: boolean;
   release: () => void;
 }
 
-function fakeProvider(max: number, waitMs = 300) {
+function fakeHost(max: number, waitMs = 300) {
   const engines: Engine[] = [];
   const closed: string[] = [];
-  const slots = new EngineSlots(
+  const close = async (e: Engine) => {
+    engines.splice(engines.indexOf(e), 1);
+    closed.push(e.ns);
+    await new Promise((r) => setImmediate(r));
+    e.release();
+  };
+  const slots: EngineSlots = new EngineSlots(
     max,
-    async (ns) => {
-      const i = engines.findIndex((e) => e.idle && (ns === undefined || e.ns === ns));
-      if (i === -1) return false;
-      const [e] = engines.splice(i, 1);
-      closed.push(e!.ns);
-      e!.release();
-      return true;
+    {
+      async closeIdle(only, prefer) {
+        const idle = (ns?: string) => engines.find((e) => e.idle && (ns === undefined || e.ns === ns));
+        const e = only !== undefined ? idle(only) : (prefer !== undefined && idle(prefer)) || idle();
+        if (!e) return false;
+        await close(e);
+        return true;
+      },
+      drain(ns) {
+        const mine = engines.filter((e) => e.ns === ns);
+        if (mine.some((e) => e.draining)) return true;
+        const e = mine[0];
+        if (!e) return false;
+        e.draining = true;
+        return true;
+      },
     },
     waitMs,
   );
   const start = async (ns: string): Promise<Engine> => {
     const release = await slots.acquire(ns);
-    const e = { ns, idle: false, release };
+    const e = { ns, idle: false, draining: false, release };
     engines.push(e);
     return e;
   };
-  return { slots, engines, closed, start };
+  /** The engine finished its work: a draining one closes, and waiters look again. */
+  const idle = (e: Engine) => {
+    e.idle = true;
+    if (e.draining) void close(e);
+    slots.wake();
+  };
+  return { slots, engines, closed, start, idle };
 }
 
 describe('EngineSlots', () => {
   it('runs at most max engines: a start past it closes an idle one, or waits for one to become idle', async () => {
-    const p = fakeProvider(2, 2000);
-    const a = await p.start('a');
-    await p.start('a');
-    a.idle = true;
-    await p.start('a');
-    assert.deepEqual(p.closed, ['a'], 'the idle engine made room');
-    assert.equal(p.engines.length, 2);
-    // Both busy: the next start waits until one finishes its work.
-    const waiting = p.start('a');
+    const h = fakeHost(2, 2000);
+    const a = await h.start('a');
+    await h.start('a');
+    h.idle(a);
+    await h.start('a');
+    assert.deepEqual(h.closed, ['a'], 'the idle engine made room');
+    assert.equal(h.slots.inUse, 2);
     let started = false;
-    void waiting.then(() => {
+    const waiting = h.start('a').then(() => {
       started = true;
     });
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(started, false, 'started past the limit');
-    p.engines[0]!.idle = true;
-    p.slots.wake();
+    h.idle(h.engines[0]!);
     await waiting;
-    assert.equal(p.engines.length, 2);
+    assert.equal(h.slots.inUse, 2);
   });
 
   it('refuses with ERR_OVERLOADED when every engine stays busy', async () => {
-    const p = fakeProvider(1, 200);
-    await p.start('a');
-    await assert.rejects(p.start('a'), (err: KylixError) => {
+    const h = fakeHost(1, 200);
+    await h.start('a');
+    await assert.rejects(h.start('a'), (err: KylixError) => {
       assert.equal(err.code, 'ERR_OVERLOADED');
       assert.match(err.message, /All 1 embedded database engines on this node are busy/);
       return true;
     });
   });
 
-  it("keeps one namespace's busy engines to half the node while another namespace wants one", async () => {
-    const p = fakeProvider(4, 200);
-    // Alone, a namespace may use every slot.
-    for (let i = 0; i < 3; i++) await p.start('greedy');
-    // Another namespace gets the free slot, however busy the first one keeps its engines.
-    await p.start('victim');
-    // Now the greedy one is past its share (2 of 4) while the victim holds one: it must wait for,
-    // or close, its own engines, never the victim's.
-    p.engines.find((e) => e.ns === 'victim')!.idle = true;
-    await assert.rejects(p.start('greedy'), /already has 3 embedded database engines busy/);
-    assert.deepEqual(p.closed, [], "the other namespace's idle engine was closed for it");
-    // The victim asks again: its idle engine or the greedy one's idle engines make room.
-    p.engines.find((e) => e.ns === 'greedy')!.idle = true;
-    await p.start('victim');
-    assert.equal(p.engines.filter((e) => e.ns === 'victim').length, 2);
+  it('lets a namespace that took every slot alone not keep another out: one of its engines drains', async () => {
+    const h = fakeHost(4, 2000);
+    for (let i = 0; i < 4; i++) await h.start('greedy');
+    const victim = h.start('victim');
+    await new Promise((r) => setTimeout(r, 50));
+    const draining = h.engines.filter((e) => e.draining);
+    assert.equal(draining.length, 1, 'no engine of the namespace past its share was drained');
+    // The drained engine finishes its work and closes; the slot goes to the namespace that waited.
+    h.idle(draining[0]!);
+    await victim;
+    assert.equal(h.engines.filter((e) => e.ns === 'victim').length, 1);
+    // While the victim waits for a second engine, the greedy namespace (past its share) starts no
+    // more: the next slot freed goes to the victim.
+    const order: string[] = [];
+    const victim2 = h.start('victim').then(() => order.push('victim'));
+    await new Promise((r) => setTimeout(r, 20));
+    const greedy = h.start('greedy').then(() => order.push('greedy'));
+    await new Promise((r) => setTimeout(r, 20));
+    const drained = h.engines.find((e) => e.draining);
+    assert.ok(drained, 'no engine drained for the second wait');
+    h.idle(drained);
+    await victim2;
+    assert.deepEqual(order, ['victim']);
+    // Once nobody else waits, the greedy namespace may use a slot that frees.
+    h.idle(h.engines.find((e) => e.ns === 'greedy' && !e.draining)!);
+    await greedy;
+    assert.deepEqual(order, ['victim', 'greedy']);
+  });
+
+  it("is not held to half by another namespace's idle engine while slots are free", async () => {
+    const h = fakeHost(4, 300);
+    const other = await h.start('other');
+    h.idle(other);
+    for (let i = 0; i < 3; i++) await h.start('a');
+    assert.equal(h.engines.filter((e) => e.ns === 'a').length, 3);
+    assert.deepEqual(h.closed, []);
+  });
+
+  it('does not miss a release that comes while it is closing an idle engine', async () => {
+    // Two namespaces, one slot each; b's engine idles and is closed (released a turn later) while
+    // a's start waits: a must take the slot at once, not at its deadline.
+    const h = fakeHost(2, 5000);
+    await h.start('a');
+    const b = await h.start('b');
+    const began = Date.now();
+    const waiting = h.start('a');
+    await new Promise((r) => setTimeout(r, 20));
+    h.idle(b);
+    await waiting;
+    assert.ok(Date.now() - began < 1000, `waited ${Date.now() - began} ms`);
   });
 });

@@ -70,6 +70,11 @@ export class DatabaseInstance {
   lastUsed = Date.now();
   /** Told when a call settles and leaves the instance idle (it may be closed now). */
   onIdle?: () => void;
+  /** Takes no new work: it finishes what it has and is closed (engine-slots.ts). */
+  draining = false;
+  /** Settles once the worker is gone. */
+  readonly gone: Promise<void>;
+  private markGone!: () => void;
 
   constructor(
     private readonly worker: Worker,
@@ -78,6 +83,9 @@ export class DatabaseInstance {
     /** Called when the worker rolled back a transaction that passed its time limit. */
     onTxTimedOut: (tx: string) => void = () => {},
   ) {
+    this.gone = new Promise((resolve) => {
+      this.markGone = resolve;
+    });
     worker.on('message', (reply: Reply) => {
       if ('txTimedOut' in reply) {
         this.txs.delete(reply.txTimedOut);
@@ -149,6 +157,7 @@ export class DatabaseInstance {
     this.calls.clear();
     this.onGone([...this.txs], why.code === 'ERR_TIMEOUT');
     this.txs.clear();
+    this.markGone();
   }
 }
 

@@ -33,7 +33,9 @@ export interface EmbeddedDatabaseOptions {
 }
 
 /** Engines a node runs at once unless its options say otherwise. */
-const DEFAULT_ENGINES = Math.max(1, Number(process.env.KYLIX_DATABASE_ENGINES) || 8);
+const DEFAULT_ENGINES = Math.max(1, Math.floor(Number(process.env.KYLIX_DATABASE_ENGINES) || 8));
+/** How long an engine may take to open before it is given up (its slot is not held for good). */
+const START_TIMEOUT_MS = 60_000;
 
 /** Migrations may run longer than one statement (an index on a large table). */
 const MIGRATION_TIMEOUT_MS = 300_000;
@@ -89,7 +91,10 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     const idleMs = options.idleMs ?? 60_000;
     this.sweeper = setInterval(() => this.closeIdle(idleMs), Math.min(idleMs, 10_000));
     this.sweeper.unref();
-    this.slots = new EngineSlots(options.maxOpen ?? DEFAULT_ENGINES, (ns) => this.closeOneIdle(ns));
+    this.slots = new EngineSlots(options.maxOpen ?? DEFAULT_ENGINES, {
+      closeIdle: (only, prefer) => this.closeOneIdle(only, prefer),
+      drain: (ns) => this.drainOne(ns),
+    });
   }
 
   private dir(id: string): string {
@@ -142,10 +147,12 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
       return Promise.reject(new KylixError('ERR_BACKEND_UNAVAILABLE', 'The embedded database is closed.'));
     const id = identifierFor(ref);
     const running = this.instances.get(id);
-    if (running?.alive) return Promise.resolve(running);
+    if (running?.alive && !running.draining) return Promise.resolve(running);
     let opening = this.open.get(id);
     if (!opening) {
-      opening = this.start(id, ref.namespace).finally(() => this.open.delete(id));
+      // A draining engine takes no new work: the call waits for it to close, then starts it again.
+      const start = () => this.start(id, ref.namespace);
+      opening = (running?.alive ? running.gone.then(start) : start()).finally(() => this.open.delete(id));
       this.open.set(id, opening);
     }
     return opening.catch((err) => {
@@ -156,14 +163,30 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
   private async start(id: string, namespace: string, creating = false): Promise<DatabaseInstance> {
     if (!creating && !existsSync(this.ready(id))) throw new KylixError('ERR_NOT_FOUND', id);
     const release = await this.slots.acquire(namespace);
-    let worker: ReturnType<typeof startWorker>;
+    let worker: ReturnType<typeof startWorker> | undefined;
+    let timer: NodeJS.Timeout | undefined;
     try {
       const template = join(this.options.dataDir, TEMPLATE);
       worker = startWorker({ mode: 'serve', dir: this.dir(id), template, readyMarker: this.ready(id) });
-      await whenReady(worker, 'The embedded database');
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new KylixError(
+                'ERR_BACKEND_UNAVAILABLE',
+                `The embedded database did not open within ${START_TIMEOUT_MS / 1000} s; retry.`,
+              ),
+            ),
+          START_TIMEOUT_MS,
+        );
+      });
+      await Promise.race([whenReady(worker, 'The embedded database'), timedOut]);
     } catch (err) {
+      void worker?.terminate();
       release();
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
     this.namespaces.set(id, namespace);
     const instance = new DatabaseInstance(
@@ -184,22 +207,60 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
         if (instance.idle) this.slots.wake();
       },
     );
-    instance.onIdle = () => this.slots.wake();
+    instance.onIdle = () => this.idled(id, instance);
     this.instances.set(id, instance);
     return instance;
   }
 
-  /** Closes the least recently used idle engine (of `namespace`, when given); false if none is idle. */
-  private async closeOneIdle(namespace: string | undefined): Promise<boolean> {
-    let oldest: [string, DatabaseInstance] | undefined;
+  /**
+   * An engine finished its work: a draining one is closed now; starts waiting for a slot look again.
+   * On the next turn, not at once: a `begin` that just answered adds its transaction in the caller's
+   * continuation, and until then the engine only looks idle.
+   */
+  private idled(id: string, instance: DatabaseInstance): void {
+    setImmediate(() => {
+      if (instance.draining && instance.idle && this.instances.get(id) === instance) {
+        this.instances.delete(id);
+        void instance.close();
+      }
+      this.slots.wake();
+    });
+  }
+
+  /**
+   * Closes the least recently used idle engine — of `only` when given, else `prefer`'s first, else
+   * any — and resolves once it is gone (its slot released); false if none is idle.
+   */
+  private async closeOneIdle(only: string | undefined, prefer: string | undefined): Promise<boolean> {
+    const oldest = (ns: string | undefined) => {
+      let found: [string, DatabaseInstance] | undefined;
+      for (const entry of this.instances) {
+        const [id, instance] = entry;
+        if (!instance.idle || (ns !== undefined && this.namespaces.get(id) !== ns)) continue;
+        if (!found || instance.lastUsed < found[1].lastUsed) found = entry;
+      }
+      return found;
+    };
+    const victim =
+      only !== undefined ? oldest(only) : (prefer !== undefined && oldest(prefer)) || oldest(undefined);
+    if (!victim) return false;
+    this.instances.delete(victim[0]);
+    await victim[1].close();
+    return true;
+  }
+
+  /** Drains one busy engine of `namespace` (see engine-slots.ts); false if it runs none. */
+  private drainOne(namespace: string): boolean {
+    let pick: [string, DatabaseInstance] | undefined;
     for (const entry of this.instances) {
       const [id, instance] = entry;
-      if (!instance.idle || (namespace !== undefined && this.namespaces.get(id) !== namespace)) continue;
-      if (!oldest || instance.lastUsed < oldest[1].lastUsed) oldest = entry;
+      if (this.namespaces.get(id) !== namespace || !instance.alive) continue;
+      if (instance.draining) return true;
+      if (!pick || instance.lastUsed < pick[1].lastUsed) pick = entry;
     }
-    if (!oldest) return false;
-    this.instances.delete(oldest[0]);
-    await oldest[1].close();
+    if (!pick) return false;
+    pick[1].draining = true;
+    this.idled(pick[0], pick[1]);
     return true;
   }
 
@@ -254,6 +315,7 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweeper);
+    this.slots.close();
     await Promise.all([...this.open.values()].map((p) => p.catch(() => {})));
     await Promise.all([...this.instances.values()].map((i) => i.close(2000)));
     this.instances.clear();

@@ -1,22 +1,33 @@
 /**
  * How many embedded Database engines a node runs at once, and whose. Each engine is a PGlite worker
  * thread of the supervisor (hundreds of MiB, and the supervisor's CPU), so their number is bounded
- * (`KYLIX_DATABASE_ENGINES`, default 8): an engine starts only in a free slot; without one, an idle
- * engine is closed to make one (the least recently used; the namespace's own while it is past its
- * share); failing that, the start waits up to WAIT_MS for an engine to finish its work, then fails
- * with ERR_OVERLOADED. Before, only idle engines were closed to make room, and a start never
- * waited: one function keeping 50 Databases busy at once ran 50 engines in the supervisor.
+ * (`KYLIX_DATABASE_ENGINES`, default 8). An engine starts only in a free slot; without one, an idle
+ * engine is closed to make one (the least recently used, a namespace's past its share first);
+ * failing that, the start waits up to WAIT_MS for an engine to finish its work, then fails with
+ * ERR_OVERLOADED. Before, only idle engines were closed to make room, and a start never waited:
+ * one function keeping 50 Databases busy at once ran 50 engines in the supervisor.
  *
- * While more than one namespace holds or wants engines, one namespace holds at most half the slots,
- * so one tenant's busy Databases leave room for everyone else's.
+ * Namespaces share fairly: while another namespace is waiting for a slot, a namespace that holds
+ * half the slots or more (its share) starts no more engines, and one of its engines is drained —
+ * it takes no new work (calls wait for it to close and restart it), finishes what it has, and is
+ * closed — so a namespace that took every slot while it was alone cannot keep the others out by
+ * keeping its engines busy.
  */
 import { KylixError } from '../../errors.js';
 
 /** How long a start waits for a slot before it fails. */
 const WAIT_MS = 10_000;
 
-/** Closes one idle engine (of `namespace`, when given); false if there was none. */
-export type CloseIdle = (namespace: string | undefined) => Promise<boolean>;
+/** What the slots ask of the provider that runs the engines. */
+export interface EngineHost {
+  /**
+   * Closes one idle engine — of `only` when given, else the least recently used, `prefer`'s first —
+   * and resolves once its slot is released; false if there was none.
+   */
+  closeIdle(only: string | undefined, prefer: string | undefined): Promise<boolean>;
+  /** Drains one busy engine of `namespace` (at most one at a time per namespace); false if it has none. */
+  drain(namespace: string): boolean;
+}
 
 /** See the file comment. */
 export class EngineSlots {
@@ -25,16 +36,24 @@ export class EngineSlots {
   /** Starts waiting for a slot, by namespace. */
   private readonly wanting = new Map<string, number>();
   private readonly waiters = new Set<() => void>();
+  /** Bumped by every release and every engine that goes idle: a waiter that saw it change looks again. */
+  private generation = 0;
+  private closed = false;
 
   constructor(
     readonly max: number,
-    private readonly closeIdle: CloseIdle,
+    private readonly host: EngineHost,
     private readonly waitMs = WAIT_MS,
   ) {}
 
-  /** The engines one namespace may hold while others hold or want some. */
+  /** The engines one namespace may hold while another namespace waits for one. */
   get share(): number {
     return Math.max(1, Math.floor(this.max / 2));
+  }
+
+  /** Engines running or starting (for tests and metrics). */
+  get inUse(): number {
+    return this.total;
   }
 
   /** Takes a slot for an engine of `namespace`; call the returned function once the engine is gone. */
@@ -43,19 +62,21 @@ export class EngineSlots {
     this.wanting.set(namespace, (this.wanting.get(namespace) ?? 0) + 1);
     try {
       for (;;) {
+        if (this.closed) throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The embedded database is closed.');
+        const seen = this.generation;
         const pastShare = this.pastShare(namespace);
         if (!pastShare && this.total < this.max) return this.take(namespace);
-        // Make room: the namespace's own idle engine while it is past its share, else any.
-        if (await this.closeIdle(pastShare ? namespace : undefined)) continue;
+        // Make room: the namespace's own idle engine while it is past its share, else any (one of a
+        // namespace past its share first).
+        if (await this.host.closeIdle(pastShare ? namespace : undefined, this.greediest(namespace))) continue;
+        // Every engine is busy: one of a namespace past its share stops taking work for this one.
+        if (!pastShare) {
+          const greedy = this.greediest(namespace);
+          if (greedy) this.host.drain(greedy);
+        }
         const left = deadline - Date.now();
-        if (left <= 0)
-          throw new KylixError(
-            'ERR_OVERLOADED',
-            pastShare
-              ? `Namespace "${namespace}" already has ${this.held.get(namespace) ?? 0} embedded database engines busy on this node, its share while other namespaces use theirs; retry when its other Database calls have finished.`
-              : `All ${this.max} embedded database engines on this node are busy; retry, or raise KYLIX_DATABASE_ENGINES (each engine is a PGlite worker of several hundred MiB) or use PostgreSQL (KYLIX_POSTGRES_URL).`,
-          );
-        await this.changed(left);
+        if (left <= 0) throw this.overloaded(namespace, pastShare);
+        await this.changed(seen, left);
       }
     } finally {
       const n = (this.wanting.get(namespace) ?? 1) - 1;
@@ -64,8 +85,15 @@ export class EngineSlots {
     }
   }
 
+  /** The provider is closing: starts waiting for a slot fail now. */
+  close(): void {
+    this.closed = true;
+    this.wake();
+  }
+
   /** An engine finished its work (it may be closed now): starts waiting for a slot look again. */
   wake(): void {
+    this.generation++;
     for (const w of this.waiters) w();
   }
 
@@ -84,16 +112,37 @@ export class EngineSlots {
     };
   }
 
-  /** Whether `namespace` holds its share while another namespace holds or wants an engine. */
+  /** Whether `namespace` holds its share while another namespace waits for a slot. */
   private pastShare(namespace: string): boolean {
     if ((this.held.get(namespace) ?? 0) < this.share) return false;
-    for (const ns of this.held.keys()) if (ns !== namespace) return true;
     for (const ns of this.wanting.keys()) if (ns !== namespace) return true;
     return false;
   }
 
-  /** Resolves when an engine is released or goes idle, or after `ms`. */
-  private changed(ms: number): Promise<void> {
+  /** The namespace other than `namespace` holding the most engines, if it holds its share or more. */
+  private greediest(namespace: string): string | undefined {
+    let most: string | undefined;
+    let count = this.share - 1;
+    for (const [ns, n] of this.held)
+      if (ns !== namespace && n > count) {
+        most = ns;
+        count = n;
+      }
+    return most;
+  }
+
+  private overloaded(namespace: string, pastShare: boolean): KylixError {
+    return new KylixError(
+      'ERR_OVERLOADED',
+      pastShare
+        ? `Namespace "${namespace}" already has ${this.held.get(namespace) ?? 0} embedded database engines busy on this node, its share while other namespaces wait for theirs; retry when its other Database calls have finished.`
+        : `All ${this.max} embedded database engines on this node are busy (statements or open transactions; a transaction held open while calling another Database can wait on itself); retry, or raise KYLIX_DATABASE_ENGINES (each engine is a PGlite worker of several hundred MiB) or use PostgreSQL (KYLIX_POSTGRES_URL).`,
+    );
+  }
+
+  /** Resolves when the generation moves past `seen` (at once if it already has), or after `ms`. */
+  private changed(seen: number, ms: number): Promise<void> {
+    if (this.generation !== seen) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
