@@ -294,7 +294,18 @@ describe('platform', () => {
       }),
     });
     assert.equal(created.status, 201);
-    const obj = (await created.json()) as { metadata: { resourceVersion: string } };
+    // The resource controller writes its status once it is provisioned, which moves the
+    // resourceVersion: the writes below start from the version after that, as a client that read
+    // the object would.
+    type Read = {
+      metadata: { resourceVersion: string };
+      status?: { conditions?: { type: string; status: string }[] };
+    };
+    let obj = (await created.json()) as Read;
+    await eventually(async () => {
+      obj = (await (await fetch(`${base}/sessions`)).json()) as Read;
+      return !!obj.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    });
     const put = (spec: object, rv: string) =>
       fetch(`${base}/sessions`, {
         method: 'PUT',
