@@ -14,6 +14,7 @@
  * keeping its engines busy.
  */
 import { KylixError } from '../../errors.js';
+import { Waiters } from '../waiters.js';
 
 /** How long a start waits for a slot before it fails. */
 const WAIT_MS = 10_000;
@@ -35,7 +36,7 @@ export class EngineSlots {
   private readonly held = new Map<string, number>();
   /** Starts waiting for a slot, by namespace. */
   private readonly wanting = new Map<string, number>();
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
   /** Bumped by every release and every engine that goes idle: a waiter that saw it change looks again. */
   private generation = 0;
   private closed = false;
@@ -59,7 +60,7 @@ export class EngineSlots {
   /** Takes a slot for an engine of `namespace`; call the returned function once the engine is gone. */
   async acquire(namespace: string): Promise<() => void> {
     const deadline = Date.now() + this.waitMs;
-    this.wanting.set(namespace, (this.wanting.get(namespace) ?? 0) + 1);
+    count(this.wanting, namespace, 1);
     try {
       for (;;) {
         if (this.closed) throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The embedded database is closed.');
@@ -79,9 +80,7 @@ export class EngineSlots {
         await this.changed(seen, left);
       }
     } finally {
-      const n = (this.wanting.get(namespace) ?? 1) - 1;
-      if (n > 0) this.wanting.set(namespace, n);
-      else this.wanting.delete(namespace);
+      count(this.wanting, namespace, -1);
     }
   }
 
@@ -94,20 +93,18 @@ export class EngineSlots {
   /** An engine finished its work (it may be closed now): starts waiting for a slot look again. */
   wake(): void {
     this.generation++;
-    for (const w of this.waiters) w();
+    this.waiters.wakeAll();
   }
 
   private take(namespace: string): () => void {
     this.total++;
-    this.held.set(namespace, (this.held.get(namespace) ?? 0) + 1);
+    count(this.held, namespace, 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.total--;
-      const n = (this.held.get(namespace) ?? 1) - 1;
-      if (n > 0) this.held.set(namespace, n);
-      else this.held.delete(namespace);
+      count(this.held, namespace, -1);
       this.wake();
     };
   }
@@ -143,14 +140,13 @@ export class EngineSlots {
   /** Resolves when the generation moves past `seen` (at once if it already has), or after `ms`. */
   private changed(seen: number, ms: number): Promise<void> {
     if (this.generation !== seen) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.waiters.add(done);
-    });
+    return this.waiters.wait(ms);
   }
+}
+
+/** Adds `delta` to `key`'s count, dropping the key at zero (so the maps list only namespaces with some). */
+function count(counts: Map<string, number>, key: string, delta: number): void {
+  const n = (counts.get(key) ?? 0) + delta;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
 }

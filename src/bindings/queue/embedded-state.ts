@@ -3,6 +3,7 @@
  * the timers heap (delays and leases, by when they end) and the receivers waiting for work. It
  * does no I/O: the provider (embedded.ts) journals every change it makes here.
  */
+import { Waiters } from '../waiters.js';
 import { Heap } from './heap.js';
 import type { Delivery, OutgoingMessage, QueueStats } from './interface.js';
 
@@ -32,7 +33,7 @@ export class QueueState {
   readonly messages = new Map<number, Message>();
   private readonly ready = new Heap<{ id: number; v: number }>((a, b) => a.id - b.id);
   private readonly timers = new Heap<{ at: number; id: number; v: number }>((a, b) => a.at - b.at);
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
 
   /** Puts a message where it belongs: ready now, or a timer until its delay or lease ends. */
   schedule(m: Message, now: number): void {
@@ -102,21 +103,12 @@ export class QueueState {
   /** Resolves when a message may have become deliverable, or at the deadline. */
   waitForWork(deadline: number, now: number): Promise<void> {
     const next = this.timers.peek()?.at ?? Number.POSITIVE_INFINITY;
-    const ms = Math.max(0, Math.min(deadline, next) - now);
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.waiters.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.waiters.add(wake);
-    });
+    return this.waiters.wait(Math.max(0, Math.min(deadline, next) - now));
   }
 
   /** Wakes every receiver waiting (a message is ready, or the queue is gone). */
   wakeAll(): void {
-    for (const wake of this.waiters) wake();
+    this.waiters.wakeAll();
   }
 
   /** Moves messages whose delay or lease has ended to the ready heap. */
