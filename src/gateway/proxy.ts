@@ -39,11 +39,16 @@ export interface ProxyCall {
 export function limitError(fate: Fate, functionName: string): KylixError {
   // Another request on the same instance ran past its time, and the instance was stopped with it;
   // or the instance's process stopped answering and was ended.
-  if (fate.code === 'ERR_TIMEOUT' || fate.code === 'ERR_FUNCTION_CRASHED')
+  if (fate.code === 'ERR_TIMEOUT' || fate.code === 'ERR_FUNCTION_CRASHED') {
+    const advice =
+      fate.code === 'ERR_TIMEOUT'
+        ? 'Make it answer sooner or raise the limit; retrying this request may work.'
+        : 'Retrying this request may work.';
     return new KylixError(
       'ERR_FUNCTION_CRASHED',
-      `${functionName} was stopped while handling this request: ${fate.message}. ${fate.code === 'ERR_TIMEOUT' ? 'Make it answer sooner or raise the limit; r' : 'R'}etrying this request may work.`,
+      `${functionName} was stopped while handling this request: ${fate.message}. ${advice}`,
     );
+  }
   return new KylixError(
     fate.code,
     fate.code === 'ERR_CPU_LIMIT'
