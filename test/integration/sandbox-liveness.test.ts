@@ -4,8 +4,9 @@
  * reason instead of waiting for their wall-time limit, and the next request gets a new process.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { processTree } from '../../bench/lib/memory.js';
 
 process.env.KYLIX_SANDBOX_LIVENESS_MS = '1000';
 const { apply, functionManifest, startNode, writeProject } = await import('../helpers/platform.js');
@@ -13,20 +14,7 @@ type TestNode = Awaited<ReturnType<typeof startNode>>;
 
 /** Pids of this process's descendants that run the sandbox host (inside bubblewrap or not). */
 function sandboxHosts(): number[] {
-  const parent = new Map<number, number>();
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      parent.set(Number(p), Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]));
-    } catch {}
-  }
-  const mine = (pid: number): boolean => {
-    for (let p = parent.get(pid); p !== undefined && p > 1; p = parent.get(p))
-      if (p === process.pid) return true;
-    return false;
-  };
-  return [...parent.keys()].filter((pid) => {
-    if (!mine(pid)) return false;
+  return processTree(process.pid).filter((pid) => {
     try {
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
         .split('\0')
