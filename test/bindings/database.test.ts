@@ -69,7 +69,7 @@ describe('embedded database specifics', () => {
 });
 
 describe('embedded database engines in use at once', () => {
-  it('runs at most maxOpen engines, and a namespace that keeps them all busy lets another in', async () => {
+  it('runs at most maxOpen engines, one namespace at most half of them, however busy it keeps them', async () => {
     const dir = tempDir('db-slots');
     const p = await openEmbeddedDatabase({ dataDir: dir, maxOpen: 2 });
     const inUse = () => (p as unknown as { slots: { inUse: number } }).slots.inUse;
@@ -81,7 +81,7 @@ describe('embedded database engines in use at once', () => {
       const victim = { namespace: 'victim', name: 'd' };
       const greedy = [1, 2, 3].map((i) => ({ namespace: 'greedy', name: `d${i}` }));
       for (const ref of [victim, ...greedy]) await p.ensure(ref);
-      // Three Databases busy at once on two engines: the third waits for one to finish, then runs.
+      // Three Databases busy at once: they take turns on the namespace's one engine (its share).
       const results = await Promise.all(
         greedy.map((ref) => p.query(ref, { sql: 'SELECT pg_sleep(0.3), 1 AS n' })),
       );
@@ -89,8 +89,8 @@ describe('embedded database engines in use at once', () => {
         results.map((r) => r.rows[0]?.n),
         [1, 1, 1],
       );
-      // One namespace keeps both engines busy without a pause; another namespace's Database is
-      // served while it does (one of its engines drains), not after it stops.
+      // One namespace keeps its Databases busy without a pause; another namespace's Database is
+      // served while it does, not after it stops.
       const end = Date.now() + 8000;
       const loops = greedy.slice(0, 2).map(async (ref) => {
         while (Date.now() < end) await p.query(ref, { sql: 'SELECT pg_sleep(0.3)' });
@@ -102,6 +102,45 @@ describe('embedded database engines in use at once', () => {
       assert.ok(most <= 2, `${most} engines ran at once`);
     } finally {
       clearInterval(watch);
+      await p.close();
+    }
+  });
+
+  it('closes a drained engine once its last transaction ends, and its next call starts it again', async () => {
+    const dir = tempDir('db-drain');
+    // Idle engines are not swept during the test: only the drain may close the engine.
+    const p = await openEmbeddedDatabase({ dataDir: dir, maxOpen: 2, idleMs: 600_000 });
+    try {
+      const held = { namespace: 'held', name: 'd' };
+      const busy = { namespace: 'busy', name: 'd' };
+      const third = { namespace: 'third', name: 'd' };
+      for (const ref of [held, busy, third]) await p.ensure(ref);
+      // Both slots in use: one by an open transaction, one by a query. The third namespace waits,
+      // and the engine of the first namespace at its share (the transaction's) drains; the third
+      // gives up (nothing frees a slot within its wait) before the transaction ends.
+      const tx = await p.begin(held, 60_000);
+      await p.queryInTransaction(tx, { sql: 'SELECT 1' });
+      const sleeping = p.query(busy, { sql: 'SELECT pg_sleep(14)' });
+      await new Promise((r) => setTimeout(r, 200));
+      await assert.rejects(
+        p.query(third, { sql: 'SELECT 3' }),
+        /embedded database engines on this node are busy/,
+      );
+      // Ending the transaction leaves the drained engine idle: it closes, and the Database's next
+      // call starts it again (it waited for the idle sweep, a minute by default, before).
+      await p.commit(tx);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('still waiting after 8 s')), 8000);
+      });
+      try {
+        const next = await Promise.race([p.query(held, { sql: 'SELECT 4 AS n' }), late]);
+        assert.equal(next.rows[0]?.n, 4);
+      } finally {
+        clearTimeout(timer);
+      }
+      await sleeping;
+    } finally {
       await p.close();
     }
   });

@@ -204,7 +204,7 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
       (tx) => {
         this.txs.delete(tx);
         this.markTimedOut(tx);
-        if (instance.idle) this.slots.wake();
+        this.idled(id, instance);
       },
     );
     instance.onIdle = () => this.idled(id, instance);
@@ -358,7 +358,9 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     if (tx && Date.now() >= tx.deadline) this.markTimedOut(txId);
     this.txs.delete(txId);
     instance.txs.delete(txId);
-    if (instance.idle) this.slots.wake();
+    // Its last transaction may have been what a draining engine waited for.
+    if (tx) this.idled(tx.id, instance);
+    else this.slots.wake();
   }
 
   async queryInTransaction(txId: string, statement: Statement): Promise<SqlResult> {

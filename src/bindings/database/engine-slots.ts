@@ -7,11 +7,11 @@
  * ERR_OVERLOADED. Before, only idle engines were closed to make room, and a start never waited:
  * one function keeping 50 Databases busy at once ran 50 engines in the supervisor.
  *
- * Namespaces share fairly: while another namespace is waiting for a slot, a namespace that holds
- * half the slots or more (its share) starts no more engines, and one of its engines is drained —
- * it takes no new work (calls wait for it to close and restart it), finishes what it has, and is
- * closed — so a namespace that took every slot while it was alone cannot keep the others out by
- * keeping its engines busy.
+ * Namespaces share fairly: one namespace holds at most half the slots (its share), so another
+ * always finds room; and while a namespace waits with every slot busy, one engine of a namespace
+ * holding its share is drained — it takes no new work (calls wait for it to close and restart it),
+ * finishes what it has, and is closed — so several namespaces at their share cannot keep a third
+ * out by keeping their engines busy.
  */
 import { KylixError } from '../../errors.js';
 import { Waiters } from '../waiters.js';
@@ -34,8 +34,6 @@ export interface EngineHost {
 export class EngineSlots {
   private total = 0;
   private readonly held = new Map<string, number>();
-  /** Starts waiting for a slot, by namespace. */
-  private readonly wanting = new Map<string, number>();
   private readonly waiters = new Waiters();
   /** Bumped by every release and every engine that goes idle: a waiter that saw it change looks again. */
   private generation = 0;
@@ -47,7 +45,7 @@ export class EngineSlots {
     private readonly waitMs = WAIT_MS,
   ) {}
 
-  /** The engines one namespace may hold while another namespace waits for one. */
+  /** The engines one namespace may hold. */
   get share(): number {
     return Math.max(1, Math.floor(this.max / 2));
   }
@@ -60,27 +58,22 @@ export class EngineSlots {
   /** Takes a slot for an engine of `namespace`; call the returned function once the engine is gone. */
   async acquire(namespace: string): Promise<() => void> {
     const deadline = Date.now() + this.waitMs;
-    count(this.wanting, namespace, 1);
-    try {
-      for (;;) {
-        if (this.closed) throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The embedded database is closed.');
-        const seen = this.generation;
-        const pastShare = this.pastShare(namespace);
-        if (!pastShare && this.total < this.max) return this.take(namespace);
-        // Make room: the namespace's own idle engine while it is past its share, else any (one of a
-        // namespace past its share first).
-        if (await this.host.closeIdle(pastShare ? namespace : undefined, this.greediest(namespace))) continue;
-        // Every engine is busy: one of a namespace past its share stops taking work for this one.
-        if (!pastShare) {
-          const greedy = this.greediest(namespace);
-          if (greedy) this.host.drain(greedy);
-        }
-        const left = deadline - Date.now();
-        if (left <= 0) throw this.overloaded(namespace, pastShare);
-        await this.changed(seen, left);
+    for (;;) {
+      if (this.closed) throw new KylixError('ERR_BACKEND_UNAVAILABLE', 'The embedded database is closed.');
+      const seen = this.generation;
+      const pastShare = this.pastShare(namespace);
+      if (!pastShare && this.total < this.max) return this.take(namespace);
+      // Make room: the namespace's own idle engine while it holds its share, else any (one of a
+      // namespace holding its share first).
+      if (await this.host.closeIdle(pastShare ? namespace : undefined, this.greediest(namespace))) continue;
+      // Every engine is busy: one of a namespace holding its share stops taking work for this one.
+      if (!pastShare) {
+        const greedy = this.greediest(namespace);
+        if (greedy) this.host.drain(greedy);
       }
-    } finally {
-      count(this.wanting, namespace, -1);
+      const left = deadline - Date.now();
+      if (left <= 0) throw this.overloaded(namespace, pastShare);
+      await this.changed(seen, left);
     }
   }
 
@@ -109,11 +102,14 @@ export class EngineSlots {
     };
   }
 
-  /** Whether `namespace` holds its share while another namespace waits for a slot. */
+  /**
+   * Whether `namespace` holds its share: then it starts no more engines (it closes or waits for its
+   * own), whoever else is there. Not only while another namespace waits: work already running
+   * cannot be drained (a migration may run 5 minutes), so a namespace alone that took every slot
+   * could keep one that comes later out for as long as its work ran.
+   */
   private pastShare(namespace: string): boolean {
-    if ((this.held.get(namespace) ?? 0) < this.share) return false;
-    for (const ns of this.wanting.keys()) if (ns !== namespace) return true;
-    return false;
+    return (this.held.get(namespace) ?? 0) >= this.share;
   }
 
   /** The namespace other than `namespace` holding the most engines, if it holds its share or more. */
@@ -132,7 +128,7 @@ export class EngineSlots {
     return new KylixError(
       'ERR_OVERLOADED',
       pastShare
-        ? `Namespace "${namespace}" already has ${this.held.get(namespace) ?? 0} embedded database engines busy on this node, its share while other namespaces wait for theirs; retry when its other Database calls have finished.`
+        ? `Namespace "${namespace}" already has ${this.held.get(namespace) ?? 0} embedded database engines busy on this node, its share of the ${this.max}; retry when its other Database calls have finished.`
         : `All ${this.max} embedded database engines on this node are busy (statements or open transactions; a transaction held open while calling another Database can wait on itself); retry, or raise KYLIX_DATABASE_ENGINES (each engine is a PGlite worker of several hundred MiB) or use PostgreSQL (KYLIX_POSTGRES_URL).`,
     );
   }
@@ -144,7 +140,7 @@ export class EngineSlots {
   }
 }
 
-/** Adds `delta` to `key`'s count, dropping the key at zero (so the maps list only namespaces with some). */
+/** Adds `delta` to `key`'s count, dropping the key at zero (so the map lists only namespaces with some). */
 function count(counts: Map<string, number>, key: string, delta: number): void {
   const n = (counts.get(key) ?? 0) + delta;
   if (n > 0) counts.set(key, n);
