@@ -1,6 +1,7 @@
 /**
  * The node's log of its backends' outages: one warning when a backend starts failing binding
- * calls, one line when its health says it is back, and nothing for calls that fail otherwise.
+ * calls and its health fails too, one line when its health says it is back, and nothing for calls
+ * that fail otherwise or while the backend is healthy.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -32,6 +33,7 @@ describe('BackendOutages', () => {
         outages.watch('keyValue', Promise.reject(new KylixError('ERR_BINDING_BAD_ARGUMENTS', 'bad key'))),
       );
       assert.equal(await outages.watch('keyValue', Promise.resolve('v')), 'v');
+      await new Promise((r) => setImmediate(r));
       assert.equal(lines.length, 1);
       assert.equal(lines[0]?.level, 'warn');
       assert.match(
@@ -54,7 +56,36 @@ describe('BackendOutages', () => {
       // A new outage is a new line.
       up = false;
       await assert.rejects(outages.watch('keyValue', down()));
+      await new Promise((r) => setImmediate(r));
       assert.equal(lines.length, 3);
+    } finally {
+      outages.close();
+    }
+  });
+
+  it('says nothing of a failed call while its backend is healthy, or of a kind with no provider', async () => {
+    // One tenant's call can fail with ERR_BACKEND_UNAVAILABLE on its own (an argument the engine
+    // cannot take, its own session ended): that is not an outage of a backend everyone shares.
+    const healthy = {
+      name: 'embedded',
+      health: async () => ({ ok: true, message: 'ok' }),
+    } as unknown as Provider;
+    const lines: string[] = [];
+    const outages = new BackendOutages(
+      (kind) => (kind === 'database' ? Promise.resolve(healthy) : undefined),
+      (message) => lines.push(message),
+      20,
+    );
+    const failing = () =>
+      Promise.reject(
+        new KylixError('ERR_BACKEND_UNAVAILABLE', 'The database engine failed: Invalid time value'),
+      );
+    try {
+      for (const kind of ['database', 'database', 'unknown'])
+        await assert.rejects(outages.watch(kind, failing()), /Invalid time value/);
+      await new Promise((r) => setTimeout(r, 70));
+      assert.deepEqual(lines, []);
+      assert.deepEqual(outages.downKinds, []);
     } finally {
       outages.close();
     }

@@ -1,16 +1,19 @@
 /**
  * The server's own log of its backends' outages. A binding call that fails with
- * ERR_BACKEND_UNAVAILABLE marks its kind's backend down: the first failure is logged at once (a
- * warning naming the backend and the error), later ones are only counted, and while it is down the
- * backend's health() is asked every RECHECK_MS; the first healthy answer logs that it is back, how
- * long it was down and how many calls failed meanwhile. Before, an outage showed only in each
+ * ERR_BACKEND_UNAVAILABLE has its kind's backend asked for its health(); only if that fails too is
+ * the backend marked down (one call's own failure — a tenant's unserialisable argument, its own
+ * PostgreSQL session ended, the disk reserve — is not an outage of a backend every tenant shares).
+ * The outage is logged at once (a warning naming the backend and the call's error), later failures
+ * are only counted, and while it is down the backend's health() is asked every RECHECK_MS; the
+ * first healthy answer logs that it is back, how long it was down and how many calls failed
+ * meanwhile. A kind with no provider of its own is not watched. Before, an outage showed only in each
  * function's own log and in the binding error metrics: an operator reading the node's log saw
  * nothing of a Redis, NATS, PostgreSQL or S3 that went away.
  *
  * Cost while everything is up: one derived promise per binding call (its rejection is the signal).
  */
 import { KylixError } from '../errors.js';
-import type { Provider } from './provider.js';
+import type { Health, Provider } from './provider.js';
 
 /** How often a backend that is down is asked for its health. */
 const RECHECK_MS = 5000;
@@ -27,6 +30,9 @@ interface Outage {
 /** See the file comment. */
 export class BackendOutages {
   private readonly down = new Map<string, Outage>();
+  /** Kinds whose health is being asked after a failed call, with the failures seen meanwhile. */
+  private readonly checking = new Map<string, number>();
+  private closed = false;
 
   constructor(
     /** The provider of a binding kind ("keyValue" → its provider), or undefined for a kind without one. */
@@ -49,6 +55,7 @@ export class BackendOutages {
   }
 
   close(): void {
+    this.closed = true;
     for (const o of this.down.values()) clearInterval(o.timer);
     this.down.clear();
   }
@@ -59,25 +66,34 @@ export class BackendOutages {
       known.failed++;
       return;
     }
-    const timer = setInterval(() => void this.recheck(kind), this.recheckMs);
-    timer.unref();
-    this.down.set(kind, { since: Date.now(), failed: 1, timer });
-    this.log(
-      `${kind} backend unavailable: ${err.message} Binding calls to it fail until it is back; checking every ${this.recheckMs / 1000} s.`,
-      'warn',
-      { kind, backendDown: true },
-    );
+    const pending = this.checking.get(kind);
+    if (pending !== undefined) {
+      this.checking.set(kind, pending + 1);
+      return;
+    }
+    const provider = this.provider(kind);
+    if (!provider) return;
+    this.checking.set(kind, 1);
+    void healthOf(provider).then((health) => {
+      const failed = this.checking.get(kind) ?? 1;
+      this.checking.delete(kind);
+      if (health.ok || this.closed) return;
+      const timer = setInterval(() => void this.recheck(kind), this.recheckMs);
+      timer.unref();
+      this.down.set(kind, { since: Date.now(), failed, timer });
+      this.log(
+        `${kind} backend unavailable: ${err.message} Binding calls to it fail until it is back; checking every ${this.recheckMs / 1000} s.`,
+        'warn',
+        { kind, backendDown: true },
+      );
+    });
   }
 
   private async recheck(kind: string): Promise<void> {
     const outage = this.down.get(kind);
-    if (!outage) return;
-    let healthy = false;
-    try {
-      healthy = (await this.provider(kind)?.then((p) => p.health()))?.ok === true;
-    } catch {
-      healthy = false;
-    }
+    const provider = this.provider(kind);
+    if (!outage || !provider) return;
+    const healthy = (await healthOf(provider)).ok;
     if (!healthy || this.down.get(kind) !== outage) return;
     clearInterval(outage.timer);
     this.down.delete(kind);
@@ -87,5 +103,14 @@ export class BackendOutages {
       'info',
       { kind, backendDown: false, downSeconds: seconds, failedCalls: outage.failed },
     );
+  }
+}
+
+/** A provider's health; a provider that cannot even answer is not healthy. */
+async function healthOf(provider: Promise<Provider>): Promise<Health> {
+  try {
+    return await (await provider).health();
+  } catch (err) {
+    return { ok: false, message: err instanceof Error ? err.message : String(err) };
   }
 }
