@@ -11,7 +11,7 @@ import { BindingBroker } from './bindings/broker.js';
 import { BackendOutages } from './bindings/outages.js';
 import type { Provider } from './bindings/provider.js';
 import { createProviders } from './bindings/providers.js';
-import { ALL_BINDING_KINDS } from './bindings/registry.js';
+import { ALL_BINDING_KINDS, implicitBinding } from './bindings/registry.js';
 import { StackMapper } from './build/source-map.js';
 import { type Installation, loadInstallation } from './config/installation.js';
 import { checkRouteConflicts } from './control-plane/admission.js';
@@ -110,8 +110,12 @@ export function dataPaths(dataDir: string) {
   };
 }
 
-/** A binding's kind (keyValue, database, queue, bucket) in a revision, or "unknown" when it has none. */
+/**
+ * A binding's kind (keyValue, database, queue, bucket) in a revision, "cache" for the Workers
+ * `caches` every function has, or "unknown" when it has none.
+ */
 function bindingKind(bindings: RevisionTarget['bindings'], name: string): string {
+  if (implicitBinding(name)) return 'cache';
   const b = Object.hasOwn(bindings, name) ? bindings[name] : undefined;
   if (!b || 'secret' in b) return 'unknown';
   for (const key in b) if (Object.hasOwn(b, key)) return key;
@@ -246,8 +250,9 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
               broker.call(target, call, traceparent),
             )
           : broker.call(target, call, traceparent);
+      // The backend the call runs on: a cache call's is the KeyValue backend.
       return outages.watch(
-        kind,
+        implicitBinding(call.binding)?.provider ?? kind,
         tracing ? tracing.binding(target.namespace, target.functionName, kind, call.op, run) : run(),
       );
     },

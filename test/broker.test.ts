@@ -140,6 +140,47 @@ describe('binding broker', () => {
     assert.deepEqual(reads, ['Database/shop/main', 'KeyValue/shop/loot']);
   });
 
+  it('refuses SQL parameters no driver can send, naming the parameter; takes every kind it can', async () => {
+    const query = (params: unknown[]) =>
+      broker.call(scope, { binding: 'DB', op: 'query', args: [{ sql: 'SELECT 1', params }] });
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const [bad, says] of [
+      [[1, new Date(Number.NaN)], /\$2: it is an invalid Date/],
+      [[new Map([[1, 2]])], /\$1: a Map cannot be sent/],
+      [[new Set([1])], /\$1: a Set cannot be sent/],
+      [
+        [[1, [new Date('nope')]]],
+        /\$1: an element of its array: an element of its array: it is an invalid Date/,
+      ],
+      [[{ n: 1n }], /\$1: it cannot be sent as JSON/],
+      // The call's argument budget refuses a cycle first (it has no depth).
+      [[cyclic], /deeper|nest/],
+      [[/re/], /\$1: a RegExp cannot be sent/],
+    ] as const) {
+      await assert.rejects(query([...bad]), (e: KylixError) => {
+        assert.equal(e.code, 'ERR_BINDING_BAD_ARGUMENTS');
+        assert.match(`${e.message} ${JSON.stringify(e.causes)}`, says);
+        return true;
+      });
+    }
+    const before = calls.length;
+    await query([
+      null,
+      undefined,
+      true,
+      1.5,
+      2n,
+      's',
+      new Date(0),
+      new Uint8Array([1]),
+      [1, [2]],
+      { a: [1] },
+    ]);
+    await query([Object.assign(Object.create(null), { a: 1 })]);
+    assert.equal(calls.length, before + 2);
+  });
+
   it('lets only the function that opened a transaction use it', async () => {
     const tx = await broker.call(scope, { binding: 'DB', op: 'begin', args: [1000] });
     const thief: BindingScope = { ...scope, functionName: 'thief' };

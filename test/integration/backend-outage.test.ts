@@ -44,7 +44,12 @@ describe('a backend outage in the node log', { skip: !existsSync(REDIS) && 'no r
         'spec: {}',
         '---',
         functionManifest('reader', './r.ts', ['/read'], '  bindings:\n    KV: { keyValue: cache }'),
+        '---',
+        functionManifest('cacher', './c.ts', ['/cached']),
       ].join('\n'),
+      // The Workers cache every function has, with no binding of its own: on the KeyValue backend.
+      'c.ts':
+        "export default { async fetch() { try { return new Response(String(await caches.default.match('https://x.test/a'))); } catch (e) { return new Response(e.code + ': ' + e.message, { status: 503 }); } } };",
       'r.ts':
         "export default { async fetch(req, env) { try { return new Response(String(await env.KV.get('k'))); } catch (e) { return new Response(e.code + ': ' + e.message, { status: 503 }); } } };",
     });
@@ -70,5 +75,26 @@ describe('a backend outage in the node log', { skip: !existsSync(REDIS) && 'no r
       20_000,
     );
     assert.equal(await (await fetch(node.url('/read'))).text(), 'null');
+  });
+
+  it('counts the Workers cache as its KeyValue backend', async () => {
+    assert.equal(await (await fetch(node.url('/cached'))).text(), 'undefined');
+    const before = lines.length;
+    redis.kill('SIGKILL');
+    await new Promise((r) => redis.once('exit', r));
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(node.url('/cached'));
+      assert.equal(res.status, 503);
+      assert.match(await res.text(), /^ERR_BACKEND_UNAVAILABLE/);
+    }
+    const logged = () => lines.slice(before).map((l) => l.message);
+    assert.equal(
+      logged().filter((m) => /keyValue backend unavailable/.test(m)).length,
+      1,
+      logged().join('\n'),
+    );
+    redis = startRedis();
+    await eventually(() => logged().some((m) => /keyValue backend available again/.test(m)), 20_000);
+    assert.equal(await (await fetch(node.url('/cached'))).text(), 'undefined');
   });
 });

@@ -11,6 +11,7 @@ import { type BindingKind, type Handles, operations } from '../kind.js';
 import { d1ExecStatements, d1Result, d1Statement } from './d1.js';
 import { postgresConfigSchema } from './index.js';
 import type { DatabaseProvider } from './interface.js';
+import { sqlParams } from './params.js';
 import { withSqliteHints } from './sqlite-hints.js';
 
 const op = operations<DatabaseProvider>();
@@ -25,7 +26,7 @@ const sqlText = z
   .string()
   .min(1)
   .max(1024 * 1024);
-const statement = z.strictObject({ sql: sqlText, params: z.array(z.unknown()).max(65535).optional() });
+const statement = z.strictObject({ sql: sqlText, params: sqlParams.optional() });
 /** Most statements one batch (or one exec() text) may hold. */
 const MAX_BATCH = 1000;
 
