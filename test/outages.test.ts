@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BackendOutages } from '../src/bindings/outages.js';
-import type { Provider } from '../src/bindings/provider.js';
+import { healthOf, type Provider } from '../src/bindings/provider.js';
 import { KylixError } from '../src/errors.js';
 
 describe('BackendOutages', () => {
@@ -89,5 +89,23 @@ describe('BackendOutages', () => {
     } finally {
       outages.close();
     }
+  });
+
+  it('takes a backend whose health check does not answer (a frozen server) as unhealthy', async () => {
+    const frozen = { name: 'postgres', health: () => new Promise(() => {}) } as unknown as Provider;
+    const health = await healthOf(frozen, 30);
+    assert.equal(health.ok, false);
+    assert.match(health.message, /did not answer its health check within 0\.03 s/);
+    const broken = {
+      name: 'x',
+      health: async () => {
+        throw new Error('boom');
+      },
+    } as unknown as Provider;
+    assert.deepEqual(await healthOf(broken, 30), { ok: false, message: 'boom' });
+    assert.deepEqual(await healthOf(Promise.reject(new Error('cannot open')), 30), {
+      ok: false,
+      message: 'cannot open',
+    });
   });
 });

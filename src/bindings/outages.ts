@@ -13,7 +13,7 @@
  * Cost while everything is up: one derived promise per binding call (its rejection is the signal).
  */
 import { KylixError } from '../errors.js';
-import type { Health, Provider } from './provider.js';
+import { healthOf, type Provider } from './provider.js';
 
 /** How often a backend that is down is asked for its health. */
 const RECHECK_MS = 5000;
@@ -103,14 +103,5 @@ export class BackendOutages {
       'info',
       { kind, backendDown: false, downSeconds: seconds, failedCalls: outage.failed },
     );
-  }
-}
-
-/** A provider's health; a provider that cannot even answer is not healthy. */
-async function healthOf(provider: Promise<Provider>): Promise<Health> {
-  try {
-    return await (await provider).health();
-  } catch (err) {
-    return { ok: false, message: err instanceof Error ? err.message : String(err) };
   }
 }

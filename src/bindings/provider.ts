@@ -21,6 +21,34 @@ export interface Health {
   message: string;
 }
 
+/** How long a backend may take to answer its health check before it counts as unhealthy. */
+export const HEALTH_TIMEOUT_MS = 5_000;
+
+/**
+ * `provider`'s health, asked now: a provider that cannot be opened, throws, or does not answer
+ * within `ms` (a frozen server keeps its connections open and says nothing) is not healthy.
+ */
+export async function healthOf(
+  provider: Provider | Promise<Provider>,
+  ms = HEALTH_TIMEOUT_MS,
+): Promise<Health> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<Health>((resolve) => {
+    timer = setTimeout(
+      () =>
+        resolve({ ok: false, message: `the backend did not answer its health check within ${ms / 1000} s` }),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([Promise.resolve(provider).then((p) => p.health()), late]);
+  } catch (err) {
+    return { ok: false, message: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The lifecycle every provider has. */
 export interface Provider {
   /** The backend's name: "embedded", "redis", "nats", "postgres", "s3", … */

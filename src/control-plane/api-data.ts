@@ -4,7 +4,7 @@
  */
 import type { HttpBindings } from '@hono/node-server';
 import type { Context, Hono } from 'hono';
-import type { ResourceRef } from '../bindings/provider.js';
+import { healthOf, type ResourceRef } from '../bindings/provider.js';
 import { ALL_BINDING_KINDS, type Providers } from '../bindings/registry.js';
 import { KylixError, quoteInput } from '../errors.js';
 import type { BindingResourceKind } from '../resources/binding-kinds.js';
@@ -48,7 +48,7 @@ export function addDataRoutes(
     app.get(`${PREFIX}/${KINDS[kind.resourceKind]!.plural}/:name/health`, async (c) => {
       await refOf(registry, c, kind.resourceKind);
       const p = await providers[kind.name]();
-      return c.json({ backend: p.name, ...(await p.health()) });
+      return c.json({ backend: p.name, ...(await healthOf(p)) });
     });
   }
 

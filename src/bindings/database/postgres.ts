@@ -24,6 +24,15 @@ import {
 } from './common.js';
 import type { DatabaseProvider, SqlResult, Statement } from './interface.js';
 import { TenantRoles } from './postgres-roles.js';
+import {
+  HUNG_AFTER_MS,
+  hangUpAfter,
+  hungUp,
+  params,
+  resetSession,
+  run,
+  txStatus,
+} from './postgres-session.js';
 
 /** Options of the postgres provider. */
 export interface PostgresDatabaseOptions {
@@ -46,13 +55,8 @@ interface Tx {
 type PgModule = typeof import('pg');
 
 const BYTEA = 17;
-
-/** node-postgres sends a Buffer as bytea but JSON-encodes any other Uint8Array: pass bytes as Buffers. */
-function params(statement: Statement): unknown[] {
-  return (statement.params ?? []).map((p) =>
-    p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p,
-  );
-}
+/** See the admin pool in the constructor. */
+const ADMIN_QUERY_TIMEOUT_MS = 60_000;
 
 /** Connects (the driver is imported only now), checks the server answers, and returns the provider. */
 export async function openPostgresDatabase(
@@ -88,7 +92,9 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
     private readonly pg: PgModule,
     private readonly options: PostgresDatabaseOptions,
   ) {
-    this.admin = this.newPool({ connectionString: options.url }, 2);
+    // Its queries (role and database changes, cancels, health) fail past a minute: a server that
+    // stopped answering must not hold them, and the pool closes the connection of one that failed.
+    this.admin = this.newPool({ connectionString: options.url, query_timeout: ADMIN_QUERY_TIMEOUT_MS }, 2);
     this.roles = new TenantRoles(this.admin, options.url);
   }
 
@@ -154,13 +160,39 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
     const client = await (await this.pool(ref)).connect();
     // statement_timeout is the session's, which a tenant may SET: past it, cancel from outside.
     const pid = (client as { processID?: number }).processID;
-    const limit = (this.options.statementTimeoutMs ?? 30_000) + 2000;
-    const watchdog = watch ? setTimeout(() => pid && this.roles.cancel(pid), limit) : undefined;
+    const watchdog = watch ? setTimeout(() => pid && this.roles.cancel(pid), this.cancelAfterMs) : undefined;
+    // Past the cancel too, the server is not answering: close the connection (postgres-session.ts).
+    const hang = watch ? hangUpAfter(client, this.hungAfterMs) : undefined;
     try {
       return await fn(client);
+    } catch (err) {
+      throw hang?.done() ? hungUp(this.hungAfterMs) : err;
     } finally {
       clearTimeout(watchdog);
-      client.release(!(await resetSession(client)));
+      if (hang?.done()) client.release(true);
+      else client.release(!(await resetSession(client)));
+    }
+  }
+
+  /** When a call's statement is cancelled from outside (its session may have raised its own limit). */
+  private get cancelAfterMs(): number {
+    return (this.options.statementTimeoutMs ?? 30_000) + 2000;
+  }
+
+  /** When a connection that has not answered a statement, nor its cancel, is closed. */
+  private get hungAfterMs(): number {
+    return this.cancelAfterMs + HUNG_AFTER_MS;
+  }
+
+  /** Runs `query` on `client`, closing the connection if the server stops answering. */
+  private async answered<T>(client: PoolClient, query: () => Promise<T>): Promise<T> {
+    const hang = hangUpAfter(client, this.hungAfterMs);
+    try {
+      return await query();
+    } catch (err) {
+      throw hang.done() ? hungUp(this.hungAfterMs) : err;
+    } finally {
+      hang.done();
     }
   }
 
@@ -252,7 +284,7 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
     const tx = this.open(txId);
     tx.running++;
     const result = tx.chain
-      .then(() => tx.client.query(statement.sql, params(statement)))
+      .then(() => this.answered(tx.client, () => tx.client.query(statement.sql, params(statement))))
       .finally(() => {
         tx.running--;
       });
@@ -340,55 +372,11 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
       await tx.chain;
       if (how === 'COMMIT' && txStatus(tx.client) !== 'T')
         throw transactionClosed(txId, 'was ended by a statement inside it');
-      await tx.client.query(how);
+      await this.answered(tx.client, () => tx.client.query(how));
     } catch (err) {
       throw err instanceof KylixError ? err : this.wrap(err);
     } finally {
       tx.client.release(!(await resetSession(tx.client)));
     }
-  }
-}
-
-/** Runs one statement on `client`, with lastval() when the statement asks for it. */
-async function run(client: PoolClient, statement: Statement): Promise<SqlResult> {
-  const result = toResult(await client.query(statement.sql, params(statement)));
-  if (statement.lastRowId) result.lastRowId = await lastval(client);
-  return result;
-}
-
-/**
- * lastval() of this session, or null when no sequence was drawn. Inside a transaction its error
- * (55000) must not abort the transaction: it runs under a savepoint there.
- */
-async function lastval(client: PoolClient): Promise<string | null> {
-  const inTx = txStatus(client) === 'T';
-  if (inTx) await client.query('SAVEPOINT kylix_lastval');
-  try {
-    const r = await client.query<{ v: string }>('SELECT lastval()::text AS v');
-    if (inTx) await client.query('RELEASE SAVEPOINT kylix_lastval');
-    return r.rows[0]?.v ?? null;
-  } catch {
-    if (inTx) await client.query('ROLLBACK TO SAVEPOINT kylix_lastval; RELEASE SAVEPOINT kylix_lastval');
-    return null;
-  }
-}
-
-/** The connection's transaction state: I idle, T in a transaction, E in a failed one. */
-function txStatus(client: PoolClient): string | null {
-  return (client as unknown as { getTransactionStatus(): string | null }).getTransactionStatus();
-}
-
-/**
- * Ends whatever a call left open and resets the session (settings, role, temp tables, prepared
- * statements, cursors, LISTENs, advisory locks), so nothing reaches the next call on this
- * connection. False if the connection could not be reset: the pool then discards it.
- */
-async function resetSession(client: PoolClient): Promise<boolean> {
-  try {
-    if (txStatus(client) !== 'I') await client.query('ROLLBACK');
-    await client.query('DISCARD ALL');
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -1,0 +1,99 @@
+/**
+ * What one tenant connection of the PostgreSQL provider does around a call: a statement's
+ * parameters and lastval(), the session's reset after the call, and the hang-up of a connection
+ * whose server stopped answering (a frozen or partitioned PostgreSQL keeps the TCP connection open
+ * and sends nothing: without it, a call waited for the function's own timeout, which then blamed
+ * the function, and its pooled connection stayed taken for good).
+ */
+import type { PoolClient } from 'pg';
+import { KylixError } from '../../errors.js';
+import { toResult } from './common.js';
+import type { SqlResult, Statement } from './interface.js';
+
+/**
+ * How long past its own limit a statement (or a session reset) may go unanswered before its
+ * connection is taken as hung and closed: the server cancels a statement at its statement_timeout,
+ * the provider sends a cancel 2 s later, and both need the server to be running.
+ */
+export const HUNG_AFTER_MS = 5_000;
+
+/** A watch on one connection: `done()` stops it and says whether it had closed the connection. */
+export interface HangUp {
+  done(): boolean;
+}
+
+/** Closes `client`'s connection if `ms` pass before done(): what it was running then fails. */
+export function hangUpAfter(client: PoolClient, ms: number): HangUp {
+  let fired = false;
+  const timer = setTimeout(() => {
+    fired = true;
+    (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  }, ms);
+  return {
+    done() {
+      clearTimeout(timer);
+      return fired;
+    },
+  };
+}
+
+/** The error of a call whose connection was closed because the server stopped answering. */
+export function hungUp(ms: number): KylixError {
+  return new KylixError(
+    'ERR_BACKEND_UNAVAILABLE',
+    `PostgreSQL did not answer for ${Math.round(ms / 1000)} s (not even a cancel), so its connection was closed; check that the server is running and reachable.`,
+  );
+}
+
+/** node-postgres sends a Buffer as bytea but JSON-encodes any other Uint8Array: pass bytes as Buffers. */
+export function params(statement: Statement): unknown[] {
+  return (statement.params ?? []).map((p) =>
+    p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p,
+  );
+}
+
+/** Runs one statement on `client`, with lastval() when the statement asks for it. */
+export async function run(client: PoolClient, statement: Statement): Promise<SqlResult> {
+  const result = toResult(await client.query(statement.sql, params(statement)));
+  if (statement.lastRowId) result.lastRowId = await lastval(client);
+  return result;
+}
+
+/**
+ * lastval() of this session, or null when no sequence was drawn. Inside a transaction its error
+ * (55000) must not abort the transaction: it runs under a savepoint there.
+ */
+async function lastval(client: PoolClient): Promise<string | null> {
+  const inTx = txStatus(client) === 'T';
+  if (inTx) await client.query('SAVEPOINT kylix_lastval');
+  try {
+    const r = await client.query<{ v: string }>('SELECT lastval()::text AS v');
+    if (inTx) await client.query('RELEASE SAVEPOINT kylix_lastval');
+    return r.rows[0]?.v ?? null;
+  } catch {
+    if (inTx) await client.query('ROLLBACK TO SAVEPOINT kylix_lastval; RELEASE SAVEPOINT kylix_lastval');
+    return null;
+  }
+}
+
+/** The connection's transaction state: I idle, T in a transaction, E in a failed one. */
+export function txStatus(client: PoolClient): string | null {
+  return (client as unknown as { getTransactionStatus(): string | null }).getTransactionStatus();
+}
+
+/**
+ * Ends whatever a call left open and resets the session (settings, role, temp tables, prepared
+ * statements, cursors, LISTENs, advisory locks), so nothing reaches the next call on this
+ * connection. False if the connection could not be reset: the pool then discards it.
+ */
+export async function resetSession(client: PoolClient): Promise<boolean> {
+  const watch = hangUpAfter(client, HUNG_AFTER_MS);
+  try {
+    if (txStatus(client) !== 'I') await client.query('ROLLBACK');
+    await client.query('DISCARD ALL');
+    return !watch.done();
+  } catch {
+    watch.done();
+    return false;
+  }
+}
