@@ -65,6 +65,57 @@ export default {
 };
 `;
 
+const MORE_NODE_APP = `
+import zlib, { gzipSync, gunzipSync, inflateSync, deflateSync, createGzip } from 'node:zlib';
+import { setTimeout as sleep, setImmediate as tick, scheduler } from 'node:timers/promises';
+import timers from 'node:timers';
+import querystring from 'node:querystring';
+import dc from 'node:diagnostics_channel';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Buffer } from 'node:buffer';
+import { promisify } from 'node:util';
+
+export default {
+  async fetch() {
+    const out = {};
+    const text = 'hello hello hello hello';
+    out.gzip = gunzipSync(gzipSync(text)).toString() + '|' + inflateSync(deflateSync(Buffer.from(text))).toString();
+    out.gzipAsync = (await promisify(zlib.gunzip)(await promisify(zlib.gzip)('async'))).toString();
+    const gz = createGzip(); const parts = [];
+    gz.on('data', (c) => parts.push(c));
+    await new Promise((r) => { gz.on('end', r); gz.end('streamed'); });
+    out.gzipStream = gunzipSync(Buffer.concat(parts)).toString();
+    // Native gzip output reads back through the polyfill.
+    const native = await new Response(new Blob(['native']).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer();
+    out.fromNative = gunzipSync(Buffer.from(native)).toString();
+    out.sleep = await sleep(2, 'slept');
+    out.tick = await tick('ticked');
+    await scheduler.wait(1);
+    const ac = new AbortController(); const pending = sleep(10_000, null, { signal: ac.signal }); ac.abort();
+    out.aborted = await pending.catch((e) => e.name);
+    out.timers = await new Promise((r) => timers.setImmediate(r, 'immediate'));
+    out.qs = querystring.stringify({ a: [1, 2], b: 'x y' }) + '|' + JSON.stringify(querystring.parse('a=1&a=2&c=%20'));
+    const seen = [];
+    const ch = dc.channel('app:work');
+    const onMessage = (m, name) => seen.push(name + ':' + m.n);
+    out.before = ch.hasSubscribers;
+    dc.subscribe('app:work', onMessage);
+    ch.publish({ n: 1 });
+    dc.unsubscribe('app:work', onMessage);
+    ch.publish({ n: 2 });
+    const tc = dc.tracingChannel('app:op');
+    tc.subscribe({ start: (c) => seen.push('start:' + c.id), asyncEnd: (c) => seen.push('asyncEnd:' + c.result) });
+    await tc.tracePromise(async () => 'done', { id: 7 });
+    const als = new AsyncLocalStorage();
+    const bound = dc.channel('app:store');
+    bound.bindStore(als, (m) => m.user);
+    out.store = bound.runStores({ user: 'ada' }, () => als.getStore());
+    out.seen = seen.join(',');
+    return Response.json(out);
+  },
+};
+`;
+
 const ENTRYPOINT_APP = `
 import { WorkerEntrypoint, env } from 'cloudflare:workers';
 export default class extends WorkerEntrypoint {
@@ -86,8 +137,11 @@ describe('Workers compatibility: node:* modules and cloudflare:workers', () => {
           functionManifest('nodeapp', './node-app.js', ['/node'], env),
           '---',
           functionManifest('entry', './entry.js', ['/entry'], env),
+          '---',
+          functionManifest('morenode', './more-node.js', ['/more-node']),
         ].join('\n'),
         'node-app.js': NODE_APP,
+        'more-node.js': MORE_NODE_APP,
         'entry.js': ENTRYPOINT_APP,
       }),
     );
@@ -119,6 +173,25 @@ describe('Workers compatibility: node:* modules and cloudflare:workers', () => {
       // env is the function's env while it loads and after; the state's global is gone once loaded;
       // `process` is not a global (as on Workers without nodejs_compat), node:process has the vars.
       env: 'hello|hello|false|undefined|hello',
+    });
+  });
+
+  it('offers zlib, timers, timers/promises, querystring and diagnostics_channel', async () => {
+    const res = await fetch(node.url('/more-node'));
+    assert.equal(res.status, 200, JSON.stringify(node.platform.logs.tail('default', 'morenode', 5)));
+    assert.deepEqual(await res.json(), {
+      gzip: 'hello hello hello hello|hello hello hello hello',
+      gzipAsync: 'async',
+      gzipStream: 'streamed',
+      fromNative: 'native',
+      sleep: 'slept',
+      tick: 'ticked',
+      aborted: 'AbortError',
+      timers: 'immediate',
+      qs: 'a=1&a=2&b=x%20y|{"a":["1","2"],"c":" "}',
+      before: false,
+      store: 'ada',
+      seen: 'app:work:1,start:7,asyncEnd:done',
     });
   });
 

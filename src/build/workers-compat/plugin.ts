@@ -4,8 +4,9 @@
  *
  * - the `node:*` modules Workers offers under nodejs_compat (and their bare names) become pure-JS
  *   implementations bundled into the function: npm polyfills (events, util, path-browserify,
- *   assert, string_decoder, readable-stream, url) and Kylix's own (crypto over @noble/hashes,
- *   async_hooks over the instance's AsyncLocalStorage, process, buffer as the realm's frozen Buffer);
+ *   assert, string_decoder, readable-stream, url, querystring-es3, browserify-zlib over pako) and
+ *   Kylix's own (crypto over @noble/hashes, async_hooks over the instance's AsyncLocalStorage,
+ *   process, buffer as the realm's frozen Buffer, timers, diagnostics_channel);
  * - `cloudflare:workers` is a module of its own (env, waitUntil, WorkerEntrypoint);
  * - any other `node:*` import is a build error that names what is offered;
  * - the polyfills that name a free `process` (POLYFILLS_USING_PROCESS) get modules/process.ts. The
@@ -45,23 +46,29 @@ const NODE_MODULES: Record<string, Source> = {
   async_hooks: { own: 'async-hooks' },
   buffer: { own: 'buffer' },
   crypto: { own: 'crypto' },
+  diagnostics_channel: { own: 'diagnostics-channel' },
   events: { pkg: 'events/' },
   path: { pkg: 'path-browserify' },
   'path/posix': { pkg: 'path-browserify' },
   process: { own: 'process' },
+  querystring: { pkg: 'querystring-es3' },
   stream: { pkg: 'readable-stream' },
   'stream/promises': { cjs: "module.exports = require('stream').promises;" },
   'stream/web': {
     cjs: 'module.exports = { ReadableStream, WritableStream, TransformStream, TextEncoderStream, TextDecoderStream, CompressionStream, DecompressionStream, ByteLengthQueuingStrategy, CountQueuingStrategy };',
   },
   string_decoder: { pkg: 'string_decoder/' },
+  timers: { own: 'timers' },
+  'timers/promises': { own: 'timers-promises' },
   url: { own: 'url' },
   util: { pkg: 'util/' },
   'util/types': { cjs: "module.exports = require('util').types;" },
+  zlib: { pkg: 'browserify-zlib' },
 };
 
 /** Polyfill files that use `process` without importing it: they are given modules/process.ts. */
-const POLYFILLS_USING_PROCESS = /[\\/]node_modules[\\/](util|assert|path-browserify)[\\/].*\.js$/;
+const POLYFILLS_USING_PROCESS =
+  /[\\/]node_modules[\\/](util|assert|path-browserify|browserify-zlib)[\\/].*\.js$/;
 
 const OFFERED = Object.keys(NODE_MODULES)
   .filter((n) => !n.includes('/'))
