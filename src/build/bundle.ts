@@ -10,7 +10,7 @@ import { build, type Message, type Plugin } from 'esbuild';
 import { KylixError } from '../errors.js';
 import { digestOf } from './digest.js';
 import { portableSourceMap } from './source-map.js';
-import { PRELUDE, workersCompat } from './workers-compat/plugin.js';
+import { PRELUDE, PROCESS_GLOBAL, workersCompat } from './workers-compat/plugin.js';
 
 /** A built bundle. */
 export interface Bundle {
@@ -77,6 +77,8 @@ export interface BundleOptions {
   root?: string;
   /** The asset paths, for `import manifest from '__STATIC_CONTENT_MANIFEST'` (Workers Sites, Hono's serveStatic). */
   staticContent?: string[];
+  /** Workers' nodejs_compat: the code gets a global `process` (spec.compatibilityFlags). */
+  nodeCompat?: boolean;
 }
 
 /**
@@ -122,6 +124,7 @@ export async function bundleFunction(source: string, options: BundleOptions | st
       logLevel: 'silent',
       legalComments: 'none',
       plugins: [workersCompat(), staticContentManifest(opts.staticContent)],
+      ...(opts.nodeCompat ? { inject: [PROCESS_GLOBAL] } : {}),
       banner: { js: PRELUDE },
     });
     const js = result.outputFiles.find((f) => f.path.endsWith('.mjs'));

@@ -129,7 +129,11 @@ async function withAssets(
  * from there.
  */
 async function withBundle(client: ApiClient, d: ManifestDocument): Promise<Record<string, unknown>> {
-  const spec = d.object.spec as { source?: string; assets?: { directory?: string } };
+  const spec = d.object.spec as {
+    source?: string;
+    assets?: { directory?: string };
+    compatibilityFlags?: string[];
+  };
   if (spec.source === undefined) return d.object;
   const assets =
     typeof spec.assets?.directory === 'string'
@@ -138,6 +142,7 @@ async function withBundle(client: ApiClient, d: ManifestDocument): Promise<Recor
   const bundle = await bundleFunction(resolve(dirname(d.file), spec.source), {
     root: dirname(resolve(d.file)),
     ...(assets ? { staticContent: assets.paths } : {}),
+    nodeCompat: spec.compatibilityFlags?.some((f) => f.startsWith('nodejs_compat')) ?? false,
   });
   await upload(client, bundle.digest, bundle.code, 'application/javascript');
   return {

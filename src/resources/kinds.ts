@@ -128,6 +128,9 @@ function oneCodeSource(
 }
 
 /** spec of a Function: its code, routes, bindings, limits, scaling and triggers. */
+/** The Workers compatibility flags a Function may name (spec.compatibilityFlags). */
+export const COMPATIBILITY_FLAGS = ['nodejs_compat', 'nodejs_compat_v2'] as const;
+
 export const functionSpec = z
   .strictObject({
     /** A file or folder, relative to the manifest; bundled by `kylix apply`. */
@@ -172,6 +175,18 @@ export const functionSpec = z
     bindings: capped(z.record(envName, bindingSchema), MAX_BINDINGS, 'bindings').default({}),
     /** A folder of static files served before the function runs (see resources/assets.ts). */
     assets: assetsSpec.optional(),
+    /**
+     * Workers compatibility flags Kylix honours: nodejs_compat (or _v2) gives the bundled code a
+     * global `process`, as Workers does under it (the node:* modules are offered either way).
+     */
+    compatibilityFlags: z
+      .array(
+        z.enum(COMPATIBILITY_FLAGS, {
+          error: `Kylix honours only ${COMPATIBILITY_FLAGS.join(' and ')}; other Workers flags have no effect here, so leave them out`,
+        }),
+      )
+      .max(COMPATIBILITY_FLAGS.length)
+      .optional(),
     limits: z
       .strictObject({
         cpuMs: z.number().int().min(10).max(300_000).default(1000),

@@ -184,6 +184,7 @@ describe('kylix import wrangler', () => {
       schedule: { cron: '*/5 * * * *' },
     });
     assert.deepEqual(fn.spec.limits, { cpuMs: 50 });
+    assert.deepEqual(fn.spec.compatibilityFlags, ['nodejs_compat']);
     assert.deepEqual(byKind(docs, 'KeyValue'), ['sessions']);
     assert.deepEqual(byKind(docs, 'Queue'), ['order-events', 'order-events-dlq']);
     assert.deepEqual(byKind(docs, 'Bucket'), ['shop-invoices']);

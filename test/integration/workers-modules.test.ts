@@ -8,6 +8,7 @@ import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { bundleFunction } from '../../src/build/bundle.js';
 import type { KylixError } from '../../src/errors.js';
+import { eventually } from '../helpers/eventually.js';
 import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 
 const NODE_APP = `
@@ -116,6 +117,24 @@ export default {
 };
 `;
 
+// The same code as a Workers project with nodejs_compat would have it: a global process.
+const PROCESS_APP = `
+import { Buffer } from 'node:buffer';
+export default {
+  async fetch() {
+    return Response.json({
+      typeof: typeof process,
+      same: globalThis.process === process,
+      env: process.env.GREETING,
+      nodeEnv: process.env.NODE_ENV ?? null,
+      tick: await new Promise((r) => process.nextTick(r, 'next')),
+      versions: typeof process.versions,
+      buffer: Buffer.from('x').length,
+    });
+  },
+};
+`;
+
 const ENTRYPOINT_APP = `
 import { WorkerEntrypoint, env } from 'cloudflare:workers';
 export default class extends WorkerEntrypoint {
@@ -139,7 +158,17 @@ describe('Workers compatibility: node:* modules and cloudflare:workers', () => {
           functionManifest('entry', './entry.js', ['/entry'], env),
           '---',
           functionManifest('morenode', './more-node.js', ['/more-node']),
+          '---',
+          functionManifest(
+            'withprocess',
+            './process-app.js',
+            ['/with-process'],
+            `${env}\n  compatibilityFlags: [nodejs_compat]`,
+          ),
+          '---',
+          functionManifest('noprocess', './process-app.js', ['/no-process']),
         ].join('\n'),
+        'process-app.js': PROCESS_APP,
         'node-app.js': NODE_APP,
         'more-node.js': MORE_NODE_APP,
         'entry.js': ENTRYPOINT_APP,
@@ -193,6 +222,49 @@ describe('Workers compatibility: node:* modules and cloudflare:workers', () => {
       store: 'ada',
       seen: 'app:work:1,start:7,asyncEnd:done',
     });
+  });
+
+  it('gives a global process only to a function with compatibilityFlags: [nodejs_compat]', async () => {
+    const res = await fetch(node.url('/with-process'));
+    assert.equal(res.status, 200, JSON.stringify(node.platform.logs.tail('default', 'withprocess', 5)));
+    assert.deepEqual(await res.json(), {
+      typeof: 'object',
+      same: true,
+      env: 'hello',
+      // esbuild's own define for browser bundles, as wrangler's.
+      nodeEnv: 'development',
+      tick: 'next',
+      versions: 'object',
+      buffer: 1,
+    });
+    const without = await fetch(node.url('/no-process'));
+    // Without the flag the same code throws, as on Workers without nodejs_compat.
+    assert.equal(without.status, 502);
+    assert.match(await without.text(), /ERR_FUNCTION_THREW/);
+    await eventually(() =>
+      node.platform.logs
+        .tail('default', 'noprocess', 5)
+        .some((l) => /process is not defined/.test(JSON.stringify(l))),
+    );
+  });
+
+  it('refuses a compatibility flag Kylix does not honour, saying which it does', async () => {
+    const res = await node.client
+      .json('POST', '/apis/kylix.dev/v1/namespaces/default/functions', {
+        apiVersion: 'kylix.dev/v1',
+        kind: 'Function',
+        metadata: { name: 'flagged' },
+        spec: {
+          code: 'export default { fetch() { return new Response("x"); } };',
+          compatibilityFlags: ['streams_enable_constructors'],
+        },
+      })
+      .catch((err: KylixError) => err);
+    assert.ok(res instanceof Error);
+    assert.match(
+      JSON.stringify((res as KylixError).causes ?? res.message),
+      /Kylix honours only nodejs_compat and nodejs_compat_v2/,
+    );
   });
 
   it('serves a default export that extends WorkerEntrypoint, with this.env and this.ctx', async () => {

@@ -11,7 +11,8 @@
  * - any other `node:*` import is a build error that names what is offered;
  * - the polyfills that name a free `process` (POLYFILLS_USING_PROCESS) get modules/process.ts. The
  *   function's own code does not: `process` stays undefined there, as on Workers without
- *   nodejs_compat, unless it imports node:process.
+ *   nodejs_compat, unless it imports node:process or the Function names nodejs_compat in
+ *   spec.compatibilityFlags (bundle.ts then injects PROCESS_GLOBAL).
  *
  * Run-time state (the env) reaches the bundle through PRELUDE: the instance offers it under
  * WORKERS_GLOBAL while the bundle loads (src/sandbox/workers-compat/workers-module.ts).
@@ -35,6 +36,9 @@ function ownModule(name: string): string {
   const ts = join(HERE, 'modules', `${name}.ts`);
   return existsSync(ts) ? ts : join(HERE, 'modules', `${name}.js`);
 }
+
+/** The module injected for nodejs_compat: the bundle's global `process` (bundle.ts). */
+export const PROCESS_GLOBAL = ownModule('process-global');
 
 /** How each offered module is provided: an npm package, one of ./modules, or a line of CommonJS. */
 type Source = { pkg: string } | { own: string } | { cjs: string };

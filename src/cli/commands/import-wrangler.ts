@@ -9,6 +9,7 @@ import { type ParseError, parse as parseJsonc, printParseErrorCode } from 'jsonc
 import { parse as parseToml } from 'smol-toml';
 import { stringify } from 'yaml';
 import { KylixError } from '../../errors.js';
+import { COMPATIBILITY_FLAGS } from '../../resources/kinds.js';
 import { validateObject } from '../../resources/validate.js';
 
 /** The config files looked for, in wrangler's order of preference. */
@@ -352,13 +353,16 @@ export function translateWrangler(
   const cpuMs = (config.limits as Record<string, unknown>)?.cpu_ms;
   if (typeof cpuMs === 'number') spec.limits = { cpuMs: Math.min(300_000, Math.max(10, cpuMs)) };
   const flags = Array.isArray(config.compatibility_flags) ? config.compatibility_flags.map(String) : [];
+  const honoured: string[] = [];
   for (const flag of flags) {
-    if (/^nodejs_compat(_v2)?$/.test(flag))
+    if ((COMPATIBILITY_FLAGS as readonly string[]).includes(flag)) {
+      honoured.push(flag);
       notes.push(
-        `compatibility_flags: ${flag} is honoured: functions can import the node:* modules Workers offers`,
+        `compatibility_flags: ${flag} is honoured (spec.compatibilityFlags): a global process, and the node:* modules Workers offers`,
       );
-    else unmapped.push(`compatibility_flags: ${flag} has no effect on Kylix`);
+    } else unmapped.push(`compatibility_flags: ${flag} has no effect on Kylix`);
   }
+  if (honoured.length) spec.compatibilityFlags = [...new Set(honoured)];
   for (const key of Object.keys(config)) {
     if (IGNORED.has(key)) continue;
     unmapped.push(`${key}: ${UNSUPPORTED[key] ?? 'not a setting Kylix knows'}`);
