@@ -81,12 +81,18 @@ async function direct(fleet: boolean, n: number, c: number): Promise<number> {
   }
 }
 
+/** A KV store opened in this process for the direct baseline: `get(n)` answers ops/s of n sequential gets. */
+interface DirectKv {
+  get(n: number): Promise<number>;
+  close(): Promise<void>;
+}
+
 /**
  * KV get through the provider directly, in this process, on the same backend (a fresh embedded store,
  * or Redis): the baseline for the binding's overhead (a call from the function, through its channel
- * and the broker, to the same provider).
+ * and the broker, to the same provider). Warmed like the binding before it is measured.
  */
-async function directKvGet(fleet: boolean, n: number, c: number): Promise<number> {
+async function openDirectKv(fleet: boolean): Promise<DirectKv> {
   const { createKeyValueProvider } = await import('../../src/bindings/keyvalue/index.js');
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
@@ -98,25 +104,31 @@ async function directKvGet(fleet: boolean, n: number, c: number): Promise<number
       : { provider: 'embedded', dataDir: dir },
   );
   const ref = { namespace: 'bench', name: 'direct' };
-  try {
-    await provider.ensure(ref);
-    const value = new TextEncoder().encode('value-of-about-thirty-bytes..');
-    for (let i = 0; i < 1000; i++) await provider.put(ref, `k${i}`, value);
-    const once = async (i: number) => provider.get(ref, `k${i % 1000}`);
-    for (let i = 0; i < WARMUP_CALLS; i++) await once(i);
-    let next = 0;
+  await provider.ensure(ref);
+  const value = new TextEncoder().encode('value-of-about-thirty-bytes..');
+  for (let i = 0; i < 1000; i++) await provider.put(ref, `k${i}`, value);
+  const get = async (n: number) => {
     const t = performance.now();
-    await Promise.all(
-      Array.from({ length: c }, async () => {
-        while (next < n) await once(next++);
-      }),
-    );
+    for (let i = 0; i < n; i++) await provider.get(ref, `k${i % 1000}`);
     return Math.round((n / (performance.now() - t)) * 1000);
-  } finally {
-    await provider.purge(ref).catch(() => undefined);
-    await provider.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  };
+  await get(WARMUP_CALLS);
+  return {
+    get,
+    async close() {
+      await provider.purge(ref).catch(() => undefined);
+      await provider.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Rounds of the KV get comparison: binding and direct alternate, and each figure is its rounds' median. */
+const KV_ROUNDS = 5;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1]!;
 }
 
 /**
@@ -150,7 +162,7 @@ export const bindings: Scenario = {
     const notes = [
       `Each figure: ${n} calls inside one request (sequential, then 16 in flight); the function and the node share core ${ctx.cores.server}.`,
       `SQL "direct" is the same statement through the driver in the bench process (PGlite in memory; pg against PostgreSQL), the bench process moved to core ${ctx.cores.server} for it (where the node makes the binding's provider calls).`,
-      `KV get "direct provider": the same provider (a fresh embedded store, or Redis) called in the bench process, one in flight, on core ${ctx.cores.server} like the node; "direct provider, client core" is the same loop on the bench's own core ${ctx.cores.client} (the baseline before 2026-12-02's sixth session).`,
+      `KV get "direct provider": the same provider (a fresh embedded store, or Redis) called in the bench process, one in flight, on core ${ctx.cores.server} like the node; "direct provider, client core" is the same loop on the bench's own core ${ctx.cores.client} (the baseline before 2026-12-02's sixth session). Binding and direct alternate over ${KV_ROUNDS} rounds; each figure is its rounds' median. Redis runs wherever the OS puts it (the machine's own server): on this VM a call costs about twice as much CPU when Redis is on the other core (BENCHMARKS.md, thirteenth session).`,
       'Queue end to end: messages sent in batches of 100 from inside the function, until the consumer has acked all of them (queue stats empty).',
     ];
     const onServer = <T>(measure: () => Promise<T>) => on(ctx.cores.server, ctx.cores.client, measure);
@@ -168,7 +180,7 @@ export const bindings: Scenario = {
         const figures = {
           'KV put ops/s': await timed(node, 'kv-put', n, 1),
           'KV put ops/s (16 in flight)': await timed(node, 'kv-put', n, 16),
-          'KV get ops/s': await timed(node, 'kv-get', n, 1),
+          'KV get ops/s': 0, // the median of the alternating rounds below
           'KV get ops/s (16 in flight)': await timed(node, 'kv-get', n, 16),
           'SQL queries/s via binding': await timed(node, 'sql', n, 1),
           'SQL queries/s via binding (16 in flight)': await timed(node, 'sql', n, 16),
@@ -178,18 +190,24 @@ export const bindings: Scenario = {
           ),
           'queue msgs/s end to end': await queueEndToEnd(node, Math.max(1000, n)),
         };
-        // In turn first on each backend: the bench process warms up on whichever runs first.
-        const onClient = () => directKvGet(config === 'fleet', n, 1);
-        const onNode = () => onServer(() => directKvGet(config === 'fleet', n, 1));
-        let directGet: number;
-        let directGetClientCore: number;
-        if (config === 'fleet') {
-          directGet = await onNode();
-          directGetClientCore = await onClient();
-        } else {
-          directGetClientCore = await onClient();
-          directGet = await onNode();
+        // Binding and direct one after the other, KV_ROUNDS times, so a slow phase of the machine
+        // (they move by a third minutes apart) falls on both; the direct call on the node's core and,
+        // for reference, on the bench's own.
+        const kv = await openDirectKv(config === 'fleet');
+        const rounds = { binding: [] as number[], direct: [] as number[], clientCore: [] as number[] };
+        try {
+          for (let r = 0; r < KV_ROUNDS; r++) {
+            rounds.binding.push(await timed(node, 'kv-get', n, 1));
+            rounds.direct.push(await onServer(() => kv.get(n)));
+            rounds.clientCore.push(await kv.get(n));
+          }
+        } finally {
+          await kv.close();
         }
+        figures['KV get ops/s'] = median(rounds.binding);
+        const directGet = median(rounds.direct);
+        const directGetClientCore = median(rounds.clientCore);
+        details[`${config} KV get rounds`] = rounds;
         details[config] = {
           ...figures,
           'KV get ops/s direct provider': directGet,
