@@ -17,28 +17,42 @@ import type { SqlResult, Statement } from './interface.js';
  */
 export const HUNG_AFTER_MS = 5_000;
 
-/** A watch on one connection: `done()` stops it and says whether it had closed the connection. */
-export interface HangUp {
-  done(): boolean;
-}
+/**
+ * A watch on one connection: closes it if `ms` pass before done(), so what it was running fails
+ * (a hung server answers nothing, not even an error).
+ */
+export class HangUp {
+  private fired = false;
+  private readonly timer: NodeJS.Timeout;
 
-/** Closes `client`'s connection if `ms` pass before done(): what it was running then fails. */
-export function hangUpAfter(client: PoolClient, ms: number): HangUp {
-  let fired = false;
-  const timer = setTimeout(() => {
-    fired = true;
-    (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
-  }, ms);
-  return {
-    done() {
-      clearTimeout(timer);
-      return fired;
-    },
-  };
+  constructor(
+    client: PoolClient,
+    private readonly ms: number,
+  ) {
+    this.timer = setTimeout(() => {
+      this.fired = true;
+      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    }, ms);
+  }
+
+  /** `work`'s result; its error is the hang's (hungUp) when the watch closed the connection meanwhile. */
+  async watch<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (err) {
+      throw this.done() ? hungUp(this.ms) : err;
+    }
+  }
+
+  /** Stops the watch; true if it had closed the connection. */
+  done(): boolean {
+    clearTimeout(this.timer);
+    return this.fired;
+  }
 }
 
 /** The error of a call whose connection was closed because the server stopped answering. */
-export function hungUp(ms: number): KylixError {
+function hungUp(ms: number): KylixError {
   return new KylixError(
     'ERR_BACKEND_UNAVAILABLE',
     `PostgreSQL did not answer for ${Math.round(ms / 1000)} s (not even a cancel), so its connection was closed; check that the server is running and reachable.`,
@@ -87,13 +101,13 @@ export function txStatus(client: PoolClient): string | null {
  * connection. False if the connection could not be reset: the pool then discards it.
  */
 export async function resetSession(client: PoolClient): Promise<boolean> {
-  const watch = hangUpAfter(client, HUNG_AFTER_MS);
+  const hang = new HangUp(client, HUNG_AFTER_MS);
   try {
     if (txStatus(client) !== 'I') await client.query('ROLLBACK');
     await client.query('DISCARD ALL');
-    return !watch.done();
+    return !hang.done();
   } catch {
-    watch.done();
+    hang.done();
     return false;
   }
 }

@@ -24,15 +24,7 @@ import {
 } from './common.js';
 import type { DatabaseProvider, SqlResult, Statement } from './interface.js';
 import { TenantRoles } from './postgres-roles.js';
-import {
-  HUNG_AFTER_MS,
-  hangUpAfter,
-  hungUp,
-  params,
-  resetSession,
-  run,
-  txStatus,
-} from './postgres-session.js';
+import { HangUp, HUNG_AFTER_MS, params, resetSession, run, txStatus } from './postgres-session.js';
 
 /** Options of the postgres provider. */
 export interface PostgresDatabaseOptions {
@@ -162,11 +154,9 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
     const pid = (client as { processID?: number }).processID;
     const watchdog = watch ? setTimeout(() => pid && this.roles.cancel(pid), this.cancelAfterMs) : undefined;
     // Past the cancel too, the server is not answering: close the connection (postgres-session.ts).
-    const hang = watch ? hangUpAfter(client, this.hungAfterMs) : undefined;
+    const hang = watch ? new HangUp(client, this.hungAfterMs) : undefined;
     try {
-      return await fn(client);
-    } catch (err) {
-      throw hang?.done() ? hungUp(this.hungAfterMs) : err;
+      return await (hang ? hang.watch(fn(client)) : fn(client));
     } finally {
       clearTimeout(watchdog);
       if (hang?.done()) client.release(true);
@@ -186,11 +176,9 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
 
   /** Runs `query` on `client`, closing the connection if the server stops answering. */
   private async answered<T>(client: PoolClient, query: () => Promise<T>): Promise<T> {
-    const hang = hangUpAfter(client, this.hungAfterMs);
+    const hang = new HangUp(client, this.hungAfterMs);
     try {
-      return await query();
-    } catch (err) {
-      throw hang.done() ? hungUp(this.hungAfterMs) : err;
+      return await hang.watch(query());
     } finally {
       hang.done();
     }
