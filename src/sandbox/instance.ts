@@ -98,12 +98,14 @@ parentPort?.on('message', (m: ToInstance) => {
  * Imports the bundle and finds its handler in whichever shape Workers accepts (module syntax, a
  * WorkerEntrypoint class, Service Worker listeners: see workers-compat/module-shapes.ts).
  */
-async function load(env: Record<string, unknown>): Promise<Handler> {
+async function load(env: Record<string, unknown>): Promise<{ handler: Handler }> {
   // The bundle's compat modules (cloudflare:workers, node:async_hooks) take env and the rest as it loads.
   const withdraw = offerWorkersState(env, capture('error'));
   try {
     const mod = (await import(pathToFileURL(spec.bundlePath).href)) as { default?: unknown };
-    return handlerOf(mod, env);
+    // Wrapped: an async function's result adopts a thenable, and a handler may be one (itty-router's
+    // router answers every property, `then` included); Workers never awaits the default export.
+    return { handler: handlerOf(mod, env) };
   } finally {
     withdraw();
   }
@@ -292,7 +294,7 @@ async function main(): Promise<void> {
   const env = makeEnv(calls);
   let handler: Handler;
   try {
-    handler = await load(env);
+    ({ handler } = await load(env));
   } catch (err) {
     // Its stack goes to the function's log and, with the failure, to the supervisor, which maps it
     // to the user's source (never here, inside the sandbox).

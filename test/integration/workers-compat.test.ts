@@ -81,6 +81,19 @@ app.get('/hono', (c) => c.json({ runtime: getRuntimeKey(), greeting: env(c).GREE
 export default app;
 `;
 
+// itty-router's shape: `export default router`, a Proxy that answers every property with a
+// route-adding function, `then` included; Workers never awaits the default export.
+const THENABLE_ROUTER = `
+const routes = [];
+const router = new Proxy({}, {
+  get: (_t, prop) => prop === 'fetch'
+    ? (request) => { const path = new URL(request.url).pathname; const r = routes.find((x) => path.endsWith(x.path)); return r ? r.handler() : new Response('none', { status: 404 }); }
+    : (path, handler) => { routes.push({ method: prop, path, handler }); return router; },
+});
+router.get('/hi', () => new Response('hi from a thenable router'));
+export default router;
+`;
+
 describe('Workers compatibility: syntax and globals', () => {
   let node: TestNode;
   before(async () => {
@@ -104,7 +117,10 @@ describe('Workers compatibility: syntax and globals', () => {
           functionManifest('egress', './egress.js', ['/egress']),
           '---',
           functionManifest('hono', './hono.js', ['/hono'], '  env:\n    GREETING: from-env'),
+          '---',
+          functionManifest('thenable', './thenable.js', ['/thenable/*']),
         ].join('\n'),
+        'thenable.js': THENABLE_ROUTER,
         'hono.js': hono.outputFiles[0]?.text ?? '',
         'egress.js': EGRESS,
         'sw.js': SERVICE_WORKER,
@@ -113,6 +129,12 @@ describe('Workers compatibility: syntax and globals', () => {
     );
   });
   after(() => node.destroy());
+
+  it('serves a default export that is a thenable (itty-router), without awaiting it', async () => {
+    const res = await fetch(node.url('/thenable/hi'));
+    assert.equal(res.status, 200, JSON.stringify(node.platform.logs.tail('default', 'thenable', 5)));
+    assert.equal(await res.text(), 'hi from a thenable router');
+  });
 
   it('serves a Service Worker module: respondWith, self, env as globals, navigator, scheduler, cf', async () => {
     const res = await fetch(node.url('/sw/x'), { method: 'POST', body: 'b' });
