@@ -18,6 +18,13 @@ export class Call implements RequestSource {
   aborted = false;
   /** The request body's stream controller, while the body is still arriving. */
   bodyController?: ReadableStreamDefaultController<Uint8Array>;
+  /**
+   * Body chunks that arrived before the function asked for the body (it may await other work
+   * first): at most the credit the gateway was granted, since none of them is acked before read.
+   */
+  private early?: Uint8Array[];
+  /** The body has ended (END arrived) or its reader cancelled it: later chunks are dropped. */
+  private bodyOver = false;
   /** Bytes of request body received but not yet credited back. */
   unacked = 0;
   /** Response body bytes the gateway allows us to send now. */
@@ -44,6 +51,26 @@ export class Call implements RequestSource {
     return this.aborter.signal;
   }
 
+  /** A BODY frame's bytes: into the body stream, or kept until the function asks for the body. */
+  receive(chunk: Uint8Array): void {
+    if (this.bodyOver) return;
+    this.unacked += chunk.byteLength;
+    const c = this.bodyController;
+    if (!c) {
+      (this.early ??= []).push(chunk);
+      return;
+    }
+    c.enqueue(chunk);
+    if ((c.desiredSize ?? 0) > 0) this.server.ack(this);
+  }
+
+  /** The END frame: the body is complete. */
+  endBody(): void {
+    this.bodyOver = true;
+    this.bodyController?.close();
+    this.bodyController = undefined;
+  }
+
   body(): ReadableStream<Uint8Array> | undefined {
     if (NO_BODY_METHODS.has(this.method)) return undefined;
     const bytes = this.inline;
@@ -58,10 +85,14 @@ export class Call implements RequestSource {
     return new ReadableStream<Uint8Array>(
       {
         start: (c) => {
-          this.bodyController = c;
+          for (const chunk of this.early ?? []) c.enqueue(chunk);
+          this.early = undefined;
+          if (this.bodyOver) c.close();
+          else this.bodyController = c;
         },
         pull: () => this.server.ack(this),
         cancel: () => {
+          this.bodyOver = true;
           this.bodyController = undefined;
         },
       },

@@ -80,17 +80,11 @@ export class InstanceServer {
         return;
       }
       case F.BODY: {
-        const call = this.calls.get(stream);
-        if (!call?.bodyController) return;
-        call.unacked += payload.byteLength;
-        call.bodyController.enqueue(new Uint8Array(payload));
-        if ((call.bodyController.desiredSize ?? 0) > 0) this.ack(call);
+        this.calls.get(stream)?.receive(new Uint8Array(payload));
         return;
       }
       case F.END: {
-        const call = this.calls.get(stream);
-        call?.bodyController?.close();
-        if (call) call.bodyController = undefined;
+        this.calls.get(stream)?.endBody();
         return;
       }
       case F.ABORT: {

@@ -218,6 +218,39 @@ describe('platform', () => {
     );
   });
 
+  it('keeps a streamed request body whole for a function that awaits other work before reading it', async () => {
+    // The body's first chunks arrive before the function asks for it; they were dropped, the
+    // rest never got credit (504 / 408), and a binding fed the stream stored a truncated body.
+    const dir = writeProject({
+      'kylix.yaml': functionManifest('late-reader', './late.ts', ['/late']),
+      'late.ts': `export default {
+        async fetch(req) {
+          await new Promise((r) => setTimeout(r, 50));
+          const bytes = new Uint8Array(await req.arrayBuffer());
+          let sum = 0;
+          for (const b of bytes) sum = (sum + b) % 65521;
+          return new Response(bytes.byteLength + ':' + sum);
+        },
+      };`,
+    });
+    await apply(node, dir);
+    for (const size of [65_537, 200_000, 3_000_000]) {
+      const body = new Uint8Array(size).map((_, i) => (i * 7) % 251);
+      let sum = 0;
+      for (const b of body) sum = (sum + b) % 65521;
+      const res = await fetch(node.url('/late'), {
+        method: 'POST',
+        body,
+        signal: AbortSignal.timeout(20_000),
+      });
+      assert.equal(res.status, 200, `${size} bytes`);
+      assert.equal(await res.text(), `${size}:${sum}`);
+    }
+    // Ended before it is read, and read only then.
+    const small = await fetch(node.url('/late'), { method: 'POST', body: new Uint8Array(100_000).fill(1) });
+    assert.equal(await small.text(), '100000:34479');
+  });
+
   it('leaves the previous revision serving when a new one fails to start', async () => {
     const dir = writeProject({
       'kylix.yaml': functionManifest('fragile', './f.ts', ['/fragile']),
