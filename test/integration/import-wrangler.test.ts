@@ -185,6 +185,8 @@ describe('kylix import wrangler', () => {
     });
     assert.deepEqual(fn.spec.limits, { cpuMs: 50 });
     assert.deepEqual(fn.spec.compatibilityFlags, ['nodejs_compat']);
+    // A Worker may fetch() any public address.
+    assert.deepEqual(fn.spec.egress, { allow: ['*'] });
     assert.deepEqual(byKind(docs, 'KeyValue'), ['sessions']);
     assert.deepEqual(byKind(docs, 'Queue'), ['order-events', 'order-events-dlq']);
     assert.deepEqual(byKind(docs, 'Bucket'), ['shop-invoices']);

@@ -94,6 +94,28 @@ router.get('/hi', () => new Response('hi from a thenable router'));
 export default router;
 `;
 
+// Workers KV's bulk forms: get(keys[]) and getWithMetadata(keys[]) answer Maps.
+const KV_API = `
+export default {
+  async fetch(request, env) {
+    await env.KV.put('a', '{"n":1}', { metadata: { m: 'a' } });
+    await env.KV.put('b', 'two');
+    const texts = await env.KV.get(['a', 'b', 'missing']);
+    const json = await env.KV.get(['a'], { type: 'json' });
+    const meta = await env.KV.getWithMetadata(['a', 'b']);
+    let refused = '';
+    try { await env.KV.get(['a'], 'arrayBuffer'); } catch (e) { refused = e.message; }
+    return Response.json({
+      isMap: texts instanceof Map,
+      texts: Object.fromEntries(texts),
+      json: Object.fromEntries(json),
+      meta: Object.fromEntries(meta),
+      refused,
+    });
+  },
+};
+`;
+
 describe('Workers compatibility: syntax and globals', () => {
   let node: TestNode;
   before(async () => {
@@ -119,7 +141,12 @@ describe('Workers compatibility: syntax and globals', () => {
           functionManifest('hono', './hono.js', ['/hono'], '  env:\n    GREETING: from-env'),
           '---',
           functionManifest('thenable', './thenable.js', ['/thenable/*']),
+          '---',
+          'apiVersion: kylix.dev/v1\nkind: KeyValue\nmetadata: { name: kv-api }\nspec: {}',
+          '---',
+          functionManifest('kvapi', './kvapi.js', ['/kvapi'], '  bindings:\n    KV: { keyValue: kv-api }'),
         ].join('\n'),
+        'kvapi.js': KV_API,
         'thenable.js': THENABLE_ROUTER,
         'hono.js': hono.outputFiles[0]?.text ?? '',
         'egress.js': EGRESS,
@@ -134,6 +161,18 @@ describe('Workers compatibility: syntax and globals', () => {
     const res = await fetch(node.url('/thenable/hi'));
     assert.equal(res.status, 200, JSON.stringify(node.platform.logs.tail('default', 'thenable', 5)));
     assert.equal(await res.text(), 'hi from a thenable router');
+  });
+
+  it('answers a KV get of several keys with a Map, as Workers KV does', async () => {
+    const res = await fetch(node.url('/kvapi'));
+    assert.equal(res.status, 200, JSON.stringify(node.platform.logs.tail('default', 'kvapi', 5)));
+    assert.deepEqual(await res.json(), {
+      isMap: true,
+      texts: { a: '{"n":1}', b: 'two', missing: null },
+      json: { a: { n: 1 } },
+      meta: { a: { value: '{"n":1}', metadata: { m: 'a' } }, b: { value: 'two', metadata: null } },
+      refused: 'A get of several keys returns text or json, not "arrayBuffer": get them one by one.',
+    });
   });
 
   it('serves a Service Worker module: respondWith, self, env as globals, navigator, scheduler, cf', async () => {

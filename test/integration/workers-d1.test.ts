@@ -63,6 +63,16 @@ export default {
         const r = await db.exec('CREATE TABLE IF NOT EXISTS tags (name text PRIMARY KEY);\\nINSERT INTO tags VALUES (\\'a\\'), (\\'b\\') ON CONFLICT DO NOTHING;');
         return Response.json({ count: r.count, hasDuration: typeof r.duration === 'number' });
       }
+      if (url.pathname === '/d1/bool') {
+        // D1 binds booleans as 1 and 0 (chanfana's D1 endpoints insert them into INTEGER columns).
+        await db.exec('CREATE TABLE IF NOT EXISTS flags (id integer, done integer)');
+        await db.batch([
+          db.prepare('INSERT INTO flags VALUES (?, ?)').bind(1, true),
+          db.prepare('INSERT INTO flags VALUES (?, ?)').bind(2, false),
+        ]);
+        const { results } = await db.prepare('SELECT id, done FROM flags ORDER BY id').all();
+        return Response.json(results);
+      }
       if (url.pathname === '/d1/sqlite') {
         await db.prepare("SELECT datetime('now') AS now").first();
         return new Response('unexpected');
@@ -159,6 +169,13 @@ for (const [backend, installation, skip] of [
       ]);
       assert.deepEqual(await get('/d1/batch-fails'), { n: 0 });
       assert.deepEqual(await get('/d1/exec'), { count: 2, hasDuration: true });
+    });
+
+    it('binds booleans as 1 and 0, as D1 does', async () => {
+      assert.deepEqual(await get('/d1/bool'), [
+        { id: 1, done: 1 },
+        { id: 2, done: 0 },
+      ]);
     });
 
     it('says when SQL is SQLite-only, naming the construct', async () => {

@@ -349,6 +349,12 @@ export function translateWrangler(
   const assets = mapAssets(config, unmapped);
   if (assets) spec.assets = assets;
 
+  // 5c. Egress: a Worker may fetch() any public address; a Kylix function only what it lists.
+  spec.egress = { allow: ['*'] };
+  notes.push(
+    "egress: fetch() may reach the public internet, as on Workers (spec.egress.allow: ['*']; private and loopback addresses stay refused); list the hosts the worker calls instead to narrow it",
+  );
+
   // 6. Limits, flags and what has no counterpart.
   const cpuMs = (config.limits as Record<string, unknown>)?.cpu_ms;
   if (typeof cpuMs === 'number') spec.limits = { cpuMs: Math.min(300_000, Math.max(10, cpuMs)) };

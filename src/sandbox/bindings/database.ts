@@ -32,10 +32,13 @@ function d1Error(code: string, message: string): Error {
   return new Error(`${code}: ${message}`);
 }
 
-/** A bound value as D1 accepts it: null, number, string, boolean, bytes; bigint as its digits. */
+/**
+ * A bound value as D1 accepts it: null, number, string, bytes; a boolean as 1 or 0 (SQLite has no
+ * boolean, and D1 binds one so: an INTEGER column takes it); bigint as its digits.
+ */
 function d1Param(value: unknown, index: number): unknown {
-  if (value === null || typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean')
-    return value;
+  if (value === null || typeof value === 'number' || typeof value === 'string') return value;
+  if (typeof value === 'boolean') return value ? 1 : 0;
   if (typeof value === 'bigint') return value.toString();
   if (value instanceof ArrayBuffer) return new Uint8Array(value);
   if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);

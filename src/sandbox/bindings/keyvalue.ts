@@ -21,17 +21,42 @@ function kvType(arg: unknown): KvType {
   return t as KvType;
 }
 
+/** The most keys one bulk get may ask for, as on Workers. */
+const MAX_BULK_KEYS = 100;
+
+/** A bulk get's type: Workers takes only text and json there. */
+function bulkType(type: unknown): KvType {
+  const t = kvType(type);
+  if (t !== 'text' && t !== 'json')
+    throw new TypeError(`A get of several keys returns text or json, not "${t}": get them one by one.`);
+  return t;
+}
+
 /** See the file comment. */
 export function keyValueBinding(rpc: Rpc, name: string) {
   const call = caller<(typeof KEY_VALUE_OPS)[number]>(rpc, name);
-  const getWithMetadata = async (key: string, type?: unknown) => {
+  const one = async (key: string, type: KvType) => {
     const entry = (await call('get', [String(key)])) as { value: Uint8Array; metadata?: unknown } | null;
     if (!entry) return { value: null, metadata: null };
-    return { value: decodeAs(entry.value, kvType(type)), metadata: entry.metadata ?? null };
+    return { value: decodeAs(entry.value, type), metadata: entry.metadata ?? null };
   };
+  /** Workers' bulk form: a Map of each key (at most 100) to what `pick` takes of its entry. */
+  const bulk = async <T>(keys: unknown[], type: unknown, pick: (e: Awaited<ReturnType<typeof one>>) => T) => {
+    if (keys.length === 0 || keys.length > MAX_BULK_KEYS)
+      throw new TypeError(`A get of several keys takes 1 to ${MAX_BULK_KEYS} keys, not ${keys.length}.`);
+    const t = bulkType(type);
+    const names = keys.map(String);
+    const entries = await Promise.all(names.map((k) => one(k, t)));
+    return new Map(names.map((k, i) => [k, pick(entries[i]!)]));
+  };
+  async function getWithMetadata(key: string | string[], type?: unknown) {
+    if (Array.isArray(key)) return bulk(key, type, (e) => e);
+    return one(key, kvType(type));
+  }
   return Object.freeze({
-    async get(key: string, type?: unknown) {
-      return (await getWithMetadata(key, type)).value;
+    async get(key: string | string[], type?: unknown) {
+      if (Array.isArray(key)) return bulk(key, type, (e) => e.value);
+      return (await one(key, kvType(type))).value;
     },
     getWithMetadata,
     async put(
