@@ -275,6 +275,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     queue: providers.queue,
     logs,
     consumer: options.consumer,
+    backendsDown: () => outages.downKinds,
     leader: store.leaderElection?.('kylix-scheduler'),
     onCronFire: (namespace, name, ok) => metrics?.cronFired(namespace, name, ok),
     onCronMissed: (namespace, name, reason, count) => metrics?.cronMissed(namespace, name, reason, count),

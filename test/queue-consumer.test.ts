@@ -10,6 +10,7 @@ import {
   type BatchOutcome,
   backoffSeconds,
   type ConsumerTarget,
+  deliveryParts,
   QueueConsumer,
 } from '../src/triggers/queue-consumer.js';
 import { eventually } from './helpers/eventually.js';
@@ -182,5 +183,74 @@ describe('queue consumer', () => {
     await consumer.close();
     assert.equal(calls, 1);
     assert.ok(m.extended.length >= 3);
+  });
+
+  it('delivers a batch of large messages in parts that fit one event, each message once', async () => {
+    const sized = (n: number, id: string) => ({ id, body: new Uint8Array(n) }) as unknown as Delivery;
+    const parts = deliveryParts([sized(6, 'a'), sized(6, 'b'), sized(20, 'c'), sized(1, 'd')], 12);
+    assert.deepEqual(
+      parts.map((p) => p.map((d) => d.id)),
+      [['a', 'b'], ['c'], ['d']],
+    );
+    const m = memoryQueue();
+    const seen: number[] = [];
+    const consumer = new QueueConsumer(
+      async () => m.provider,
+      async (_t, batch): Promise<BatchOutcome> => {
+        seen.push(batch.length);
+        return { acked: [], retried: [], failed: false };
+      },
+      () => {},
+      { waitMs: 20, leaseMs: 1000 },
+    );
+    // Ten 5 MB messages in one batch of 10: 50 MB of bodies would not fit one event frame.
+    await m.provider.send(
+      ref,
+      Array.from({ length: 10 }, () => ({ body: new Uint8Array(5_000_000), contentType: 'bytes' })),
+    );
+    consumer.set(target);
+    await until(() => m.size('jobs') === 0);
+    await consumer.close();
+    assert.deepEqual(seen, [3, 3, 3, 1]);
+  });
+
+  it('waits while a backend of the node is down, and does not use up deliveries failed meanwhile', async () => {
+    const m = memoryQueue();
+    let down: string[] = [];
+    let calls = 0;
+    const notes: string[] = [];
+    const consumer = new QueueConsumer(
+      async () => m.provider,
+      async () => {
+        calls++;
+        // The handler's binding call found the database down; the node's outage log marks it.
+        down = ['database'];
+        throw new Error('ERR_BACKEND_UNAVAILABLE: PostgreSQL failed');
+      },
+      (_t, _level, message) => notes.push(message),
+      { waitMs: 20, leaseMs: 1000, backoffBaseSeconds: 0.01 },
+      () => {},
+      () => down,
+    );
+    await m.provider.send(ref, [{ body: text('x'), contentType: 'text' }]);
+    consumer.set({ ...target, maxRetries: 0 });
+    await until(() => calls === 1);
+    // Past its retries (0) while the backend is down: retried, not dead-lettered; no delivery meanwhile.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(calls, 1);
+    assert.equal(m.size('jobs-dlq'), 0);
+    assert.equal(m.size('jobs'), 1);
+    assert.ok(
+      notes.some((n) => /paused: the node's database backend is unavailable/.test(n)),
+      notes.join('\n'),
+    );
+    // Back: delivered again; a failure now counts (maxRetries 0: dead-lettered).
+    down = [];
+    await until(() => calls === 2);
+    await consumer.close();
+    assert.ok(
+      notes.some((n) => /resumed/.test(n)),
+      notes.join('\n'),
+    );
   });
 });

@@ -16,6 +16,7 @@ import {
   HEADER_BYTES,
   headFrame,
   INLINE_BODY_BYTES,
+  MAX_FRAME_BYTES,
   parseHead,
   type RequestHead,
   withHeader,
@@ -110,7 +111,9 @@ export class InstanceServer {
         return;
       }
       case F.EVENT: {
-        const { head } = parseHead<EventHead>(payload);
+        // The event's payload is its head (a queue batch of up to 16 MiB of bodies, base64): it
+        // comes only from the supervisor, within the frame's own limit.
+        const { head } = parseHead<EventHead>(payload, MAX_FRAME_BYTES);
         void this.serveEvent(stream, head);
         return;
       }

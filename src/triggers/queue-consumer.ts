@@ -4,6 +4,13 @@
  * acks nor retries is acked when the handler returns and retried when it throws. Retries back off
  * exponentially; a message that failed maxRetries + 1 deliveries moves to the dead-letter queue.
  * Leases are extended while the handler runs, so a slow handler is never redelivered under itself.
+ *
+ * Two things keep a message from being lost to what is not its handler's fault:
+ * - a batch goes to the handler in parts of at most MAX_DELIVERY_BYTES of bodies (a batch of large
+ *   messages would not fit one event frame, and the instance would be ended for it);
+ * - while a backend of the node is down (bindings/outages.ts), consumers wait instead of receiving,
+ *   and a message that failed meanwhile is retried, not dead-lettered or dropped: an outage of the
+ *   platform's own backends does not use up a message's deliveries.
  */
 import { scopedKey } from '../bindings/identity.js';
 import type { ResourceRef } from '../bindings/provider.js';
@@ -42,6 +49,33 @@ export type DeliveryResult = 'acked' | 'retried' | 'dead_lettered' | 'dropped';
 /** Told what became of each delivered message. */
 export type ConsumerSettled = (target: ConsumerTarget, result: DeliveryResult) => void;
 
+/**
+ * The most message body bytes one delivery to the handler carries: a batch past it is delivered in
+ * parts. A message is at most 1 MB, sent base64-encoded in the event frame, which carries 64 MiB.
+ */
+export const MAX_DELIVERY_BYTES = 16 * 2 ** 20;
+
+/** The backends of the node that are down now (bindings/outages.ts); none when not told. */
+export type BackendsDown = () => readonly string[];
+
+/** `batch` in parts of at most `maxBytes` of bodies, each holding at least one message. */
+export function deliveryParts(batch: Delivery[], maxBytes = MAX_DELIVERY_BYTES): Delivery[][] {
+  const parts: Delivery[][] = [];
+  let part: Delivery[] = [];
+  let bytes = 0;
+  for (const d of batch) {
+    if (part.length > 0 && bytes + d.body.byteLength > maxBytes) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(d);
+    bytes += d.body.byteLength;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
+
 /** Tunables; the defaults suit production, tests shorten them. */
 export interface ConsumerOptions {
   leaseMs: number;
@@ -79,6 +113,7 @@ export class QueueConsumer {
     private readonly note: ConsumerNote,
     options: Partial<ConsumerOptions> = {},
     private readonly settled: ConsumerSettled = () => {},
+    private readonly backendsDown: BackendsDown = () => [],
   ) {
     this.options = { ...DEFAULTS, ...options };
   }
@@ -113,8 +148,24 @@ export class QueueConsumer {
   private async run(loop: Loop): Promise<void> {
     const { target } = loop;
     const ref: ResourceRef = { namespace: target.namespace, name: target.queue };
+    let paused = false;
     while (!loop.stopped) {
       try {
+        const down = this.backendsDown();
+        if (down.length > 0) {
+          if (!paused)
+            this.note(
+              target,
+              'warn',
+              `Queue consumer for ${target.queue} paused: the node's ${down.join(', ')} backend is unavailable; its messages wait in the queue.`,
+            );
+          paused = true;
+          await new Promise((r) => setTimeout(r, 1000));
+          continue;
+        }
+        if (paused)
+          this.note(target, 'info', `Queue consumer for ${target.queue} resumed: its backends are back.`);
+        paused = false;
         const queue = await this.provider();
         const batch = await queue.receive(ref, {
           max: target.batchSize,
@@ -146,6 +197,20 @@ export class QueueConsumer {
       () => void queue.extend(ref, leaseIds, this.options.leaseMs).catch(() => undefined),
       Math.max(10, this.options.leaseMs / 3),
     );
+    try {
+      for (const part of deliveryParts(batch)) await this.handlePart(queue, ref, target, part);
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  /** Runs the handler on one part of a batch and settles each of its messages. */
+  private async handlePart(
+    queue: QueueProvider,
+    ref: ResourceRef,
+    target: ConsumerTarget,
+    batch: Delivery[],
+  ): Promise<void> {
     let outcome: BatchOutcome;
     try {
       outcome = await this.deliver(target, batch);
@@ -156,8 +221,6 @@ export class QueueConsumer {
         failed: true,
         error: err instanceof Error ? err.message : String(err),
       };
-    } finally {
-      clearInterval(heartbeat);
     }
     if (outcome.failed)
       this.note(
@@ -175,7 +238,8 @@ export class QueueConsumer {
         this.settled(target, 'acked');
         continue;
       }
-      if (d.attempts > target.maxRetries) {
+      // Past its retries, unless a backend of the node is down: then it failed for the platform.
+      if (d.attempts > target.maxRetries && this.backendsDown().length === 0) {
         await this.deadLetter(queue, target, d);
         toAck.push(d.leaseId);
         this.settled(target, target.deadLetter ? 'dead_lettered' : 'dropped');

@@ -12,6 +12,7 @@ import type { FunctionSpec } from '../resources/kinds.js';
 import { invokeEvent } from '../runtime/deliver-event.js';
 import type { Runtime } from '../runtime/runtime.js';
 import {
+  type BackendsDown,
   type BatchOutcome,
   type ConsumerOptions,
   type ConsumerSettled,
@@ -47,6 +48,8 @@ export function startTriggers(deps: {
   queue: () => Promise<QueueProvider>;
   logs: LogStore;
   consumer?: Partial<ConsumerOptions>;
+  /** The node's backends that are down now: queue consumers wait while there are any. */
+  backendsDown?: BackendsDown;
   /** Where nodes elect one to fire cron ticks (Kubernetes Leases); without it every node competes per tick. */
   leader?: LeaderElection;
   /** Told of every scheduled tick fired into a function, and whether scheduled() succeeded (metrics). */
@@ -115,6 +118,7 @@ export function startTriggers(deps: {
     (t, level, message) => note(t.namespace, t.functionName, level, message),
     deps.consumer,
     deps.onQueueSettled,
+    deps.backendsDown,
   );
 
   return {
