@@ -267,11 +267,16 @@ class Exchange implements StreamSink {
       code: 'ERR_TIMEOUT',
       message: `another request to its instance did not answer within ${this.call.limits.timeoutMs} ms (spec.limits.timeoutMs), and the instance was stopped`,
     });
+    const waiting = this.call.channel.waitingOn();
     this.call.onInstanceFailure();
     this.fail(
       new KylixError(
         'ERR_TIMEOUT',
-        `${this.call.functionName} did not answer within ${this.call.limits.timeoutMs} ms (spec.limits.timeoutMs). Make it answer sooner or raise the limit.`,
+        `${this.call.functionName} did not answer within ${this.call.limits.timeoutMs} ms (spec.limits.timeoutMs). ${
+          waiting
+            ? `Its instance was waiting on a binding call, ${waiting}: its backend may be slow or unreachable (the node's log says when one is down).`
+            : 'Make it answer sooner or raise the limit.'
+        }`,
       ),
     );
   }

@@ -75,6 +75,8 @@ const MAX_QUEUED_RESULT_BYTES = 16 * 2 ** 20;
 /** See the file comment. */
 export class BindingCalls {
   private inFlight = 0;
+  /** The calls in flight by id, oldest first: what a request's timeout names (waitingOn). */
+  private readonly running = new Map<number, { binding: string; op: string; started: number }>();
   /** What the calls in flight on this channel hold (see MAX_CHANNEL_HELD). */
   private readonly held: Held = { values: 0, bytes: 0 };
   /** Its namespace's parts of the node's budgets. */
@@ -145,11 +147,13 @@ export class BindingCalls {
       return;
     }
     this.inFlight++;
+    this.running.set(id, { binding: call.binding, op: call.op, started: performance.now() });
     hold(this.held, size, 1);
     values.take(size.values);
     bytes.take(size.bytes);
     const settled = () => {
       this.inFlight--;
+      this.running.delete(id);
       hold(this.held, size, -1);
       values.give(size.values);
       bytes.give(size.bytes);
@@ -172,6 +176,18 @@ export class BindingCalls {
         this.reply(id, { ok: false, error: wireError(err) });
       },
     );
+  }
+
+  /**
+   * The oldest binding call still running, as `env.DB.query() (29.9 s)`, or undefined: a request
+   * that ran out of time while its instance waited on a backend is told so, not only blamed.
+   */
+  waitingOn(): string | undefined {
+    for (const c of this.running.values()) {
+      const name = c.binding === '#caches' ? 'caches' : `env.${c.binding}`;
+      return `${name}.${c.op}() (running for ${((performance.now() - c.started) / 1000).toFixed(1)} s)`;
+    }
+    return undefined;
   }
 
   /** Sends a binding call's result (RPC_RESULT). */

@@ -147,6 +147,11 @@ export class InstanceChannel {
     this.write(headFrame(type, id, head, body));
   }
 
+  /** The oldest binding call of the instance still running (binding-calls.ts), for a timeout's message. */
+  waitingOn(): string | undefined {
+    return this.calls.waitingOn();
+  }
+
   /** The gateway took `bytes` of response body from the stream: the instance may send that many more. */
   grant(id: number, bytes: number): void {
     const s = this.streams.get(id);

@@ -207,3 +207,17 @@ describe('database provider config', () => {
     await p.close();
   });
 });
+
+describe('SQL errors from the server rather than the statement', () => {
+  it('are ERR_BACKEND_UNAVAILABLE (starting up, out of disk, connection lost), the rest ERR_SQL', async () => {
+    const { sqlError } = await import('../../src/bindings/database/common.js');
+    for (const code of ['57P03', '57P01', '53100', '53300', '08006', '58030']) {
+      const e = sqlError({ code, message: 'the database system is starting up' }) as KylixError;
+      assert.equal(e.code, 'ERR_BACKEND_UNAVAILABLE', code);
+      assert.match(e.message, /cannot run statements now: the database system is starting up; retry shortly/);
+    }
+    for (const code of ['42P01', '23505', '22P02', '54000'])
+      assert.equal((sqlError({ code, message: 'x' }) as KylixError).code, 'ERR_SQL', code);
+    assert.equal((sqlError({ code: '57014', message: 'x' }) as KylixError).code, 'ERR_TIMEOUT');
+  });
+});

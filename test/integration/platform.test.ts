@@ -141,6 +141,33 @@ describe('platform', () => {
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'ERR_TIMEOUT');
   });
 
+  it('names the binding call a timed-out request was waiting on', async () => {
+    // A backend that does not answer in time (here a slow statement) is named, not only the function.
+    const dir = writeProject({
+      'kylix.yaml': [
+        'apiVersion: kylix.dev/v1\nkind: Database\nmetadata: { name: slowdb }\nspec: {}',
+        '---',
+        functionManifest(
+          'waiter',
+          './w.ts',
+          ['/wait'],
+          '  bindings:\n    DB: { database: slowdb }\n  limits:\n    timeoutMs: 1500',
+        ),
+      ].join('\n'),
+      'w.ts':
+        "export default { async fetch(req, env) { await env.DB.query('SELECT pg_sleep(5)'); return new Response('done'); } };",
+    });
+    await apply(node, dir);
+    const res = await fetch(node.url('/wait'));
+    assert.equal(res.status, 504);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'ERR_TIMEOUT');
+    assert.match(
+      body.error.message,
+      /waiter did not answer within 1500 ms \(spec\.limits\.timeoutMs\)\. Its instance was waiting on a binding call, env\.DB\.query\(\) \(running for 1\.\d s\)/,
+    );
+  });
+
   it("tells the requests sharing an instance stopped for another's timeout why they failed", async () => {
     const dir = writeProject({
       'kylix.yaml': functionManifest('sharer', './s.ts', ['/hang', '/slow'], '  limits:\n    timeoutMs: 800'),

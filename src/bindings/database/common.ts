@@ -52,6 +52,15 @@ export function sqlError(err: unknown): unknown {
   if (typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) {
     // 57014 query_canceled: the provider stopped a statement that ran past its time.
     if (e.code === '57014') return statementTimedOut();
+    // The server, not the statement: starting up or shutting down (57P01–57P05), connection
+    // failures (08), out of disk, memory or connections (53), its own system errors (58).
+    if (/^(08|53|57P|58)/.test(e.code))
+      return new SqlError(
+        `The database server cannot run statements now: ${e.message ?? 'unavailable'}; retry shortly`,
+        e.code,
+        e.detail ?? undefined,
+        'ERR_BACKEND_UNAVAILABLE',
+      );
     return new SqlError(e.message ?? 'SQL error', e.code, e.detail ?? undefined);
   }
   return err;
