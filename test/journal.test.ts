@@ -180,6 +180,21 @@ describe('journal', () => {
       }
     });
 
+    it('counts the writes it admitted since its last reading of the disk', { skip: reason }, () => {
+      const before = process.env.KYLIX_DISK_RESERVE_MIB;
+      process.env.KYLIX_DISK_RESERVE_MIB = '0.5';
+      try {
+        // Within one reading (a second): 0.3 MiB admitted leaves too little for another 0.3 MiB.
+        const start = Date.now();
+        while (Date.now() - start < 1100);
+        checkDiskRoom(mount, 300 * 1024, 'The test store');
+        assert.throws(() => checkDiskRoom(mount, 300 * 1024, 'The test store'), /refusing writes/);
+      } finally {
+        if (before === undefined) delete process.env.KYLIX_DISK_RESERVE_MIB;
+        else process.env.KYLIX_DISK_RESERVE_MIB = before;
+      }
+    });
+
     it('drops a refused record its caller undoes, and a barrier waits for the records it keeps', {
       skip: reason,
     }, async () => {

@@ -48,7 +48,12 @@ export function checkDiskRoom(dir: string, bytes: number, what: string): void {
   const r = room(dir);
   if (!r) return;
   const reserve = reserveFor(r.total);
-  if (r.free - bytes >= reserve) return;
+  if (r.free - bytes >= reserve) {
+    // Admitted: taken from the reading until the next one, so writes admitted within one reading
+    // cannot together go past the reserve.
+    r.free -= bytes;
+    return;
+  }
   throw new KylixError(
     'ERR_BACKEND_UNAVAILABLE',
     `${what} is refusing writes: the node's data disk has ${Math.round(r.free / MIB)} MiB free, under the ${Math.round(reserve / MIB)} MiB kept for the platform (KYLIX_DISK_RESERVE_MIB). Delete data, or give the node more disk.`,

@@ -144,6 +144,9 @@ export class EmbeddedBucket implements BucketProvider {
         pending.push(chunk);
         pendingBytes += chunk.byteLength;
         if (pendingBytes >= WRITE_CHUNK) {
+          // A streamed body's size is known only as it arrives: the reserve is checked as it grows.
+          if (!(body instanceof Uint8Array))
+            checkDiskRoom(this.config.dataDir, pendingBytes, 'The embedded bucket');
           await writeAll(file, pending, pendingBytes);
           pending = [];
           pendingBytes = 0;
@@ -326,10 +329,23 @@ export class EmbeddedBucket implements BucketProvider {
   }
 }
 
-/** Writes every chunk; a short write (a full disk) fails the put instead of storing less. */
+/** Writes every chunk; a short write or ENOSPC (a full disk) fails the put instead of storing less. */
 async function writeAll(file: FileHandle, chunks: Uint8Array[], size: number): Promise<void> {
-  const { bytesWritten } = await file.writev(chunks);
-  if (bytesWritten !== size) throw new Error(`short write (${bytesWritten} of ${size} bytes)`);
+  let written: number;
+  try {
+    written = (await file.writev(chunks)).bytesWritten;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOSPC') throw diskFull(String((err as Error).message));
+    throw err;
+  }
+  if (written !== size) throw diskFull(`short write, ${written} of ${size} bytes`);
+}
+
+function diskFull(detail: string): KylixError {
+  return new KylixError(
+    'ERR_BACKEND_UNAVAILABLE',
+    `The embedded bucket cannot write: the disk is full (${detail}). Nothing was stored; free space on the node's data disk and retry.`,
+  );
 }
 
 /** Streams `length` bytes of an open blob from `offset`, closing the file when done or abandoned. */
