@@ -280,7 +280,11 @@ export async function devCommand(given: string[], flags: ServeFlags): Promise<vo
     let timer: NodeJS.Timeout | undefined;
     const watcher = watch(dirs, {
       ignoreInitial: true,
-      ignored: (p) => /(^|[/\\])(node_modules|\.kylix|\.git)([/\\]|$)/.test(p),
+      // Not code: dependencies, state, and files that tools (or `kylix dev > dev.log` itself) keep
+      // writing — a log inside the project re-applied it on every line it wrote.
+      ignored: (p) =>
+        /(^|[/\\])(node_modules|\.kylix|\.git)([/\\]|$)/.test(p) ||
+        /(\.log|\.swp|\.swx|~|\.tmp|\.DS_Store)$/.test(p),
     });
     watcher.on('all', (_event, path) => {
       clearTimeout(timer);

@@ -56,6 +56,14 @@ describe('kylix dev', () => {
     assert.match(dev.output(), /function\/live ready: revision 1/);
     assert.equal(await (await fetch(`${dev.gateway}/live`)).text(), 'first');
 
+    // A log the user keeps in the project (`kylix dev > dev.log`) is not code: no re-apply.
+    for (let i = 0; i < 5; i++) {
+      writeFileSync(join(app, 'dev.log'), `line ${i}\n`, { flag: 'a' });
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    assert.doesNotMatch(dev.output(), /Changed:/);
+
     writeFileSync(join(app, 'live.ts'), "export default { fetch() { return new Response('second'); } };");
     await eventually(async () => (await (await fetch(`${dev.gateway}/live`)).text()) === 'second');
 
