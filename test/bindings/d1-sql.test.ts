@@ -64,5 +64,11 @@ describe('D1 SQL scanning', () => {
     );
     assert.equal(sqliteConstruct('SELECT \'AUTOINCREMENT\', "datetime" -- PRAGMA'), undefined);
     assert.equal(sqliteConstruct('SELECT now(), coalesce(a, 0) FROM t'), undefined);
+    assert.equal(sqliteConstruct('CREATE TABLE t (at DATETIME)')?.construct, 'the DATETIME type');
+    assert.equal(
+      sqliteConstruct('DELETE FROM t WHERE id = ? RETURNING * LIMIT 1')?.construct,
+      'DELETE … LIMIT',
+    );
+    assert.equal(sqliteConstruct('DELETE FROM t WHERE id = 1; SELECT * FROM t LIMIT 1'), undefined);
   });
 });

@@ -73,6 +73,18 @@ export default {
         const { results } = await db.prepare('SELECT id, done FROM flags ORDER BY id').all();
         return Response.json(results);
       }
+      if (url.pathname === '/d1/multi') {
+        // Several statements in one prepare(), as D1 runs them (Cloudflare's sessions template resets so).
+        await db.prepare('DROP TABLE IF EXISTS multi; CREATE TABLE multi (n integer); INSERT INTO multi VALUES (7)').run();
+        return Response.json(await db.prepare('SELECT n FROM multi').first());
+      }
+      if (url.pathname === '/d1/missing') {
+        // Worded as D1 words it: apps match on "no such table: <Name>".
+        const errors = [];
+        for (const sql of ['SELECT * FROM Orders', 'SELECT customerId FROM comments', "INSERT INTO comments (id, author, body) VALUES (1, 'a', 'b')", "INSERT INTO comments (author) VALUES ('a')"])
+          await db.prepare(sql).all().catch((e) => errors.push(e.message));
+        return Response.json(errors);
+      }
       if (url.pathname === '/d1/sqlite') {
         await db.prepare("SELECT datetime('now') AS now").first();
         return new Response('unexpected');
@@ -176,6 +188,22 @@ for (const [backend, installation, skip] of [
         { id: 1, done: 1 },
         { id: 2, done: 0 },
       ]);
+    });
+
+    it('runs several statements given to one prepare()', async () => {
+      assert.deepEqual(await get('/d1/multi'), { n: 7 });
+    });
+
+    it('words missing tables and columns and broken constraints as D1 does, names as written', async () => {
+      const errors = (await get('/d1/missing')) as string[];
+      assert.equal(errors.length, 4, JSON.stringify(errors));
+      assert.match(
+        errors[0]!,
+        /^D1_ERROR: no such table: Orders: SQLITE_ERROR \(PostgreSQL: relation "orders" does not exist/,
+      );
+      assert.match(errors[1]!, /^D1_ERROR: no such column: customerId: SQLITE_ERROR/);
+      assert.match(errors[2]!, /^D1_ERROR: UNIQUE constraint failed: id: SQLITE_CONSTRAINT/);
+      assert.match(errors[3]!, /^D1_ERROR: NOT NULL constraint failed: comments\.body: SQLITE_CONSTRAINT/);
     });
 
     it('says when SQL is SQLite-only, naming the construct', async () => {

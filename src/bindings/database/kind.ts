@@ -12,7 +12,7 @@ import { d1ExecStatements, d1Result, d1Statement } from './d1.js';
 import { postgresConfigSchema } from './index.js';
 import type { DatabaseProvider } from './interface.js';
 import { sqlParams } from './params.js';
-import { withSqliteHints } from './sqlite-hints.js';
+import { withD1Errors, withSqliteHints } from './sqlite-hints.js';
 
 const op = operations<DatabaseProvider>();
 
@@ -86,15 +86,28 @@ export const databaseKind = {
     ),
     /** D1's prepare(sql).bind(...).all()/first()/run()/raw(): `?` placeholders, D1's result shape. */
     d1Query: op(z.tuple([statement]), async (db, [s], { ref }) => {
+      // Several statements in one prepare() without bindings (D1 runs them all, as exec() would):
+      // one batch, answered with the last one's result.
+      const several = s.params?.length ? [] : d1ExecStatements(s.sql);
+      if (several.length > 1 && several.length <= MAX_BATCH) {
+        const sts = several.map((x) => d1Statement(x));
+        const [rs, ms] = await timed(() =>
+          withD1Errors(
+            sts.map((x) => x.sql),
+            () => db.batch(ref, sts),
+          ),
+        );
+        return d1Result(sts.at(-1)!, rs.at(-1)!, ms, db.name);
+      }
       const st = d1Statement(s);
-      const [r, ms] = await timed(() => withSqliteHints([s.sql], () => db.query(ref, st)));
+      const [r, ms] = await timed(() => withD1Errors([s.sql], () => db.query(ref, st)));
       return d1Result(st, r, ms, db.name);
     }),
     /** D1's batch([statements]): every statement in one transaction, one D1 result each. */
     d1Batch: op(z.tuple([z.array(statement).min(1).max(MAX_BATCH)]), async (db, [list], { ref }) => {
       const sts = list.map(d1Statement);
       const [rs, ms] = await timed(() =>
-        withSqliteHints(
+        withD1Errors(
           list.map((s) => s.sql),
           () => db.batch(ref, sts),
         ),
@@ -112,7 +125,7 @@ export const databaseKind = {
           `exec() was given ${sts.length} statements; the limit is ${MAX_BATCH}. Split the text.`,
         );
       const [, ms] = await timed(() =>
-        withSqliteHints(
+        withD1Errors(
           sts.map((s) => s.sql),
           () => db.batch(ref, sts),
         ),

@@ -82,6 +82,17 @@ export function sqliteConstruct(sql: string): { construct: string; instead: stri
         instead: 'lower(…) on both sides, ILIKE, or the citext type',
       };
     if (word === 'glob') return { construct: 'GLOB', instead: 'LIKE, or ~ with a regular expression' };
+    // The type (the function is the word with its parenthesis, below).
+    if (word === 'datetime') return { construct: 'the DATETIME type', instead: 'timestamptz (or timestamp)' };
+    if (
+      (word === 'delete' || word === 'update') &&
+      first &&
+      w.slice(k + 1).some((x, i) => x === 'limit' && !w.slice(k + 1, k + 1 + i).includes(';'))
+    )
+      return {
+        construct: `${word.toUpperCase()} … LIMIT`,
+        instead: `${word.toUpperCase()} … WHERE id IN (SELECT id FROM … LIMIT n)`,
+      };
     if ((word === 'attach' || word === 'detach') && first)
       return { construct: `${word.toUpperCase()} DATABASE`, instead: 'one Database resource per database' };
     if (word === 'begin' && /^(immediate|deferred|exclusive)$/.test(at(k + 1)))
@@ -121,5 +132,54 @@ export async function withSqliteHints<T>(statements: readonly string[], fn: () =
   } catch (err) {
     const explained = explainSqlite(err, statements);
     throw explained instanceof KylixError ? explained : err;
+  }
+}
+
+/**
+ * How SQLite words the errors D1 apps look for (`no such table: Orders`), for PostgreSQL's:
+ * undefined table or column, unique and not-null violations. Names keep the case the statement
+ * wrote them in (PostgreSQL folds them).
+ */
+function sqliteWording(err: SqlError, statements: readonly string[]): string | undefined {
+  const asWritten = (name: string) => {
+    const re = new RegExp(`\\b${name.replace(/[^\w]/g, '')}\\b`, 'i');
+    for (const sql of statements) {
+      const m = re.exec(sql);
+      if (m) return m[0];
+    }
+    return name;
+  };
+  const quoted = [...err.message.matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
+  switch (err.sqlState) {
+    case '42P01':
+      return quoted[0] && `no such table: ${asWritten(quoted[0])}: SQLITE_ERROR`;
+    case '42703':
+      return quoted[0] && `no such column: ${asWritten(quoted[0].split('.').at(-1)!)}: SQLITE_ERROR`;
+    case '23505': {
+      const cols = /Key \(([^)]+)\)=/.exec(err.detail ?? '')?.[1];
+      return `UNIQUE constraint failed${cols ? `: ${cols.split(', ').map(asWritten).join(', ')}` : ''}: SQLITE_CONSTRAINT`;
+    }
+    case '23502':
+      return quoted.length >= 2
+        ? `NOT NULL constraint failed: ${asWritten(quoted[1]!)}.${asWritten(quoted[0]!)}: SQLITE_CONSTRAINT`
+        : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * For the D1 API: withSqliteHints, and errors worded as D1 words them (`D1_ERROR: no such table:
+ * Orders: SQLITE_ERROR`) ahead of PostgreSQL's own, which apps written for D1 match on.
+ */
+export async function withD1Errors<T>(statements: readonly string[], fn: () => Promise<T>): Promise<T> {
+  try {
+    return await withSqliteHints(statements, fn);
+  } catch (err) {
+    if (!(err instanceof SqlError)) throw err;
+    const wording = sqliteWording(err, statements);
+    if (!wording) throw err;
+    const worded = new SqlError('', err.sqlState, err.detail, err.code);
+    worded.message = `D1_ERROR: ${wording} (PostgreSQL: ${err.message})`;
+    throw worded;
   }
 }
