@@ -164,6 +164,15 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
     }
   }
 
+  /** A driver error that is not SQL's: the server, or the way to it. */
+  private unavailable(err: unknown): KylixError {
+    const where = new URL(this.options.url).host;
+    return new KylixError(
+      'ERR_BACKEND_UNAVAILABLE',
+      `PostgreSQL at ${where} failed: ${(err as Error).message}. Check that it is running and reachable.`,
+    );
+  }
+
   /** When a call's statement is cancelled from outside (its session may have raised its own limit). */
   private get cancelAfterMs(): number {
     return (this.options.statementTimeoutMs ?? 30_000) + 2000;
@@ -193,7 +202,7 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
       if (ref && code === '3D000') throw notFound(ref);
       const e = sqlError(err);
       if (e instanceof KylixError) throw e;
-      throw new KylixError('ERR_BACKEND_UNAVAILABLE', `PostgreSQL failed: ${(err as Error).message}`);
+      throw this.unavailable(err);
     }
   }
 
@@ -348,7 +357,7 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
     const e = sqlError(err);
     return e instanceof KylixError
       ? e
-      : new KylixError('ERR_BACKEND_UNAVAILABLE', `PostgreSQL failed: ${(err as Error).message}`);
+      : this.unavailable(err);
   }
 
   private async end(txId: string, how: 'COMMIT' | 'ROLLBACK'): Promise<void> {

@@ -252,9 +252,15 @@ export class RedisKeyValue implements KeyValueProvider {
 
   private unavailable(err: Error): KylixError {
     const detail = this.lastError && this.lastError !== err ? ` (${this.lastError.message})` : '';
+    // ioredis's own wording names its options; say what happened instead.
+    const what = /max retries per request|Connection is closed/i.test(err.message)
+      ? 'the connection was lost'
+      : /Command timed out/i.test(err.message)
+        ? `no answer within ${COMMAND_TIMEOUT_MS / 1000} s (a write may still have been applied)`
+        : err.message;
     const wrapped = new KylixError(
       'ERR_BACKEND_UNAVAILABLE',
-      `Redis at ${this.where} failed: ${err.message}${detail}. Check that it is running and reachable.`,
+      `Redis at ${this.where} failed: ${what}${detail}. Check that it is running and reachable.`,
     );
     wrapped.cause = err;
     return wrapped;

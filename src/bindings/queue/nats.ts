@@ -407,7 +407,9 @@ export class NatsQueueProvider implements QueueProvider {
         throw new KylixError('ERR_MESSAGE_TOO_LARGE', `NATS refused the message: ${message}`);
       // A server that did not answer in time would not answer whether the queue exists either.
       if (/timeout/i.test(message) || (err as { code?: unknown }).code === 'TIMEOUT')
-        throw this.unavailable(`${message} (no answer within ${REQUEST_TIMEOUT_MS / 1000} s)`);
+        throw this.unavailable(
+          `${message} (no answer within ${REQUEST_TIMEOUT_MS / 1000} s; what was sent may still have been applied)`,
+        );
       // Without its stream, a publish meets no responder (which the client reports as "JetStream
       // not enabled") and a pull a 503: ask whether the queue exists before blaming the server.
       if (ref && !(await this.exists(this.names(ref).stream).catch(() => true))) {
