@@ -197,6 +197,8 @@ export class GatewayCall implements ProxyCall {
     if (this.over) return;
     this.over = true;
     const { gateway, lease, res } = this;
+    // Nothing was answered (the client went away, mid-body or waiting): 499, not the default 200.
+    if (!res.headersSent) res.statusCode = CLIENT_CLOSED;
     lease?.release();
     gateway.active--;
     // Only served requests teach the limits their latency (a refusal's would pull it down).

@@ -278,6 +278,21 @@ describe('platform', () => {
     assert.equal(await small.text(), '100000:34479');
   });
 
+  it('records a client that went away mid-body as 499, not as the 200 nobody received', async () => {
+    await fetch(node.url('/late'), { method: 'POST', body: 'warm' });
+    const { connect } = await import('node:net');
+    const url = new URL(node.url('/late'));
+    const socket = connect(Number(url.port), url.hostname);
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(`POST /late HTTP/1.1\r\nHost: ${url.host}\r\nContent-Length: 200000\r\n\r\n`);
+    socket.write(Buffer.alloc(100_000, 1));
+    await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    await eventually(() =>
+      node.platform.logs.tail('default', 'late-reader', 20).some((e) => / 499 /.test(String(e.message))),
+    );
+  });
+
   it('leaves the previous revision serving when a new one fails to start', async () => {
     const dir = writeProject({
       'kylix.yaml': functionManifest('fragile', './f.ts', ['/fragile']),
