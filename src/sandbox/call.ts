@@ -57,7 +57,8 @@ export class Call implements RequestSource {
     this.unacked += chunk.byteLength;
     const c = this.bodyController;
     if (!c) {
-      (this.early ??= []).push(chunk);
+      if (this.early) this.early.push(chunk);
+      else this.early = [chunk];
       return;
     }
     c.enqueue(chunk);

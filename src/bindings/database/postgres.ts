@@ -355,9 +355,7 @@ export class PostgresDatabaseProvider implements DatabaseProvider {
 
   private wrap(err: unknown): KylixError {
     const e = sqlError(err);
-    return e instanceof KylixError
-      ? e
-      : this.unavailable(err);
+    return e instanceof KylixError ? e : this.unavailable(err);
   }
 
   private async end(txId: string, how: 'COMMIT' | 'ROLLBACK'): Promise<void> {
