@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import { BindingBroker } from './bindings/broker.js';
+import { nameOf, namespaceOf } from './bindings/identity.js';
 import { BackendOutages } from './bindings/outages.js';
 import type { Provider } from './bindings/provider.js';
 import { createProviders } from './bindings/providers.js';
@@ -69,6 +70,8 @@ export interface PlatformOptions {
   isolation?: IsolationOptions;
   /** Start with the gateway closed (openGateway() opens it): `kylix dev` deploys first, then takes requests. */
   holdGateway?: boolean;
+  /** `kylix dev`: `GET /__scheduled?cron=…` runs the routed function's scheduled() (wrangler dev's test route). */
+  testScheduled?: boolean;
   /** Which backend serves each resource kind; embedded for all when absent. */
   installation?: Installation;
   /** Queue consumer tunables (lease, backoff); the defaults suit production. */
@@ -282,6 +285,12 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     onQueueSettled: (t, result) => metrics?.queueDelivery(t.namespace, t.queue, t.functionName, result),
     tracing,
   });
+  if (options.testScheduled)
+    gateway.testScheduled = (functionKey, cron) =>
+      triggers.fire(namespaceOf(functionKey), nameOf(functionKey), {
+        kind: 'scheduled',
+        ...(cron ? { cron } : {}),
+      });
   const controller = new FunctionController(
     registry,
     runtime,

@@ -91,6 +91,11 @@ export class Gateway {
   private draining = false;
   /** What each request's GatewayCall uses of the gateway. */
   private readonly hooks: GatewayHooks;
+  /**
+   * `kylix dev` only: wrangler dev's test route. `GET /__scheduled?cron=…` runs scheduled() of the
+   * function routed at that path (as `kylix trigger scheduled` does) instead of its fetch().
+   */
+  testScheduled?: (functionKey: string, cron: string | undefined) => Promise<unknown>;
 
   constructor(
     private readonly runtime: Runtime,
@@ -240,9 +245,46 @@ export class Gateway {
       sendError(res, err, requestId);
       return;
     }
+    if (this.testScheduled && path === '/__scheduled' && (method === 'GET' || method === 'POST')) {
+      this.runScheduled(req, res, match.functionKey, url, requestId, this.testScheduled);
+      return;
+    }
     const assets = this.serving.get(match.functionKey)?.target.assets;
     if (assets && serveAsset(req, res, assets, path, q === -1 ? '' : url.slice(q), requestId)) return;
     this.serve(req, res, match.functionKey, url, requestId, tag);
+  }
+
+  /** See testScheduled: answers as wrangler dev does, "Ran scheduled event" or the handler's error. */
+  private runScheduled(
+    req: IncomingMessage,
+    res: ServerResponse,
+    functionKey: string,
+    url: string,
+    requestId: string,
+    run: NonNullable<Gateway['testScheduled']>,
+  ): void {
+    req.resume();
+    const cron = new URLSearchParams(url.slice(url.indexOf('?') + 1)).get('cron') ?? undefined;
+    run(functionKey, url.includes('?') ? cron : undefined).then(
+      (answer) => {
+        const outcome = (answer ?? {}) as { ok?: boolean; error?: string };
+        if (outcome.ok === false) {
+          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': requestId });
+          res.end(`scheduled() failed: ${outcome.error ?? 'see the function log'}\n`);
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': requestId });
+        res.end('Ran scheduled event\n');
+      },
+      (err: unknown) =>
+        sendError(
+          res,
+          err instanceof KylixError
+            ? err
+            : new KylixError('ERR_INTERNAL', String((err as Error)?.message ?? err)),
+          requestId,
+        ),
+    );
   }
 
   /**

@@ -125,6 +125,7 @@ async function start(flags: ServeFlags, mode: 'dev' | 'server'): Promise<Platfor
     installation: loadInstallation(flags.config ?? process.env.KYLIX_CONFIG_FILE),
     // dev opens the gateway once its folders are applied, so the first request finds them deployed.
     holdGateway: mode === 'dev',
+    testScheduled: mode === 'dev',
     isolation: { bubblewrap: bubblewrapMode(flags, mode) },
     log: (message, level, fields) => say(message, fields, level),
   });

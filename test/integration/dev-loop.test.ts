@@ -87,8 +87,12 @@ spec:
   routes:
     - path: /h
       host: app.localhost
+---
+${functionManifest('cron', './src/cron.ts', ['/__scheduled'], '  triggers:\n    schedule: { cron: "0 0 1 1 *" }')}
 `,
       'src/index.ts': SOURCE,
+      'src/cron.ts':
+        "export default { fetch: () => new Response('fetch'), async scheduled(event) { console.log('tick', event.cron); } };",
     });
     const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: runtime, KYLIX_LOG_FORMAT: 'text' };
     delete env.KYLIX_DATA_DIR;
@@ -120,6 +124,13 @@ spec:
     );
     const port = new URL(gateway).port;
     assert.ok(out.includes(`http://app.localhost:${port}/h`), out);
+  });
+
+  it("runs scheduled() on wrangler dev's test route, GET /__scheduled?cron=", async () => {
+    const res = await fetch(`${gateway}/__scheduled?cron=*/5+*+*+*+*`);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), 'Ran scheduled event\n');
+    await eventually(() => /\[cron\] tick \*\/5 \* \* \* \*/.test(out), 10_000);
   });
 
   it("shows the function's console output and exceptions in the terminal, at the user's source line", async () => {
