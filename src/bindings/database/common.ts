@@ -134,3 +134,26 @@ export const TEXT_TYPES = {
   /** date: 'YYYY-MM-DD', not a Date at a time-zone-dependent midnight. */
   DATE: 1082,
 } as const;
+
+/**
+ * lastval() of a session, or null when no sequence was drawn; `query` runs SQL on that session.
+ * Inside a transaction its error (55000) must not abort the transaction: it runs under a savepoint
+ * there. Both providers call it (PostgreSQL's connection, PGlite's worker).
+ */
+export async function lastvalOf(
+  inTx: boolean,
+  query: (sql: string) => Promise<{ rows: unknown[] }>,
+): Promise<string | null> {
+  if (inTx) await query('SAVEPOINT kylix_lastval');
+  try {
+    const r = await query('SELECT lastval()::text AS v');
+    if (inTx) await query('RELEASE SAVEPOINT kylix_lastval');
+    return (r.rows[0] as { v?: string } | undefined)?.v ?? null;
+  } catch {
+    if (inTx) {
+      await query('ROLLBACK TO SAVEPOINT kylix_lastval');
+      await query('RELEASE SAVEPOINT kylix_lastval');
+    }
+    return null;
+  }
+}

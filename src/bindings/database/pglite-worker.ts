@@ -14,7 +14,15 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { PGlite, Results } from '@electric-sql/pglite';
 import type { KylixError } from '../../errors.js';
-import { orderMigrations, sqlError, TEXT_TYPES, toResult, toWire, transactionClosed } from './common.js';
+import {
+  lastvalOf,
+  orderMigrations,
+  sqlError,
+  TEXT_TYPES,
+  toResult,
+  toWire,
+  transactionClosed,
+} from './common.js';
 import type { SqlResult, Statement } from './interface.js';
 import { checkEmbeddedSql } from './sql-guard.js';
 
@@ -173,27 +181,10 @@ async function run(statement: Statement): Promise<SqlResult> {
   checkEmbeddedSql(statement.sql);
   try {
     const result = toResult(await db.query(statement.sql, statement.params ?? []));
-    if (statement.lastRowId) result.lastRowId = await lastval();
+    if (statement.lastRowId) result.lastRowId = await lastvalOf(db.isInTransaction(), (sql) => db.query(sql));
     return result;
   } catch (err) {
     throw sqlError(err);
-  }
-}
-
-/**
- * lastval() of this session, or null when no sequence was drawn. Inside a transaction its error
- * (55000) must not abort the transaction: it runs under a savepoint there.
- */
-async function lastval(): Promise<string | null> {
-  const inTx = db.isInTransaction();
-  if (inTx) await db.exec('SAVEPOINT kylix_lastval');
-  try {
-    const r = await db.query<{ v: string }>('SELECT lastval()::text AS v');
-    if (inTx) await db.exec('RELEASE SAVEPOINT kylix_lastval');
-    return r.rows[0]?.v ?? null;
-  } catch {
-    if (inTx) await db.exec('ROLLBACK TO SAVEPOINT kylix_lastval; RELEASE SAVEPOINT kylix_lastval');
-    return null;
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import type { PoolClient } from 'pg';
 import { KylixError } from '../../errors.js';
-import { toResult } from './common.js';
+import { lastvalOf, toResult } from './common.js';
 import type { SqlResult, Statement } from './interface.js';
 
 /**
@@ -69,25 +69,9 @@ export function params(statement: Statement): unknown[] {
 /** Runs one statement on `client`, with lastval() when the statement asks for it. */
 export async function run(client: PoolClient, statement: Statement): Promise<SqlResult> {
   const result = toResult(await client.query(statement.sql, params(statement)));
-  if (statement.lastRowId) result.lastRowId = await lastval(client);
+  if (statement.lastRowId)
+    result.lastRowId = await lastvalOf(txStatus(client) === 'T', (sql) => client.query(sql));
   return result;
-}
-
-/**
- * lastval() of this session, or null when no sequence was drawn. Inside a transaction its error
- * (55000) must not abort the transaction: it runs under a savepoint there.
- */
-async function lastval(client: PoolClient): Promise<string | null> {
-  const inTx = txStatus(client) === 'T';
-  if (inTx) await client.query('SAVEPOINT kylix_lastval');
-  try {
-    const r = await client.query<{ v: string }>('SELECT lastval()::text AS v');
-    if (inTx) await client.query('RELEASE SAVEPOINT kylix_lastval');
-    return r.rows[0]?.v ?? null;
-  } catch {
-    if (inTx) await client.query('ROLLBACK TO SAVEPOINT kylix_lastval; RELEASE SAVEPOINT kylix_lastval');
-    return null;
-  }
 }
 
 /** The connection's transaction state: I idle, T in a transaction, E in a failed one. */
