@@ -36,6 +36,12 @@ export function namespaceOf(key: string): string {
   return i === -1 ? key : key.slice(0, i);
 }
 
+/** The namespace of a resourceIdentity().token: what comes before the first "_". */
+export function namespaceOfToken(token: string): string {
+  const i = token.indexOf('_');
+  return i === -1 ? token : token.slice(0, i);
+}
+
 /** The name of a scopedKey(): what comes after the first "/". */
 export function nameOf(key: string): string {
   const i = key.indexOf('/');

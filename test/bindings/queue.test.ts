@@ -154,6 +154,39 @@ describe('embedded queue durability', () => {
   });
 });
 
+describe('embedded queue quota', () => {
+  it("keeps a namespace's messages within its quota, and another namespace's sends go on", async () => {
+    const dir = tempDir('queue-quota');
+    const open = () => openEmbeddedQueue({ dataDir: dir, namespaceBytes: 1024 * 1024 });
+    const q = await open();
+    const a = { namespace: 'attacker', name: 'one' };
+    const a2 = { namespace: 'attacker', name: 'two' };
+    const b = { namespace: 'victim', name: 'one' };
+    for (const ref of [a, a2, b]) await q.ensure(ref);
+    const big = { body: new Uint8Array(300 * 1024), contentType: 'bytes' as const };
+    await q.send(a, [big, big]);
+    await q.send(a2, [big]);
+    // Two queues of one namespace share its quota; a refused batch stores none of its messages.
+    await assert.rejects(
+      q.send(a2, [big]),
+      (e: KylixError) => e.code === 'ERR_QUOTA_EXCEEDED' && /attacker/.test(e.message),
+    );
+    assert.deepEqual(await q.stats(a2), { ready: 1, inFlight: 0, delayed: 0 });
+    await q.send(b, [big, big, big]);
+    // Acking makes room, and a reopened provider counts what its journal holds the same way.
+    const [first] = await q.receive(a, { max: 1, leaseMs: 30_000, waitMs: 0 });
+    await q.ack(a, [first!.leaseId]);
+    await q.send(a2, [big]);
+    await q.close();
+    const again = await open();
+    await assert.rejects(again.send(a, [big]), (e: KylixError) => e.code === 'ERR_QUOTA_EXCEEDED');
+    // Purging a queue gives its messages' room back.
+    await again.purge(a2);
+    await again.send(a, [big, big]);
+    await again.close();
+  });
+});
+
 describe('queue provider config', () => {
   it('rejects a bad config with every field named', async () => {
     await assert.rejects(createQueueProvider({ provider: 'nats', url: 'http://x', replica: 3 }), (err) => {

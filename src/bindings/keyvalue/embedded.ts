@@ -10,6 +10,7 @@ import { KylixError } from '../../errors.js';
 import { checkDiskRoom } from '../../storage/disk-room.js';
 import { type Journal, openJournal } from '../../storage/journal.js';
 import { splitLines } from '../../storage/journal-files.js';
+import { NamespaceBytes, quotaFromEnv } from '../../storage/namespace-bytes.js';
 import { SortedKeys } from '../../storage/sorted-keys.js';
 import { checkRef, encodeCursor } from '../arguments.js';
 import { namespaceOf, resourceIdentity } from '../identity.js';
@@ -27,8 +28,6 @@ export interface EmbeddedKeyValueConfig {
   /** Bytes of keys and values one namespace may hold (default KYLIX_KV_NAMESPACE_MIB, else 256 MiB). */
   namespaceBytes?: number;
 }
-
-const DEFAULT_NAMESPACE_BYTES = (Number(process.env.KYLIX_KV_NAMESPACE_MIB) || 256) * 2 ** 20;
 
 /** One stored entry; replaced, never modified, so a snapshot can hold references to it. */
 interface Stored {
@@ -85,13 +84,19 @@ export class EmbeddedKeyValue implements KeyValueProvider {
   readonly name = 'embedded';
   private readonly spaces = new Map<string, Space>();
   /** Bytes of keys and values each namespace holds, every space of it together. */
-  private readonly namespaceBytes = new Map<string, number>();
+  private readonly usage: NamespaceBytes;
   private journal?: Journal;
   private seq = 0;
   private snapshotSeq = 0;
   private sweeper?: NodeJS.Timeout;
 
-  constructor(private readonly config: EmbeddedKeyValueConfig) {}
+  constructor(private readonly config: EmbeddedKeyValueConfig) {
+    this.usage = new NamespaceBytes(
+      config.namespaceBytes ?? quotaFromEnv('KYLIX_KV_NAMESPACE_MIB', 256),
+      'KeyValue namespaces',
+      'KYLIX_KV_NAMESPACE_MIB',
+    );
+  }
 
   /** 1. Restore the snapshot, 2. replay the journal, 3. start sweeping expired entries. */
   async open(): Promise<void> {
@@ -239,23 +244,9 @@ export class EmbeddedKeyValue implements KeyValueProvider {
       'The embedded KeyValue store',
     );
     if (!quota) return;
-    const ns = namespaceOf(r);
     const old = this.spaces.get(r)?.entries.get(key);
     const grows = sizeOf(key, stored) - (old ? sizeOf(key, old) : 0);
-    const limit = this.config.namespaceBytes ?? DEFAULT_NAMESPACE_BYTES;
-    const held = this.namespaceBytes.get(ns) ?? 0;
-    if (grows > 0 && held + grows > limit)
-      throw new KylixError(
-        'ERR_QUOTA_EXCEEDED',
-        `The KeyValue namespaces of ${ns} hold ${Math.round(held / 2 ** 20)} MiB, and this put would take them past their ${Math.round(limit / 2 ** 20)} MiB on this node (KYLIX_KV_NAMESPACE_MIB). Delete keys, or give them an expiration.`,
-      );
-  }
-
-  /** Adds `delta` bytes to namespace `ns`. */
-  private count(ns: string, delta: number): void {
-    const left = (this.namespaceBytes.get(ns) ?? 0) + delta;
-    if (left > 0) this.namespaceBytes.set(ns, left);
-    else this.namespaceBytes.delete(ns);
+    this.usage.check(namespaceOf(r), grows, 'Delete keys, or give them an expiration.');
   }
 
   private set(r: string, key: string, stored: Stored): Space {
@@ -269,11 +260,11 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     if (old) {
       space.entries.delete(key);
       space.bytes -= sizeOf(key, old);
-      this.count(space.namespace, -sizeOf(key, old));
+      this.usage.add(space.namespace, -sizeOf(key, old));
     }
     space.entries.set(key, stored);
     space.bytes += sizeOf(key, stored);
-    this.count(space.namespace, sizeOf(key, stored));
+    this.usage.add(space.namespace, sizeOf(key, stored));
     space.keys.add(key);
     return space;
   }
@@ -282,7 +273,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
   private forget(r: string): void {
     const space = this.spaces.get(r);
     if (!space) return;
-    this.count(space.namespace, -space.bytes);
+    this.usage.add(space.namespace, -space.bytes);
     this.spaces.delete(r);
   }
 
@@ -292,7 +283,7 @@ export class EmbeddedKeyValue implements KeyValueProvider {
     if (!old) return;
     space.entries.delete(key);
     space.bytes -= sizeOf(key, old);
-    this.count(space.namespace, -sizeOf(key, old));
+    this.usage.add(space.namespace, -sizeOf(key, old));
     space.keys.delete(key);
   }
 

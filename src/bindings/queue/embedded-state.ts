@@ -28,12 +28,42 @@ export interface Message {
   tp?: string;
 }
 
+/** What a message costs in memory besides its body: the object, its map and heap entries. */
+const MESSAGE_OVERHEAD = 200;
+
+/** The memory a message of `bodyBytes` (sent with `traceparent`) takes. */
+export const messageBytes = (bodyBytes: number, traceparent?: string) =>
+  bodyBytes + (traceparent?.length ?? 0) + MESSAGE_OVERHEAD;
+
+const sizeOfMessage = (m: Message) => messageBytes(m.body.byteLength, m.tp);
+
 /** See the file comment. */
 export class QueueState {
+  /** Its messages; add() and remove() change it, so `bytes` stays right. */
   readonly messages = new Map<number, Message>();
+  /** The memory its messages take (sizeOfMessage). */
+  bytes = 0;
   private readonly ready = new Heap<{ id: number; v: number }>((a, b) => a.id - b.id);
   private readonly timers = new Heap<{ at: number; id: number; v: number }>((a, b) => a.at - b.at);
   private readonly waiters = new Waiters();
+
+  /** Holds `m` (replacing a message of its id); returns how many bytes more the queue holds. */
+  add(m: Message): number {
+    const old = this.messages.get(m.id);
+    this.messages.set(m.id, m);
+    const delta = sizeOfMessage(m) - (old ? sizeOfMessage(old) : 0);
+    this.bytes += delta;
+    return delta;
+  }
+
+  /** Drops message `id`; returns how many bytes fewer the queue holds (0: it did not hold it). */
+  remove(id: number): number {
+    const m = this.messages.get(id);
+    if (!m) return 0;
+    this.messages.delete(id);
+    this.bytes -= sizeOfMessage(m);
+    return sizeOfMessage(m);
+  }
 
   /** Puts a message where it belongs: ready now, or a timer until its delay or lease ends. */
   schedule(m: Message, now: number): void {

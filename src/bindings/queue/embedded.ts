@@ -4,15 +4,19 @@
  * into `queue.snapshot`). A send resolves only after its record is fdatasync'ed, so an
  * acknowledged message survives `kill -9`. Leases live in memory only: after a crash every unacked
  * message is deliverable again (at-least-once). What one queue holds in memory, and how it leases
- * and schedules its messages, is in embedded-state.ts.
+ * and schedules its messages, is in embedded-state.ts. The messages must fit in memory, so each
+ * namespace's queues together may hold at most `namespaceBytes` (KYLIX_QUEUE_NAMESPACE_MIB,
+ * default 256 MiB; a send past it fails with ERR_QUOTA_EXCEEDED and stores nothing), and no send
+ * is taken while the disk is nearly full (storage/disk-room.ts).
  */
 import { KylixError } from '../../errors.js';
 import { checkDiskRoom } from '../../storage/disk-room.js';
 import { type Journal, openJournal } from '../../storage/journal.js';
 import { recordSnapshot, restoreRecords } from '../../storage/journal-files.js';
-import { resourceIdentity } from '../identity.js';
+import { NamespaceBytes, quotaFromEnv } from '../../storage/namespace-bytes.js';
+import { namespaceOfToken, resourceIdentity } from '../identity.js';
 import type { Health, ResourceRef } from '../provider.js';
-import { type ContentType, type Message, messageIdOf, QueueState } from './embedded-state.js';
+import { type ContentType, type Message, messageBytes, messageIdOf, QueueState } from './embedded-state.js';
 import type { Delivery, OutgoingMessage, QueueProvider, QueueStats } from './interface.js';
 import { checkMessages, checkReceive } from './validate.js';
 
@@ -49,11 +53,17 @@ export interface EmbeddedQueueOptions {
   compactMinBytes?: number;
   /** The clock, injectable for tests. */
   now?: () => number;
+  /** Bytes of messages one namespace may hold (default KYLIX_QUEUE_NAMESPACE_MIB, else 256 MiB). */
+  namespaceBytes?: number;
 }
 
 /** Opens the embedded queue provider on `options.dataDir`. */
 export async function openEmbeddedQueue(options: EmbeddedQueueOptions): Promise<EmbeddedQueueProvider> {
-  const provider = new EmbeddedQueueProvider(options.now ?? Date.now, options.dataDir);
+  const provider = new EmbeddedQueueProvider(
+    options.now ?? Date.now,
+    options.dataDir,
+    options.namespaceBytes ?? quotaFromEnv('KYLIX_QUEUE_NAMESPACE_MIB', 256),
+  );
   const label = 'The embedded queue';
   // A data folder from before the shared journal has only queue.journal, holding every record:
   // it replays as a journal with no snapshot.
@@ -78,11 +88,16 @@ export class EmbeddedQueueProvider implements QueueProvider {
   private journal!: Journal;
   private nextId = 1;
   private closed = false;
+  /** Bytes of messages each namespace holds, every queue of it together. */
+  private readonly usage: NamespaceBytes;
 
   constructor(
     private readonly now: () => number,
     private readonly dataDir: string,
-  ) {}
+    namespaceBytes: number,
+  ) {
+    this.usage = new NamespaceBytes(namespaceBytes, 'queues', 'KYLIX_QUEUE_NAMESPACE_MIB');
+  }
 
   /**
    * Applies one record of the snapshot or the journal while opening. Each record states an
@@ -92,18 +107,17 @@ export class EmbeddedQueueProvider implements QueueProvider {
   apply(r: QueueRecord): void {
     if (r.t === 'i') this.nextId = Math.max(this.nextId, r.next);
     else if (r.t === 'q') this.state(r.q, true);
-    else if (r.t === 'p') this.queues.delete(r.q);
+    else if (r.t === 'p') this.drop(r.q);
     else if (r.t === 's') {
       const body = new Uint8Array(Buffer.from(r.b, 'base64'));
       const m: Message = { id: r.id, ts: r.ts, ct: r.ct, body, at: r.at, n: r.n, v: 0, durable: true };
       if (r.tp) m.tp = r.tp;
-      this.state(r.q, true)?.messages.set(r.id, m);
+      this.usage.add(namespaceOfToken(r.q), this.state(r.q, true).add(m));
       this.nextId = Math.max(this.nextId, r.id + 1);
-    } else {
+    } else if (r.t === 'a') this.remove(r.q, r.id);
+    else {
       const m = this.queues.get(r.q)?.messages.get(r.id);
-      if (!m) return;
-      if (r.t === 'a') this.queues.get(r.q)?.messages.delete(r.id);
-      else Object.assign(m, { n: r.n, at: r.at });
+      if (m) Object.assign(m, { n: r.n, at: r.at });
     }
   }
 
@@ -170,9 +184,8 @@ export class EmbeddedQueueProvider implements QueueProvider {
 
   async purge(ref: ResourceRef): Promise<void> {
     const q = resourceIdentity(ref).token;
-    const state = this.queues.get(q);
+    const state = this.drop(q);
     if (!state) return;
-    this.queues.delete(q);
     state.wakeAll();
     await this.journal.append({ t: 'p', q });
   }
@@ -199,6 +212,11 @@ export class EmbeddedQueueProvider implements QueueProvider {
     // Journaled in base64: a third more than the bodies.
     const bytes = messages.reduce((n, m) => n + m.body.byteLength, 0);
     checkDiskRoom(this.dataDir, Math.ceil(bytes * 1.34), 'The embedded queue');
+    this.usage.check(
+      ref.namespace,
+      messages.reduce((n, m) => n + messageBytes(m.body.byteLength, m.traceparent), 0),
+      'Consume or purge its queues first, or keep large backlogs on NATS JetStream.',
+    );
     this.journal.writable();
     const now = this.now();
     const added: Message[] = [];
@@ -217,7 +235,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
       };
       if (msg.traceparent) m.tp = msg.traceparent;
       // In memory before the write, so a compaction running meanwhile includes it.
-      state.messages.set(m.id, m);
+      this.usage.add(ref.namespace, state.add(m));
       added.push(m);
       const b = Buffer.from(msg.body.buffer, msg.body.byteOffset, msg.body.byteLength).toString('base64');
       const tp = m.tp ? { tp: m.tp } : {};
@@ -229,7 +247,7 @@ export class EmbeddedQueueProvider implements QueueProvider {
     try {
       await Promise.all(writes);
     } catch (err) {
-      for (const m of added) state.messages.delete(m.id);
+      for (const m of added) this.remove(q, m.id);
       throw err;
     }
     for (const m of added) {
@@ -267,12 +285,12 @@ export class EmbeddedQueueProvider implements QueueProvider {
 
   async ack(ref: ResourceRef, leaseIds: string[]): Promise<void> {
     const q = resourceIdentity(ref).token;
-    const state = this.require(ref);
+    this.require(ref);
     const writes: Promise<void>[] = [];
     for (const leaseId of leaseIds) {
       // Any delivery of a message may ack it, even after its lease ended: the work was done.
       const id = messageIdOf(leaseId);
-      if (id === undefined || !state.messages.delete(id)) continue;
+      if (id === undefined || !this.remove(q, id)) continue;
       writes.push(this.journal.append({ t: 'a', q, id }));
     }
     await Promise.all(writes);
@@ -321,6 +339,22 @@ export class EmbeddedQueueProvider implements QueueProvider {
       this.queues.set(q, s);
     }
     return s;
+  }
+
+  /** Drops message `id` of queue `q`; whether the queue held it. */
+  private remove(q: string, id: number): boolean {
+    const freed = this.queues.get(q)?.remove(id) ?? 0;
+    this.usage.add(namespaceOfToken(q), -freed);
+    return freed > 0;
+  }
+
+  /** Forgets queue `q` and its messages; returns its state, if it had one. */
+  private drop(q: string): QueueState | undefined {
+    const state = this.queues.get(q);
+    if (!state) return undefined;
+    this.queues.delete(q);
+    this.usage.add(namespaceOfToken(q), -state.bytes);
+    return state;
   }
 
   private require(ref: ResourceRef): QueueState {
