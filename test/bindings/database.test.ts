@@ -53,6 +53,45 @@ describe('embedded database specifics', () => {
     );
   });
 
+  it('stops statements that may grow a database while the data disk is in its reserve; reads and deletes go on', async () => {
+    await p.ensure(a);
+    await p.query(a, { sql: 'CREATE TABLE IF NOT EXISTS full_disk (v int)' });
+    await p.query(a, { sql: 'INSERT INTO full_disk VALUES (1), (2)' });
+    const before = process.env.KYLIX_DISK_RESERVE_MIB;
+    // A reserve larger than any disk: every disk is in it.
+    process.env.KYLIX_DISK_RESERVE_MIB = String(2 ** 40);
+    try {
+      const refused = (e: KylixError) =>
+        e.code === 'ERR_BACKEND_UNAVAILABLE' && /refusing writes/.test(e.message);
+      for (const sql of [
+        'INSERT INTO full_disk VALUES (3)',
+        'CREATE TABLE more (v int)',
+        'WITH w AS (INSERT INTO full_disk VALUES (4) RETURNING v) SELECT * FROM w',
+        'SELECT * INTO copied FROM full_disk',
+        'SELECT 1; UPDATE full_disk SET v = v + 1',
+      ])
+        await assert.rejects(p.query(a, { sql }), refused, sql);
+      await assert.rejects(
+        p.batch(a, [{ sql: 'SELECT 1' }, { sql: 'INSERT INTO full_disk VALUES (5)' }]),
+        refused,
+      );
+      assert.deepEqual((await p.query(a, { sql: 'SELECT count(*)::int AS n FROM full_disk' })).rows, [
+        { n: 2 },
+      ]);
+      await p.query(a, { sql: 'DELETE FROM full_disk WHERE v = 2' });
+      // In a transaction, the refused statement never ran: the transaction goes on.
+      const tx = await p.begin(a, 5000);
+      await assert.rejects(p.queryInTransaction(tx, { sql: 'INSERT INTO full_disk VALUES (6)' }), refused);
+      assert.deepEqual((await p.queryInTransaction(tx, { sql: 'SELECT v FROM full_disk' })).rows, [{ v: 1 }]);
+      await p.rollback(tx);
+    } finally {
+      if (before === undefined) delete process.env.KYLIX_DISK_RESERVE_MIB;
+      else process.env.KYLIX_DISK_RESERVE_MIB = before;
+    }
+    await p.query(a, { sql: 'INSERT INTO full_disk VALUES (7)' });
+    await p.query(a, { sql: 'DROP TABLE full_disk' });
+  });
+
   it('runs PGlite off the caller’s thread: timers fire while a slow query runs', async () => {
     await p.ensure(a);
     let done = false;

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { KylixError } from '../../errors.js';
 import type { Health, ResourceRef } from '../provider.js';
 import { identifierFor, notFound, transactionClosed } from './common.js';
+import { checkSqlRoom } from './disk-writes.js';
 import { type Call, DatabaseInstance, startWorker, whenReady } from './embedded-instance.js';
 import { EngineSlots } from './engine-slots.js';
 import type { DatabaseProvider, SqlResult, Statement } from './interface.js';
@@ -322,10 +323,12 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
   }
 
   async query(ref: ResourceRef, statement: Statement): Promise<SqlResult> {
+    checkSqlRoom(this.options.dataDir, [statement]);
     return (await this.instance(ref)).call({ op: 'query', statement }, this.statementTimeoutMs);
   }
 
   async batch(ref: ResourceRef, statements: Statement[]): Promise<SqlResult[]> {
+    checkSqlRoom(this.options.dataDir, statements);
     return (await this.instance(ref)).call({ op: 'batch', statements }, this.statementTimeoutMs);
   }
 
@@ -364,6 +367,8 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
   }
 
   async queryInTransaction(txId: string, statement: Statement): Promise<SqlResult> {
+    // Refused before it reaches the engine: the transaction goes on, and the function may roll it back.
+    checkSqlRoom(this.options.dataDir, [statement]);
     const instance = this.instances.get(this.txs.get(txId)?.id ?? '');
     try {
       return await this.txCall(txId, { op: 'txQuery', txId, statement });
