@@ -148,6 +148,20 @@ function nativeOf(o: object): Response {
 }
 
 /**
+ * Whether a body is given as zero bytes the constructor holds (a string, bytes, a Blob or form
+ * parameters), not a stream. Workers takes such a body with a null-body status (204, 205, 304) as no
+ * body (workerd's Response constructor, kept since its beta; worktop's `reply(204)` and many routers
+ * make `new Response('', { status: 204 })`), where the Fetch standard, and undici, throw.
+ */
+function isEmptyBufferedBody(body: unknown): boolean {
+  if (typeof body === 'string') return body.length === 0;
+  if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return body.byteLength === 0;
+  if (body instanceof Blob) return body.size === 0;
+  if (body instanceof URLSearchParams) return body.toString() === '';
+  return false;
+}
+
+/**
  * The global Response functions see. `new Response(string | bytes | null, init)` makes a light
  * Response: status, headers and the body bytes are read straight from it on the way out, and the
  * undici Response (with its body stream) is made only if the function reads more of it. Anything
@@ -155,6 +169,13 @@ function nativeOf(o: object): Response {
  */
 export const KylixResponse = function Response(this: unknown, body?: BodyInit | null, init?: ResponseInit) {
   if (!new.target) throw new TypeError("Class constructor Response cannot be invoked without 'new'");
+  if (
+    isEmptyBufferedBody(body) &&
+    typeof init === 'object' &&
+    init !== null &&
+    NULL_BODY_STATUS.has(init.status as number)
+  )
+    body = null;
   const state = lightParts(body, init);
   if (!state) return Reflect.construct(NativeResponse, [body, init], new.target) as Response;
   const response = Object.create(new.target.prototype as object) as Response;

@@ -116,6 +116,34 @@ export default {
 };
 `;
 
+// Workers takes a zero-length body with a null-body status as no body (worktop's reply(204) makes
+// new Response('', { status: 204 })); a stream body, or one with bytes, is still refused.
+const NULL_BODY = `
+export default {
+  async fetch(request) {
+    const kind = new URL(request.url).searchParams.get('kind');
+    const status = Number(new URL(request.url).searchParams.get('status') ?? 204);
+    const bodies = {
+      string: '',
+      bytes: new Uint8Array(0),
+      buffer: new ArrayBuffer(0),
+      blob: new Blob([]),
+      params: new URLSearchParams(),
+    };
+    if (kind in bodies) {
+      const r = new Response(bodies[kind], { status, headers: { 'x-kind': kind } });
+      return new Response(null, { status: r.status, headers: { 'x-kind': kind, 'x-body-null': String(r.body === null) } });
+    }
+    if (kind === 'returned') return new Response('', { status });
+    const refused = [];
+    for (const body of ['x', new ReadableStream()]) {
+      try { new Response(body, { status: 204 }); refused.push(false); } catch (e) { refused.push(e instanceof TypeError); }
+    }
+    return Response.json({ refused });
+  },
+};
+`;
+
 describe('Workers compatibility: syntax and globals', () => {
   let node: TestNode;
   before(async () => {
@@ -142,12 +170,15 @@ describe('Workers compatibility: syntax and globals', () => {
           '---',
           functionManifest('thenable', './thenable.js', ['/thenable/*']),
           '---',
+          functionManifest('nullbody', './nullbody.js', ['/nullbody']),
+          '---',
           'apiVersion: kylix.dev/v1\nkind: KeyValue\nmetadata: { name: kv-api }\nspec: {}',
           '---',
           functionManifest('kvapi', './kvapi.js', ['/kvapi'], '  bindings:\n    KV: { keyValue: kv-api }'),
         ].join('\n'),
         'kvapi.js': KV_API,
         'thenable.js': THENABLE_ROUTER,
+        'nullbody.js': NULL_BODY,
         'hono.js': hono.outputFiles[0]?.text ?? '',
         'egress.js': EGRESS,
         'sw.js': SERVICE_WORKER,
@@ -161,6 +192,25 @@ describe('Workers compatibility: syntax and globals', () => {
     const res = await fetch(node.url('/thenable/hi'));
     assert.equal(res.status, 200, JSON.stringify(node.platform.logs.tail('default', 'thenable', 5)));
     assert.equal(await res.text(), 'hi from a thenable router');
+  });
+
+  it('takes an empty body with a null-body status (204, 205, 304) as no body, as Workers does', async () => {
+    for (const kind of ['string', 'bytes', 'buffer', 'blob', 'params']) {
+      const res = await fetch(node.url(`/nullbody?kind=${kind}`));
+      assert.equal(
+        res.status,
+        204,
+        `${kind}: ${JSON.stringify(node.platform.logs.tail('default', 'nullbody', 5))}`,
+      );
+      assert.equal(res.headers.get('x-body-null'), 'true', kind);
+    }
+    for (const status of [204, 205, 304]) {
+      const res = await fetch(node.url(`/nullbody?kind=returned&status=${status}`));
+      assert.equal(res.status, status);
+      assert.equal(await res.text(), '');
+    }
+    const refused = await (await fetch(node.url('/nullbody?kind=refused'))).json();
+    assert.deepEqual(refused, { refused: [true, true] });
   });
 
   it('answers a KV get of several keys with a Map, as Workers KV does', async () => {
