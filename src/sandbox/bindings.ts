@@ -22,7 +22,12 @@ const FACTORIES: { [K in BindingKindName]: (rpc: Rpc, name: string) => object } 
   bucket: bucketBinding,
 };
 
-/** Builds env: plain vars and secrets as strings, each bound resource as its binding object. */
+/**
+ * Builds env: plain vars and secrets as strings, each bound resource as its binding object. Not
+ * frozen: as on Workers, env is one plain object per instance that code may add to (Cloudflare's D1
+ * template keeps its router on it between requests); the binding objects themselves are not its to
+ * change, and every call they make is checked by the supervisor.
+ */
 export function buildEnv(
   rpc: Rpc,
   vars: Record<string, string>,
@@ -30,5 +35,5 @@ export function buildEnv(
 ): Record<string, unknown> {
   const env: Record<string, unknown> = { ...vars };
   for (const [name, kind] of Object.entries(bindings)) env[name] = FACTORIES[kind](rpc, name);
-  return Object.freeze(env);
+  return env;
 }

@@ -136,7 +136,8 @@ function makeEnv(calls: RpcTarget): Record<string, unknown> {
   // The Workers `caches` global goes out on the same channel as the bindings.
   installCaches(rpc);
   const env = buildEnv(rpc, spec.env, spec.bindings ?? {});
-  return spec.assets ? Object.freeze({ ...env, ...assetBindings(rpc, spec.assets.binding) }) : env;
+  if (spec.assets) Object.assign(env, assetBindings(rpc, spec.assets.binding));
+  return env;
 }
 
 /**

@@ -144,6 +144,16 @@ export default {
 };
 `;
 
+// Cloudflare's D1 template keeps its router on env between requests (env.__router = router).
+const ENV_CACHE = `
+export default {
+  async fetch(request, env) {
+    env.__hits = (env.__hits ?? 0) + 1;
+    return Response.json({ hits: env.__hits, greeting: env.GREETING, kv: typeof env.KV?.get });
+  },
+};
+`;
+
 describe('Workers compatibility: syntax and globals', () => {
   let node: TestNode;
   before(async () => {
@@ -172,6 +182,13 @@ describe('Workers compatibility: syntax and globals', () => {
           '---',
           functionManifest('nullbody', './nullbody.js', ['/nullbody']),
           '---',
+          functionManifest(
+            'envcache',
+            './envcache.js',
+            ['/envcache'],
+            '  env:\n    GREETING: hi\n  bindings:\n    KV: { keyValue: kv-api }\n  scaling:\n    maxInstances: 1',
+          ),
+          '---',
           'apiVersion: kylix.dev/v1\nkind: KeyValue\nmetadata: { name: kv-api }\nspec: {}',
           '---',
           functionManifest('kvapi', './kvapi.js', ['/kvapi'], '  bindings:\n    KV: { keyValue: kv-api }'),
@@ -179,6 +196,7 @@ describe('Workers compatibility: syntax and globals', () => {
         'kvapi.js': KV_API,
         'thenable.js': THENABLE_ROUTER,
         'nullbody.js': NULL_BODY,
+        'envcache.js': ENV_CACHE,
         'hono.js': hono.outputFiles[0]?.text ?? '',
         'egress.js': EGRESS,
         'sw.js': SERVICE_WORKER,
@@ -211,6 +229,17 @@ describe('Workers compatibility: syntax and globals', () => {
     }
     const refused = await (await fetch(node.url('/nullbody?kind=refused'))).json();
     assert.deepEqual(refused, { refused: [true, true] });
+  });
+
+  it('lets code keep its own things on env between requests, as on Workers', async () => {
+    const first = await fetch(node.url('/envcache'));
+    assert.equal(first.status, 200, JSON.stringify(node.platform.logs.tail('default', 'envcache', 5)));
+    assert.deepEqual(await first.json(), { hits: 1, greeting: 'hi', kv: 'function' });
+    assert.deepEqual(await (await fetch(node.url('/envcache'))).json(), {
+      hits: 2,
+      greeting: 'hi',
+      kv: 'function',
+    });
   });
 
   it('answers a KV get of several keys with a Map, as Workers KV does', async () => {
