@@ -30,6 +30,7 @@ import {
 import { InstanceServer, type ServeHooks } from './serve.js';
 import { installWebObjects } from './web-objects.js';
 import { installCaches } from './workers-compat/caches.js';
+import { installCryptoExtras } from './workers-compat/crypto-extras.js';
 import { handlerOf } from './workers-compat/module-shapes.js';
 import { offerWorkersState } from './workers-compat/workers-module.js';
 
@@ -279,6 +280,7 @@ async function main(): Promise<void> {
   installImportHooks();
   // 2. Strip the host's globals, install the fast Request/Response, route fetch() through the egress proxy.
   installWebObjects();
+  installCryptoExtras();
   hardenGlobals(
     guestFetch(data.spec?.egressSocket ?? data.prestart?.egressSocket ?? '', (reason) =>
       capture('warn')(`fetch() was refused by the egress proxy: ${reason}`),

@@ -154,6 +154,26 @@ export default {
 };
 `;
 
+// Workers' additions to Web Crypto: timingSafeEqual, MD5 digests and DigestStream.
+const CRYPTO_EXTRAS = `
+const hex = (b) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, '0')).join('');
+export default {
+  async fetch() {
+    const enc = new TextEncoder();
+    const md5 = hex(await crypto.subtle.digest('MD5', enc.encode('abc')));
+    const md5Lower = hex(await crypto.subtle.digest({ name: 'md5' }, enc.encode('abc').buffer));
+    const sha1 = hex(await crypto.subtle.digest('SHA-1', enc.encode('abc')));
+    const same = crypto.subtle.timingSafeEqual(enc.encode('secret'), enc.encode('secret'));
+    const differ = crypto.subtle.timingSafeEqual(enc.encode('secret'), enc.encode('secreT'));
+    let lengths = '';
+    try { crypto.subtle.timingSafeEqual(enc.encode('a'), enc.encode('ab')); } catch (e) { lengths = e.name; }
+    const stream = new crypto.DigestStream('SHA-256');
+    await new Response('abc').body.pipeTo(stream);
+    return Response.json({ md5, md5Lower, sha1, same, differ, lengths, streamed: hex(await stream.digest) });
+  },
+};
+`;
+
 describe('Workers compatibility: syntax and globals', () => {
   let node: TestNode;
   before(async () => {
@@ -182,6 +202,8 @@ describe('Workers compatibility: syntax and globals', () => {
           '---',
           functionManifest('nullbody', './nullbody.js', ['/nullbody']),
           '---',
+          functionManifest('cryptox', './cryptox.js', ['/cryptox']),
+          '---',
           functionManifest(
             'envcache',
             './envcache.js',
@@ -196,6 +218,7 @@ describe('Workers compatibility: syntax and globals', () => {
         'kvapi.js': KV_API,
         'thenable.js': THENABLE_ROUTER,
         'nullbody.js': NULL_BODY,
+        'cryptox.js': CRYPTO_EXTRAS,
         'envcache.js': ENV_CACHE,
         'hono.js': hono.outputFiles[0]?.text ?? '',
         'egress.js': EGRESS,
@@ -239,6 +262,20 @@ describe('Workers compatibility: syntax and globals', () => {
       hits: 2,
       greeting: 'hi',
       kv: 'function',
+    });
+  });
+
+  it("offers Workers' Web Crypto additions: timingSafeEqual, MD5 digests, DigestStream", async () => {
+    const res = await fetch(node.url('/cryptox'));
+    assert.equal(res.status, 200, JSON.stringify(node.platform.logs.tail('default', 'cryptox', 5)));
+    assert.deepEqual(await res.json(), {
+      md5: '900150983cd24fb0d6963f7d28e17f72',
+      md5Lower: '900150983cd24fb0d6963f7d28e17f72',
+      sha1: 'a9993e364706816aba3e25717850c26c9cd0d89d',
+      same: true,
+      differ: false,
+      lengths: 'TypeError',
+      streamed: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
     });
   });
 
