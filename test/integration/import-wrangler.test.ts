@@ -52,6 +52,7 @@ migrations_dir = "db/migrations"
 [[r2_buckets]]
 binding = "INVOICES"
 bucket_name = "shop-invoices"
+jurisdiction = "eu"
 
 [[queues.producers]]
 binding = "ORDER_EVENTS"
@@ -200,6 +201,7 @@ describe('kylix import wrangler', () => {
       /max_batch_timeout: not configurable/,
       /triggers\.crons\[1\] "0 3 \* \* \*": a Kylix function has one schedule/,
       /durable_objects: Durable Objects are not offered/,
+      /r2_buckets\.INVOICES\.jurisdiction \(eu\)/,
       /env: environments: only the top-level settings were imported/,
     ])
       assert.match(text, expected);
@@ -213,6 +215,9 @@ describe('kylix import wrangler', () => {
     assert.deepEqual(fn.spec.routes, [{ path: '/*', host: 'blog.example.com' }, { path: '/*' }]);
     assert.deepEqual(fn.spec.env, { SITE_NAME: 'My blog' });
     assert.deepEqual(fn.spec.bindings, { CACHE: { keyValue: 'cache' } });
+    // No limits.cpu_ms: Workers' default on its paid plans, not Kylix's 1 s.
+    assert.deepEqual(fn.spec.limits, { cpuMs: 30_000 });
+    assert.match(lines.join('\n'), /limits\.cpuMs: 30000 \(Workers' default/);
     const text = lines.join('\n');
     assert.deepEqual(fn.spec.assets, { directory: './public' });
     assert.doesNotMatch(text, /assets:/);

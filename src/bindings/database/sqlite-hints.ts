@@ -47,7 +47,7 @@ export function sqliteConstruct(sql: string): { construct: string; instead: stri
     const word = at(k);
     const first = k === 0 || at(k - 1) === ';';
     if (word === '`')
-      return { construct: 'backtick-quoted identifiers', instead: 'quote identifiers with "double quotes"' };
+      return { construct: 'backtick-quoted identifiers', instead: '"double quotes" around identifiers' };
     if (word === 'autoincrement')
       return {
         construct: 'AUTOINCREMENT',

@@ -93,6 +93,9 @@ const IGNORED = new Set([
   'usage_model',
 ]);
 
+/** CPU time a request gets on Workers' paid plans when wrangler's limits.cpu_ms is not set. */
+const WORKERS_DEFAULT_CPU_MS = 30_000;
+
 /** A Kylix resource name (a DNS label) from a wrangler name or binding. */
 export function resourceName(name: string): string {
   const label = name
@@ -292,6 +295,10 @@ export function translateWrangler(
     const res = resourceName(String(r2.bucket_name ?? binding));
     addResource('Bucket', res);
     bindings[binding] = { bucket: res };
+    if (r2.jurisdiction !== undefined)
+      unmapped.push(
+        `r2_buckets.${binding}.jurisdiction (${r2.jurisdiction}): a Kylix Bucket is kept where the node's bucket provider keeps it; choose that provider's location instead`,
+      );
   }
   const queues = (config.queues as Record<string, unknown>) ?? {};
   for (const p of list(queues.producers)) {
@@ -358,6 +365,13 @@ export function translateWrangler(
   // 6. Limits, flags and what has no counterpart.
   const cpuMs = (config.limits as Record<string, unknown>)?.cpu_ms;
   if (typeof cpuMs === 'number') spec.limits = { cpuMs: Math.min(300_000, Math.max(10, cpuMs)) };
+  else {
+    // Workers' paid plans give a request 30 s of CPU unless limits.cpu_ms says otherwise; Kylix's own default is 1 s.
+    spec.limits = { cpuMs: WORKERS_DEFAULT_CPU_MS };
+    notes.push(
+      `limits.cpuMs: ${WORKERS_DEFAULT_CPU_MS} (Workers' default CPU time per request on its paid plans; Kylix's own default is 1000); lower it to bound what one request may spend`,
+    );
+  }
   const flags = Array.isArray(config.compatibility_flags) ? config.compatibility_flags.map(String) : [];
   const honoured: string[] = [];
   for (const flag of flags) {
