@@ -37,6 +37,13 @@ const LIMIT_KIND: Record<string, string> = {
 /** Errors the broker raises before a provider runs: the operation name may be anything the guest sent. */
 const REFUSED_BEFORE_PROVIDER = new Set(['ERR_BINDING_DENIED', 'ERR_BINDING_BAD_ARGUMENTS']);
 
+/** prom-client default gauges whose names end in `_total` (see the constructor). */
+const MISNAMED_DEFAULT_GAUGES = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
 /** Request latency buckets (seconds): a hello-world answers in ~1 ms, a slow function in tens of s. */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 /** Cold-start wait buckets (seconds): an instance starts in tens to hundreds of ms. */
@@ -204,6 +211,10 @@ export class PlatformMetrics {
     // that long), and its gauges make way for ours.
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 2 ** 31 - 1 });
     for (const name of LOOP_LAG_METRICS) this.registry.removeSingleMetric(name);
+    // prom-client's nodejs_active_{handles,requests,resources}_total are gauges named like counters:
+    // `promtool check metrics` fails on them (exit 3), and Prometheus users lint scrapes in CI.
+    // Each is the sum of the same gauge without `_total` (by type), so nothing is lost.
+    for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
     registerLoopLag(this.registry);
     registerScrapeGauges(this.registry, sources);
   }
