@@ -26,7 +26,7 @@ import { ResourceController } from './control-plane/controllers/resources.js';
 import { LogStore } from './control-plane/logs.js';
 import { Registry } from './control-plane/registry.js';
 import { SecretBox } from './control-plane/secrets.js';
-import { SharedLogs } from './control-plane/shared-logs.js';
+import { SharedLogs, sharedLogsPlace } from './control-plane/shared-logs.js';
 import { openStateStore } from './control-plane/store/open.js';
 import type { ControllerObserver } from './control-plane/work-queue.js';
 import { assetCall, isAssetCall } from './gateway/assets.js';
@@ -157,12 +157,15 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   registry.addAdmission(checkRouteConflicts);
   await registry.indexRoutes();
   const bundles = new BundleStore(paths.bundles, sharedBundles);
-  // On a fleet, function logs are shared through the state store's PostgreSQL (KYLIX_SHARED_LOGS=0: not).
+  // On a fleet, function logs are shared through PostgreSQL (KYLIX_SHARED_LOGS=0: not).
   const state = installation.backends.state;
-  const shared =
-    state.provider === 'postgres' && process.env.KYLIX_SHARED_LOGS !== '0'
-      ? await SharedLogs.open({ url: state.url, schema: state.schema })
-      : undefined;
+  const sharedAt = process.env.KYLIX_SHARED_LOGS !== '0' ? sharedLogsPlace(installation) : undefined;
+  const shared = sharedAt ? await SharedLogs.open(sharedAt) : undefined;
+  if (!sharedAt && state.provider === 'kubernetes' && process.env.KYLIX_SHARED_LOGS !== '0')
+    log(
+      "kylix: function logs are this node's own: with the kubernetes state backend, nodes share them through the Database backend's PostgreSQL, and none is configured (KYLIX_POSTGRES_URL). `kylix logs` shows the lines of the node it reaches.",
+      'warn',
+    );
   const logs = new LogStore(paths.logs, shared);
   const isolation = Isolation.detect(options.isolation);
   const missing = isolation.missing();

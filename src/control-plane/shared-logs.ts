@@ -13,8 +13,10 @@
  *   commits late can carry ids below ones already seen: each poll looks back to the highest id seen
  *   LOOKBACK_MS ago and skips ids it has already sent.
  */
+import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Pool } from 'pg';
+import type { Installation } from '../config/installation.js';
 import { KylixError } from '../errors.js';
 import type { LogEntry } from '../resources/api-types.js';
 import { guardPool } from '../storage/pg-errors.js';
@@ -32,6 +34,29 @@ const LOOKBACK_MS = 3000;
 
 /** Severity as stored (console.log's "log" is info), so --level filters in SQL. */
 const RANK: Record<string, number> = { debug: 0, log: 1, info: 1, warn: 2, error: 3 };
+
+/**
+ * Where a fleet's nodes share their function logs, if anywhere: the state store's PostgreSQL
+ * (its schema); with the kubernetes state backend, the Database backend's PostgreSQL, in a schema
+ * named after the installation's namespace (`kylix_<namespace>`, `-` as `_`), so installations
+ * that share one PostgreSQL keep their logs apart. Otherwise undefined: each node keeps its own.
+ */
+export function sharedLogsPlace(installation: Installation): { url: string; schema: string } | undefined {
+  const { state, database } = installation.backends;
+  if (state.provider === 'postgres') return { url: state.url, schema: state.schema };
+  if (state.provider === 'kubernetes' && database.provider === 'postgres') {
+    const schema = `kylix_${state.namespace.replaceAll('-', '_')}`;
+    // A namespace is at most 63 characters, an identifier too: a long one is cut and made unique.
+    return {
+      url: database.url,
+      schema:
+        schema.length <= 63
+          ? schema
+          : `${schema.slice(0, 54)}_${createHash('sha256').update(schema).digest('hex').slice(0, 8)}`,
+    };
+  }
+  return undefined;
+}
 
 /** A line as the table returns it. */
 interface Row {

@@ -1,7 +1,9 @@
 /**
  * Logs on a fleet: two nodes sharing one PostgreSQL state store. `kylix logs` on either node shows
  * the lines of both, merged by time and naming their node, with --tail, --level, --revision and
- * --since applied across the fleet, and -f streams lines written on the other node.
+ * --since applied across the fleet, and -f streams lines written on the other node. Then the
+ * same on a cluster (the Helm chart's setup): two nodes with the kubernetes state backend on a real
+ * kube-apiserver and a PostgreSQL Database backend, a Function applied with kubectl.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -9,9 +11,16 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { logsCommand } from '../../src/cli/commands/logs.js';
-import { type Installation, loadInstallation } from '../../src/config/installation.js';
+import { type Installation, installationSchema, loadInstallation } from '../../src/config/installation.js';
 import type { LogEntry } from '../../src/resources/api-types.js';
 import { eventually } from '../helpers/eventually.js';
+import {
+  installKylixCrds,
+  type KubeApiServer,
+  kubeApiServerSkipReason,
+  kubectl,
+  startKubeApiServer,
+} from '../helpers/kube-apiserver.js';
 import { apply, functionManifest, startNode, type TestNode, writeProject } from '../helpers/platform.js';
 import { scratchSchema, TEST_POSTGRES_URL } from '../helpers/postgres.js';
 import { reachable } from '../helpers/reachable.js';
@@ -153,6 +162,98 @@ describe('kylix logs on a fleet', { skip: pgDown }, () => {
       );
       const fromB = seen.find((e) => / broken followed$/.test(e.message));
       assert.notEqual(fromB?.node, undefined);
+    } finally {
+      abort.abort();
+      await following.catch(() => undefined);
+    }
+  });
+});
+
+const kubeSkip = pgDown ?? kubeApiServerSkipReason();
+if (kubeSkip && !pgDown) console.log(`# skipping the fleet logs suite on Kubernetes: ${kubeSkip}`);
+
+describe('kylix logs on a fleet with the kubernetes state backend', {
+  skip: kubeSkip,
+  timeout: 300_000,
+}, () => {
+  let api: KubeApiServer;
+  const nodes: TestNode[] = [];
+  // The installation's namespace names the logs' schema (kylix_<namespace>): one per run.
+  const namespace = `kylix-logs-${randomBytes(4).toString('hex')}`;
+
+  before(async () => {
+    api = await startKubeApiServer();
+    await installKylixCrds(api.kubeconfig);
+    const installation = installationSchema.parse({
+      backends: {
+        state: { provider: 'kubernetes', kubeconfig: api.kubeconfig, namespace },
+        database: { provider: 'postgres', url: TEST_POSTGRES_URL },
+      },
+    });
+    nodes.push(await startNode({ installation }), await startNode({ installation }));
+    const manifest = `apiVersion: kylix.dev/v1
+kind: Function
+metadata: { name: talker }
+spec:
+  routes: [{ path: /talker }]
+  code: |
+${source('k8s')
+  .split('\n')
+  .map((l) => `    ${l}`)
+  .join('\n')}
+`;
+    const applied = await kubectl(api.kubeconfig, ['apply', '-f', '-'], { input: manifest });
+    assert.equal(applied.code, 0, applied.stderr);
+    for (const n of nodes)
+      await eventually(async () => (await fetch(n.url('/talker?tag=probe'))).status === 200, 60_000);
+  });
+  after(async () => {
+    for (const n of nodes) await n.destroy().catch(() => {});
+    await api?.stop();
+    const pg = (await import('pg')).default;
+    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS "kylix_${namespace.replaceAll('-', '_')}" CASCADE`);
+    await client.end();
+  });
+
+  it("shows and follows every node's lines on either node", async () => {
+    const [a, b] = nodes as [TestNode, TestNode];
+    await fetch(a.url('/talker?tag=on-a')).then((r) => r.text());
+    await fetch(b.url('/talker?tag=on-b')).then((r) => r.text());
+    for (const reader of [a, b]) {
+      let mine: LogEntry[] = [];
+      await eventually(async () => {
+        const lines: string[] = [];
+        await logsCommand(reader.client, 'talker', { tail: '500', output: 'json' }, (l) => lines.push(l));
+        mine = lines.map((l) => JSON.parse(l) as LogEntry).filter((e) => / plain on-[ab]$/.test(e.message));
+        return mine.length === 2;
+      });
+      assert.deepEqual(
+        mine.map((e) => e.message),
+        ['k8s plain on-a', 'k8s plain on-b'],
+      );
+      assert.equal(new Set(mine.map((e) => e.node)).size, 2, 'two nodes wrote them');
+    }
+    // -f on one node streams what the other writes.
+    const seen: LogEntry[] = [];
+    const abort = new AbortController();
+    const following = logsCommand(
+      a.client,
+      'talker',
+      { follow: true, tail: '0', output: 'json' },
+      (l) => seen.push(JSON.parse(l) as LogEntry),
+      abort.signal,
+    );
+    try {
+      await eventually(
+        async () => {
+          await fetch(b.url('/talker?tag=followed')).then((r) => r.text());
+          return seen.some((e) => e.message === 'k8s plain followed');
+        },
+        15_000,
+        300,
+      );
     } finally {
       abort.abort();
       await following.catch(() => undefined);
