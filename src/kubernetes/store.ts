@@ -13,7 +13,8 @@
  *   merged into one stream with a history, so any number of informers on a node cost one watch
  *   per kind on the server;
  * - Revisions carry an ownerReference to their Function, so the cluster's garbage collector
- *   deletes them with it, whichever client deleted the Function.
+ *   deletes them with it, whichever client deleted the Function;
+ * - a new Event is written as a core v1 Event too (core-events.ts), so kubectl describe shows it.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { SharedBundles } from '../control-plane/bundles.js';
@@ -30,6 +31,7 @@ import {
   type KubeJson,
   kubeFailure,
 } from './client.js';
+import { coreEventOf, coreEventsPath } from './core-events.js';
 import { LeaseElection, type LeaseTimings } from './lease.js';
 import { customSecrets, nativeSecrets, type SealingBox } from './secrets.js';
 import { customResources, internalResource, internalStream, type KubeResource } from './store-kinds.js';
@@ -206,6 +208,11 @@ export class KubernetesStore implements Store {
       }
       const result = stored && r.toKylix(stored);
       if (!result) throw new KylixError('ERR_INTERNAL', `${what}: the API server answered with no object.`);
+      // A new Event is also a core Event, for kubectl describe / get events (core-events.ts).
+      if (kind === 'Event' && pre.mustNotExist)
+        void this.client
+          .request('POST', coreEventsPath(namespace), { body: coreEventOf(result) })
+          .catch(() => undefined);
       return this.remember(result);
     } catch (err) {
       if (isStatus(err, 409))

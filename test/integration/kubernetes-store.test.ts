@@ -246,6 +246,45 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
     const fnUid = JSON.parse(await kc(['-n', 'hello', 'get', 'function', 'hello', '-o', 'json'])).metadata
       .uid;
     assert.deepEqual([owner.kind, owner.name, owner.uid], ['Function', 'hello', fnUid]);
+    // What happened is where a Kubernetes user looks: kubectl describe's Events and kubectl get events
+    // (core Events naming the Function), not only kylix describe's.
+    await eventually(
+      async () =>
+        /RevisionCreated\s.*Created revision 2/.test(
+          await kc(['-n', 'hello', 'describe', 'function', 'hello']),
+        ),
+      30_000,
+      200,
+    );
+    const described = await kc(['-n', 'hello', 'describe', 'function', 'hello']);
+    assert.match(
+      described,
+      /^Events:\n.*Reason.*\n(.*\n)*\s+Normal\s+RevisionReady\s.*kylix\s+Revision 1 is ready/m,
+    );
+    const events = JSON.parse(
+      await kc([
+        '-n',
+        'hello',
+        'get',
+        'events',
+        '--field-selector',
+        `involvedObject.uid=${fnUid}`,
+        '-o',
+        'json',
+      ]),
+    ).items as { involvedObject: Record<string, string>; reason: string }[];
+    assert.ok(events.some((e) => e.reason === 'RevisionCreated'));
+    assert.deepEqual(
+      { ...events[0]?.involvedObject, resourceVersion: undefined },
+      {
+        apiVersion: 'kylix.dev/v1',
+        kind: 'Function',
+        name: 'hello',
+        namespace: 'hello',
+        uid: fnUid,
+        resourceVersion: undefined,
+      },
+    );
 
     // Two ways of giving the code: the CRD itself refuses it now (the anyOf/not of crds.ts).
     const two = await kubectl(api.kubeconfig, ['-n', 'hello', 'apply', '-f', '-'], {
