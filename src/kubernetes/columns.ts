@@ -66,7 +66,33 @@ function routesCell(o: KObject): string {
   );
 }
 
+/** Database, KeyValue, Queue and Bucket: which backend serves the resource, and whether it is provisioned. */
+const BACKED: Column[] = [
+  {
+    header: 'BACKEND',
+    type: 'string',
+    jsonPath: '.status.backend',
+    priority: 0,
+    cell: (o) => String((o.status as { backend?: unknown } | undefined)?.backend ?? '<none>'),
+    description: 'The backend that serves the resource (the installation chooses it).',
+  },
+  READY,
+  AGE,
+  {
+    header: 'REASON',
+    type: 'string',
+    jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+    priority: 1,
+    cell: (o) => o.status?.conditions?.find((x) => x.type === 'Ready')?.reason ?? '',
+    description: 'Why the resource is (not) ready.',
+  },
+];
+
 const COLUMNS: Record<string, Column[]> = {
+  Database: BACKED,
+  KeyValue: BACKED,
+  Queue: BACKED,
+  Bucket: BACKED,
   Function: [
     {
       header: 'REVISION',

@@ -350,6 +350,21 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
         : d,
     );
     await kc(['-n', 'shop', 'apply', '-f', '-'], yamlOf(resources));
+    // kubectl get of a resource kind says which backend serves it and whether it is ready, as kylix get does.
+    for (const [kind, name] of [
+      ['databases', 'shop'],
+      ['keyvalues', 'sessions'],
+      ['queues', 'order-events'],
+      ['buckets', 'invoices'],
+    ] as const)
+      await eventually(
+        async () =>
+          new RegExp(`^NAME\\s+BACKEND\\s+READY\\s+AGE\\n${name}\\s+embedded\\s+True\\s`).test(
+            await kc(['-n', 'shop', 'get', kind, name]),
+          ),
+        60_000,
+        200,
+      );
 
     // storefront by URL (a server the nodes can reach), orders from the ConfigMap an upload through
     // Kylix's API stores (what kylix apply does), quote and echo inline.
