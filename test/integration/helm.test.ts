@@ -170,6 +170,13 @@ describe('the Helm chart', () => {
       objs.filter((x) => x.kind === 'Role' || x.kind === 'RoleBinding').map((x) => x.metadata.namespace);
     assert.equal(kubeNs(base), 'kylix');
     assert.deepEqual(roleNs(base), ['kylix', 'kylix']);
+    // Each node names its log lines after its pod.
+    assert.deepEqual(
+      (containerOf(base).env as { name: string; valueFrom?: unknown }[]).find(
+        (e) => e.name === 'KYLIX_NODE_NAME',
+      )?.valueFrom,
+      { fieldRef: { fieldPath: 'metadata.name' } },
+    );
     const named = render({
       config: { backends: { state: { provider: 'kubernetes', namespace: 'kx-state' } } },
     });
