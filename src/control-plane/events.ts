@@ -1,10 +1,16 @@
 /**
  * Kubernetes-style Events: short notes about what happened to an object ("RevisionCreated",
- * "RevisionFailed"), shown by `kylix describe`. Only the newest few per object are kept.
+ * "RevisionFailed"), shown by `kylix describe`. Only the newest few per object are kept. As
+ * Kubernetes' event recorder does, an event that repeats the object's newest one (same type,
+ * reason and message: a node restarting and finding the same revision ready) counts up that one
+ * (`count`, `lastTimestamp`) instead of adding another.
  */
 import { randomBytes } from 'node:crypto';
 import { API_VERSION, type KObject } from '../resources/meta.js';
 import type { Registry } from './registry.js';
+
+/** What an Event holds besides its metadata. */
+type EventFields = KObject & { type?: string; reason?: string; message?: string; count?: number };
 
 /** Events kept per involved object. */
 const KEEP = 20;
@@ -20,6 +26,15 @@ export async function recordEvent(
   const now = new Date().toISOString();
   const { namespace, name } = about.metadata;
   try {
+    const newest = (await eventsFor(registry, about.kind, namespace, name)).at(-1) as EventFields | undefined;
+    if (newest && newest.type === type && newest.reason === reason && newest.message === message) {
+      await registry.writeInternal({
+        ...newest,
+        count: (newest.count ?? 1) + 1,
+        lastTimestamp: now,
+      } as KObject);
+      return;
+    }
     await registry.writeInternal({
       apiVersion: API_VERSION,
       kind: 'Event',
