@@ -85,7 +85,8 @@ export function guestNavigator(host: Navigator | undefined): Navigator {
     userAgent: GUEST_USER_AGENT,
     language: host?.language ?? 'en-US',
     languages: freeze([...(host?.languages ?? ['en-US'])]),
-    hardwareConcurrency: host?.hardwareConcurrency ?? 1,
+    // 1, as on Workers: a request runs on one thread, and the node's core count is not the tenant's to know.
+    hardwareConcurrency: 1,
   } as unknown as Navigator;
 }
 

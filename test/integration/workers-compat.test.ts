@@ -20,6 +20,7 @@ async function handle(request) {
   return Response.json({
     self: self === globalThis,
     userAgent: navigator.userAgent,
+    cores: navigator.hardwareConcurrency,
     waited: Date.now() - started >= 15,
     cf: typeof request.cf === 'object' && request.cf !== null && Object.keys(request.cf).length === 0,
     greeting: GREETING,
@@ -297,6 +298,7 @@ describe('Workers compatibility: syntax and globals', () => {
     assert.deepEqual(await res.json(), {
       self: true,
       userAgent: 'Cloudflare-Workers',
+      cores: 1,
       waited: true,
       cf: true,
       greeting: 'hello',
