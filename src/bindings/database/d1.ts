@@ -8,6 +8,7 @@
 import { TEXT_TYPES } from './common.js';
 import type { SqlResult, Statement } from './interface.js';
 import { splitStatements, statementVerb, translatePlaceholders } from './sql-scan.js';
+import { sqliteToPostgres } from './sqlite-translate.js';
 
 /** D1's result metadata. */
 export interface D1Meta {
@@ -37,10 +38,30 @@ const WRITES = new Set(['insert', 'update', 'delete', 'merge']);
 const DDL = new Set(['create', 'alter', 'drop', 'truncate', 'comment', 'grant', 'revoke']);
 
 /** A D1 statement as a provider runs it: placeholders translated, lastval() asked for INSERTs. */
-export function d1Statement(s: { sql: string; params?: unknown[] }): Statement {
-  const sql = translatePlaceholders(s.sql);
+function d1Statement(text: string, params: unknown[]): Statement {
+  const sql = translatePlaceholders(text);
   const verb = statementVerb(sql);
-  return { sql, params: s.params ?? [], ...(verb === 'insert' ? { lastRowId: true } : {}) };
+  return { sql, params, ...(verb === 'insert' ? { lastRowId: true } : {}) };
+}
+
+/**
+ * D1 statements as a provider runs them: SQLite-only constructs translated (sqlite-translate.ts),
+ * which may bring statements along (a rowid trigger, foreign keys added last); `first[i]` is where
+ * the i-th statement's own result is. `placeholders: false` for exec(), which binds nothing.
+ */
+export function d1Statements(
+  list: readonly { sql: string; params?: unknown[] }[],
+  placeholders = true,
+): { statements: Statement[]; first: number[] } {
+  const { statements, first } = sqliteToPostgres(
+    list.map((s) => s.sql),
+    true,
+  );
+  const own = new Map(first.map((at, i) => [at, list[i]!.params ?? []]));
+  return {
+    statements: statements.map((sql, at) => (placeholders ? d1Statement(sql, own.get(at) ?? []) : { sql })),
+    first,
+  };
 }
 
 /** The statements of an exec() text, each without parameters. */

@@ -8,11 +8,12 @@ import { KylixError } from '../../errors.js';
 import { DATABASE } from '../../resources/binding-kinds.js';
 import { embeddedDataDir, embeddedSection } from '../embedded-config.js';
 import { type BindingKind, type Handles, operations } from '../kind.js';
-import { d1ExecStatements, d1Result, d1Statement } from './d1.js';
+import { d1ExecStatements, d1Result, d1Statements } from './d1.js';
 import { postgresConfigSchema } from './index.js';
 import type { DatabaseProvider } from './interface.js';
 import { sqlParams } from './params.js';
 import { withD1Errors, withSqliteHints } from './sqlite-hints.js';
+import { sqliteMigration } from './sqlite-translate.js';
 
 const op = operations<DatabaseProvider>();
 
@@ -67,9 +68,11 @@ export const databaseKind = {
   async provision(db, ref, spec) {
     const files = (spec as { migrationFiles?: { name: string; sql: string }[] } | undefined)?.migrationFiles;
     if (!files?.length) return undefined;
+    // A wrangler migrations_dir is written for SQLite (drizzle-kit's always is): see sqlite-translate.ts.
+    const translated = files.map((f) => ({ name: f.name, sql: sqliteMigration(f.sql) }));
     const ran = await withSqliteHints(
-      files.map((f) => f.sql),
-      () => db.migrate(ref, files),
+      translated.map((f) => f.sql),
+      () => db.migrate(ref, translated),
     );
     return {
       status: { migrations: files.map((f) => f.name) },
@@ -89,48 +92,50 @@ export const databaseKind = {
       // Several statements in one prepare() without bindings (D1 runs them all, as exec() would):
       // one batch, answered with the last one's result.
       const several = s.params?.length ? [] : d1ExecStatements(s.sql);
-      if (several.length > 1 && several.length <= MAX_BATCH) {
-        const sts = several.map((x) => d1Statement(x));
+      const given = several.length > 1 && several.length <= MAX_BATCH ? several : [s];
+      const { statements: sts, first } = d1Statements(given);
+      const answer = first.at(-1)!;
+      if (sts.length > 1) {
         const [rs, ms] = await timed(() =>
           withD1Errors(
             sts.map((x) => x.sql),
             () => db.batch(ref, sts),
           ),
         );
-        return d1Result(sts.at(-1)!, rs.at(-1)!, ms, db.name);
+        return d1Result(sts[answer]!, rs[answer]!, ms, db.name);
       }
-      const st = d1Statement(s);
-      const [r, ms] = await timed(() => withD1Errors([s.sql], () => db.query(ref, st)));
-      return d1Result(st, r, ms, db.name);
+      const [r, ms] = await timed(() => withD1Errors([sts[0]!.sql], () => db.query(ref, sts[0]!)));
+      return d1Result(sts[0]!, r, ms, db.name);
     }),
     /** D1's batch([statements]): every statement in one transaction, one D1 result each. */
     d1Batch: op(z.tuple([z.array(statement).min(1).max(MAX_BATCH)]), async (db, [list], { ref }) => {
-      const sts = list.map(d1Statement);
+      const { statements: sts, first } = d1Statements(list);
       const [rs, ms] = await timed(() =>
         withD1Errors(
-          list.map((s) => s.sql),
+          sts.map((s) => s.sql),
           () => db.batch(ref, sts),
         ),
       );
-      const each = Math.round((ms / sts.length) * 1000) / 1000;
-      return rs.map((r, i) => d1Result(sts[i]!, r, each, db.name));
+      const each = Math.round((ms / list.length) * 1000) / 1000;
+      return first.map((i) => d1Result(sts[i]!, rs[i]!, each, db.name));
     }),
     /** D1's exec(sql): statements separated by ";", without parameters, run as one batch. */
     d1Exec: op(z.tuple([sqlText]), async (db, [sql], { ref }) => {
-      const sts = d1ExecStatements(sql);
-      if (sts.length === 0) return { count: 0, duration: 0 };
-      if (sts.length > MAX_BATCH)
+      const given = d1ExecStatements(sql);
+      if (given.length === 0) return { count: 0, duration: 0 };
+      if (given.length > MAX_BATCH)
         throw new KylixError(
           'ERR_BINDING_BAD_ARGUMENTS',
-          `exec() was given ${sts.length} statements; the limit is ${MAX_BATCH}. Split the text.`,
+          `exec() was given ${given.length} statements; the limit is ${MAX_BATCH}. Split the text.`,
         );
+      const { statements: sts } = d1Statements(given, false);
       const [, ms] = await timed(() =>
         withD1Errors(
           sts.map((s) => s.sql),
           () => db.batch(ref, sts),
         ),
       );
-      return { count: sts.length, duration: ms };
+      return { count: given.length, duration: ms };
     }),
     begin: op(z.tuple([z.number().int().min(1).max(60_000)]), async (db, [timeoutMs], { ref, handles }) => {
       const tx = await db.begin(ref, timeoutMs);
