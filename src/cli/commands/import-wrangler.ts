@@ -287,7 +287,7 @@ export function translateWrangler(
     addResource('Database', res, hasMigrations ? { migrations: `./${dir.replace(/^\.\//, '')}` } : {});
     bindings[binding] = { database: res };
     unmapped.push(
-      `d1_databases.${binding}: a Kylix Database speaks PostgreSQL, not SQLite; check the migrations and queries${hasMigrations ? '' : ` (no ${dir} folder found)`}`,
+      `d1_databases.${binding}: a Kylix Database speaks PostgreSQL, not SQLite; what PostgreSQL cannot take is translated (backticks, AUTOINCREMENT, drizzle-kit's migrations: see docs/workers-compatibility.md), the rest of SQLite's dialect is not, so check the migrations and queries${hasMigrations ? '' : ` (no ${dir} folder found)`}`,
     );
   }
   for (const r2 of list(config.r2_buckets)) {
