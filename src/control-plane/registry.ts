@@ -263,6 +263,20 @@ export class Registry {
     );
   }
 
+  /**
+   * Replaces an object's metadata.finalizers (stores with Store.finalizers), at the version it was
+   * read at: a conflict throws, and the caller's work queue tries again with the newer object.
+   */
+  async setFinalizers(o: KObject, finalizers: string[]): Promise<KObject> {
+    const { finalizers: _, ...metadata } = o.metadata;
+    // Without status: the object's status is not this write's to change (a stale one would win).
+    const { status: _status, ...object } = o;
+    return this.store.put(
+      { ...object, metadata: finalizers.length ? { ...metadata, finalizers } : metadata },
+      { resourceVersion: o.metadata.resourceVersion },
+    );
+  }
+
   /** Marks an object so that deleting it also destroys its data (see controllers/resources.ts). */
   async markForPurge(kind: string, namespace: string, name: string): Promise<void> {
     const o = await this.get(kind, namespace, name);

@@ -45,6 +45,8 @@ export function kylixMeta(m: Record<string, unknown>, name = String(m.name)): Ob
     ...(Array.isArray(m.ownerReferences) && m.ownerReferences.length
       ? { ownerReferences: m.ownerReferences as Record<string, unknown>[] }
       : {}),
+    ...(Array.isArray(m.finalizers) && m.finalizers.length ? { finalizers: m.finalizers.map(String) } : {}),
+    ...(typeof m.deletionTimestamp === 'string' ? { deletionTimestamp: m.deletionTimestamp } : {}),
   };
 }
 
@@ -56,6 +58,8 @@ export function kubeMeta(m: ObjectMeta, name = m.name): Record<string, unknown> 
     ...(m.labels ? { labels: m.labels } : {}),
     ...(m.annotations ? { annotations: m.annotations } : {}),
     ...(m.ownerReferences?.length ? { ownerReferences: m.ownerReferences } : {}),
+    // A replace without them would drop every finalizer (Kylix's own and anyone else's).
+    ...(m.finalizers?.length ? { finalizers: m.finalizers } : {}),
   };
 }
 

@@ -68,6 +68,7 @@ export async function openKubernetesStore(options: KubernetesStoreOptions): Prom
 /** The store; see the file comment. */
 export class KubernetesStore implements Store {
   readonly name = 'kubernetes';
+  readonly finalizers = true;
   /** Where bundles uploaded through Kylix's API are kept for every node. */
   readonly bundles: KubeBundles & SharedBundles;
   /** The resources of each kind, read in order (Secret: the native one first). */
@@ -344,6 +345,7 @@ function sameButStatus(a: KObject, b: KObject): boolean {
     isDeepStrictEqual(ra, rb) &&
     isDeepStrictEqual(ma.labels, mb.labels) &&
     isDeepStrictEqual(ma.annotations, mb.annotations) &&
-    isDeepStrictEqual(ma.ownerReferences, mb.ownerReferences)
+    isDeepStrictEqual(ma.ownerReferences, mb.ownerReferences) &&
+    isDeepStrictEqual(ma.finalizers, mb.finalizers)
   );
 }

@@ -131,6 +131,10 @@ export interface ObjectMeta {
   generation: number;
   creationTimestamp: string;
   ownerReferences?: Record<string, unknown>[];
+  /** Kubernetes only (Store.finalizers): what must happen before a deleted object goes. */
+  finalizers?: string[];
+  /** Kubernetes only: when a delete was asked for, while finalizers still hold the object. */
+  deletionTimestamp?: string;
 }
 
 /** Any stored Kylix object. */

@@ -472,4 +472,61 @@ describe('Kylix nodes on a Kubernetes API server', { skip, timeout: 600_000 }, (
     );
     assert.equal(await ready('default', 'cli'), 'True');
   });
+  it('purges a KeyValue deleted with kubectl while no node runs, once a node starts (finalizer)', async () => {
+    // No other node: each test node keeps its own embedded data, and any of them would purge its own.
+    for (const n of nodes.splice(0)) await n.destroy();
+    const first = await node();
+    await kc(['create', 'namespace', 'fin']);
+    const code = `export default {
+      async fetch(request, env) {
+        if (request.method === 'PUT') { await env.KV.put('k', await request.text()); return new Response('stored'); }
+        return new Response(String(await env.KV.get('k')));
+      },
+    };`;
+    const kv = { apiVersion: 'kylix.dev/v1', kind: 'KeyValue', metadata: { name: 'cart' }, spec: {} };
+    const fn = {
+      apiVersion: 'kylix.dev/v1',
+      kind: 'Function',
+      metadata: { name: 'fin' },
+      spec: { code, routes: [{ path: '/fin' }], bindings: { KV: { keyValue: 'cart' } } },
+    };
+    await kc(['-n', 'fin', 'apply', '-f', '-'], yamlOf([kv, fn]));
+    await eventually(async () => (await ready('fin', 'fin')) === 'True', 60_000, 200);
+    await eventually(async () => (await ready('fin', 'cart', 'keyvalue')) === 'True', 60_000, 200);
+    assert.equal(await (await fetch(first.url('/fin'), { method: 'PUT', body: 'kept' })).text(), 'stored');
+    assert.equal(await (await fetch(first.url('/fin'))).text(), 'kept');
+
+    // The annotation brings the finalizer; the node stops; kubectl deletes (the object waits).
+    await kc(['-n', 'fin', 'annotate', 'keyvalue', 'cart', 'kylix.dev/purge-on-delete=true']);
+    const finalizers = () =>
+      kc(['-n', 'fin', 'get', 'keyvalue', 'cart', '-o', 'jsonpath={.metadata.finalizers}']);
+    await eventually(async () => (await finalizers()).includes('kylix.dev/purge'), 30_000, 200);
+    await first.stop();
+    await kc(['-n', 'fin', 'delete', 'keyvalue', 'cart', '--wait=false']);
+    assert.match(
+      await kc(['-n', 'fin', 'get', 'keyvalue', 'cart', '-o', 'jsonpath={.metadata.deletionTimestamp}']),
+      /^\d{4}-/,
+      'held by the finalizer while no node runs',
+    );
+
+    // A node on the same data purges it and lets it go; applied again, the KeyValue is empty.
+    const second = await startNode({
+      dataDir: first.dataDir,
+      installation: installationSchema.parse({
+        backends: { state: { provider: 'kubernetes', kubeconfig: api.kubeconfig } },
+      }),
+    });
+    nodes.push(second);
+    await eventually(
+      async () =>
+        (await kubectl(api.kubeconfig, ['-n', 'fin', 'get', 'keyvalue', 'cart'])).stderr.includes('NotFound'),
+      60_000,
+      200,
+    );
+    await kc(['-n', 'fin', 'apply', '-f', '-'], yamlOf([kv]));
+    await eventually(async () => (await ready('fin', 'cart', 'keyvalue')) === 'True', 60_000, 200);
+    await eventually(async () => (await (await fetch(second.url('/fin'))).text()) === 'null', 30_000, 200);
+    // Without the annotation, no finalizer: a plain delete keeps the data, as documented.
+    assert.equal(await finalizers(), '');
+  });
 });

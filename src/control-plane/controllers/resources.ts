@@ -3,6 +3,9 @@
  * backend needs (a database, a stream, a bucket) and, for a Database, applies its migrations once
  * each; status says which backend serves it and whether it is healthy. Deleting an object keeps
  * its data unless it was deleted with --purge (the API marks it with the purge annotation first).
+ * Where the store keeps finalizers (Kubernetes), an object with the annotation also carries the
+ * PURGE_FINALIZER, so a deletion made while no node runs (kubectl delete) is purged when one
+ * starts: the object waits, marked deleted, until a node has purged its data and let it go.
  * Each kind reaches it through an informer; reconciles run from one work queue, one at a time per
  * object, and a backend that fails is tried again with backoff.
  */
@@ -18,6 +21,11 @@ import { type ControllerObserver, WorkQueue } from '../work-queue.js';
 
 /** Set on an object just before it is deleted, when its data must go with it. */
 export const PURGE_ANNOTATION = 'kylix.dev/purge-on-delete';
+/** Holds a deleted object with the annotation until its data is purged (stores with finalizers). */
+export const PURGE_FINALIZER = 'kylix.dev/purge';
+
+const purgeWanted = (o: KObject) => o.metadata.annotations?.[PURGE_ANNOTATION] === 'true';
+const holdsPurge = (o: KObject) => o.metadata.finalizers?.includes(PURGE_FINALIZER) === true;
 
 const keyOf = (o: KObject) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`;
 
@@ -59,9 +67,11 @@ export class ResourceController {
             ),
           handlers: {
             add: (o) => this.work.add(keyOf(o)),
-            // Status writes come back as updates; act only on spec changes.
+            // Status writes come back as updates; act only on spec changes, and on a deletion
+            // or purge annotation the finalizer has not caught up with.
             update: (_previous, o) => {
-              if (o.status?.observedGeneration !== o.metadata.generation) this.work.add(keyOf(o));
+              if (o.status?.observedGeneration !== o.metadata.generation || this.finalizerDue(o))
+                this.work.add(keyOf(o));
             },
             delete: (o) => {
               this.deleted.set(keyOf(o), o);
@@ -109,7 +119,32 @@ export class ResourceController {
     }
     const [kind, namespace, name] = key.split('/') as [string, string, string];
     const current = this.informers.get(kind)?.get(namespace, name);
-    if (current) await this.reconcile(current);
+    if (!current) return;
+    if (current.metadata.deletionTimestamp !== undefined) {
+      // Deleted, held by finalizers: purge if it asked to, then let it go (never provision it again).
+      if (!holdsPurge(current)) return;
+      await this.remove(current);
+      await this.registry.setFinalizers(
+        current,
+        (current.metadata.finalizers ?? []).filter((f) => f !== PURGE_FINALIZER),
+      );
+      return;
+    }
+    if (this.finalizerDue(current)) {
+      const others = (current.metadata.finalizers ?? []).filter((f) => f !== PURGE_FINALIZER);
+      await this.registry.setFinalizers(
+        current,
+        purgeWanted(current) ? [...others, PURGE_FINALIZER] : others,
+      );
+    }
+    await this.reconcile(current);
+  }
+
+  /** Whether the object's purge finalizer must be added, taken off, or acted on (a deletion). */
+  private finalizerDue(o: KObject): boolean {
+    if (!this.registry.store.finalizers) return false;
+    if (o.metadata.deletionTimestamp !== undefined) return holdsPurge(o);
+    return purgeWanted(o) !== holdsPurge(o);
   }
 
   private async provider(resourceKind: string): Promise<{ kind: AnyBindingKind; provider: Provider }> {
@@ -176,7 +211,7 @@ export class ResourceController {
 
   /** Deleted: the data stays unless the object carried the purge annotation. */
   private async remove(o: KObject): Promise<void> {
-    if (o.metadata.annotations?.[PURGE_ANNOTATION] !== 'true') return;
+    if (!purgeWanted(o)) return;
     const { provider } = await this.provider(o.kind);
     await provider.purge({ namespace: o.metadata.namespace, name: o.metadata.name });
   }

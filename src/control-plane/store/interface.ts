@@ -39,6 +39,11 @@ export interface LeaderElection {
 /** Where resources, revisions and status live. Every method is async so a networked store fits. */
 export interface Store {
   readonly name: string;
+  /**
+   * Whether a delete of an object with metadata.finalizers only marks it (deletionTimestamp) until
+   * they are removed, as Kubernetes does (the kubernetes store); other stores delete at once.
+   */
+  readonly finalizers?: boolean;
   /** The newest resourceVersion the store has handed out (for list metadata). */
   currentVersion(): Promise<string>;
   get(kind: string, namespace: string, name: string): Promise<KObject | undefined>;
