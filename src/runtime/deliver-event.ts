@@ -6,6 +6,13 @@
 import { F } from '../sandbox/channel.js';
 import type { Runtime } from './runtime.js';
 
+/**
+ * The most an instance may answer an event with (the handler's decisions as JSON: a lease id per
+ * message of a batch of up to 1,000, and an error text of at most 8 KiB). It is the stream's only
+ * credit, never granted again, so the channel ends an instance that sends more.
+ */
+export const MAX_EVENT_ANSWER_BYTES = 2 ** 20;
+
 /** Sends `payload` as a `kind` event to the revision; resolves with the handler's JSON answer. */
 export async function invokeEvent(
   runtime: Runtime,
@@ -37,25 +44,25 @@ export async function invokeEvent(
           reject(new Error(`the instance answered the ${kind} event with something other than JSON`));
         }
       };
-      stream = channel.open({
-        response: (_head, body) => {
-          if (body) settle(() => parse(body));
+      stream = channel.open(
+        {
+          response: (_head, body) => {
+            if (body) settle(() => parse(body));
+          },
+          body: (chunk) => chunks.push(chunk),
+          end: () => settle(() => parse(Buffer.concat(chunks))),
+          threw: () =>
+            settle(() => reject(new Error(`the ${kind} handler could not be run; see the function's log`))),
+          reset: () => settle(() => reject(new Error(`the ${kind} handler's answer was cut off`))),
+          credit: () => undefined,
+          closed: () =>
+            settle(() => {
+              runtime.instanceFailed(lease.instance.id);
+              reject(new Error(`the instance stopped while handling the ${kind} event`));
+            }),
         },
-        body: (chunk) => {
-          chunks.push(chunk);
-          channel.grant(stream, chunk.byteLength);
-        },
-        end: () => settle(() => parse(Buffer.concat(chunks))),
-        threw: () =>
-          settle(() => reject(new Error(`the ${kind} handler could not be run; see the function's log`))),
-        reset: () => settle(() => reject(new Error(`the ${kind} handler's answer was cut off`))),
-        credit: () => undefined,
-        closed: () =>
-          settle(() => {
-            runtime.instanceFailed(lease.instance.id);
-            reject(new Error(`the instance stopped while handling the ${kind} event`));
-          }),
-      });
+        MAX_EVENT_ANSWER_BYTES,
+      );
       channel.sendHead(F.EVENT, stream, { kind, id: '', payload });
     });
   } finally {

@@ -116,9 +116,12 @@ export class InstanceChannel {
     return this.closedFlag;
   }
 
-  /** Opens a stream: frames for it go to `sink`. Returns its id. */
-  open(sink: StreamSink): number {
-    const id = this.streams.add({ sink, allowance: STREAM_WINDOW });
+  /**
+   * Opens a stream: frames for it go to `sink`. Returns its id. `allowance` is the answer's first
+   * credit: every body byte the instance sends on it, inline with the head or not, takes from it.
+   */
+  open(sink: StreamSink, allowance = STREAM_WINDOW): number {
+    const id = this.streams.add({ sink, allowance });
     if (this.closedFlag) queueMicrotask(() => this.finish(id)?.sink.closed());
     return id;
   }
@@ -216,8 +219,20 @@ export class InstanceChannel {
       case F.RESPONSE_HEAD: {
         const { head, body } = parseHead<ResponseHead>(payload);
         if (!Number.isInteger(head.s) || !Array.isArray(head.h)) throw new Error('a bad response head');
-        const s = type === F.RESPONSE ? this.finish(id) : this.streams.get(id);
-        s?.sink.response(head, type === F.RESPONSE ? body : undefined);
+        const s = this.streams.get(id);
+        if (!s) return;
+        if (type === F.RESPONSE_HEAD) {
+          s.sink.response(head, undefined);
+          return;
+        }
+        // A body inline with its head is body bytes like any other: within the credit, or the
+        // supervisor would hold (and the gateway queue for a slow client) whatever one frame carries.
+        if (body.byteLength > s.allowance) {
+          this.broken('response body bytes past the credit granted (inline with the head)');
+          return;
+        }
+        this.finish(id);
+        s.sink.response(head, body);
         return;
       }
       case F.BODY: {

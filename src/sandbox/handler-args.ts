@@ -4,6 +4,24 @@
  * batch records what the handler decided, for the supervisor's consumer loop.
  */
 import { decodeMessage } from './bindings/queue.js';
+import { MAX_DELAY_SECONDS, MAX_ERROR_TEXT } from './protocol.js';
+
+/** A handler's error as the answer carries it: `Name: message`, at most MAX_ERROR_TEXT characters. */
+export function errorText(err: unknown): string {
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}… (cut)` : text;
+}
+
+/** Checks a retry's delay where the handler asked for it, so the mistake is thrown at its line. */
+function checkDelay(delaySeconds: unknown): void {
+  if (
+    delaySeconds !== undefined &&
+    !(typeof delaySeconds === 'number' && delaySeconds >= 0 && delaySeconds <= MAX_DELAY_SECONDS)
+  )
+    throw new RangeError(
+      `retry({ delaySeconds }) takes a number of seconds from 0 to ${MAX_DELAY_SECONDS}, not ${typeof delaySeconds === 'number' ? delaySeconds : typeof delaySeconds}.`,
+    );
+}
 
 /** One delivery as the supervisor sends it. */
 export interface WireDelivery {
@@ -33,6 +51,7 @@ export function messageBatch(queue: string, deliveries: WireDelivery[]) {
     acked.add(leaseId);
   };
   const retry = (leaseId: string, delaySeconds?: number) => {
+    checkDelay(delaySeconds);
     acked.delete(leaseId);
     retried.set(leaseId, delaySeconds);
   };
@@ -55,6 +74,7 @@ export function messageBatch(queue: string, deliveries: WireDelivery[]) {
       for (const d of deliveries) ack(d.leaseId);
     },
     retryAll: (options: { delaySeconds?: number } = {}) => {
+      checkDelay(options.delaySeconds);
       for (const d of deliveries) retry(d.leaseId, options.delaySeconds);
     },
   });
@@ -65,9 +85,7 @@ export function messageBatch(queue: string, deliveries: WireDelivery[]) {
       ...(delaySeconds !== undefined ? { delaySeconds } : {}),
     })),
     failed: error !== undefined,
-    ...(error !== undefined
-      ? { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }
-      : {}),
+    ...(error !== undefined ? { error: errorText(error) } : {}),
   });
   return { batch, outcome };
 }

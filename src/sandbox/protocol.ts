@@ -100,6 +100,15 @@ export const EGRESS_ERROR_HEADER = 'kylix-egress-error';
  */
 export const USAGE_SLOTS = 512;
 
+/** The longest delay a queue message may be sent or retried with: 12 hours, as on Workers. */
+export const MAX_DELAY_SECONDS = 43_200;
+
+/**
+ * The most of a queue() or scheduled() handler's error an event's answer carries (the supervisor
+ * cuts what a hostile instance sends at the same length): it goes to the function's log.
+ */
+export const MAX_ERROR_TEXT = 8 * 1024;
+
 /** Loading a module may take startupLimitMs of CPU, and this many times that in wall time. */
 export const STARTUP_WALL_FACTOR = 10;
 

@@ -7,7 +7,7 @@
 import { Buffer } from 'node:buffer';
 import type { EventHead } from './channel.js';
 import type { ExecutionContext, Handler } from './handler.js';
-import { messageBatch, scheduledEvent, type WireDelivery } from './handler-args.js';
+import { errorText, messageBatch, scheduledEvent, type WireDelivery } from './handler-args.js';
 
 /** See the file comment; failures of the handler are logged and reported in the result, never thrown. */
 export async function runEvent(
@@ -49,6 +49,6 @@ export async function runEvent(
     return { ok: true };
   } catch (err) {
     logError('Uncaught exception in scheduled():', err);
-    return { ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
+    return { ok: false, error: errorText(err) };
   }
 }

@@ -11,9 +11,9 @@ import type { LeaderElection, Store } from '../control-plane/store/interface.js'
 import type { FunctionSpec } from '../resources/kinds.js';
 import { invokeEvent } from '../runtime/deliver-event.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { batchOutcome, scheduledAnswer } from './event-answer.js';
 import {
   type BackendsDown,
-  type BatchOutcome,
   type ConsumerOptions,
   type ConsumerSettled,
   QueueConsumer,
@@ -76,10 +76,9 @@ export function startTriggers(deps: {
       let ok = false;
       const run = async () => {
         const t = targetOf(target.namespace, target.functionName);
-        const answer = (await invokeEvent(deps.runtime, t.revisionKey, 'scheduled', event, t.timeoutMs)) as {
-          ok: boolean;
-          error?: string;
-        };
+        const answer = scheduledAnswer(
+          await invokeEvent(deps.runtime, t.revisionKey, 'scheduled', event, t.timeoutMs),
+        );
         if (!answer.ok) throw new Error(answer.error ?? 'scheduled() failed');
         ok = true;
       };
@@ -104,13 +103,15 @@ export function startTriggers(deps: {
         body: Buffer.from(d.body).toString('base64'),
       }));
       const run = async () =>
-        (await invokeEvent(
-          deps.runtime,
-          t.revisionKey,
-          'queue',
-          { queue: target.queue, messages },
-          t.timeoutMs,
-        )) as BatchOutcome;
+        batchOutcome(
+          await invokeEvent(
+            deps.runtime,
+            t.revisionKey,
+            'queue',
+            { queue: target.queue, messages },
+            t.timeoutMs,
+          ),
+        );
       if (!deps.tracing) return run();
       const parents = batch.map((d) => d.traceparent);
       return deps.tracing.queue(target.namespace, target.functionName, target.queue, parents, run);

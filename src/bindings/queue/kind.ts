@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { KylixError } from '../../errors.js';
 import { QUEUE } from '../../resources/binding-kinds.js';
+import { MAX_DELAY_SECONDS } from '../../sandbox/protocol.js';
 import { embeddedDataDir, embeddedSection } from '../embedded-config.js';
 import { type BindingKind, operations } from '../kind.js';
 import { natsConfigSchema } from './index.js';
@@ -40,7 +41,7 @@ export const queueKind = {
             z.strictObject({
               body: z.instanceof(Uint8Array),
               contentType: z.enum(['json', 'text', 'bytes', 'v8']),
-              delaySeconds: z.number().int().min(0).max(43_200).optional(),
+              delaySeconds: z.number().int().min(0).max(MAX_DELAY_SECONDS).optional(),
             }),
           )
           .min(1)
