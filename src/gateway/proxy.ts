@@ -135,8 +135,13 @@ class Exchange implements StreamSink {
   deadline = 0;
   /** Its id in the shared deadline sweep. */
   private deadlineId = 0;
-  /** Request body bytes the instance will take now. */
-  private allowance = STREAM_WINDOW;
+  /**
+   * Request body bytes the instance will take now: none until its function asks for the body (the
+   * instance then grants the first window), so a body nobody reads costs the instance nothing.
+   */
+  private allowance = 0;
+  /** The body goes as BODY frames under the instance's credit (not inline, once all here). */
+  private streamed = false;
   private received = 0;
   /** Response body bytes written to the client but not yet credited back to the instance. */
   private unacked = 0;
@@ -185,12 +190,15 @@ class Exchange implements StreamSink {
       return;
     }
     channel.sendHead(F.REQUEST_HEAD, this.stream, head);
+    this.streamed = true;
     req.on('data', (chunk: Buffer) => {
       if (!this.count(chunk)) return;
       channel.send(F.BODY, this.stream, chunk);
       this.allowance -= chunk.byteLength;
       if (this.allowance <= 0) req.pause();
     });
+    // Flowing once the instance grants credit (credit() resumes it).
+    req.pause();
     req.once('end', () => {
       if (this.done) return;
       channel.send(F.END, this.stream);
@@ -252,8 +260,9 @@ class Exchange implements StreamSink {
     }
     // A handler that had the whole request and has not answered in time may be stuck: its instance
     // is stopped. A client still sending its body is not the instance's fault: it keeps serving,
-    // and the client gets 408.
-    if (!this.delivered) {
+    // and the client gets 408. A body held back because the instance took no more of it (its
+    // function did not ask for it, or does not read it) is the function's doing.
+    if (!this.delivered && !(this.streamed && this.allowance <= 0)) {
       this.fail(
         new KylixError(
           'ERR_REQUEST_TIMEOUT',

@@ -19,8 +19,9 @@ export class Call implements RequestSource {
   /** The request body's stream controller, while the body is still arriving. */
   bodyController?: ReadableStreamDefaultController<Uint8Array>;
   /**
-   * Body chunks that arrived before the function asked for the body (it may await other work
-   * first): at most the credit the gateway was granted, since none of them is acked before read.
+   * Body chunks that arrived before the body stream was made. The gateway sends none before the
+   * instance grants the first window (when the function asks for the body), so this holds only
+   * what a chunk and the stream's making raced for.
    */
   private early?: Uint8Array[];
   /** The body has ended (END arrived) or its reader cancelled it: later chunks are dropped. */
@@ -34,7 +35,7 @@ export class Call implements RequestSource {
   done = false;
 
   constructor(
-    private readonly server: { ack(call: Call): void },
+    private readonly server: { ack(call: Call): void; open(call: Call): void },
     readonly stream: number,
     readonly method: string,
     /** The whole body, when it came inline in the request frame. */
@@ -89,7 +90,10 @@ export class Call implements RequestSource {
           for (const chunk of this.early ?? []) c.enqueue(chunk);
           this.early = undefined;
           if (this.bodyOver) c.close();
-          else this.bodyController = c;
+          else {
+            this.bodyController = c;
+            this.server.open(this);
+          }
         },
         pull: () => this.server.ack(this),
         cancel: () => {

@@ -19,6 +19,7 @@ import {
   MAX_FRAME_BYTES,
   parseHead,
   type RequestHead,
+  STREAM_WINDOW,
   withHeader,
 } from './channel.js';
 import type { Handler } from './handler.js';
@@ -129,6 +130,14 @@ export class InstanceServer {
         return;
       }
     }
+  }
+
+  /**
+   * The function asked for the body: the gateway may send its first window (it sends no body byte
+   * before, so a body nobody reads costs the instance nothing).
+   */
+  open(call: Call): void {
+    if (!call.done) this.hooks.write(creditFrame(call.stream, STREAM_WINDOW));
   }
 
   /** Grants back the request body bytes the function has taken. */
