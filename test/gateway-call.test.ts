@@ -150,6 +150,11 @@ describe('the exchange against a lying instance', () => {
       abort() {},
       done() {},
       grant() {},
+      // At the time limit the body is held back by the instance (it took no more): it is stopped.
+      setFate() {},
+      waitingOn() {
+        return undefined;
+      },
     };
     const record = serveNext(channel);
     const client = request({ port, host: '127.0.0.1', method: 'POST', path: '/' });
