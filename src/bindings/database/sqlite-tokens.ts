@@ -45,7 +45,7 @@ export function word(t: Tok | undefined): string {
   return t?.kind === 'word' ? t.text.toLowerCase() : '';
 }
 
-/** The index of the ")" that closes the "(" at `open` (or toks.length). */
+/** The index of the ")" that closes the "(" at `open` (or toks.length). One pass: call it once per statement. */
 export function closing(toks: readonly Tok[], open: number): number {
   let depth = 0;
   for (let k = open; k < toks.length; k++) {
@@ -56,6 +56,27 @@ export function closing(toks: readonly Tok[], open: number): number {
   }
   return toks.length;
 }
+
+/**
+ * For every "(" of `toks`, the index of its ")" (toks.length when unclosed), in one pass: the
+ * translation looks at every call's parentheses, and scanning to the close from each "(" would be
+ * quadratic in a statement of 1 MiB (`f(f(f(…`), run on the supervisor's thread. Valid while no
+ * token is inserted or removed (edits replace tokens in place, with blank() for removed ones).
+ */
+export function parenMatches(toks: readonly Tok[]): Int32Array {
+  const match = new Int32Array(toks.length).fill(toks.length);
+  const open: number[] = [];
+  for (let k = 0; k < toks.length; k++) {
+    const t = toks[k]!;
+    if (t.kind !== 'punct') continue;
+    if (t.text === '(') open.push(k);
+    else if (t.text === ')' && open.length > 0) match[open.pop()!] = k;
+  }
+  return match;
+}
+
+/** A token that stands for nothing: what an edit leaves where it removed a token (sig() skips it). */
+export const blank = (): Tok => ({ kind: 'space', text: '' });
 
 /** One statement after translation: itself, the statements it brings along, and any to run last. */
 export interface Translated {

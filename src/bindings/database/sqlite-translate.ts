@@ -9,7 +9,7 @@
  */
 import { splitStatements } from './sql-scan.js';
 import { ROWID_FUNCTION, translateDdl } from './sqlite-ddl.js';
-import { closing, sig, type Tok, type Translated, tokenize, word } from './sqlite-tokens.js';
+import { blank, parenMatches, sig, type Tok, type Translated, tokenize, word } from './sqlite-tokens.js';
 
 /** SQLite functions PostgreSQL does not have, renamed to the PostgreSQL function that does the same. */
 const RENAMED: Record<string, string> = {
@@ -26,20 +26,24 @@ const UNIXEPOCH = '(floor(extract(epoch from now()))::bigint)';
  */
 function translateCalls(toks: Tok[], jsonArray: boolean): boolean {
   let sqlite = false;
+  // Tokens are replaced in place, never spliced, so `match` stays right and each loop is linear.
+  const match = parenMatches(toks);
+  let scanned = 0;
   for (let k = 0; k < toks.length; k++) {
     const w = word(toks[k]);
     if (!w) continue;
     if (w === 'autoincrement') sqlite = true;
     const open = sig(toks, k + 1);
     if (toks[open]?.text === '(' && toks[open]?.kind === 'punct') {
-      const end = closing(toks, open);
-      if (w === 'unixepoch' && sig(toks, open + 1) === end) {
-        toks.splice(k, end - k + 1, { kind: 'word', text: UNIXEPOCH });
+      const end = match[open]!;
+      if (w === 'unixepoch' && sig(toks, open + 1) === end && end < toks.length) {
+        toks[k] = { kind: 'word', text: UNIXEPOCH };
+        for (let j = k + 1; j <= end; j++) toks[j] = blank();
         sqlite = true;
       } else if (Object.hasOwn(RENAMED, w)) {
         toks[k] = { kind: 'word', text: RENAMED[w]! };
         sqlite = true;
-      } else if (w === 'json_array' && jsonArray && !hasJsonClause(toks, open, end)) {
+      } else if (w === 'json_array' && jsonArray && !hasJsonClause(toks, match, open, end)) {
         // SQLite's json_array keeps NULLs (PostgreSQL 16's SQL-standard JSON_ARRAY drops them).
         toks[k] = { kind: 'word', text: 'json_build_array' };
       }
@@ -47,30 +51,33 @@ function translateCalls(toks: Tok[], jsonArray: boolean): boolean {
     // ON CONFLICT ("t"."c"): SQLite takes a qualified column as the target, PostgreSQL only "c".
     if (w === 'on' && word(toks[sig(toks, k + 1)]) === 'conflict') {
       const open2 = sig(toks, sig(toks, k + 1) + 1);
-      if (toks[open2]?.text !== '(') continue;
-      const end = closing(toks, open2);
-      for (let j = open2 + 1; j < end; j++) {
+      if (toks[open2]?.text !== '(' || toks[open2]?.kind !== 'punct') continue;
+      const end = match[open2]!;
+      // Where an earlier target's scan stopped: a target nested in it is not scanned again.
+      let j = Math.max(open2 + 1, scanned);
+      for (; j < end; j++) {
         const name = toks[j]!;
+        if (name.kind !== 'ident' && name.kind !== 'word') continue;
         const dot = sig(toks, j + 1);
-        if ((name.kind === 'ident' || name.kind === 'word') && toks[dot]?.text === '.' && dot < end) {
-          toks.splice(j, dot - j + 1);
+        if (toks[dot]?.text === '.' && dot < end) {
+          for (let x = j; x <= dot; x++) toks[x] = blank();
           sqlite = true;
           break;
         }
       }
+      scanned = j;
     }
   }
   return sqlite;
 }
 
-/** Whether a json_array(…) call holds the SQL-standard clauses (ABSENT ON NULL, RETURNING…). */
-function hasJsonClause(toks: readonly Tok[], open: number, end: number): boolean {
-  let depth = 0;
+/** Whether a json_array(…) call holds the SQL-standard clauses (ABSENT ON NULL, RETURNING…) at its own level. */
+function hasJsonClause(toks: readonly Tok[], match: Int32Array, open: number, end: number): boolean {
   for (let k = open + 1; k < end; k++) {
-    const t = toks[k]!.text;
-    if (t === '(') depth++;
-    else if (t === ')') depth--;
-    else if (depth === 0 && /^(on|returning|format)$/.test(word(toks[k]))) return true;
+    const t = toks[k]!;
+    // Nested parentheses are stepped over: each token is looked at for one call only.
+    if (t.kind === 'punct' && t.text === '(') k = match[k]!;
+    else if (/^(on|returning|format)$/.test(word(t))) return true;
   }
   return false;
 }
