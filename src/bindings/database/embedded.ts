@@ -323,13 +323,13 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
   }
 
   async query(ref: ResourceRef, statement: Statement): Promise<SqlResult> {
-    checkSqlRoom(this.options.dataDir, [statement]);
-    return (await this.instance(ref)).call({ op: 'query', statement }, this.statementTimeoutMs);
+    const [checked] = checkSqlRoom(this.options.dataDir, [statement]);
+    return (await this.instance(ref)).call({ op: 'query', statement: checked! }, this.statementTimeoutMs);
   }
 
   async batch(ref: ResourceRef, statements: Statement[]): Promise<SqlResult[]> {
-    checkSqlRoom(this.options.dataDir, statements);
-    return (await this.instance(ref)).call({ op: 'batch', statements }, this.statementTimeoutMs);
+    const checked = checkSqlRoom(this.options.dataDir, statements);
+    return (await this.instance(ref)).call({ op: 'batch', statements: checked }, this.statementTimeoutMs);
   }
 
   async begin(ref: ResourceRef, timeoutMs: number): Promise<string> {
@@ -368,10 +368,10 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
 
   async queryInTransaction(txId: string, statement: Statement): Promise<SqlResult> {
     // Refused before it reaches the engine: the transaction goes on, and the function may roll it back.
-    checkSqlRoom(this.options.dataDir, [statement]);
+    const [checked] = checkSqlRoom(this.options.dataDir, [statement]);
     const instance = this.instances.get(this.txs.get(txId)?.id ?? '');
     try {
-      return await this.txCall(txId, { op: 'txQuery', txId, statement });
+      return await this.txCall(txId, { op: 'txQuery', txId, statement: checked! });
     } catch (err) {
       // A failed statement rolls the transaction back (the worker did so already).
       if (instance) this.endTx(txId, instance);

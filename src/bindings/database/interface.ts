@@ -24,6 +24,11 @@ export interface Statement {
    * by the supervisor only, never taken from a function's arguments.
    */
   lastRowId?: boolean;
+  /**
+   * How it runs while the data disk is in its reserve (disk-writes.ts): 'read' in a read-only
+   * transaction, 'room' only in a database that holds no code of its own. Set by the supervisor only.
+   */
+  reserve?: 'read' | 'room';
 }
 
 /** A Database backend. */

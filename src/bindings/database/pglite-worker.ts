@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { PGlite, Results } from '@electric-sql/pglite';
-import type { KylixError } from '../../errors.js';
+import { KylixError } from '../../errors.js';
 import {
   lastvalOf,
   orderMigrations,
@@ -25,6 +25,7 @@ import {
 } from './common.js';
 import type { SqlResult, Statement } from './interface.js';
 import { checkEmbeddedSql } from './sql-guard.js';
+import { ROWID_FUNCTION } from './sqlite-ddl.js';
 
 /** A call from the provider. */
 export type WorkerRequest = { id: number } & (
@@ -177,10 +178,55 @@ async function resetSession(): Promise<void> {
   }
 }
 
+/** The rowid trigger function's body, as the SQLite translation creates it: the one function a database may hold and still make room in the reserve. */
+const ROWID_BODY = ROWID_FUNCTION.slice(
+  ROWID_FUNCTION.indexOf('$kylix$') + 7,
+  ROWID_FUNCTION.lastIndexOf('$kylix$'),
+);
+
+/** Whether the database holds code that a statement making room could run: functions (triggers, operators, casts call them) or rules. */
+const HOLDS_CODE = `SELECT EXISTS (
+  SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND NOT (p.proname = 'kylix_sqlite_rowid' AND p.prosrc = $1)
+) OR EXISTS (
+  SELECT 1 FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE r.ev_type <> '1' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+) AS code`;
+
+/**
+ * Runs `fn` as `statement.reserve` says (disk-writes.ts): a read in a read-only transaction (a
+ * savepoint inside the caller's transaction, undone after, so the engine refuses every write the
+ * read attempts), a statement making room only where no code of the tenant's could write for it.
+ */
+async function inReserve<T>(statement: Statement, fn: () => Promise<T>): Promise<T> {
+  if (statement.reserve === 'room') {
+    const r = await db.query<{ code: boolean }>(HOLDS_CODE, [ROWID_BODY]);
+    if (r.rows[0]?.code)
+      throw new KylixError(
+        'ERR_BACKEND_UNAVAILABLE',
+        "The embedded database is refusing writes: the node's data disk is in the reserve kept for the platform (KYLIX_DISK_RESERVE_MIB), and this database's own functions or rules could write for a DELETE, DROP or TRUNCATE. Give the node more disk, or free it elsewhere.",
+      );
+    return fn();
+  }
+  if (statement.reserve !== 'read') return fn();
+  const nested = db.isInTransaction();
+  await db.exec(nested ? 'SAVEPOINT kylix_reserve; SET LOCAL transaction_read_only = on' : 'BEGIN READ ONLY');
+  try {
+    return await fn();
+  } finally {
+    await db.exec(
+      nested ? 'ROLLBACK TO SAVEPOINT kylix_reserve; RELEASE SAVEPOINT kylix_reserve' : 'ROLLBACK',
+    );
+  }
+}
+
 async function run(statement: Statement): Promise<SqlResult> {
   checkEmbeddedSql(statement.sql);
   try {
-    const result = toResult(await db.query(statement.sql, statement.params ?? []));
+    const result = toResult(
+      await inReserve(statement, () => db.query(statement.sql, statement.params ?? [])),
+    );
     if (statement.lastRowId) result.lastRowId = await lastvalOf(db.isInTransaction(), (sql) => db.query(sql));
     return result;
   } catch (err) {
