@@ -99,6 +99,23 @@ describe('hostile: SQL that grows an embedded Database while the disk is in its 
     });
   }
 
+  it('refuses SQL that writes WAL outside any table (it fills the disk from a SELECT, read-only or not)', async () => {
+    for (const sql of [
+      'SELECT pg_switch_wal()',
+      "SELECT pg_logical_emit_message(false, 'x', repeat('x', 1000))",
+      "SELECT pg_create_restore_point('x')",
+      "SELECT pg_backup_start('x')",
+      "SELECT pg_create_physical_replication_slot('keep', true)",
+      "SELECT * FROM pg_create_logical_replication_slot('keep2', 'test_decoding')",
+    ])
+      for (const db of [ref, plain])
+        await assert.rejects(
+          p.query(db, { sql }),
+          (e: Error & { sqlState?: string }) => e.sqlState === '42501',
+          sql,
+        );
+  });
+
   it('still answers reads and deletes where no code of the tenant could write, in and out of transactions', async () => {
     assert.deepEqual((await p.query(plain, { sql: 'SELECT 1 AS one' })).rows, [{ one: 1 }]);
     const [read] = await p.batch(plain, [

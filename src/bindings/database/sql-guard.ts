@@ -16,9 +16,14 @@ type Token = { kind: 'word' | 'ident' | 'string' | 'body' | 'punct'; text: strin
 /** Extensions a tenant may create (the ones PGlite carries without loading code). */
 const ALLOWED_EXTENSIONS = new Set(['plpgsql']);
 
-/** Functions that read or write the server's files, signal backends or reach other servers. */
+/**
+ * Functions that read or write the server's files, signal backends or reach other servers; and
+ * those that write or keep WAL outside any table (a new 16 MiB segment per pg_switch_wal(), a
+ * logical message of any size, a replication slot that keeps every segment from then on): they
+ * fill the node's disk from a plain SELECT, which even a read-only transaction lets run.
+ */
 const FORBIDDEN_FUNCTIONS =
-  /^(pg_read_file|pg_read_binary_file|pg_ls_\w+|pg_stat_file|pg_file_\w+|lo_import|lo_export|pg_reload_conf|pg_terminate_backend|pg_cancel_backend|pg_signal_backend|pg_rotate_logfile|pg_promote|dblink\w*)$/;
+  /^(pg_read_file|pg_read_binary_file|pg_ls_\w+|pg_stat_file|pg_file_\w+|lo_import|lo_export|pg_reload_conf|pg_terminate_backend|pg_cancel_backend|pg_signal_backend|pg_rotate_logfile|pg_promote|dblink\w*|pg_switch_wal|pg_switch_xlog|pg_logical_emit_message|pg_create_restore_point|pg_(start|stop)_backup|pg_backup_(start|stop)|pg_\w*replication_slot\w*|pg_replication_origin_\w+|pg_log_backend_memory_contexts)$/;
 
 /** Splits SQL into tokens, skipping comments; strings and dollar-quoted bodies are single tokens. */
 function tokenize(sql: string): Token[] {
