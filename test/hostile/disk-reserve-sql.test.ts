@@ -17,6 +17,8 @@ import type { ResourceRef } from '../../src/bindings/provider.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'kylix-disk-reserve-sql-'));
 const ref: ResourceRef = { namespace: 'hostile', name: 'full' };
 const plain: ResourceRef = { namespace: 'hostile', name: 'plain' };
+/** A database whose only code is an operator over a built-in that writes. */
+const operated: ResourceRef = { namespace: 'hostile', name: 'operated' };
 
 /** Statements that grow a database while reading as something that may run in the reserve. */
 const SNEAKY: Record<string, string> = {
@@ -60,6 +62,13 @@ describe('hostile: SQL that grows an embedded Database while the disk is in its 
     await p.query(ref, {
       sql: "CREATE RULE r AS ON DELETE TO ruled DO INSTEAD INSERT INTO t SELECT repeat('r', 100) FROM generate_series(1, 100)",
     });
+    await p.ensure(operated);
+    await p.query(operated, { sql: 'CREATE TABLE t (v text)' });
+    await p.query(operated, { sql: "INSERT INTO t VALUES ('keep')" });
+    await p.query(operated, {
+      sql: 'CREATE OPERATOR === (FUNCTION = lo_from_bytea, LEFTARG = oid, RIGHTARG = bytea)',
+    });
+    await p.query(ref, { sql: "INSERT INTO t VALUES ('keep')" });
     await p.ensure(plain);
     // Through D1's translation, as a drizzle app makes it: with the rowid trigger function Kylix adds.
     await p.batch(
@@ -83,7 +92,7 @@ describe('hostile: SQL that grows an embedded Database while the disk is in its 
     const r = await p.query(ref, {
       sql: 'SELECT (SELECT count(*)::int FROM t) AS rows, (SELECT count(*)::int FROM pg_largeobject_metadata) AS los',
     });
-    assert.deepEqual(r.rows, [{ rows: 0, los: 0 }]);
+    assert.deepEqual(r.rows, [{ rows: 1, los: 0 }]);
   };
 
   for (const [name, sql] of Object.entries(SNEAKY)) {
@@ -98,6 +107,13 @@ describe('hostile: SQL that grows an embedded Database while the disk is in its 
       await unchanged();
     });
   }
+
+  it('does not let a DELETE write through an operator over a built-in that writes (a large object)', async () => {
+    const sql = "DELETE FROM t WHERE (0::oid === convert_to(repeat('x', 1000), 'UTF8'))::int < 0";
+    await p.query(operated, { sql }).catch(() => {});
+    const r = await p.query(operated, { sql: 'SELECT count(*)::int AS los FROM pg_largeobject_metadata' });
+    assert.deepEqual(r.rows, [{ los: 0 }]);
+  });
 
   it('refuses SQL that writes WAL outside any table (it fills the disk from a SELECT, read-only or not)', async () => {
     for (const sql of [

@@ -184,12 +184,18 @@ const ROWID_BODY = ROWID_FUNCTION.slice(
   ROWID_FUNCTION.lastIndexOf('$kylix$'),
 );
 
-/** Whether the database holds code that a statement making room could run: functions (triggers, operators, casts call them) or rules. */
+/**
+ * Whether the database holds code that a statement making room could run: its own functions (a
+ * trigger's, an aggregate), operators and casts (either may call a built-in that writes) or rules.
+ */
 const HOLDS_CODE = `SELECT EXISTS (
   SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND NOT (p.proname = 'kylix_sqlite_rowid' AND p.prosrc = $1)
 ) OR EXISTS (
+  SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+) OR EXISTS (SELECT 1 FROM pg_cast WHERE oid >= 16384) OR EXISTS (
   SELECT 1 FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE r.ev_type <> '1' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ) AS code`;
