@@ -39,6 +39,13 @@ export function reserveFor(total: number): number {
   return Math.min(GIB, total * 0.05);
 }
 
+/** Whether `dir`'s disk has less free than the reserve now (a reading taken for it, not one a second old). */
+export function inReserve(dir: string): boolean {
+  readings.delete(dir);
+  const r = room(dir);
+  return r !== undefined && r.free < reserveFor(r.total);
+}
+
 /**
  * Throws when a function's write of `bytes` into `dir` would leave less than the reserve free
  * (`what` names the store in the message). A disk that cannot be read is let be: the write itself

@@ -115,6 +115,33 @@ describe('hostile: SQL that grows an embedded Database while the disk is in its 
     assert.deepEqual(r.rows, [{ los: 0 }]);
   });
 
+  it('stops a statement let in with room once the disk reaches the reserve while it writes', async () => {
+    const roomy = mkdtempSync(join(tmpdir(), 'kylix-disk-watch-'));
+    const q = await openEmbeddedDatabase({ dataDir: roomy });
+    const held = process.env.KYLIX_DISK_RESERVE_MIB;
+    try {
+      process.env.KYLIX_DISK_RESERVE_MIB = '0';
+      await q.ensure(plain);
+      await q.query(plain, { sql: 'CREATE TABLE big (v text)' });
+      // One INSERT … SELECT that writes for as long as it may (here it waits, then writes).
+      const started = Date.now();
+      const writing = q.query(plain, {
+        sql: "INSERT INTO big SELECT repeat('x', 1000) FROM generate_series(1, 1000), pg_sleep(4)",
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      process.env.KYLIX_DISK_RESERVE_MIB = String(2 ** 40);
+      await assert.rejects(writing, (e: Error & { code?: string }) => e.code === 'ERR_BACKEND_UNAVAILABLE');
+      assert.ok(Date.now() - started < 3000, 'stopped at the reserve, not at its end');
+      assert.deepEqual((await q.query(plain, { sql: 'SELECT count(*)::int AS n FROM big' })).rows, [
+        { n: 0 },
+      ]);
+    } finally {
+      process.env.KYLIX_DISK_RESERVE_MIB = held;
+      await q.close();
+      rmSync(roomy, { recursive: true, force: true });
+    }
+  });
+
   it('refuses SQL that writes WAL outside any table (it fills the disk from a SELECT, read-only or not)', async () => {
     for (const sql of [
       'SELECT pg_switch_wal()',

@@ -70,25 +70,30 @@ export function reserveMode(sql: string): 'grow' | 'read' | 'room' | 'free' {
   return mode ?? 'free';
 }
 
-/** Whether `sql` (one or more statements) may grow the database. */
-export function mayGrow(sql: string): boolean {
-  return reserveMode(sql) !== 'free';
-}
-
 /**
  * The statements as they may run now: unchanged while the disk has room; in its reserve, each
  * marked for how the engine must run it (Statement.reserve), or all refused (ERR_BACKEND_UNAVAILABLE)
- * if one would grow the database.
+ * if one would grow the database. `grows`: they may still grow it as they run (they were let in
+ * while the disk had room): a single INSERT … SELECT can write gigabytes, so the provider
+ * watches the disk while such a call runs and stops its engine at the reserve.
  */
-export function checkSqlRoom(dataDir: string, statements: readonly Statement[]): Statement[] {
+export function admitSql(
+  dataDir: string,
+  statements: readonly Statement[],
+): { statements: Statement[]; grows: boolean } {
   const plain = statements.map(({ reserve: _, ...s }) => s);
   const modes = plain.map((s) => reserveMode(s.sql));
-  if (modes.every((m) => m === 'free')) return plain;
+  if (modes.every((m) => m === 'free')) return { statements: plain, grows: false };
   try {
     checkDiskRoom(dataDir, 0, 'The embedded database');
-    return plain;
+    return { statements: plain, grows: true };
   } catch (err) {
     if (modes.includes('grow')) throw err;
-    return plain.map((s, i) => (modes[i] === 'free' ? s : { ...s, reserve: modes[i] as 'read' | 'room' }));
+    return {
+      statements: plain.map((s, i) =>
+        modes[i] === 'free' ? s : { ...s, reserve: modes[i] as 'read' | 'room' },
+      ),
+      grows: false,
+    };
   }
 }

@@ -22,6 +22,8 @@ interface Pending {
   reject: (e: Error) => void;
   /** How long the call may run once the worker starts it. */
   limitMs: number;
+  /** It may grow the database: it was let in while the disk had room (disk-writes.ts). */
+  grows: boolean;
   timer?: NodeJS.Timeout;
 }
 
@@ -119,13 +121,22 @@ export class DatabaseInstance {
     return !this.failure;
   }
 
-  /** Sends a call; it may run for `limitMs` once the worker starts it (time queued does not count). */
-  call<T>(req: Call, limitMs: number): Promise<T> {
+  /** Whether a call that may grow the database is in flight. */
+  get growing(): boolean {
+    for (const c of this.calls.values()) if (c.grows) return true;
+    return false;
+  }
+
+  /**
+   * Sends a call; it may run for `limitMs` once the worker starts it (time queued does not count).
+   * `grows`: it may grow the database, so the disk watchdog stops it at the reserve (embedded.ts).
+   */
+  call<T>(req: Call, limitMs: number, grows = false): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
     this.lastUsed = Date.now();
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.calls.set(id, { resolve: resolve as (v: unknown) => void, reject, limitMs });
+      this.calls.set(id, { resolve: resolve as (v: unknown) => void, reject, limitMs, grows });
       this.worker.postMessage({ ...req, id });
     });
   }

@@ -15,9 +15,10 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KylixError } from '../../errors.js';
+import { inReserve } from '../../storage/disk-room.js';
 import type { Health, ResourceRef } from '../provider.js';
 import { identifierFor, notFound, transactionClosed } from './common.js';
-import { checkSqlRoom } from './disk-writes.js';
+import { admitSql } from './disk-writes.js';
 import { type Call, DatabaseInstance, startWorker, whenReady } from './embedded-instance.js';
 import { EngineSlots } from './engine-slots.js';
 import type { DatabaseProvider, SqlResult, Statement } from './interface.js';
@@ -42,6 +43,8 @@ const START_TIMEOUT_MS = 60_000;
 const MIGRATION_TIMEOUT_MS = 300_000;
 /** Time a transaction's own rollback gets after its timeout before its engine is stopped. */
 const TX_GRACE_MS = 1000;
+/** How often the disk is read while a statement that may grow a database runs (see stopAtReserve). */
+const DISK_WATCH_MS = 250;
 /** Bump when the template's content changes, so an old template is not reused. */
 const TEMPLATE = 'template-v1.tar';
 
@@ -85,6 +88,7 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
   private template?: Promise<void>;
   private closed = false;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly diskWatch: NodeJS.Timeout;
   private readonly statementTimeoutMs: number;
 
   constructor(private readonly options: EmbeddedDatabaseOptions) {
@@ -92,6 +96,8 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     const idleMs = options.idleMs ?? 60_000;
     this.sweeper = setInterval(() => this.closeIdle(idleMs), Math.min(idleMs, 10_000));
     this.sweeper.unref();
+    this.diskWatch = setInterval(() => this.stopAtReserve(), DISK_WATCH_MS);
+    this.diskWatch.unref();
     this.slots = new EngineSlots(options.maxOpen ?? DEFAULT_ENGINES, {
       closeIdle: (only, prefer) => this.closeOneIdle(only, prefer),
       drain: (ns) => this.drainOne(ns),
@@ -312,10 +318,30 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     };
   }
 
+  /**
+   * The disk watchdog: a statement let in while the disk had room may go on writing far past the
+   * reserve (one INSERT … SELECT writes gigabytes within its time limit, and several databases
+   * write at once), so each engine running such a call is stopped once the disk is in the reserve,
+   * as a statement past its time is (PGlite cannot be interrupted otherwise). Its call fails with
+   * ERR_BACKEND_UNAVAILABLE and its transaction is rolled back.
+   */
+  private stopAtReserve(): void {
+    const growing = [...this.instances.values()].filter((i) => i.alive && i.growing);
+    if (growing.length === 0 || !inReserve(this.options.dataDir)) return;
+    for (const i of growing)
+      i.kill(
+        new KylixError(
+          'ERR_BACKEND_UNAVAILABLE',
+          "The embedded database stopped this statement: the node's data disk reached the reserve kept for the platform (KYLIX_DISK_RESERVE_MIB) while it wrote, and its transaction was rolled back. Delete data, or give the node more disk.",
+        ),
+      );
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweeper);
+    clearInterval(this.diskWatch);
     this.slots.close();
     await Promise.all([...this.open.values()].map((p) => p.catch(() => {})));
     await Promise.all([...this.instances.values()].map((i) => i.close(2000)));
@@ -323,13 +349,21 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
   }
 
   async query(ref: ResourceRef, statement: Statement): Promise<SqlResult> {
-    const [checked] = checkSqlRoom(this.options.dataDir, [statement]);
-    return (await this.instance(ref)).call({ op: 'query', statement: checked! }, this.statementTimeoutMs);
+    const { statements, grows } = admitSql(this.options.dataDir, [statement]);
+    return (await this.instance(ref)).call(
+      { op: 'query', statement: statements[0]! },
+      this.statementTimeoutMs,
+      grows,
+    );
   }
 
   async batch(ref: ResourceRef, statements: Statement[]): Promise<SqlResult[]> {
-    const checked = checkSqlRoom(this.options.dataDir, statements);
-    return (await this.instance(ref)).call({ op: 'batch', statements: checked }, this.statementTimeoutMs);
+    const admitted = admitSql(this.options.dataDir, statements);
+    return (await this.instance(ref)).call(
+      { op: 'batch', statements: admitted.statements },
+      this.statementTimeoutMs,
+      admitted.grows,
+    );
   }
 
   async begin(ref: ResourceRef, timeoutMs: number): Promise<string> {
@@ -340,7 +374,7 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
     return txId;
   }
 
-  private txCall<T>(txId: string, req: Call): Promise<T> {
+  private txCall<T>(txId: string, req: Call, grows = false): Promise<T> {
     const tx = this.txs.get(txId);
     const instance = tx && this.instances.get(tx.id);
     if (!tx || !instance?.alive || !instance.txs.has(txId))
@@ -350,7 +384,7 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
           : transactionClosed(txId),
       );
     const limit = Math.max(1, Math.min(this.statementTimeoutMs, tx.deadline + TX_GRACE_MS - Date.now()));
-    return instance.call<T>(req, limit).catch((err: unknown) => {
+    return instance.call<T>(req, limit, grows).catch((err: unknown) => {
       if (err instanceof KylixError && err.code === 'ERR_TRANSACTION_CLOSED') this.endTx(txId, instance);
       throw err;
     });
@@ -368,10 +402,10 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
 
   async queryInTransaction(txId: string, statement: Statement): Promise<SqlResult> {
     // Refused before it reaches the engine: the transaction goes on, and the function may roll it back.
-    const [checked] = checkSqlRoom(this.options.dataDir, [statement]);
+    const { statements, grows } = admitSql(this.options.dataDir, [statement]);
     const instance = this.instances.get(this.txs.get(txId)?.id ?? '');
     try {
-      return await this.txCall(txId, { op: 'txQuery', txId, statement: checked! });
+      return await this.txCall(txId, { op: 'txQuery', txId, statement: statements[0]! }, grows);
     } catch (err) {
       // A failed statement rolls the transaction back (the worker did so already).
       if (instance) this.endTx(txId, instance);
@@ -398,6 +432,6 @@ export class EmbeddedDatabaseProvider implements DatabaseProvider {
 
   async migrate(ref: ResourceRef, migrations: { name: string; sql: string }[]): Promise<string[]> {
     const limit = Math.max(MIGRATION_TIMEOUT_MS, this.statementTimeoutMs);
-    return (await this.instance(ref)).call({ op: 'migrate', migrations }, limit);
+    return (await this.instance(ref)).call({ op: 'migrate', migrations }, limit, true);
   }
 }
