@@ -19,6 +19,8 @@ const ref: ResourceRef = { namespace: 'hostile', name: 'full' };
 const plain: ResourceRef = { namespace: 'hostile', name: 'plain' };
 /** A database whose only code is an operator over a built-in that writes. */
 const operated: ResourceRef = { namespace: 'hostile', name: 'operated' };
+/** A database whose only writer is a column default that ON DELETE SET DEFAULT evaluates. */
+const defaulted: ResourceRef = { namespace: 'hostile', name: 'defaulted' };
 
 /** Statements that grow a database while reading as something that may run in the reserve. */
 const SNEAKY: Record<string, string> = {
@@ -69,6 +71,13 @@ describe('hostile: SQL that grows an embedded Database while the disk is in its 
       sql: 'CREATE OPERATOR === (FUNCTION = lo_from_bytea, LEFTARG = oid, RIGHTARG = bytea)',
     });
     await p.query(ref, { sql: "INSERT INTO t VALUES ('keep')" });
+    await p.ensure(defaulted);
+    await p.query(defaulted, { sql: 'CREATE TABLE parent (id int PRIMARY KEY)' });
+    await p.query(defaulted, {
+      sql: "CREATE TABLE child (p int DEFAULT (lo_from_bytea(0, convert_to(repeat('x', 1000), 'UTF8'))::int % 1) REFERENCES parent ON DELETE SET DEFAULT)",
+    });
+    await p.query(defaulted, { sql: 'INSERT INTO parent VALUES (0), (1)' });
+    await p.query(defaulted, { sql: 'INSERT INTO child VALUES (1)' });
     await p.ensure(plain);
     // Through D1's translation, as a drizzle app makes it: with the rowid trigger function Kylix adds.
     await p.batch(
@@ -140,6 +149,12 @@ describe('hostile: SQL that grows an embedded Database while the disk is in its 
       await q.close();
       rmSync(roomy, { recursive: true, force: true });
     }
+  });
+
+  it('does not let a DELETE write through a foreign key that sets a default (a large object)', async () => {
+    await p.query(defaulted, { sql: 'DELETE FROM parent WHERE id = 1' }).catch(() => {});
+    const r = await p.query(defaulted, { sql: 'SELECT count(*)::int AS los FROM pg_largeobject_metadata' });
+    assert.deepEqual(r.rows, [{ los: 0 }]);
   });
 
   it('refuses SQL that writes WAL outside any table (it fills the disk from a SELECT, read-only or not)', async () => {

@@ -186,7 +186,8 @@ const ROWID_BODY = ROWID_FUNCTION.slice(
 
 /**
  * Whether the database holds code that a statement making room could run: its own functions (a
- * trigger's, an aggregate), operators and casts (either may call a built-in that writes) or rules.
+ * trigger's, an aggregate), operators and casts (either may call a built-in that writes), rules,
+ * and the defaults and CHECKs a foreign key's ON DELETE SET NULL / SET DEFAULT evaluates.
  */
 const HOLDS_CODE = `SELECT EXISTS (
   SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -198,6 +199,11 @@ const HOLDS_CODE = `SELECT EXISTS (
 ) OR EXISTS (SELECT 1 FROM pg_cast WHERE oid >= 16384) OR EXISTS (
   SELECT 1 FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE r.ev_type <> '1' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+) OR EXISTS (
+  SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confdeltype IN ('n', 'd') AND (
+    EXISTS (SELECT 1 FROM pg_attrdef d WHERE d.adrelid = f.conrelid)
+    OR EXISTS (SELECT 1 FROM pg_constraint c WHERE c.contype = 'c' AND (c.conrelid = f.conrelid OR c.contypid <> 0))
+  )
 ) AS code`;
 
 /**
