@@ -89,6 +89,12 @@ export default {
         await db.prepare("SELECT datetime('now') AS now").first();
         return new Response('unexpected');
       }
+      if (url.pathname === '/d1/tasks' && request.method === 'POST') {
+        // chanfana's D1CreateEndpoint, on Cloudflare's OpenAPI template's DATETIME columns.
+        const { name, due } = await request.json();
+        const row = await db.prepare('INSERT INTO tasks (name, due_date) VALUES (?, ?) RETURNING *').bind(name, due).first();
+        return Response.json(row);
+      }
       if (url.pathname === '/d1/kylix-api') {
         const r = await db.query('SELECT count(*)::int AS n FROM comments WHERE author = $1', ['ada']);
         const b = await db.batch([{ sql: 'SELECT 1 AS one' }]);
@@ -110,6 +116,15 @@ const MIGRATION = `CREATE TABLE comments (
 INSERT INTO comments (author, body) VALUES ('ada', 'first!');
 `;
 
+/** Cloudflare's chanfana OpenAPI template's migration: SQLite's DATETIME and AUTOINCREMENT. */
+const TASKS = `CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    due_date DATETIME NOT NULL,
+    created_at DATETIME DEFAULT CURRENT_TIMESTAMP
+);
+`;
+
 function project(): string {
   return writeProject({
     'kylix.yaml': [
@@ -124,6 +139,7 @@ function project(): string {
     ].join('\n'),
     'app.js': APP,
     'migrations/0001_comments.sql': MIGRATION,
+    'migrations/0002_tasks.sql': TASKS,
   });
 }
 
@@ -211,6 +227,16 @@ for (const [backend, installation, skip] of [
       assert.equal(res.status, 500);
       const { error } = (await res.json()) as { error: string };
       assert.match(error, /datetime\(\) is SQLite, and Kylix Databases speak PostgreSQL: use now\(\)/);
+    });
+
+    it('keeps a DATETIME column as SQLite does: the text it was given, CURRENT_TIMESTAMP as UTC text', async () => {
+      const task = await get('/d1/tasks', {
+        method: 'POST',
+        body: JSON.stringify({ name: 'ship', due: '2025-01-01T00:00:00Z' }),
+      });
+      assert.equal(task.id, 1);
+      assert.equal(task.due_date, '2025-01-01T00:00:00Z');
+      assert.match(task.created_at, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
     });
 
     it('keeps the Kylix API (query, batch of { sql, params }) working beside D1’s', async () => {
