@@ -73,6 +73,28 @@ describe('SQLite to PostgreSQL translation', () => {
       assert.deepEqual(d1(sql), [sql]);
   });
 
+  it('picks the rows of DELETE … LIMIT and UPDATE … LIMIT by ctid, as PostgreSQL has no LIMIT there', () => {
+    assert.deepEqual(d1('DELETE FROM tasks WHERE id = ?1 RETURNING * LIMIT 1'), [
+      'DELETE FROM tasks WHERE ctid IN (SELECT ctid FROM tasks WHERE id = ?1 LIMIT 1 FOR UPDATE) RETURNING *',
+    ]);
+    assert.deepEqual(
+      d1('UPDATE "t" SET n = (SELECT 1 WHERE true) WHERE a = ? ORDER BY id DESC LIMIT ? OFFSET ?'),
+      [
+        'UPDATE "t" SET n = (SELECT 1 WHERE true) WHERE ctid IN (SELECT ctid FROM "t" WHERE a = ? ORDER BY id DESC LIMIT ? OFFSET ? FOR UPDATE)',
+      ],
+    );
+    assert.deepEqual(d1('DELETE FROM logs LIMIT 10'), [
+      'DELETE FROM logs WHERE ctid IN (SELECT ctid FROM logs LIMIT 10 FOR UPDATE)',
+    ]);
+    // Left to the hints: UPDATE … FROM, a RETURNING holding a placeholder, a LIMIT in a subquery only.
+    for (const sql of [
+      'UPDATE t SET a = 1 FROM u WHERE t.id = u.id LIMIT 1',
+      'DELETE FROM t WHERE id = 1 RETURNING ? LIMIT 1',
+      'DELETE FROM t WHERE id IN (SELECT id FROM t LIMIT 1)',
+    ])
+      assert.deepEqual(d1(sql), [sql]);
+  });
+
   it('adds foreign keys after every table of the text exists, as drizzle-kit orders tables by name', () => {
     const out = sqliteMigration(
       'CREATE TABLE `todos` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n\t`userId` integer,\n\tFOREIGN KEY (`userId`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);\n--> statement-breakpoint\nCREATE TABLE `users` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL\n);',

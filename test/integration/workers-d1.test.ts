@@ -95,6 +95,15 @@ export default {
         const row = await db.prepare('INSERT INTO tasks (name, due_date) VALUES (?, ?) RETURNING *').bind(name, due).first();
         return Response.json(row);
       }
+      if (url.pathname === '/d1/tasks-limit') {
+        // chanfana's D1DeleteEndpoint deletes with RETURNING * LIMIT 1; UPDATE … LIMIT as D1 takes it.
+        const dup = db.prepare('INSERT INTO tasks (name, due_date) VALUES (?, ?)').bind('dup', '2025-02-01');
+        await db.batch([dup, dup, dup]);
+        const gone = await db.prepare('DELETE FROM tasks WHERE name = ?1 RETURNING * LIMIT 1').bind('dup').all();
+        const moved = await db.prepare('UPDATE tasks SET name = ? WHERE name = ? ORDER BY id DESC LIMIT 1').bind('moved', 'dup').run();
+        const { results } = await db.prepare('SELECT name, count(*) AS n FROM tasks WHERE name IN (?, ?) GROUP BY name ORDER BY name').bind('dup', 'moved').all();
+        return Response.json({ gone: gone.results.map((r) => r.name), moved: moved.meta.changes, left: results });
+      }
       if (url.pathname === '/d1/kylix-api') {
         const r = await db.query('SELECT count(*)::int AS n FROM comments WHERE author = $1', ['ada']);
         const b = await db.batch([{ sql: 'SELECT 1 AS one' }]);
@@ -237,6 +246,17 @@ for (const [backend, installation, skip] of [
       assert.equal(task.id, 1);
       assert.equal(task.due_date, '2025-01-01T00:00:00Z');
       assert.match(task.created_at, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    });
+
+    it('deletes and updates with LIMIT, as D1 does (chanfana’s delete endpoint)', async () => {
+      assert.deepEqual(await get('/d1/tasks-limit'), {
+        gone: ['dup'],
+        moved: 1,
+        left: [
+          { name: 'dup', n: 1 },
+          { name: 'moved', n: 1 },
+        ],
+      });
     });
 
     it('keeps the Kylix API (query, batch of { sql, params }) working beside D1’s', async () => {
