@@ -95,6 +95,21 @@ describe('SQLite to PostgreSQL translation', () => {
       assert.deepEqual(d1(sql), [sql]);
   });
 
+  it("drops SQLite table options and reads strftime('%s', 'now') as unixepoch()", () => {
+    assert.deepEqual(d1('CREATE TABLE t (a text PRIMARY KEY, n integer) STRICT, WITHOUT ROWID'), [
+      'CREATE TABLE t (a text PRIMARY KEY, n bigint)',
+    ]);
+    assert.deepEqual(
+      d1("CREATE TABLE t (id text PRIMARY KEY, at INTEGER DEFAULT (strftime('%s', 'now'))) WITHOUT ROWID"),
+      [
+        'CREATE TABLE t (id text PRIMARY KEY, at bigint DEFAULT ((floor(extract(epoch from now()))::bigint)))',
+      ],
+    );
+    // A column named strict, or another strftime() format, is not translated.
+    for (const sql of ['CREATE TABLE t (a text, strict integer)', "SELECT strftime('%Y', 'now')"])
+      assert.deepEqual(d1(sql), [sql]);
+  });
+
   it('adds foreign keys after every table of the text exists, as drizzle-kit orders tables by name', () => {
     const out = sqliteMigration(
       'CREATE TABLE `todos` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n\t`userId` integer,\n\tFOREIGN KEY (`userId`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);\n--> statement-breakpoint\nCREATE TABLE `users` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL\n);',

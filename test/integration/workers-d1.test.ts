@@ -104,6 +104,12 @@ export default {
         const { results } = await db.prepare('SELECT name, count(*) AS n FROM tasks WHERE name IN (?, ?) GROUP BY name ORDER BY name').bind('dup', 'moved').all();
         return Response.json({ gone: gone.results.map((r) => r.name), moved: moved.meta.changes, left: results });
       }
+      if (url.pathname === '/d1/pastes') {
+        // est/p.est.im's pastebin: a BLOB in a WITHOUT ROWID table, ctime from strftime('%s', 'now').
+        await db.prepare('INSERT INTO pastes (id, content, etime) VALUES (?, ?, ?)').bind('a1', new TextEncoder().encode('hi').buffer, 9).run();
+        const row = await db.prepare('SELECT content, ctime, etime FROM pastes WHERE id = ?').bind('a1').first();
+        return Response.json({ text: new TextDecoder().decode(new Uint8Array(row.content)), age: Math.floor(Date.now() / 1000) - row.ctime, etime: row.etime });
+      }
       if (url.pathname === '/d1/kylix-api') {
         const r = await db.query('SELECT count(*)::int AS n FROM comments WHERE author = $1', ['ada']);
         const b = await db.batch([{ sql: 'SELECT 1 AS one' }]);
@@ -134,6 +140,15 @@ const TASKS = `CREATE TABLE IF NOT EXISTS tasks (
 );
 `;
 
+/** est/p.est.im's first migration: SQLite's table option and its unixepoch() idiom. */
+const PASTES = `CREATE TABLE pastes (
+    id TEXT PRIMARY KEY,
+    content BLOB NOT NULL,
+    ctime INTEGER NOT NULL DEFAULT (strftime('%s', 'now')),
+    etime INTEGER NOT NULL
+) WITHOUT ROWID;
+`;
+
 function project(): string {
   return writeProject({
     'kylix.yaml': [
@@ -149,6 +164,7 @@ function project(): string {
     'app.js': APP,
     'migrations/0001_comments.sql': MIGRATION,
     'migrations/0002_tasks.sql': TASKS,
+    'migrations/0003_pastes.sql': PASTES,
   });
 }
 
@@ -257,6 +273,13 @@ for (const [backend, installation, skip] of [
           { name: 'moved', n: 1 },
         ],
       });
+    });
+
+    it("creates a WITHOUT ROWID table whose default is strftime('%s', 'now')", async () => {
+      const paste = await get('/d1/pastes');
+      assert.equal(paste.text, 'hi');
+      assert.equal(paste.etime, 9);
+      assert.ok(paste.age >= 0 && paste.age < 60, JSON.stringify(paste));
     });
 
     it('keeps the Kylix API (query, batch of { sql, params }) working beside D1’s', async () => {

@@ -1,7 +1,7 @@
 /**
  * SQLite's CREATE TABLE and ALTER TABLE … ADD in PostgreSQL, for statements already known to be
  * SQLite (sqlite-translate.ts): column types keep SQLite's meaning (INTEGER is 64-bit, REAL a
- * double, BLOB bytes, DATETIME the text it was given), `DEFAULT false` in an integer column is 0, and an `INTEGER PRIMARY KEY`
+ * double, BLOB bytes, DATETIME the text it was given), WITHOUT ROWID and STRICT are dropped, `DEFAULT false` in an integer column is 0, and an `INTEGER PRIMARY KEY`
  * column (AUTOINCREMENT or not) is SQLite's rowid alias: an identity column whose BEFORE INSERT
  * trigger gives it the next id when a NULL is inserted, as drizzle-orm's SQLite dialect does for
  * every row. Table-level FOREIGN KEYs are added after the text's other statements, since SQLite
@@ -27,6 +27,7 @@ const TYPES: Record<string, string> = {
 export function hasSqliteType(toks: readonly Tok[]): boolean {
   const verb = word(toks[sig(toks, 0)]);
   if (verb !== 'create' && verb !== 'alter') return false;
+  if (tableOptions(toks) !== undefined) return true;
   const before = (k: number) => {
     let j = k - 1;
     while (j >= 0 && (toks[j]!.kind === 'space' || toks[j]!.kind === 'comment')) j--;
@@ -63,6 +64,34 @@ BEGIN
   END IF;
   RETURN NEW;
 END $kylix$`;
+
+/**
+ * Where a CREATE TABLE's SQLite table options (`WITHOUT ROWID`, `STRICT`, comma-separated) begin,
+ * when the statement ends with them; PostgreSQL has neither (its tables have no rowid, and it
+ * always checks types), so they are dropped.
+ */
+function tableOptions(toks: readonly Tok[]): number | undefined {
+  let k = toks.length;
+  let start: number | undefined;
+  const back = (i: number) => {
+    let j = i - 1;
+    while (j >= 0 && (toks[j]!.kind === 'space' || toks[j]!.kind === 'comment')) j--;
+    return j;
+  };
+  for (;;) {
+    const last = back(k);
+    const w = word(toks[last]);
+    if (w === 'strict') k = last;
+    else if (w === 'rowid' && word(toks[back(last)]) === 'without') k = back(last);
+    else break;
+    start = k;
+    const before = back(k);
+    if (toks[before]?.text === ',') k = before;
+    else if (toks[before]?.text === ')') return start;
+    else return undefined;
+  }
+  return undefined;
+}
 
 /** A SQL string literal of `s`. */
 const literal = (s: string) => `'${s.replaceAll("'", "''")}'`;
@@ -146,6 +175,8 @@ export function translateDdl(toks: Tok[]): Translated {
     return { statements: [text(0, toks.length)], deferred: [] };
   const table = text(nameAt, open).trim();
   const end = closing(toks, open);
+  const options = tableOptions(toks);
+  if (options !== undefined && options > end) toks.splice(end + 1, toks.length, { kind: 'space', text: '' });
   // 1. The definitions between the parentheses, split at top-level commas.
   const parts: [number, number][] = [];
   let from = open + 1;

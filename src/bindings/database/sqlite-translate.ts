@@ -37,7 +37,11 @@ function translateCalls(toks: Tok[], jsonArray: boolean): boolean {
     const open = sig(toks, k + 1);
     if (toks[open]?.text === '(' && toks[open]?.kind === 'punct') {
       const end = match[open]!;
-      if (w === 'unixepoch' && sig(toks, open + 1) === end && end < toks.length) {
+      if (
+        ((w === 'unixepoch' && sig(toks, open + 1) === end) ||
+          (w === 'strftime' && epochNow(toks, open, end))) &&
+        end < toks.length
+      ) {
         toks[k] = { kind: 'word', text: UNIXEPOCH };
         for (let j = k + 1; j <= end; j++) toks[j] = blank();
         sqlite = true;
@@ -70,6 +74,22 @@ function translateCalls(toks: Tok[], jsonArray: boolean): boolean {
     }
   }
   return sqlite;
+}
+
+/**
+ * Whether strftime(…)'s arguments are exactly '%s', 'now' (SQLite's idiom for unixepoch() before it
+ * had one): the tokens right after the parenthesis, so nested calls are not read again.
+ */
+function epochNow(toks: readonly Tok[], open: number, end: number): boolean {
+  const format = sig(toks, open + 1);
+  const comma = sig(toks, format + 1);
+  const now = sig(toks, comma + 1);
+  return (
+    sig(toks, now + 1) === end &&
+    toks[format]?.text.toLowerCase() === "'%s'" &&
+    toks[comma]?.text === ',' &&
+    toks[now]?.text.toLowerCase() === "'now'"
+  );
 }
 
 /** Whether a json_array(…) call holds the SQL-standard clauses (ABSENT ON NULL, RETURNING…) at its own level. */
