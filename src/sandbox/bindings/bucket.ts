@@ -92,19 +92,26 @@ function r2Object(o: StoredObject, range?: { offset: number; length: number }) {
 }
 
 function r2ObjectBody(o: StoredObject, bytes: Uint8Array, range?: { offset: number; length: number }) {
+  // As on workerd, `body` is one stream, the same at every read of the property: apps test it
+  // (`object.body ? 200 : 304`, R2's own docs example) and then hand it to a Response. Reading the
+  // stream, or one of the methods below, uses the body up.
   let used = false;
+  let streamed: Response | undefined;
+  const disturbed = () => streamed !== undefined && (streamed.bodyUsed || streamed.body?.locked === true);
   const take = () => {
-    if (used) throw new TypeError('The body of this object has already been read.');
+    if (used || disturbed()) throw new TypeError('The body of this object has already been read.');
     used = true;
     return bytes;
   };
   return {
     ...r2Object(o, range),
     get body() {
-      return new Response(take() as Uint8Array<ArrayBuffer>).body;
+      if (used && !streamed) throw new TypeError('The body of this object has already been read.');
+      streamed ??= new Response(bytes as Uint8Array<ArrayBuffer>);
+      return streamed.body;
     },
     get bodyUsed() {
-      return used;
+      return used || disturbed();
     },
     arrayBuffer: async () => {
       const b = take();
