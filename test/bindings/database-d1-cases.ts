@@ -138,10 +138,10 @@ export function d1Cases(provider: () => DatabaseProvider, database: () => Promis
       q(db, 'INSERT OR REPLACE INTO kv VALUES (?, ?)', ['a', 'b']),
       isError('ERR_SQL', '42601', /INSERT OR REPLACE is SQLite.*ON CONFLICT/),
     );
-    await assert.rejects(
-      q(db, 'INSERT OR IGNORE INTO kv VALUES (?, ?)', ['a', 'b']),
-      isError('ERR_SQL', '42601', /INSERT OR IGNORE is SQLite.*DO NOTHING/),
-    );
+    // INSERT OR IGNORE is translated (ON CONFLICT DO NOTHING): the second row is skipped, not an error.
+    const kept = await q(db, 'INSERT OR IGNORE INTO kv VALUES (?, ?)', ['a', 'b']);
+    const skipped = await q(db, 'INSERT OR IGNORE INTO kv VALUES (?, ?) RETURNING v', ['a', 'c']);
+    assert.deepEqual([kept.meta.changes, skipped.meta.changes, skipped.results], [1, 0, []]);
     // What drizzle-orm/d1 and drizzle-kit send is translated (sqlite-translate.ts): a rowid alias
     // takes the next id for the NULL drizzle inserts, and an error names what is really wrong.
     await run('d1Exec', db, ['CREATE TABLE `a` (`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL, `v` text)']);

@@ -110,6 +110,18 @@ describe('SQLite to PostgreSQL translation', () => {
       assert.deepEqual(d1(sql), [sql]);
   });
 
+  it('reads INSERT OR IGNORE as ON CONFLICT DO NOTHING, before any RETURNING', () => {
+    assert.deepEqual(d1('INSERT OR IGNORE INTO users (email) VALUES (?1)'), [
+      'INSERT INTO users (email) VALUES (?1) ON CONFLICT DO NOTHING',
+    ]);
+    assert.deepEqual(d1("insert or ignore into `t` (a) values ('returning'), (2) returning id"), [
+      'insert into "t" (a) values (\'returning\'), (2) ON CONFLICT DO NOTHING returning id',
+    ]);
+    // One that already says what to do on a conflict is left to the hint.
+    const own = 'INSERT OR IGNORE INTO t (a) VALUES (1) ON CONFLICT (a) DO NOTHING';
+    assert.deepEqual(d1(own), [own]);
+  });
+
   it('adds foreign keys after every table of the text exists, as drizzle-kit orders tables by name', () => {
     const out = sqliteMigration(
       'CREATE TABLE `todos` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n\t`userId` integer,\n\tFOREIGN KEY (`userId`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);\n--> statement-breakpoint\nCREATE TABLE `users` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL\n);',

@@ -110,6 +110,14 @@ export default {
         const row = await db.prepare('SELECT content, ctime, etime FROM pastes WHERE id = ?').bind('a1').first();
         return Response.json({ text: new TextDecoder().decode(new Uint8Array(row.content)), age: Math.floor(Date.now() / 1000) - row.ctime, etime: row.etime });
       }
+      if (url.pathname === '/d1/ignore') {
+        // workers-qb's ConflictTypes.IGNORE: INSERT OR IGNORE, twice on one unique email.
+        await db.exec('CREATE TABLE IF NOT EXISTS members (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT NOT NULL UNIQUE)');
+        const add = db.prepare('INSERT OR IGNORE INTO members (email) VALUES (?) RETURNING id');
+        const first = await add.bind('a@x').all();
+        const again = await add.bind('a@x').all();
+        return Response.json({ first: first.results, again: again.results, changes: again.meta.changes });
+      }
       if (url.pathname === '/d1/kylix-api') {
         const r = await db.query('SELECT count(*)::int AS n FROM comments WHERE author = $1', ['ada']);
         const b = await db.batch([{ sql: 'SELECT 1 AS one' }]);
@@ -280,6 +288,10 @@ for (const [backend, installation, skip] of [
       assert.equal(paste.text, 'hi');
       assert.equal(paste.etime, 9);
       assert.ok(paste.age >= 0 && paste.age < 60, JSON.stringify(paste));
+    });
+
+    it('skips a duplicate with INSERT OR IGNORE, as workers-qb sends it', async () => {
+      assert.deepEqual(await get('/d1/ignore'), { first: [{ id: 1 }], again: [], changes: 0 });
     });
 
     it('keeps the Kylix API (query, batch of { sql, params }) working beside D1’s', async () => {

@@ -1,10 +1,45 @@
 /**
- * SQLite's `DELETE … LIMIT` and `UPDATE … LIMIT` (D1 takes them; chanfana's D1DeleteEndpoint sends
+ * SQLite's `INSERT OR IGNORE` (workers-qb's ConflictTypes.IGNORE, and many D1 apps' seeds) is
+ * PostgreSQL's `INSERT … ON CONFLICT DO NOTHING`; SQLite's `DELETE … LIMIT` and `UPDATE … LIMIT` (D1 takes them; chanfana's D1DeleteEndpoint sends
  * `DELETE FROM t WHERE id = ?1 RETURNING * LIMIT 1`) in PostgreSQL, which has no LIMIT there: the
  * rows are picked by a subquery on `ctid`, locked FOR UPDATE so a row changed meanwhile is picked
  * in its new version, as SQLite's single writer would see it.
  */
 import { sig, type Tok, word } from './sqlite-tokens.js';
+
+/** The top-level index of the first of `words` at or after `from` (or -1). */
+function topLevel(toks: readonly Tok[], from: number, words: readonly string[]): number {
+  let depth = 0;
+  for (let k = from; k < toks.length; k++) {
+    const t = toks[k]!;
+    if (t.kind === 'punct' && t.text === '(') depth++;
+    else if (t.kind === 'punct' && t.text === ')') depth--;
+    else if (depth === 0 && words.includes(word(t))) return k;
+  }
+  return -1;
+}
+
+/**
+ * `INSERT OR IGNORE INTO …` as `INSERT INTO … ON CONFLICT DO NOTHING` (before any RETURNING);
+ * undefined for another statement, or one that already has an ON CONFLICT clause.
+ */
+export function translateInsertOrIgnore(toks: readonly Tok[]): string | undefined {
+  const start = sig(toks, 0);
+  const or = sig(toks, start + 1);
+  const ignore = sig(toks, or + 1);
+  if (word(toks[start]) !== 'insert' || word(toks[or]) !== 'or' || word(toks[ignore]) !== 'ignore')
+    return undefined;
+  if (topLevel(toks, ignore + 1, ['conflict']) >= 0) return undefined;
+  const text = (a: number, b: number) =>
+    toks
+      .slice(a, b)
+      .map((t) => t.text)
+      .join('');
+  const returning = topLevel(toks, ignore + 1, ['returning']);
+  const body = text(sig(toks, ignore + 1), returning < 0 ? toks.length : returning).trimEnd();
+  const tail = returning < 0 ? '' : ` ${text(returning, toks.length).trimEnd()}`;
+  return `${text(0, or)}${body} ON CONFLICT DO NOTHING${tail}`;
+}
 
 /** The clauses of a DELETE or UPDATE that may follow the table, in SQLite's order. */
 const CLAUSES = ['where', 'returning', 'order', 'limit'] as const;

@@ -2,14 +2,14 @@
  * The few SQLite constructs D1 apps send that PostgreSQL can never accept, turned into what means
  * the same in PostgreSQL. drizzle-orm/d1 and drizzle-kit's migrations are made of them: backtick
  * identifiers, `integer PRIMARY KEY AUTOINCREMENT`, `unixepoch()`, `json_group_array()`,
- * `ON CONFLICT ("t"."c")`, a DATETIME column, `DELETE … LIMIT` (sqlite-dml.ts). A statement holding none of them is left byte for byte as written, so
+ * `ON CONFLICT ("t"."c")`, a DATETIME column, `DELETE … LIMIT` and `INSERT OR IGNORE` (sqlite-dml.ts). A statement holding none of them is left byte for byte as written, so
  * valid PostgreSQL is never rewritten; one that holds any is SQLite, and within it SQLite's column
  * types keep SQLite's meaning (sqlite-ddl.ts). Each translation is listed in
  * docs/workers-compatibility.md; anything else SQLite-only still meets sqlite-hints.ts.
  */
 import { splitStatements } from './sql-scan.js';
 import { hasSqliteType, ROWID_FUNCTION, translateDdl } from './sqlite-ddl.js';
-import { translateLimitedDml } from './sqlite-dml.js';
+import { translateInsertOrIgnore, translateLimitedDml } from './sqlite-dml.js';
 import { blank, parenMatches, sig, type Tok, type Translated, tokenize, word } from './sqlite-tokens.js';
 
 /** SQLite functions PostgreSQL does not have, renamed to the PostgreSQL function that does the same. */
@@ -107,7 +107,7 @@ function hasJsonClause(toks: readonly Tok[], match: Int32Array, open: number, en
 export function translateStatement(sql: string, d1: boolean): Translated {
   const { toks, backticks } = tokenize(sql);
   const calls = translateCalls(toks, d1);
-  const limited = translateLimitedDml(toks);
+  const limited = translateLimitedDml(toks) ?? translateInsertOrIgnore(toks);
   if (limited !== undefined) return { statements: [limited], deferred: [] };
   if (!backticks && !calls && !hasSqliteType(toks)) {
     // Nothing SQLite-only: the statement stays as written, but for json_array() in a D1 call.
