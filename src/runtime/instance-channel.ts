@@ -69,6 +69,8 @@ interface OpenStream {
   sink: StreamSink;
   /** Response body bytes the instance may still send before we grant more. */
   allowance: number;
+  /** Its response head has come: body bytes and an end may follow (not before). */
+  answered?: boolean;
 }
 
 /** See the file comment. */
@@ -222,6 +224,7 @@ export class InstanceChannel {
         const s = this.streams.get(id);
         if (!s) return;
         if (type === F.RESPONSE_HEAD) {
+          s.answered = true;
           s.sink.response(head, undefined);
           return;
         }
@@ -238,6 +241,11 @@ export class InstanceChannel {
       case F.BODY: {
         const s = this.streams.get(id);
         if (!s) return;
+        // Before its head, the gateway would have to make up a status for them (Node's implicit 200).
+        if (!s.answered) {
+          this.broken('response body bytes before the response head');
+          return;
+        }
         s.allowance -= payload.byteLength;
         if (s.allowance < 0) {
           this.broken('response body bytes past the credit granted');
@@ -246,9 +254,17 @@ export class InstanceChannel {
         s.sink.body(new Uint8Array(payload));
         return;
       }
-      case F.END:
-        this.finish(id)?.sink.end();
+      case F.END: {
+        const s = this.streams.get(id);
+        if (!s) return;
+        if (!s.answered) {
+          this.broken('a response end before the response head');
+          return;
+        }
+        this.finish(id);
+        s.sink.end();
         return;
+      }
       case F.THREW:
         this.finish(id)?.sink.threw();
         return;

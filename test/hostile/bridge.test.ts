@@ -300,6 +300,20 @@ describe('hostile: a sandbox process that lies on its channel', () => {
     });
   }
 
+  // The gateway would answer the client with a status nobody sent (Node's implicit 200).
+  for (const [what, type] of [
+    ['response body bytes', F.BODY],
+    ['a response end', F.END],
+  ] as const)
+    it(`${what} before the response head: the channel is ended`, async () => {
+      const c = await boundChannel();
+      const id = c.channel.open(ignoreAll());
+      c.theirs.write(frame(type, id, type === F.BODY ? new Uint8Array(3) : undefined));
+      await c.closed;
+      assert.match(c.broken[0] ?? '', /before the response head/);
+      c.done();
+    });
+
   it('response body bytes past the credit granted end the channel', async () => {
     const c = await boundChannel();
     const id = c.channel.open(ignoreAll());
