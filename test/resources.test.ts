@@ -165,6 +165,33 @@ describe('object and field limits in the schemas', () => {
     assert.deepEqual(causesOf(fnObj({ env: { A: 'x'.repeat(32 * 1024) } })), []);
   });
 
+  it('spec.vars: JSON values under env names, one namespace with env and bindings, at most 1,000 of 32 KiB as JSON', () => {
+    const vars = { RETRIES: 3, DEBUG: false, NONE: null, LIST: [1, 'a'], CONFIG: { a: { b: 1 } }, NAME: 'x' };
+    assert.deepEqual(causesOf(fnObj({ vars })), []);
+    assert.deepEqual(validateObject(fnObj({ vars })).spec.vars, vars);
+    assert.equal(causesOf(fnObj({ vars: { 'not-a-name': 1 } }))[0]?.field, 'spec.vars.not-a-name');
+    assert.equal(causesOf(fnObj({ vars: { N: Number.POSITIVE_INFINITY } }))[0]?.field, 'spec.vars.N');
+    assert.equal(causesOf(fnObj({ vars: { D: new Date(0) } }))[0]?.field, 'spec.vars.D');
+    const twice = causesOf(fnObj({ env: { A: 'x' }, vars: { A: 1 } }));
+    assert.equal(twice[0]?.field, 'spec.vars.A');
+    assert.match(twice[0]?.message ?? '', /already a name in spec\.env or spec\.bindings/);
+    assert.equal(
+      causesOf(fnObj({ bindings: { KV: { keyValue: 'kv' } }, vars: { KV: true } }))[0]?.field,
+      'spec.vars.KV',
+    );
+    assert.equal(
+      causesOf(fnObj({ assets: { directory: './public', binding: 'ASSETS' }, vars: { ASSETS: 1 } }))[0]
+        ?.field,
+      'spec.assets.binding',
+    );
+    const many = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`K${i}`, i]));
+    assert.match(causesOf(fnObj({ vars: many }))[0]?.message ?? '', /at most 1000/);
+    const big = { list: Array.from({ length: 8 * 1024 }, () => 1234) };
+    assert.equal(causesOf(fnObj({ vars: { BIG: big } }))[0]?.field, 'spec.vars.BIG');
+    assert.match(causesOf(fnObj({ vars: { BIG: big } }))[0]?.message ?? '', /32 KiB as JSON/);
+    assert.deepEqual(causesOf(fnObj({ vars: { OK: { s: 'x'.repeat(32 * 1024 - 10) } } })), []);
+  });
+
   it('Secret values at most 1 MiB together; objects at most 1.5 MiB; nesting at most 64', () => {
     const secret = (spec: unknown) => ({
       apiVersion: 'kylix.dev/v1',

@@ -20,6 +20,8 @@ export const DESCRIPTIONS: Record<string, Record<string, string>> = {
     'spec.routes[].methods': 'The HTTP methods served (default: all).',
     'spec.routes[].host': 'A host name ("shop.example.com" or "*.example.com"); default: any host.',
     'spec.env': 'Environment variables the code reads from env (at most 1000, 32 KiB each).',
+    'spec.vars':
+      'Typed vars, as wrangler [vars]: numbers, booleans, null, arrays and objects the code reads from env as those values (at most 1000, 32 KiB each as JSON).',
     'spec.bindings':
       'Resources the code reaches through env: NAME: { database | keyValue | queue | bucket | secret (+ key): <name> }.',
     'spec.limits': 'What one request may use.',

@@ -14,6 +14,8 @@ import {
   MAX_ROUTES,
   MAX_SECRET_BYTES,
   MAX_SECRET_KEYS,
+  MAX_VAR_VALUE_BYTES,
+  MAX_VARS,
 } from './limits.js';
 import { dnsLabel } from './meta.js';
 
@@ -28,6 +30,44 @@ const envName = z
   .string()
   .max(256, 'must be at most 256 characters')
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name (letters, digits, "_")');
+
+/**
+ * Why `v` is not a JSON value (a finite number, a boolean, null, a string, an array or plain
+ * object of them), or undefined when it is one. A YAML document can hold .inf, dates or tagged
+ * values that a Workers var cannot.
+ */
+function notJson(v: unknown, depth = 0): string | undefined {
+  if (depth > 64) return 'must nest at most 64 levels deep';
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return undefined;
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : 'must be a finite number';
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const why = notJson(x, depth + 1);
+      if (why) return why;
+    }
+    return undefined;
+  }
+  if (typeof v === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(v))) {
+    for (const x of Object.values(v)) {
+      const why = notJson(x, depth + 1);
+      if (why) return why;
+    }
+    return undefined;
+  }
+  return 'must be a JSON value: a number, boolean, null, string, array or object';
+}
+
+/** One typed var: any JSON value, at most MAX_VAR_VALUE_BYTES as JSON. */
+const varValue = z.unknown().superRefine((v, ctx) => {
+  if (v === undefined) return void ctx.addIssue({ code: 'custom', message: 'is required' });
+  const why = notJson(v);
+  if (why) return void ctx.addIssue({ code: 'custom', message: why });
+  if (Buffer.byteLength(JSON.stringify(v)) > MAX_VAR_VALUE_BYTES)
+    ctx.addIssue({
+      code: 'custom',
+      message: `a value must be at most ${formatBytes(MAX_VAR_VALUE_BYTES)} as JSON`,
+    });
+});
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -172,6 +212,11 @@ export const functionSpec = z
       MAX_ENV,
       'environment variables',
     ).default({}),
+    /**
+     * Typed vars, as wrangler's [vars] holds them: numbers, booleans, null, arrays and objects reach
+     * env as those values (env.RETRIES === 3), not as text. Strings may be here too.
+     */
+    vars: capped(z.record(envName, varValue), MAX_VARS, 'vars').optional(),
     bindings: capped(z.record(envName, bindingSchema), MAX_BINDINGS, 'bindings').default({}),
     /** A folder of static files served before the function runs (see resources/assets.ts). */
     assets: assetsSpec.optional(),
@@ -267,13 +312,24 @@ export const functionSpec = z
     revisionHistoryLimit: z.number().int().min(0).max(1000).default(10),
   })
   .superRefine((spec, ctx) => {
-    // env holds vars, bindings and the assets binding side by side: one name, one thing.
+    // env holds vars, typed vars, bindings and the assets binding side by side: one name, one thing.
+    const vars = spec.vars ?? {};
+    for (const key of Object.keys(vars))
+      if (Object.hasOwn(spec.env, key) || Object.hasOwn(spec.bindings, key))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['vars', key],
+          message: `"${key}" is already a name in spec.env or spec.bindings; choose another`,
+        });
     const name = spec.assets?.binding;
-    if (name && (Object.hasOwn(spec.env, name) || Object.hasOwn(spec.bindings, name)))
+    if (
+      name &&
+      (Object.hasOwn(spec.env, name) || Object.hasOwn(spec.bindings, name) || Object.hasOwn(vars, name))
+    )
       ctx.addIssue({
         code: 'custom',
         path: ['assets', 'binding'],
-        message: `"${name}" is already a name in spec.env or spec.bindings; choose another`,
+        message: `"${name}" is already a name in spec.env, spec.vars or spec.bindings; choose another`,
       });
   })
   // Also when other fields are wrong: a missing source is reported with the rest, not after them.

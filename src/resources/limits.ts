@@ -39,6 +39,10 @@ export const MAX_ROUTES = 100;
 export const MAX_ENV = 1000;
 /** The largest environment variable value. */
 export const MAX_ENV_VALUE_BYTES = 32 * KiB;
+/** How many typed vars (spec.vars: numbers, booleans, arrays, objects) one Function may set. */
+export const MAX_VARS = 1000;
+/** The largest typed var, as JSON. */
+export const MAX_VAR_VALUE_BYTES = 32 * KiB;
 /**
  * The largest inline code (spec.code) of a Function. kubectl apply copies the whole manifest into
  * an annotation, and annotations together may hold 256 KiB: larger code goes in a bundle.

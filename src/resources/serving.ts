@@ -38,6 +38,8 @@ export interface RevisionTarget {
   revision: number;
   bundlePath: string;
   env: Record<string, string>;
+  /** spec.vars: typed vars (numbers, booleans, arrays, objects), env values as they are. */
+  vars?: Record<string, unknown>;
   memoryMiB: number;
   limits: RevisionLimits;
   scaling: ScalingPolicy;

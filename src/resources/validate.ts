@@ -15,6 +15,7 @@ import {
   MAX_OWNER_REFERENCES,
   MAX_ROUTES,
   MAX_SECRET_KEYS,
+  MAX_VARS,
 } from './limits.js';
 import { API_VERSION, objectMetaSchema } from './meta.js';
 
@@ -159,6 +160,7 @@ export function shapeOf(value: unknown): { depth: number; fields: number } {
  */
 const COUNTED: { path: string[]; max: number; what: string }[] = [
   { path: ['spec', 'env'], max: MAX_ENV, what: 'environment variables' },
+  { path: ['spec', 'vars'], max: MAX_VARS, what: 'vars' },
   { path: ['spec', 'routes'], max: MAX_ROUTES, what: 'routes' },
   { path: ['spec', 'stringData'], max: MAX_SECRET_KEYS, what: 'keys' },
   { path: ['spec', 'data'], max: MAX_SECRET_KEYS, what: 'keys' },

@@ -200,6 +200,7 @@ export class Runtime {
           id,
           bundlePath: target.bundlePath,
           env: target.env,
+          ...(target.vars ? { vars: target.vars } : {}),
           bindings: bindingKinds(target.bindings),
           ...(target.assets ? { assets: { binding: target.assets.binding } } : {}),
           memoryMiB: target.memoryMiB,

@@ -23,17 +23,28 @@ const FACTORIES: { [K in BindingKindName]: (rpc: Rpc, name: string) => object } 
 };
 
 /**
- * Builds env: plain vars and secrets as strings, each bound resource as its binding object. Not
- * frozen: as on Workers, env is one plain object per instance that code may add to (Cloudflare's D1
- * template keeps its router on it between requests); the binding objects themselves are not its to
- * change, and every call they make is checked by the supervisor.
+ * Builds env: plain vars and secrets as strings, typed vars (spec.vars) as their JSON values, each
+ * bound resource as its binding object. Typed vars are deep-copied per instance, so what one
+ * instance changes in env.CONFIG no other sees. Not frozen: as on Workers, env is one plain object
+ * per instance that code may add to (Cloudflare's D1 template keeps its router on it between
+ * requests); the binding objects themselves are not its to change, and every call they make is
+ * checked by the supervisor.
  */
 export function buildEnv(
   rpc: Rpc,
   vars: Record<string, string>,
   bindings: Record<string, BindingKind>,
+  typed: Record<string, unknown> = {},
 ): Record<string, unknown> {
   const env: Record<string, unknown> = { ...vars };
+  // Own data properties, as Workers' env has: a key such as "__proto__" stays a key.
+  for (const [name, value] of Object.entries(typed))
+    Object.defineProperty(env, name, {
+      value: structuredClone(value),
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
   for (const [name, kind] of Object.entries(bindings)) env[name] = FACTORIES[kind](rpc, name);
   return env;
 }

@@ -136,7 +136,7 @@ function makeEnv(calls: RpcTarget): Record<string, unknown> {
   };
   // The Workers `caches` global goes out on the same channel as the bindings.
   installCaches(rpc);
-  const env = buildEnv(rpc, spec.env, spec.bindings ?? {});
+  const env = buildEnv(rpc, spec.env, spec.bindings ?? {}, spec.vars);
   if (spec.assets) Object.assign(env, assetBindings(rpc, spec.assets.binding));
   return env;
 }

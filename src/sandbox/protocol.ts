@@ -13,6 +13,8 @@ export interface InstanceSpec {
   bundlePath: string;
   /** Plain env vars and secret values, passed to the handler as `env`. */
   env: Record<string, string>;
+  /** Typed vars (spec.vars): JSON values, given to each instance as its own deep copy. */
+  vars?: Record<string, unknown>;
   /** Bound resources by env name and kind; each becomes a binding object whose calls go to the supervisor. */
   bindings: Record<string, BindingKindName>;
   /** The function has static assets: env.__STATIC_CONTENT, and env[binding] when it names one. */

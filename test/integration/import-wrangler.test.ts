@@ -169,11 +169,9 @@ describe('kylix import wrangler', () => {
       { path: '/*', host: '*.shop.example.com' },
       { path: '/*' },
     ]);
-    assert.deepEqual(fn.spec.env, {
-      API_BASE: 'https://api.example.com',
-      PAGE_SIZE: '20',
-      FEATURES: '{"beta":true}',
-    });
+    // As on Workers, env.PAGE_SIZE is the number 20 and env.FEATURES the object: typed, in spec.vars.
+    assert.deepEqual(fn.spec.env, { API_BASE: 'https://api.example.com' });
+    assert.deepEqual(fn.spec.vars, { PAGE_SIZE: 20, FEATURES: { beta: true } });
     assert.deepEqual(fn.spec.bindings, {
       SESSIONS: { keyValue: 'sessions' },
       DB: { database: 'shop-db' },
@@ -194,9 +192,9 @@ describe('kylix import wrangler', () => {
     assert.deepEqual(docs.find((d) => d.kind === 'Database')?.spec, { migrations: './db/migrations' });
     const text = lines.join('\n');
     assert.match(text, /nodejs_compat is honoured/);
+    assert.doesNotMatch(text, /vars\.PAGE_SIZE/);
     for (const expected of [
       /shop\.example\.com\/api\*.*whole last segment/,
-      /vars\.PAGE_SIZE: Kylix env values are strings/,
       /d1_databases\.DB: a Kylix Database speaks PostgreSQL/,
       /max_batch_timeout: not configurable/,
       /triggers\.crons\[1\] "0 3 \* \* \*": a Kylix function has one schedule/,

@@ -258,18 +258,15 @@ export function translateWrangler(
       'routes: added "/*" (any host) so the app answers under kylix dev; remove it on a shared node',
     );
 
-  // 3. vars → env (strings; numbers, booleans and JSON become their text).
+  // 3. vars → env (strings) and spec.vars (numbers, booleans, arrays, objects: env sees them typed).
   const env: Record<string, string> = {};
+  const vars: Record<string, unknown> = {};
   for (const [key, value] of Object.entries((config.vars as Record<string, unknown>) ?? {})) {
     if (typeof value === 'string') env[key] = value;
-    else {
-      env[key] = typeof value === 'object' ? JSON.stringify(value) : String(value);
-      unmapped.push(
-        `vars.${key}: Kylix env values are strings, so it is the text ${JSON.stringify(env[key])} (parse it in the code)`,
-      );
-    }
+    else vars[key] = value;
   }
   if (Object.keys(env).length) spec.env = env;
+  if (Object.keys(vars).length) spec.vars = vars;
 
   // 4. Bindings and the resources they name.
   const bindings: Record<string, Record<string, string>> = {};

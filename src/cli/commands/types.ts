@@ -67,10 +67,29 @@ const pascal = (name: string) =>
     .map((p) => p[0]!.toUpperCase() + p.slice(1))
     .join('');
 
+/** The TypeScript type of a typed var's JSON value: number, boolean, null, T[] or { key: T }. */
+function typeOfValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) {
+    const items = [...new Set(v.map(typeOfValue))];
+    if (items.length === 0) return 'unknown[]';
+    return items.length === 1 ? `${items[0]}[]` : `(${items.join(' | ')})[]`;
+  }
+  if (typeof v === 'object') {
+    const fields = Object.entries(v as object).map(
+      ([k, x]) => `${/^[A-Za-z_$][\w$]*$/.test(k) ? k : JSON.stringify(k)}: ${typeOfValue(x)}`,
+    );
+    return fields.length ? `{ ${fields.join('; ')} }` : 'Record<string, never>';
+  }
+  return typeof v === 'number' || typeof v === 'boolean' ? typeof v : 'string';
+}
+
 /** The interface of one function's env. */
 function envInterface(name: string, spec: FunctionSpec, typeName: string): string {
   const fields: string[] = [];
   for (const key of Object.keys(spec.env).sort()) fields.push(`  ${key}: string;`);
+  for (const [key, value] of Object.entries(spec.vars ?? {}).sort(([a], [b]) => a.localeCompare(b)))
+    fields.push(`  ${key}: ${typeOfValue(value)};`);
   for (const [key, binding] of Object.entries(spec.bindings).sort(([a], [b]) => a.localeCompare(b))) {
     const kind = Object.keys(binding).find((k) => k in BINDING_RESOURCE_KINDS || k === 'secret') ?? 'secret';
     const target = (binding as Record<string, string>)[kind];

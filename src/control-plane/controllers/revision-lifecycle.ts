@@ -60,6 +60,7 @@ export class RevisionLifecycle {
       revision: rev.number,
       bundlePath: this.bundles.path(codeDigestOf(rev) ?? ''),
       env: { ...rev.env },
+      ...(rev.vars ? { vars: rev.vars } : {}),
       memoryMiB: rev.limits.memoryMiB,
       // Carried to the sandbox with the target: it never reads them back from the store.
       limits: { cpuMs: rev.limits.cpuMs, egressAllow: [...rev.egress.allow] },
