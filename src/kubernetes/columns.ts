@@ -66,6 +66,18 @@ function routesCell(o: KObject): string {
   );
 }
 
+/** The Ready condition's reason, shown with -o wide, for an object called `what` in its description. */
+function reasonColumn(what: string): Column {
+  return {
+    header: 'REASON',
+    type: 'string',
+    jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+    priority: 1,
+    cell: (o) => o.status?.conditions?.find((x) => x.type === 'Ready')?.reason ?? '',
+    description: `Why the ${what} is (not) ready.`,
+  };
+}
+
 /** Database, KeyValue, Queue and Bucket: which backend serves the resource, and whether it is provisioned. */
 const BACKED: Column[] = [
   {
@@ -78,14 +90,7 @@ const BACKED: Column[] = [
   },
   READY,
   AGE,
-  {
-    header: 'REASON',
-    type: 'string',
-    jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
-    priority: 1,
-    cell: (o) => o.status?.conditions?.find((x) => x.type === 'Ready')?.reason ?? '',
-    description: 'Why the resource is (not) ready.',
-  },
+  reasonColumn('resource'),
 ];
 
 const COLUMNS: Record<string, Column[]> = {
@@ -112,14 +117,7 @@ const COLUMNS: Record<string, Column[]> = {
     },
     READY,
     AGE,
-    {
-      header: 'REASON',
-      type: 'string',
-      jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
-      priority: 1,
-      cell: (o) => o.status?.conditions?.find((x) => x.type === 'Ready')?.reason ?? '',
-      description: 'Why the function is (not) ready.',
-    },
+    reasonColumn('function'),
     {
       header: 'BUNDLE',
       type: 'string',

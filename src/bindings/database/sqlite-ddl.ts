@@ -7,7 +7,7 @@
  * every row. Table-level FOREIGN KEYs are added after the text's other statements, since SQLite
  * (and drizzle-kit, which orders tables by name) may name a table before creating it.
  */
-import { closing, sig, type Tok, type Translated, word } from './sqlite-tokens.js';
+import { closing, sig, type Tok, type Translated, textOf, word } from './sqlite-tokens.js';
 
 /** SQLite type names whose PostgreSQL namesake means something else. */
 const TYPES: Record<string, string> = {
@@ -146,11 +146,7 @@ function column(toks: Tok[], from: number, to: number, rowidAllowed: boolean): s
 
 /** Translates a SQLite statement's CREATE TABLE or ALTER TABLE … ADD; other statements pass as they are. */
 export function translateDdl(toks: Tok[]): Translated {
-  const text = (a: number, b: number) =>
-    toks
-      .slice(a, b)
-      .map((t) => t.text)
-      .join('');
+  const text = (a: number, b: number) => textOf(toks, a, b);
   const start = sig(toks, 0);
   const verb = word(toks[start]);
   let k = sig(toks, start + 1);

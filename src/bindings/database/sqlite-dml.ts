@@ -5,7 +5,7 @@
  * rows are picked by a subquery on `ctid`, locked FOR UPDATE so a row changed meanwhile is picked
  * in its new version, as SQLite's single writer would see it.
  */
-import { sig, type Tok, word } from './sqlite-tokens.js';
+import { sig, type Tok, textOf, word } from './sqlite-tokens.js';
 
 /** The top-level index of the first of `words` at or after `from` (or -1). */
 function topLevel(toks: readonly Tok[], from: number, words: readonly string[]): number {
@@ -30,11 +30,7 @@ export function translateInsertOrIgnore(toks: readonly Tok[]): string | undefine
   if (word(toks[start]) !== 'insert' || word(toks[or]) !== 'or' || word(toks[ignore]) !== 'ignore')
     return undefined;
   if (topLevel(toks, ignore + 1, ['conflict']) >= 0) return undefined;
-  const text = (a: number, b: number) =>
-    toks
-      .slice(a, b)
-      .map((t) => t.text)
-      .join('');
+  const text = (a: number, b: number) => textOf(toks, a, b);
   const returning = topLevel(toks, ignore + 1, ['returning']);
   const body = text(sig(toks, ignore + 1), returning < 0 ? toks.length : returning).trimEnd();
   const tail = returning < 0 ? '' : ` ${text(returning, toks.length).trimEnd()}`;
@@ -66,11 +62,7 @@ function clauses(toks: readonly Tok[], from: number): Map<string, number> {
  * as it is: moving it would change which value a bare `?` takes.
  */
 export function translateLimitedDml(toks: readonly Tok[]): string | undefined {
-  const text = (a: number, b: number) =>
-    toks
-      .slice(a, b)
-      .map((t) => t.text)
-      .join('');
+  const text = (a: number, b: number) => textOf(toks, a, b);
   const start = sig(toks, 0);
   const verb = word(toks[start]);
   if (verb !== 'delete' && verb !== 'update') return undefined;

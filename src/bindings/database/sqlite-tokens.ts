@@ -33,6 +33,14 @@ export function tokenize(sql: string): { toks: Tok[]; backticks: boolean } {
   return { toks, backticks };
 }
 
+/** The text of tokens `a` up to (not including) `b`, joined back as written. */
+export function textOf(toks: readonly Tok[], a: number, b: number): string {
+  return toks
+    .slice(a, b)
+    .map((t) => t.text)
+    .join('');
+}
+
 /** The index of the first token at or after `i` that is neither space nor comment (or toks.length). */
 export function sig(toks: readonly Tok[], i: number): number {
   let k = i;
